@@ -1,0 +1,53 @@
+"""The crystal classes of the paper and how they are shown.
+
+The paper's scheme (its Figure 1) combines euhedral and subhedral crystals, which gives four
+classes: rhombic (RES), polyhedral (PES), amorphous (AA) and rounded/spherical (RA/SA; the
+paper calls this class RA in Section 1 and SA in its results).
+
+Colours are from the Okabe-Ito palette (Okabe & Ito 2008), chosen so that the four classes stay
+distinguishable with the common forms of colour blindness and on a gray SEM image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CrystalClass:
+    """One crystal class.
+
+    ``code`` is what tables and the Fiji Results show; ``file_code`` is the same code made
+    safe for file and ROI names (an ImageJ RoiSet.zip cannot hold a ``/`` in a ROI name).
+    """
+
+    code: str
+    file_code: str
+    name: str
+    colour_hex: str
+
+    @property
+    def colour_rgb(self) -> tuple[int, int, int]:
+        """Colour as 8-bit (R, G, B)."""
+        value = self.colour_hex.lstrip("#")
+        return int(value[0:2], 16), int(value[2:4], 16), int(value[4:6], 16)
+
+
+RES = CrystalClass("RES", "RES", "rhombic, euhedral to subhedral", "#E69F00")
+PES = CrystalClass("PES", "PES", "polyhedral, euhedral to subhedral", "#56B4E9")
+AA = CrystalClass("AA", "AA", "amorphous, anhedral", "#009E73")
+RASA = CrystalClass("RA/SA", "RA-SA", "rounded/spherical, anhedral", "#CC79A7")
+
+#: The classes in the order used for every table column and plot of this package.
+CRYSTAL_CLASSES: tuple[CrystalClass, ...] = (RES, PES, AA, RASA)
+CLASS_CODES: tuple[str, ...] = tuple(c.code for c in CRYSTAL_CLASSES)
+
+_BY_CODE = {c.code: c for c in CRYSTAL_CLASSES} | {c.file_code: c for c in CRYSTAL_CLASSES}
+
+
+def class_by_code(code: str) -> CrystalClass:
+    """Return the class for a code such as ``"RES"``, ``"RA/SA"`` or ``"RA-SA"``."""
+    try:
+        return _BY_CODE[code]
+    except KeyError:
+        raise ValueError(f"unknown crystal class {code!r}; known: {', '.join(CLASS_CODES)}") from None

@@ -1,0 +1,114 @@
+"""Finding a classifier's weights file: explicit path, environment, cache, download.
+
+Resolution order for a registered model:
+
+1. an explicit path given by the caller (``--model PATH``);
+2. the folder named by ``MICROCRYSTALNET_MODEL_DIR`` (for offline installs and shared drives);
+3. the per-user cache (``$MICROCRYSTALNET_CACHE_DIR``, else ``$XDG_CACHE_HOME/microcrystalnet``,
+   else ``~/.cache/microcrystalnet``), sub-folder ``models``;
+4. download from the model's URL into the cache, checked against its sha256.
+
+Every file found for a registered model is checked against the model's sha256, so a truncated
+download or a different file is never used silently. Offline, the error names the URL, the
+sha256 and where to put the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from .models import ModelCard
+
+MODEL_DIR_VARIABLE = "MICROCRYSTALNET_MODEL_DIR"
+CACHE_DIR_VARIABLE = "MICROCRYSTALNET_CACHE_DIR"
+DOWNLOAD_TIMEOUT_S = 60
+
+
+class ModelUnavailableError(RuntimeError):
+    """The model file cannot be found or fetched; the message says how to provide it."""
+
+
+def cache_dir() -> Path:
+    """The per-user cache folder of this package (not created here)."""
+    if os.environ.get(CACHE_DIR_VARIABLE):
+        return Path(os.environ[CACHE_DIR_VARIABLE])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "microcrystalnet"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _checked(path: Path, card: ModelCard, where: str) -> Path:
+    actual = file_sha256(path)
+    if actual != card.sha256:
+        raise ModelUnavailableError(
+            f"{path} ({where}) is not the model {card.name}: its sha256 is {actual}, expected {card.sha256}. "
+            f"The file is damaged or a different model; replace it with the file from {card.url}")
+    return path
+
+
+def _how_to_provide(card: ModelCard) -> str:
+    return (f"Download {card.url} (sha256 {card.sha256}) on a machine with internet access and either "
+            f"put it at {cache_dir() / 'models' / card.filename}, or put it in a folder and set "
+            f"{MODEL_DIR_VARIABLE} to that folder, or pass its path with --model.")
+
+
+def download_model(card: ModelCard, destination: Path) -> Path:
+    """Download ``card`` to ``destination``, checking the sha256 before the file appears there."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    handle, partial_name = tempfile.mkstemp(prefix=destination.name + ".", suffix=".partial", dir=destination.parent)
+    partial = Path(partial_name)
+    try:
+        with os.fdopen(handle, "wb") as partial_stream, \
+                urllib.request.urlopen(card.url, timeout=DOWNLOAD_TIMEOUT_S) as response:
+            for block in iter(lambda: response.read(1 << 20), b""):
+                digest.update(block)
+                partial_stream.write(block)
+        if digest.hexdigest() != card.sha256:
+            raise ModelUnavailableError(
+                f"the download of {card.name} from {card.url} has sha256 {digest.hexdigest()}, expected "
+                f"{card.sha256}; the file on the server changed or the transfer was corrupted. " + _how_to_provide(card))
+        os.replace(partial, destination)
+        return destination
+    except (urllib.error.URLError, OSError, TimeoutError) as error:
+        raise ModelUnavailableError(
+            f"the model {card.name} is not on this machine and could not be downloaded from {card.url} "
+            f"({error}). " + _how_to_provide(card)) from error
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def locate_model(card: ModelCard, explicit_path: str | Path | None = None, download: bool = True) -> Path:
+    """Path of a verified weights file for ``card``, following the resolution order above."""
+    if explicit_path is not None:
+        path = Path(explicit_path)
+        if not path.is_file():
+            raise ModelUnavailableError(f"model file {path} does not exist")
+        return _checked(path, card, "given path")
+    names = (card.filename, *card.other_filenames)
+    model_dir = os.environ.get(MODEL_DIR_VARIABLE)
+    if model_dir:
+        for name in names:
+            candidate = Path(model_dir) / name
+            if candidate.is_file():
+                return _checked(candidate, card, MODEL_DIR_VARIABLE)
+    cached = cache_dir() / "models" / card.filename
+    if cached.is_file():
+        if file_sha256(cached) == card.sha256:
+            return cached
+        cached.unlink()  # our own cache: a damaged file is replaced by a fresh download
+    if not download:
+        raise ModelUnavailableError(f"the model {card.name} is not on this machine. " + _how_to_provide(card))
+    return download_model(card, cached)

@@ -1,0 +1,190 @@
+"""Command line: ``microcrystalnet analyze`` and ``microcrystalnet demo`` (argument parsing only).
+
+Exit status: 0 all images analysed; 1 some images could not be analysed (the others were);
+2 wrong usage or settings; 3 the classifier model cannot be had.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from . import __version__
+from .classify import DEFAULT_MODEL, MODEL_CARDS, CrystalClassifier, ModelDescriptionError, ModelUnavailableError
+from .config import AnalysisConfig
+from .io import SUPPORTED_SUFFIXES, ImageInputError, read_sem_image
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_MODEL = 0, 1, 2, 3
+log = logging.getLogger("microcrystalnet")
+
+
+def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("analysis settings (defaults: see microcrystalnet.config)")
+    group.add_argument("--config", type=Path, metavar="JSON",
+                       help="settings file (the 'settings' object of a summary.json works); "
+                            "options below override it")
+    group.add_argument("--pixel-size-nm", type=float, metavar="NM",
+                       help="pixel size in nanometres; overrides the calibration in the file")
+    group.add_argument("--keep-data-bar", action="store_true",
+                       help="do not look for and exclude the instrument's data bar at the bottom")
+    group.add_argument("--model", metavar="NAME_OR_PATH",
+                       help=f"classifier: a known model ({', '.join(MODEL_CARDS)}; default {DEFAULT_MODEL}) "
+                            "or a Keras .h5/.keras file with a <file>.json description")
+    group.add_argument("--no-download", action="store_true",
+                       help="never download the model; fail with instructions if it is not on this machine")
+    group.add_argument("--min-area-um2", type=float, metavar="UM2", help="smallest crystal area kept (um^2)")
+    group.add_argument("--max-area-um2", type=float, metavar="UM2", help="largest crystal area kept (um^2)")
+    group.add_argument("--exclude-border", action="store_true", help="drop crystals touching the image border")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="microcrystalnet",
+        description="Segment, classify (RES, PES, AA, RA/SA) and measure microcrystals in SEM images. "
+                    "Results open in Fiji/ImageJ: RoiSet.zip, results.csv, labels.tif, overlay.png, summary.json.")
+    parser.add_argument("--version", action="version", version=f"microcrystalnet {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    analyze = commands.add_parser("analyze", help="analyse SEM images",
+                                  description="Analyse SEM images; results go to OUT/<image name>/.")
+    analyze.add_argument("images", nargs="+", type=Path, metavar="IMAGE",
+                         help=f"image files ({', '.join(SUPPORTED_SUFFIXES)})")
+    analyze.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for the results")
+    _add_analysis_options(analyze)
+
+    demo = commands.add_parser("demo", help="analyse a synthetic SEM scene and score it against its ground truth",
+                               description="Render a synthetic SEM scene of micrite crystals with exact ground truth, "
+                                           "analyse it like a real image and write the results and demo_report.json.")
+    demo.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for the demo's files")
+    demo.add_argument("--size", type=int, default=2048, metavar="PX",
+                      help="scene width and height in pixels, covering 20.48 um (default 2048: 10 nm/px)")
+    demo.add_argument("--seed", type=int, default=0, help="random seed of the scene (default 0)")
+    _add_analysis_options(demo)
+    return parser
+
+
+def config_from_arguments(arguments: argparse.Namespace) -> AnalysisConfig:
+    config = AnalysisConfig.from_json(arguments.config) if arguments.config else AnalysisConfig()
+    if arguments.pixel_size_nm is not None:
+        config = replace(config, input=replace(config.input, pixel_size_um=arguments.pixel_size_nm / 1000))
+    if arguments.keep_data_bar:
+        config = replace(config, input=replace(config.input, exclude_data_bar=False))
+    segment_changes = {key: value for key, value in (("min_crystal_area_um2", arguments.min_area_um2),
+                                                     ("max_crystal_area_um2", arguments.max_area_um2)) if value is not None}
+    if arguments.exclude_border:
+        segment_changes["exclude_border"] = True
+    if segment_changes:
+        config = replace(config, segment=replace(config.segment, **segment_changes))
+    if arguments.model:
+        config = replace(config, classify=replace(config.classify, model=arguments.model))
+    return config
+
+
+class _Progress:
+    """Stage-by-stage progress: a bar on a terminal, one line per stage otherwise."""
+
+    def __init__(self, total: int, quiet: bool) -> None:
+        self.total, self.quiet, self.bar = total, quiet, None
+        if not quiet and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="image", file=sys.stderr)
+
+    def callback(self, number: int, name: str):
+        def report(stage: str, fraction: float) -> None:
+            if self.bar is not None:
+                self.bar.set_postfix_str(f"{name}: {stage}")
+                if stage == "done":
+                    self.bar.update(1)
+            elif not self.quiet:
+                print(f"[{number}/{self.total}] {name}: {stage}", file=sys.stderr, flush=True)
+        return report
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _run_analyze(arguments: argparse.Namespace, config: AnalysisConfig) -> int:
+    stems = [path.stem for path in arguments.images]
+    duplicates = sorted({stem for stem in stems if stems.count(stem) > 1})
+    if duplicates:
+        log.error("several images share the name(s) %s; their results would share a folder. Rename them.", duplicates)
+        return EXIT_USAGE
+    classifier = CrystalClassifier.load(config.classify.model, download=not arguments.no_download)
+    from .io.outputs import write_analysis
+    from .pipeline import analyze_image
+
+    progress = _Progress(len(arguments.images), arguments.quiet)
+    failed = 0
+    for number, path in enumerate(arguments.images, start=1):
+        try:
+            image = read_sem_image(path, config.input.pixel_size_um, config.input.exclude_data_bar)
+            analysis = analyze_image(image, classifier, config, progress.callback(number, path.name))
+            folder = write_analysis(arguments.out, analysis)
+        except ImageInputError as error:
+            failed += 1
+            log.error("%s", error)
+            continue
+        for notice in analysis.notices:
+            log.info("%s: %s", path.name, notice)
+        counts = ", ".join(f"{code} {sum(1 for row in analysis.rows if row['Class'] == code)}"
+                           for code in ("RES", "PES", "AA", "RA/SA"))
+        log.info("%s: %d crystals (%s) -> %s", path.name, analysis.n_crystals, counts, folder)
+    progress.close()
+    if failed:
+        log.error("%d of %d images could not be analysed (see the messages above)", failed, len(arguments.images))
+        return EXIT_SOME_FAILED
+    return EXIT_OK
+
+
+def _run_demo(arguments: argparse.Namespace, config: AnalysisConfig) -> int:
+    from .demo import run_demo
+
+    if arguments.size < 256:
+        log.error("--size must be at least 256 px")
+        return EXIT_USAGE
+    classifier = CrystalClassifier.load(config.classify.model, download=not arguments.no_download)
+    progress = _Progress(1, arguments.quiet)
+    report = run_demo(arguments.out, arguments.size, arguments.seed, config, classifier,
+                      progress.callback(1, "synthetic scene"))
+    progress.close()
+    segmentation = report["segmentation"]
+    log.info("synthetic scene, %d true crystals: found %d, segmentation F1 %.3f at IoU 0.5 "
+             "(precision %.3f, recall %.3f); class agreement on matched crystals %s",
+             report["scene"]["n_crystals"], segmentation["n_predicted"], segmentation["f1"],
+             segmentation["precision"], segmentation["recall"],
+             f"{report['classification']['agreement']:.3f}" if report["classification"]["agreement"] is not None else "n/a")
+    log.info("results: %s; report: %s", report["results_folder"], Path(arguments.out) / "demo_report.json")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.ERROR if arguments.quiet else logging.INFO, format="%(message)s",
+                        stream=sys.stderr)
+    logging.getLogger("microcrystalnet.pipeline").setLevel(logging.WARNING)
+    try:
+        config = config_from_arguments(arguments)
+    except ValueError as error:
+        log.error("invalid settings: %s", error)
+        return EXIT_USAGE
+    try:
+        if arguments.command == "analyze":
+            return _run_analyze(arguments, config)
+        return _run_demo(arguments, config)
+    except (ModelUnavailableError, ModelDescriptionError) as error:
+        log.error("classifier model: %s", error)
+        return EXIT_MODEL
+    except KeyboardInterrupt:
+        log.error("interrupted; results of finished images are complete, the image in progress was not written")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""Every parameter of the analysis, with its default, as validated data.
+
+One :class:`AnalysisConfig` describes a run completely; it is written into ``summary.json`` so a
+result can always be traced back to its settings, and it can be read back from JSON
+(``microcrystalnet analyze --config FILE``). Lengths and areas are physical (micrometres), so the
+same settings work at any magnification; they are converted to pixels with the image's pixel
+size once, where a stage needs pixels.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    """How an image is read.
+
+    ``pixel_size_um`` overrides what the file says. Without it and without calibration in the
+    file, results stay in pixels and segmentation assumes ``assumed_pixel_size_um`` (the
+    paper's 10 nm) to convert its crystal-size limits; the summary says so.
+    """
+
+    pixel_size_um: float | None = None
+    exclude_data_bar: bool = True
+    assumed_pixel_size_um: float = 0.01
+
+    def __post_init__(self) -> None:
+        _require(self.pixel_size_um is None or self.pixel_size_um > 0, "pixel_size_um must be positive")
+        _require(self.assumed_pixel_size_um > 0, "assumed_pixel_size_um must be positive")
+
+
+@dataclass(frozen=True)
+class WatershedConfig:
+    """Classical segmenter: pore/crystal threshold, then a marker-controlled watershed.
+
+    ``smoothing_um``: Gaussian sigma applied first (SEM shot noise is strong at the pixel
+    scale; 0.02-0.03 um scored best on synthetic scenes). ``foreground_threshold``: gray level
+    (0-1, after scaling the image to its 0.5-99.5 percentiles) above which a pixel is crystal;
+    None picks it with Otsu's method. ``marker_separation_um``: two crystal centres closer than
+    this are one crystal; about the radius of the smallest crystals (0.35 um for 1-4 um micrite).
+    """
+
+    smoothing_um: float = 0.025
+    foreground_threshold: float | None = None
+    marker_separation_um: float = 0.35
+
+    def __post_init__(self) -> None:
+        _require(self.smoothing_um >= 0, "smoothing_um must be >= 0")
+        _require(self.foreground_threshold is None or 0 < self.foreground_threshold < 1,
+                 "foreground_threshold must be between 0 and 1, or None for Otsu")
+        _require(self.marker_separation_um > 0, "marker_separation_um must be positive")
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    """Which segmenter runs, and the crystal limits every segmenter applies.
+
+    Area limits are for the visible part of a crystal: micrite crystals of 1-4 um are
+    ~0.8-13 um^2 when whole; partly hidden ones are smaller, elongated ones larger.
+    """
+
+    backend: str = "watershed"
+    min_crystal_area_um2: float = 0.25
+    max_crystal_area_um2: float = 40.0
+    exclude_border: bool = False
+    watershed: WatershedConfig = field(default_factory=WatershedConfig)
+
+    def __post_init__(self) -> None:
+        _require(self.backend in ("watershed",), f"unknown segmentation backend {self.backend!r}; known: watershed")
+        _require(0 <= self.min_crystal_area_um2 < self.max_crystal_area_um2,
+                 "need 0 <= min_crystal_area_um2 < max_crystal_area_um2")
+
+
+@dataclass(frozen=True)
+class PatchConfig:
+    """Crystal patches for the classifier (the reference model's convention).
+
+    The crystal's bounding box, enlarged by ``margin_fraction`` of its size on every side, is
+    cut from the image and resized to ``size`` x ``size`` (aspect not kept, as Keras'
+    ``flow_from_directory`` did for the authors' training patches), gray, in [0, 1]. With
+    ``mask_background`` the pixels outside the crystal are set to 0 (a cut-out crystal on
+    black). Defaults: the authors do not state their cropping; on synthetic crystals of known
+    class the reference model agreed best with tight, masked crops (BENCHMARKS.md).
+    """
+
+    size: int = 64
+    margin_fraction: float = 0.0
+    mask_background: bool = True
+
+    def __post_init__(self) -> None:
+        _require(8 <= self.size <= 512, "patch size must be between 8 and 512")
+        _require(0 <= self.margin_fraction <= 1, "margin_fraction must be in [0, 1]")
+
+
+@dataclass(frozen=True)
+class ClassifyConfig:
+    """Which classifier: a model name from the model registry, or a path to a Keras file."""
+
+    model: str = "reference-2023-11-19"
+    batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        _require(self.batch_size >= 1, "batch_size must be >= 1")
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """A complete analysis: input, segmentation, patches and classification settings."""
+
+    input: InputConfig = field(default_factory=InputConfig)
+    segment: SegmentConfig = field(default_factory=SegmentConfig)
+    patch: PatchConfig = field(default_factory=PatchConfig)
+    classify: ClassifyConfig = field(default_factory=ClassifyConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "AnalysisConfig":
+        return _from_dict(cls, data)
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> "AnalysisConfig":
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise ValueError(f"cannot read the configuration {path}: {error}") from error
+        return cls.from_dict(data)
+
+
+T = TypeVar("T")
+
+
+def _from_dict(kind: type[T], data: dict[str, Any], where: str = "") -> T:
+    if not isinstance(data, dict):
+        raise ValueError(f"configuration section {where or 'root'} must be an object, got {type(data).__name__}")
+    known = {f.name: f for f in fields(kind)}  # type: ignore[arg-type]
+    unknown = set(data) - set(known)
+    if unknown:
+        raise ValueError(f"unknown configuration key(s) {sorted(unknown)} in {where or 'root'}; "
+                         f"known: {sorted(known)}")
+    values = {}
+    for name, value in data.items():
+        default = getattr(kind(), name)  # type: ignore[call-arg]
+        if is_dataclass(default):
+            values[name] = _from_dict(type(default), value, f"{where}.{name}".lstrip("."))
+        elif isinstance(default, tuple):
+            values[name] = tuple(value)
+        else:
+            values[name] = value
+    return kind(**values)  # type: ignore[call-arg]

@@ -1,0 +1,50 @@
+"""The one place that imports the deep-learning frameworks, in an order that is always safe.
+
+torch and TensorFlow each bundle native libraries. With some version pairs (seen with torch
+2.14.1 / torchvision 0.29.1 and TensorFlow 2.21) importing TensorFlow before torchvision
+crashes the process (segfault); torch + torchvision first, then TensorFlow, works. The pinned
+versions (torch 2.11, torchvision 0.26) do not crash either way, but the package must not
+depend on that: every module gets TensorFlow/Keras from :func:`import_keras` and torch from
+:func:`import_torch` (a test checks that no other module imports them directly).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+from types import ModuleType
+
+
+def _import_torch_stack() -> None:
+    """Import torch and torchvision if installed, before anything imports TensorFlow."""
+    for name in ("torch", "torchvision"):
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name)
+
+
+def import_torch() -> ModuleType:
+    """torch, with torchvision loaded alongside it."""
+    _import_torch_stack()
+    return importlib.import_module("torch")
+
+
+def import_keras() -> ModuleType:
+    """Keras 3 on the TensorFlow backend, imported after torch/torchvision."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the user's log
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    _import_torch_stack()
+    importlib.import_module("tensorflow")
+    return importlib.import_module("keras")
+
+
+def framework_versions() -> dict[str, str]:
+    """Versions of the frameworks that are imported right now (for summaries)."""
+    import sys
+
+    versions = {}
+    for name in ("numpy", "tensorflow", "keras", "torch", "torchvision", "skimage", "scipy"):
+        module = sys.modules.get(name)
+        if module is not None:
+            versions[name] = getattr(module, "__version__", "unknown")
+    return versions

@@ -1,0 +1,204 @@
+"""Reading SEM images: pixels, pixel size, and what was done to them on the way in.
+
+Accepted: TIFF (8-, 16-bit integer or 32-bit float; ImageJ and instrument TIFFs), PNG, JPEG.
+RGB is converted to gray (with a notice). A single 2D image is expected: stacks, empty,
+unreadable or too small files and images holding NaN raise :class:`ImageInputError` with a
+message naming the file and what to do.
+
+Pixel size, in order: the caller's value -> ImageJ calibration -> FEI/Thermo Fisher metadata
+(``[Scan] PixelWidth``) -> Zeiss SEM metadata (``ap_image_pixel_size``) -> unknown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import tifffile
+
+from ..databar import find_data_bar
+
+Array = np.ndarray
+
+#: smallest accepted image side, pixels (a crystal patch alone is 64 px)
+MIN_IMAGE_SIDE = 64
+
+TIFF_SUFFIXES = (".tif", ".tiff")
+OTHER_SUFFIXES = (".png", ".jpg", ".jpeg")
+SUPPORTED_SUFFIXES = TIFF_SUFFIXES + OTHER_SUFFIXES
+
+_UNIT_TO_UM = {"um": 1.0, "µm": 1.0, "\u00b5m": 1.0, "micron": 1.0, "microns": 1.0, "micrometer": 1.0,
+               "nm": 1e-3, "nanometer": 1e-3, "mm": 1e3, "millimeter": 1e3, "m": 1e6, "meter": 1e6,
+               "cm": 1e4, "pm": 1e-6}
+
+
+class ImageInputError(ValueError):
+    """An input image cannot be analysed; the message names the file and the fix."""
+
+
+@dataclass
+class SEMImage:
+    """A gray SEM image ready for analysis.
+
+    ``pixels``: the image as read, (Y, X), original dtype and values (Mean is measured on
+    these). ``data_bar_row``: first row of the instrument's data bar (excluded from analysis),
+    or None. ``pixel_size_um``: micrometres per pixel, or None if unknown;
+    ``pixel_size_source`` says where it came from. ``notices``: what was done on reading
+    that a user should know.
+    """
+
+    path: Path
+    pixels: Array
+    pixel_size_um: float | None = None
+    pixel_size_source: str | None = None
+    data_bar_row: int | None = None
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def analysed_pixels(self) -> Array:
+        """The part of ``pixels`` above the data bar."""
+        return self.pixels if self.data_bar_row is None else self.pixels[: self.data_bar_row]
+
+
+def to_unit_range(pixels: Array) -> Array:
+    """Float32 (Y, X) in [0, 1]: 8-bit values / 255; other types scaled from their min to max.
+
+    8-bit images keep their values, as the reference classifier was trained on 8-bit patches
+    divided by 255. Other types are stretched as ImageJ converts them to 8-bit.
+    """
+    if pixels.dtype == np.uint8:
+        return pixels.astype(np.float32) / 255.0
+    low, high = float(np.min(pixels)), float(np.max(pixels))
+    if high <= low:
+        return np.zeros(pixels.shape, np.float32)
+    return ((pixels.astype(np.float64) - low) / (high - low)).astype(np.float32)
+
+
+def _rgb_to_gray(pixels: Array, notices: list[str]) -> Array:
+    channels = pixels[..., :3].astype(np.float64)
+    if np.array_equal(channels[..., 0], channels[..., 1]) and np.array_equal(channels[..., 0], channels[..., 2]):
+        notices.append("RGB image with three equal channels: using one channel as gray")
+        return pixels[..., 0]
+    notices.append("RGB image converted to gray (luminance 0.299 R + 0.587 G + 0.114 B)")
+    gray = channels @ np.array([0.299, 0.587, 0.114])
+    return np.round(gray).astype(pixels.dtype) if np.issubdtype(pixels.dtype, np.integer) else gray.astype(np.float32)
+
+
+def _imagej_pixel_size(tif: tifffile.TiffFile) -> float | None:
+    metadata = tif.imagej_metadata or {}
+    unit = str(metadata.get("unit", "")).strip().lower()
+    if unit not in _UNIT_TO_UM:
+        return None
+    tag = tif.pages.first.tags.get("XResolution")
+    if tag is None:
+        return None
+    numerator, denominator = tag.value
+    if numerator <= 0:
+        return None
+    return denominator / numerator * _UNIT_TO_UM[unit]
+
+
+def _fei_pixel_size(tif: tifffile.TiffFile) -> float | None:
+    metadata = tif.fei_metadata or {}
+    width = metadata.get("Scan", {}).get("PixelWidth") or metadata.get("EScan", {}).get("PixelWidth")
+    return float(width) * 1e6 if isinstance(width, (int, float)) and width > 0 else None
+
+
+def _zeiss_pixel_size(tif: tifffile.TiffFile) -> float | None:
+    metadata = tif.sem_metadata or {}
+    entry = metadata.get("ap_image_pixel_size") or metadata.get("ap_pixel_size")
+    if not entry or len(entry) < 3 or not isinstance(entry[1], (int, float)):
+        return None
+    factor = _UNIT_TO_UM.get(str(entry[2]).strip().lower())
+    return float(entry[1]) * factor if factor and entry[1] > 0 else None
+
+
+def _fei_data_bar_row(tif: tifffile.TiffFile, height: int) -> int | None:
+    """FEI files state the height of the image without the bar as [Image] ResolutionY."""
+    rows = (tif.fei_metadata or {}).get("Image", {}).get("ResolutionY")
+    return int(rows) if isinstance(rows, int) and 0 < rows < height else None
+
+
+def _read_tiff(path: Path) -> tuple[Array, float | None, str | None, int | None]:
+    with tifffile.TiffFile(path) as tif:
+        if not tif.series:
+            raise ImageInputError(f"{path}: the TIFF holds no image")
+        pixels = tif.series[0].asarray()  # later series of instrument TIFFs are thumbnails
+        size, source = None, None
+        for reader, name in ((_imagej_pixel_size, "ImageJ calibration"), (_fei_pixel_size, "FEI metadata"),
+                             (_zeiss_pixel_size, "Zeiss SEM metadata")):
+            size = reader(tif)
+            if size:
+                source = name
+                break
+        bar_row = _fei_data_bar_row(tif, pixels.shape[-2] if pixels.ndim >= 2 else 0) if tif.is_fei else None
+    return pixels, size, source, bar_row
+
+
+def read_sem_image(path: str | Path, pixel_size_um: float | None = None, exclude_data_bar: bool = True) -> SEMImage:
+    """Read one SEM image for analysis.
+
+    ``pixel_size_um`` overrides the file's calibration. With ``exclude_data_bar`` the
+    instrument's data bar is found (metadata, else :func:`microcrystalnet.databar.find_data_bar`)
+    and left out of the analysis.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageInputError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise ImageInputError(f"{path}: unsupported file type {suffix!r}; use TIFF, PNG or JPEG")
+    if path.stat().st_size == 0:
+        raise ImageInputError(f"{path}: the file is empty (0 bytes)")
+    notices: list[str] = []
+    size, source, bar_row = None, None, None
+    try:
+        if suffix in TIFF_SUFFIXES:
+            pixels, size, source, bar_row = _read_tiff(path)
+        else:
+            pixels = iio.imread(path)
+    except ImageInputError:
+        raise
+    except Exception as error:  # every reader raises its own types for broken files
+        raise ImageInputError(f"{path}: cannot be read as an image ({type(error).__name__}: {error}); "
+                              "is the file complete and really a TIFF/PNG/JPEG?") from error
+
+    pixels = np.asarray(pixels)
+    if pixels.ndim == 3 and pixels.shape[-1] in (3, 4) and pixels.shape[0] > 4:
+        pixels = _rgb_to_gray(pixels, notices)
+    if pixels.ndim == 3 and pixels.shape[0] == 1:
+        pixels = pixels[0]
+    if pixels.ndim != 2:
+        raise ImageInputError(f"{path}: expected one 2D image, got an array of shape {pixels.shape} "
+                              "(a stack or multi-channel image); save the single SEM image on its own")
+    if min(pixels.shape) < MIN_IMAGE_SIDE:
+        raise ImageInputError(f"{path}: image is {pixels.shape[1]} x {pixels.shape[0]} px; "
+                              f"at least {MIN_IMAGE_SIDE} x {MIN_IMAGE_SIDE} px are needed")
+    if pixels.dtype.kind not in "uif":
+        raise ImageInputError(f"{path}: unsupported pixel type {pixels.dtype}; use 8/16-bit integer or 32-bit float")
+    if pixels.dtype.kind == "f" and not np.all(np.isfinite(pixels)):
+        raise ImageInputError(f"{path}: the image holds NaN or infinite values; replace them (e.g. with "
+                              "Process > Math > Remove NaNs in Fiji) and try again")
+    if np.min(pixels) == np.max(pixels):
+        raise ImageInputError(f"{path}: the image is blank (every pixel is {np.min(pixels)})")
+
+    if pixel_size_um is not None:
+        size, source = pixel_size_um, "given by the user"
+    if exclude_data_bar:
+        if bar_row is None:
+            bar_row = find_data_bar(pixels)
+            how = "found in the pixels"
+        else:
+            how = "from the FEI metadata"
+        if bar_row is not None:
+            notices.append(f"data bar {how}: rows {bar_row}-{pixels.shape[0] - 1} are excluded from the analysis")
+    else:
+        bar_row = None
+    if bar_row is not None and bar_row < MIN_IMAGE_SIDE:
+        raise ImageInputError(f"{path}: only {bar_row} rows remain above the data bar; "
+                              "if there is no data bar, turn its detection off (--keep-data-bar)")
+    if size is None:
+        notices.append("pixel size unknown: results are in pixels (give --pixel-size-nm to calibrate)")
+    return SEMImage(path, pixels, size, source, bar_row, notices)

@@ -1,0 +1,208 @@
+"""Writing an analysis as files that ImageJ/Fiji and spreadsheets open.
+
+Per image, one folder holding:
+
+* ``RoiSet.zip``: one traced polygon ROI per crystal, named ``0001-RES`` etc., outlined in its
+  class colour, with ``Class`` and ``Confidence`` as ROI properties (ROI Manager > Open);
+* ``results.csv``: the results table (:data:`microcrystalnet.results.RESULT_COLUMNS`);
+* ``labels.tif``: the crystal label image (16-bit, crystal n has value n), calibrated;
+* ``overlay.png``: the image with crystal outlines coloured by class, numbers and a legend;
+* ``summary.json``: counts per class, settings, versions, model and its sha256, timings.
+
+Everything is written into a hidden temporary folder that is renamed into place at the end,
+so an interrupted or failed run never leaves half-written results.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import roifile
+import tifffile
+from scipy import ndimage as ndi
+from skimage.segmentation import find_boundaries
+
+from .. import __version__
+from ..classes import CLASS_CODES, CRYSTAL_CLASSES, class_by_code
+from ..frameworks import framework_versions
+from ..results import RESULT_COLUMNS, class_statistics
+from .image_file import to_unit_range
+
+Array = np.ndarray
+
+ROISET_NAME = "RoiSet.zip"
+RESULTS_NAME = "results.csv"
+LABELS_NAME = "labels.tif"
+OVERLAY_NAME = "overlay.png"
+SUMMARY_NAME = "summary.json"
+OUTPUT_NAMES = (ROISET_NAME, RESULTS_NAME, LABELS_NAME, OVERLAY_NAME, SUMMARY_NAME)
+
+
+def _argb(colour_rgb: tuple[int, int, int]) -> bytes:
+    return bytes((255, *colour_rgb))
+
+
+def write_roiset(path: Path, outlines: dict[int, Array], rows: Sequence[dict[str, Any]]) -> None:
+    """RoiSet.zip with one traced ROI per results row (crystal n uses ``outlines[n]``)."""
+    rois = []
+    for row in rows:
+        vertices = outlines[int(row["Crystal"])]
+        roi = roifile.ImagejRoi.frompoints(vertices, name=str(row["Name"]))
+        roi.roitype = roifile.ROI_TYPE.TRACED
+        roi.stroke_color = _argb(class_by_code(str(row["Class"])).colour_rgb)
+        roi.props = f"Class: {row['Class']}\nConfidence: {row['Confidence']:.4f}\n"
+        rois.append(roi)
+    path.unlink(missing_ok=True)  # roiwrite appends to an existing zip
+    if rois:
+        roifile.roiwrite(path, rois)
+    else:  # an image without crystals still gets its (empty) RoiSet
+        import zipfile
+
+        zipfile.ZipFile(path, "w").close()
+
+
+def _format(value: object) -> object:
+    if isinstance(value, float):
+        return "NaN" if math.isnan(value) else repr(value)
+    return value
+
+
+def write_results_csv(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str] = RESULT_COLUMNS) -> None:
+    """The results table as CSV (full float precision, ``NaN`` for undefined values)."""
+    with open(path, "w", newline="", encoding="utf-8") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([_format(row[column]) for column in columns])
+
+
+def write_label_tiff(path: Path, labels: Array, pixel_size_um: float | None) -> None:
+    """Label image as an ImageJ TIFF: 16-bit (32-bit float beyond 65,535 crystals), calibrated."""
+    data = labels.astype(np.uint16) if labels.max(initial=0) <= np.iinfo(np.uint16).max else labels.astype(np.float32)
+    if pixel_size_um is None:
+        tifffile.imwrite(path, data, imagej=True)
+    else:
+        tifffile.imwrite(path, data, imagej=True, resolution=(1 / pixel_size_um, 1 / pixel_size_um),
+                         metadata={"unit": "um"})
+
+
+def write_overlay_png(path: Path, pixels: Array, labels: Array, rows: Sequence[dict[str, Any]]) -> None:
+    """The image with crystal outlines coloured by class, crystal numbers and a legend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    gray = to_unit_range(pixels)
+    rgb = np.repeat(gray[..., None], 3, axis=2)
+    height, width = labels.shape
+    thickness = max(1, round(max(height, width) / 1024))
+    class_of_label = np.zeros(len(rows) + 1, np.int16)
+    for row in rows:
+        class_of_label[int(row["Crystal"])] = CLASS_CODES.index(str(row["Class"])) + 1
+    edges = find_boundaries(labels, mode="inner")
+    if thickness > 1:
+        edges = ndi.binary_dilation(edges, iterations=thickness - 1) & (labels > 0)
+    edge_class = class_of_label[labels] * edges
+    for index, crystal_class in enumerate(CRYSTAL_CLASSES, start=1):
+        rgb[edge_class == index] = np.array(crystal_class.colour_rgb) / 255.0
+
+    dpi = 100
+    figure = plt.figure(figsize=(width / dpi, height / dpi), dpi=dpi)
+    axes = figure.add_axes((0, 0, 1, 1))
+    axes.imshow(rgb, interpolation="nearest")
+    axes.set_axis_off()
+    font_size = max(5, min(12, width / 200))
+    centres = ndi.center_of_mass(labels > 0, labels, range(1, len(rows) + 1)) if rows else []
+    for row, (y, x) in zip(rows, centres):
+        axes.text(x, y, str(row["Crystal"]), color="white", fontsize=font_size, ha="center", va="center")
+    counts = {code: sum(1 for row in rows if row["Class"] == code) for code in CLASS_CODES}
+    handles = [Patch(facecolor=c.colour_hex, label=f"{c.code}  {c.name}  (n={counts[c.code]})") for c in CRYSTAL_CLASSES]
+    axes.legend(handles=handles, loc="lower right", fontsize=font_size * 1.2, framealpha=0.85)
+    temporary = path.with_name(path.stem + ".tmp.png")
+    figure.savefig(temporary, dpi=dpi)
+    plt.close(figure)
+    os.replace(temporary, path)
+
+
+def analysis_summary(analysis: Any) -> dict[str, Any]:
+    """The summary.json content of a :class:`microcrystalnet.pipeline.CrystalAnalysis`."""
+    image = analysis.image
+    card = analysis.classifier.card
+    return {
+        "image": str(image.path),
+        "image_size_px": {"width": int(image.pixels.shape[1]), "height": int(image.pixels.shape[0])},
+        "pixel_size_um": analysis.pixel_size_um,
+        "pixel_size_source": image.pixel_size_source,
+        "unit": analysis.unit,
+        "segmentation_pixel_size_um": analysis.segmentation_pixel_size_um,
+        "data_bar_first_row": image.data_bar_row,
+        "notices": analysis.notices,
+        "n_crystals": analysis.n_crystals,
+        "classes": class_statistics(analysis.rows),
+        "segmenter": analysis.config.segment.backend,
+        "model": {"name": card.name, "file": str(analysis.classifier.path), "sha256": card.sha256,
+                  "class_order": list(card.class_order), "input_size": card.input_size},
+        "settings": analysis.config.to_dict(),
+        "versions": {"microcrystalnet": __version__, **framework_versions()},
+        "seconds": analysis.seconds,
+    }
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN is not JSON: write null instead."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+def write_json(path: Path, content: dict[str, Any]) -> None:
+    path.write_text(json.dumps(_json_safe(content), indent=2, default=_json_default) + "\n", encoding="utf-8")
+
+
+def write_analysis(out_dir: Path, analysis: Any, folder_name: str | None = None) -> Path:
+    """Write all outputs of one analysis into ``out_dir/<image stem>/``, atomically.
+
+    An earlier result folder of the same name is replaced only once the new one is complete.
+    Returns the result folder.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    final = out_dir / (folder_name or analysis.image.path.stem)
+    partial = out_dir / f".{final.name}.partial-{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    try:
+        write_roiset(partial / ROISET_NAME, analysis.outlines, analysis.rows)
+        write_results_csv(partial / RESULTS_NAME, analysis.rows)
+        write_label_tiff(partial / LABELS_NAME, analysis.labels, analysis.pixel_size_um)
+        write_overlay_png(partial / OVERLAY_NAME, analysis.image.pixels, analysis.labels, analysis.rows)
+        write_json(partial / SUMMARY_NAME, analysis_summary(analysis))
+        previous = out_dir / f".{final.name}.previous-{os.getpid()}"
+        if final.exists():
+            os.replace(final, previous)
+        os.replace(partial, final)
+        shutil.rmtree(previous, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return final

@@ -1,0 +1,88 @@
+"""The analysis of one image: segment -> classify -> measure. Composes the stages; no science here."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .classify import CrystalClassifier
+from .config import AnalysisConfig
+from .io import SEMImage, to_unit_range
+from .measure import measure_crystals
+from .outline import outlines_from_labels
+from .patches import extract_patches
+from .results import results_rows
+from .segment import segment_crystals
+
+Array = np.ndarray
+log = logging.getLogger(__name__)
+
+#: called with (stage name, fraction of the image's work done) as the analysis advances
+ProgressCallback = Callable[[str, float], None]
+
+
+@dataclass
+class CrystalAnalysis:
+    """Everything one analysis produced.
+
+    ``labels``: int32 (Y, X) of the whole image (data bar rows are 0), crystals 1..N;
+    ``outlines[n]``: traced outline of crystal n (``(x, y)`` pixel vertices); ``rows``: the
+    results table (:mod:`microcrystalnet.results`); ``pixel_size_um``: calibration of the
+    results (None: pixel units); ``segmentation_pixel_size_um``: the pixel size segmentation
+    worked with (the assumed one when the image has none).
+    """
+
+    image: SEMImage
+    labels: Array
+    outlines: dict[int, Array]
+    rows: list[dict[str, object]]
+    pixel_size_um: float | None
+    segmentation_pixel_size_um: float
+    config: AnalysisConfig
+    classifier: CrystalClassifier
+    seconds: dict[str, float] = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def n_crystals(self) -> int:
+        return len(self.rows)
+
+    @property
+    def unit(self) -> str:
+        return "um" if self.pixel_size_um is not None else "pixel"
+
+
+def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: AnalysisConfig = AnalysisConfig(),
+                  progress: ProgressCallback | None = None) -> CrystalAnalysis:
+    """Segment, classify and measure every crystal of ``image``."""
+    report = progress or (lambda stage, fraction: None)
+    notices = list(image.notices)
+    seconds: dict[str, float] = {}
+    segmentation_pixel_size = image.pixel_size_um or config.input.assumed_pixel_size_um
+    if image.pixel_size_um is None:
+        notices.append(f"segmentation assumed {segmentation_pixel_size * 1000:g} nm/px to apply the crystal-size limits")
+    analysed = to_unit_range(image.analysed_pixels)
+
+    def timed(stage: str, fraction: float, work: Callable[[], object]) -> object:
+        report(stage, fraction)
+        log.info("%s: %s", image.path.name, stage)
+        started = time.perf_counter()
+        result = work()
+        seconds[stage] = time.perf_counter() - started
+        return result
+
+    labels = timed("segment", 0.0, lambda: segment_crystals(analysed, segmentation_pixel_size, config.segment))
+    outlines = timed("outline", 0.6, lambda: outlines_from_labels(labels))
+    patches = timed("patches", 0.7, lambda: extract_patches(analysed, labels, config.patch))
+    probabilities = timed("classify", 0.75, lambda: classifier.predict(patches, config.classify.batch_size))
+    measurements = timed("measure", 0.85, lambda: measure_crystals(labels, outlines, image.analysed_pixels,
+                                                                   image.pixel_size_um))
+    report("done", 1.0)
+    full_labels = np.zeros(image.pixels.shape, np.int32)
+    full_labels[: labels.shape[0]] = labels
+    return CrystalAnalysis(image, full_labels, outlines, results_rows(probabilities, measurements),
+                           image.pixel_size_um, segmentation_pixel_size, config, classifier, seconds, notices)

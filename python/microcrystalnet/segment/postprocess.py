@@ -1,0 +1,51 @@
+"""Turning any segmenter's output into a clean crystal label image.
+
+Every segmentation backend (watershed, SAM) ends here, so all of them hand on the same
+contract: ``int32`` (Y, X), 0 for pore space, crystals numbered 1..N, each crystal one 8-connected region without holes and within the area limits.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage.segmentation import relabel_sequential
+
+Array = np.ndarray
+
+_EIGHT_CONNECTED = np.ones((3, 3), bool)
+
+
+def tidy_labels(labels: Array, min_area_px: float = 0, max_area_px: float = np.inf,
+                exclude_border: bool = False) -> Array:
+    """Clean a label image so each crystal is one solid region within the area limits.
+
+    Per label: keep only its largest 8-connected piece, fill its holes that are pore space,
+    and drop it if its area (pixels) is outside ``[min_area_px, max_area_px]`` or, with
+    ``exclude_border``, if it touches the image border. Returns a new int32 image numbered
+    1..N in the order of the input labels.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 2:
+        raise ValueError(f"a label image must be 2D, got shape {labels.shape}")
+    tidy = np.zeros(labels.shape, np.int32)
+    for index, box in enumerate(ndi.find_objects(labels.astype(np.int64, copy=False)), start=1):
+        if box is None:
+            continue
+        region = labels[box] == index
+        pieces, n_pieces = ndi.label(region, structure=_EIGHT_CONNECTED)
+        if n_pieces > 1:
+            sizes = np.bincount(pieces.ravel())[1:]
+            region = pieces == (np.argmax(sizes) + 1)
+        region = ndi.binary_fill_holes(region) & ((labels[box] == 0) | region)
+        area = int(region.sum())
+        if not min_area_px <= area <= max_area_px:
+            continue
+        if exclude_border and _touches_border(region, box, labels.shape):
+            continue
+        tidy[box][region] = index
+    return relabel_sequential(tidy)[0].astype(np.int32)
+
+
+def _touches_border(region: Array, box: tuple[slice, slice], shape: tuple[int, ...]) -> bool:
+    return bool((box[0].start == 0 and region[0].any()) or (box[0].stop == shape[0] and region[-1].any())
+                or (box[1].start == 0 and region[:, 0].any()) or (box[1].stop == shape[1] and region[:, -1].any()))

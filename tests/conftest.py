@@ -1,0 +1,49 @@
+"""Shared fixtures: the repository's shared artifacts, small synthetic scenes, the reference model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from microcrystalnet.synth import SceneSpec, SyntheticScene, render_scene
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = REPO_ROOT.parent / "shared"
+REFERENCE_MODEL = SHARED / "reference-model" / "microcrystalnet_reference_2023-11-19.h5"
+
+#: a small scene with the physical content of a 2048 px / 10 nm scene (20.48 um wide)
+SMALL_SCENE = SceneSpec(shape=(512, 512), pixel_size_um=0.04, seed=7)
+
+
+def shared_file(path: Path) -> Path:
+    """A file from ../shared, or a test failure that says what is missing and why."""
+    if not path.is_file():
+        pytest.fail(f"missing shared test artifact {path}: the tests expect the project's shared/ folder "
+                    f"beside the repository (at {SHARED}), holding the authors' reference model")
+    return path
+
+
+@pytest.fixture(scope="session")
+def reference_model_path() -> Path:
+    return shared_file(REFERENCE_MODEL)
+
+
+@pytest.fixture(scope="session")
+def reference_classifier(reference_model_path):
+    from microcrystalnet.classify import CrystalClassifier
+
+    return CrystalClassifier.load(reference_model_path)
+
+
+@pytest.fixture(scope="session")
+def small_scene() -> SyntheticScene:
+    return render_scene(SMALL_SCENE)
+
+
+@pytest.fixture
+def model_dir_env(monkeypatch, reference_model_path, tmp_path):
+    """Point the model store at ../shared and at an empty private cache."""
+    monkeypatch.setenv("MICROCRYSTALNET_MODEL_DIR", str(reference_model_path.parent))
+    monkeypatch.setenv("MICROCRYSTALNET_CACHE_DIR", str(tmp_path / "cache"))
+    return reference_model_path.parent
