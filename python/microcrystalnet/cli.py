@@ -23,6 +23,7 @@ log = logging.getLogger("microcrystalnet")
 
 
 def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     group = parser.add_argument_group("analysis settings (defaults: see microcrystalnet.config)")
     group.add_argument("--config", type=Path, metavar="JSON",
                        help="settings file (the 'settings' object of a summary.json works); "
@@ -47,7 +48,6 @@ def build_parser() -> argparse.ArgumentParser:
         description="Segment, classify (RES, PES, AA, RA/SA) and measure microcrystals in SEM images. "
                     "Results open in Fiji/ImageJ: RoiSet.zip, results.csv, labels.tif, overlay.png, summary.json.")
     parser.add_argument("--version", action="version", version=f"microcrystalnet {__version__}")
-    parser.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     analyze = commands.add_parser("analyze", help="analyse SEM images",

@@ -10,10 +10,16 @@ depend on that: every module gets TensorFlow/Keras from :func:`import_keras` and
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import os
+import sys
+from collections.abc import Iterator
 from types import ModuleType
+
+#: set to 1 to see the frameworks' own start-up messages
+DEBUG_VARIABLE = "MICROCRYSTALNET_DEBUG"
 
 
 def _import_torch_stack() -> None:
@@ -29,13 +35,35 @@ def import_torch() -> ModuleType:
     return importlib.import_module("torch")
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Hide what native libraries write to the stderr file descriptor while loading.
+
+    TensorFlow's C++ start-up lines (oneDNN, absl) ignore TF_CPP_MIN_LOG_LEVEL. Python
+    exceptions are unaffected: they are raised, and printed, after the descriptor is restored.
+    """
+    if os.environ.get(DEBUG_VARIABLE):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def import_keras() -> ModuleType:
     """Keras 3 on the TensorFlow backend, imported after torch/torchvision."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the user's log
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     _import_torch_stack()
-    importlib.import_module("tensorflow")
-    return importlib.import_module("keras")
+    with _native_stderr_silenced():
+        importlib.import_module("tensorflow")
+        return importlib.import_module("keras")
 
 
 def framework_versions() -> dict[str, str]:

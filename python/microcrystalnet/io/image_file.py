@@ -124,7 +124,8 @@ def _fei_data_bar_row(tif: tifffile.TiffFile, height: int) -> int | None:
 def _read_tiff(path: Path) -> tuple[Array, float | None, str | None, int | None]:
     with tifffile.TiffFile(path) as tif:
         if not tif.series:
-            raise ImageInputError(f"{path}: the TIFF holds no image")
+            raise ImageInputError(f"{path}: cannot be read as an image (the TIFF holds no readable image); "
+                                  "is the file complete?")
         pixels = tif.series[0].asarray()  # later series of instrument TIFFs are thumbnails
         size, source = None, None
         for reader, name in ((_imagej_pixel_size, "ImageJ calibration"), (_fei_pixel_size, "FEI metadata"),

@@ -1,0 +1,121 @@
+"""The command line, end to end: real files in, real model, all outputs out."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+import tifffile
+
+from microcrystalnet.io.outputs import OUTPUT_NAMES
+from microcrystalnet.results import RESULT_COLUMNS
+
+
+def run_cli(*arguments, env_extra=None, timeout=600):
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "microcrystalnet", *map(str, arguments)],
+                          capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.fixture
+def scene_tiff(tmp_path, small_scene):
+    path = tmp_path / "inputs" / "scene.tif"
+    path.parent.mkdir()
+    size = small_scene.pixel_size_um
+    tifffile.imwrite(path, small_scene.image, imagej=True, resolution=(1 / size, 1 / size), metadata={"unit": "um"})
+    return path
+
+
+def test_help_documents_every_option():
+    for command in ("analyze", "demo"):
+        done = run_cli(command, "--help")
+        assert done.returncode == 0
+        for option in ("--out", "--pixel-size-nm", "--keep-data-bar", "--model", "--no-download", "--config",
+                       "--min-area-um2", "--max-area-um2", "--exclude-border"):
+            assert option in done.stdout, f"{command} --help does not document {option}"
+
+
+def test_analyze_writes_every_output_and_reports_bad_images(tmp_path, scene_tiff, small_scene, model_dir_env):
+    corrupt = scene_tiff.parent / "corrupt.tif"
+    corrupt.write_bytes(b"II*\x00" + b"\x00" * 64)
+    out = tmp_path / "results"
+    done = run_cli("analyze", scene_tiff, corrupt, "--out", out, "--no-download")
+    assert done.returncode == 1, done.stderr
+    assert "corrupt.tif" in done.stderr and "cannot be read" in done.stderr
+    assert "1 of 2 images could not be analysed" in done.stderr
+    folder = out / "scene"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(OUTPUT_NAMES)
+    assert sorted(p.name for p in out.iterdir()) == ["scene"]  # nothing half-written for the bad image
+
+    with open(folder / "results.csv", newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert list(rows[0]) == list(RESULT_COLUMNS)
+    assert abs(len(rows) - small_scene.n_crystals) <= 0.2 * small_scene.n_crystals
+    assert rows[0]["Name"] == f"0001-{rows[0]['Class'].replace('/', '-')}"
+    assert all(abs(sum(float(r[f"Prob_{c}"]) for c in ("RES", "PES", "AA", "RA/SA")) - 1) < 1e-4 for r in rows)
+    assert float(rows[0]["Area"]) < 20  # calibrated: um^2, not pixels
+
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["n_crystals"] == len(rows) and summary["unit"] == "um"
+    assert summary["pixel_size_um"] == pytest.approx(small_scene.pixel_size_um)
+    assert summary["model"]["sha256"] == "374967e0e67e26e3a66dedb72fa00cf07ba411f0f36876edf21e4688fad9fcd0"
+    assert sum(c["count"] for c in summary["classes"].values()) == len(rows)
+    assert {"microcrystalnet", "tensorflow", "keras", "numpy"} <= set(summary["versions"])
+    assert summary["settings"]["segment"]["backend"] == "watershed"
+
+    labels = tifffile.imread(folder / "labels.tif")
+    assert labels.shape == small_scene.image.shape and labels.max() == len(rows)
+    with tifffile.TiffFile(folder / "labels.tif") as tif:
+        assert tif.imagej_metadata["unit"] == "um"
+    with zipfile.ZipFile(folder / "RoiSet.zip") as archive:
+        assert len(archive.namelist()) == len(rows)
+
+
+def test_analyze_again_replaces_the_results(tmp_path, scene_tiff, model_dir_env):
+    out = tmp_path / "results"
+    assert run_cli("analyze", scene_tiff, "--out", out, "--no-download").returncode == 0
+    done = run_cli("analyze", scene_tiff, "--out", out, "--no-download", "--exclude-border", "-q")
+    assert done.returncode == 0 and done.stderr.strip() == ""
+    summary = json.loads((out / "scene" / "summary.json").read_text())
+    assert summary["settings"]["segment"]["exclude_border"] is True
+    assert sorted(p.name for p in out.iterdir()) == ["scene"]
+
+
+def test_settings_file_and_invalid_settings(tmp_path, scene_tiff, model_dir_env):
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps({"segment": {"min_crystal_area_um2": 2.0}}))
+    out = tmp_path / "results"
+    assert run_cli("analyze", scene_tiff, "--out", out, "--config", settings, "--no-download").returncode == 0
+    with open(out / "scene" / "results.csv", newline="") as stream:
+        assert min(float(row["Area"]) for row in csv.DictReader(stream)) >= 2.0
+    settings.write_text(json.dumps({"segment": {"min_crystal_area": 2.0}}))
+    done = run_cli("analyze", scene_tiff, "--out", out, "--config", settings)
+    assert done.returncode == 2 and "unknown configuration key" in done.stderr
+    assert run_cli("analyze", scene_tiff, "--out", out, "--min-area-um2", "5", "--max-area-um2", "1").returncode == 2
+
+
+def test_missing_model_offline_exits_3_with_instructions(tmp_path, scene_tiff, monkeypatch):
+    env = {"MICROCRYSTALNET_MODEL_DIR": "", "MICROCRYSTALNET_CACHE_DIR": str(tmp_path / "empty-cache")}
+    done = run_cli("analyze", scene_tiff, "--out", tmp_path / "out", "--no-download", env_extra=env)
+    assert done.returncode == 3
+    assert "raw.githubusercontent.com" in done.stderr and "374967e0e67e26e3" in done.stderr
+    assert not (tmp_path / "out" / "scene").exists()
+
+
+def test_demo_produces_outputs_and_an_honest_report(tmp_path, model_dir_env):
+    out = tmp_path / "demo"
+    done = run_cli("demo", "--out", out, "--size", "512", "--no-download")
+    assert done.returncode == 0, done.stderr
+    report = json.loads((out / "demo_report.json").read_text())
+    assert "synthetic" in report["note"]
+    assert report["segmentation"]["f1"] >= 0.85
+    assert sorted(p.name for p in (out / "synthetic_sem").iterdir()) == sorted(OUTPUT_NAMES)
+    assert (out / "input" / "synthetic_sem.tif").is_file() and (out / "input" / "ground_truth_labels.tif").is_file()
+    assert "segmentation F1" in done.stderr
+    confusion = report["classification"]["confusion_rows_true_columns_predicted"]
+    assert sum(sum(row.values()) for row in confusion.values()) == report["classification"]["matched_crystals"]
+    assert np.isfinite(report["classification"]["agreement"])

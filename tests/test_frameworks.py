@@ -1,0 +1,50 @@
+"""TensorFlow and torch share one process safely (see microcrystalnet.frameworks)."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import microcrystalnet
+
+PACKAGE = Path(microcrystalnet.__file__).parent
+FRAMEWORKS = {"tensorflow", "keras", "torch", "torchvision", "segment_anything"}
+
+
+def test_only_the_frameworks_module_imports_deep_learning_frameworks():
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "frameworks.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            offenders += [f"{path.relative_to(PACKAGE)}: {name}" for name in names if name.split(".")[0] in FRAMEWORKS]
+    assert not offenders, "import these through microcrystalnet.frameworks: " + ", ".join(offenders)
+
+
+def test_classifier_then_torchvision_in_one_process(reference_model_path):
+    script = f"""
+import numpy as np
+from microcrystalnet.classify import CrystalClassifier
+from microcrystalnet.frameworks import import_torch
+classifier = CrystalClassifier.load({str(reference_model_path)!r})
+print(classifier.predict(np.random.default_rng(0).random((4, 64, 64, 1), dtype=np.float32)).sum())
+torch = import_torch()
+import torchvision
+boxes = torch.tensor([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], dtype=torch.float32)
+print(torchvision.ops.nms(boxes, torch.tensor([0.9, 0.8, 0.7]), 0.5).tolist())
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "[0, 2]" in done.stdout
+
+
+def test_importing_the_package_loads_no_framework():
+    done = subprocess.run([sys.executable, "-c", "import sys, microcrystalnet.cli, microcrystalnet.pipeline; "
+                           "print(sorted(m for m in ('tensorflow', 'torch', 'keras') if m in sys.modules))"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr

@@ -1,0 +1,144 @@
+import numpy as np
+import imageio.v3 as iio
+import pytest
+import tifffile
+
+from microcrystalnet.databar import find_data_bar
+from microcrystalnet.io import ImageInputError, read_sem_image, to_unit_range
+
+
+def sem_like(shape=(256, 320), seed=0, dtype=np.uint8):
+    rng = np.random.default_rng(seed)
+    image = rng.normal(120, 25, shape).clip(1, 254)
+    return image.astype(dtype)
+
+
+def add_data_bar(image, rows, value=0, text=255):
+    bar = np.full((rows, image.shape[1]), value, image.dtype)
+    bar[2, :] = text                      # a full-width line, as FEI bars have
+    bar[6:12, 10:80] = text               # "text"
+    bar[6:12, 120:130] = text
+    return np.vstack([image, bar])
+
+
+def test_8bit_tiff_with_imagej_calibration(tmp_path):
+    path = tmp_path / "calibrated.tif"
+    tifffile.imwrite(path, sem_like(), imagej=True, resolution=(1 / 0.01, 1 / 0.01), metadata={"unit": "um"})
+    image = read_sem_image(path)
+    assert image.pixels.dtype == np.uint8 and image.pixels.shape == (256, 320)
+    assert image.pixel_size_um == pytest.approx(0.01) and image.pixel_size_source == "ImageJ calibration"
+    assert image.data_bar_row is None
+
+
+def test_imagej_calibration_in_nanometres(tmp_path):
+    path = tmp_path / "nm.tif"
+    tifffile.imwrite(path, sem_like(), imagej=True, resolution=(1 / 12.5, 1 / 12.5), metadata={"unit": "nm"})
+    assert read_sem_image(path).pixel_size_um == pytest.approx(0.0125)
+
+
+def test_fei_metadata_gives_pixel_size_and_data_bar(tmp_path):
+    body = sem_like((200, 256))
+    pixels = add_data_bar(body, 30)
+    fei = "[User]\nDate=01/01/2026\n[Scan]\nPixelWidth=1.25e-08\nPixelHeight=1.25e-08\n[Image]\nResolutionX=256\nResolutionY=200\n"
+    path = tmp_path / "fei.tif"
+    tifffile.imwrite(path, pixels, extratags=[(34682, "s", 0, fei, True)])
+    image = read_sem_image(path)
+    assert image.pixel_size_um == pytest.approx(0.0125) and image.pixel_size_source == "FEI metadata"
+    assert image.data_bar_row == 200 and image.analysed_pixels.shape == (200, 256)
+    assert any("FEI metadata" in notice for notice in image.notices)
+
+
+def test_zeiss_metadata_gives_pixel_size(tmp_path):
+    path = tmp_path / "zeiss.tif"
+    zeiss = "\r\n".join(["0", "AP_IMAGE_PIXEL_SIZE", "Image Pixel Size = 2.5 nm", "AP_MAG", "Mag = 50.00 K X", ""])
+    tifffile.imwrite(path, sem_like(), extratags=[(34118, "s", 0, zeiss, True)])
+    image = read_sem_image(path)
+    assert image.pixel_size_um == pytest.approx(0.0025) and image.pixel_size_source == "Zeiss SEM metadata"
+
+
+def test_option_overrides_file_calibration_and_unknown_size_is_said(tmp_path):
+    path = tmp_path / "plain.tif"
+    tifffile.imwrite(path, sem_like())
+    unknown = read_sem_image(path)
+    assert unknown.pixel_size_um is None and any("pixel size unknown" in n for n in unknown.notices)
+    given = read_sem_image(path, pixel_size_um=0.02)
+    assert given.pixel_size_um == 0.02 and given.pixel_size_source == "given by the user"
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32])
+def test_16bit_and_float_tiffs_are_scaled_like_imagej(tmp_path, dtype):
+    pixels = (sem_like().astype(np.float64) * 100).astype(dtype)
+    path = tmp_path / f"deep-{np.dtype(dtype).name}.tif"
+    tifffile.imwrite(path, pixels)
+    image = read_sem_image(path)
+    assert image.pixels.dtype == dtype
+    unit = to_unit_range(image.pixels)
+    assert unit.min() == 0.0 and unit.max() == pytest.approx(1.0)
+
+
+def test_png_jpeg_and_rgb_with_notice(tmp_path):
+    gray = sem_like()
+    iio.imwrite(tmp_path / "gray.png", gray)
+    assert np.array_equal(read_sem_image(tmp_path / "gray.png").pixels, gray)
+    iio.imwrite(tmp_path / "gray.jpg", gray, quality=95)
+    assert read_sem_image(tmp_path / "gray.jpg").pixels.shape == gray.shape
+    rgb = np.stack([gray, gray // 2, gray // 3], axis=-1)
+    iio.imwrite(tmp_path / "colour.png", rgb)
+    image = read_sem_image(tmp_path / "colour.png")
+    assert image.pixels.shape == gray.shape and any("converted to gray" in n for n in image.notices)
+    same = np.stack([gray] * 3, axis=-1)
+    tifffile.imwrite(tmp_path / "rgb-gray.tif", same, photometric="rgb")
+    assert np.array_equal(read_sem_image(tmp_path / "rgb-gray.tif").pixels, gray)
+
+
+def test_data_bar_found_in_pixels_and_can_be_kept(tmp_path):
+    pixels = add_data_bar(sem_like((300, 256)), 40)
+    assert find_data_bar(pixels) == 300
+    assert find_data_bar(sem_like((300, 256))) is None
+    white_bar = add_data_bar(sem_like((300, 256)), 25, value=255, text=0)
+    assert find_data_bar(white_bar) == 300
+    path = tmp_path / "bar.tif"
+    tifffile.imwrite(path, pixels)
+    assert read_sem_image(path).data_bar_row == 300
+    kept = read_sem_image(path, exclude_data_bar=False)
+    assert kept.data_bar_row is None and kept.analysed_pixels.shape == (340, 256)
+
+
+def test_sample_with_saturated_patches_is_not_a_data_bar():
+    pixels = sem_like((300, 256))
+    pixels[100:140, 0:60] = 255  # a saturated crystal, not at the bottom
+    pixels[-3:, :40] = 0         # a few black pixels at the bottom edge
+    assert find_data_bar(pixels) is None
+
+
+def expect_input_error(path, *fragments):
+    with pytest.raises(ImageInputError) as raised:
+        read_sem_image(path)
+    message = str(raised.value)
+    assert str(path) in message
+    for fragment in fragments:
+        assert fragment in message
+    return message
+
+
+def test_bad_inputs_give_clear_messages(tmp_path):
+    expect_input_error(tmp_path / "missing.tif", "no such file")
+    (tmp_path / "empty.tif").write_bytes(b"")
+    expect_input_error(tmp_path / "empty.tif", "empty")
+    (tmp_path / "corrupt.tif").write_bytes(b"II*\x00" + b"\x13" * 200)
+    expect_input_error(tmp_path / "corrupt.tif", "cannot be read")
+    tifffile.imwrite(tmp_path / "whole.tif", sem_like((512, 512)))
+    (tmp_path / "truncated.tif").write_bytes((tmp_path / "whole.tif").read_bytes()[:5000])
+    expect_input_error(tmp_path / "truncated.tif", "cannot be read")
+    (tmp_path / "notes.txt").write_text("hello")
+    expect_input_error(tmp_path / "notes.txt", "unsupported file type")
+    tifffile.imwrite(tmp_path / "small.tif", sem_like((32, 32)))
+    expect_input_error(tmp_path / "small.tif", "at least 64 x 64")
+    tifffile.imwrite(tmp_path / "stack.tif", np.stack([sem_like(), sem_like(seed=1)]))
+    expect_input_error(tmp_path / "stack.tif", "stack")
+    with_nan = sem_like().astype(np.float32)
+    with_nan[10, 10] = np.nan
+    tifffile.imwrite(tmp_path / "nan.tif", with_nan)
+    expect_input_error(tmp_path / "nan.tif", "NaN")
+    tifffile.imwrite(tmp_path / "blank.tif", np.full((100, 100), 7, np.uint8))
+    expect_input_error(tmp_path / "blank.tif", "blank")

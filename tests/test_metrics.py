@@ -1,0 +1,29 @@
+import numpy as np
+import pytest
+
+from microcrystalnet.metrics import iou_matrix, match_instances
+
+
+def test_exact_counts_on_constructed_labels():
+    truth = np.zeros((10, 10), np.int32)
+    truth[0:4, 0:4] = 1   # 16 px
+    truth[6:10, 6:10] = 2
+    truth[0:2, 8:10] = 3  # missed
+    predicted = np.zeros_like(truth)
+    predicted[0:4, 0:3] = 1   # IoU 12/16 = 0.75 with truth 1
+    predicted[6:10, 6:8] = 2  # IoU 8/16 = 0.5 with truth 2: matches at 0.5, not above
+    predicted[5, 0:3] = 3     # false positive
+    match = match_instances(truth, predicted, 0.5)
+    assert (match.true_positives, match.false_positives, match.false_negatives) == (2, 1, 1)
+    assert match.f1 == pytest.approx(2 * 2 / 6) and match.mean_matched_iou == pytest.approx(0.625)
+    assert match_instances(truth, predicted, 0.6).true_positives == 1
+    assert iou_matrix(truth, predicted)[1, 1] == pytest.approx(0.75)
+
+
+def test_perfect_and_empty():
+    truth = np.zeros((5, 5), np.int32)
+    truth[1:3, 1:3] = 1
+    assert match_instances(truth, truth).f1 == 1.0
+    assert match_instances(truth, np.zeros_like(truth)).recall == 0.0
+    with pytest.raises(ValueError):
+        match_instances(truth, truth, 0.3)

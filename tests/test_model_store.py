@@ -1,0 +1,90 @@
+import dataclasses
+import functools
+import http.server
+import shutil
+import socket
+import threading
+
+import pytest
+
+from microcrystalnet.classify import ModelUnavailableError, locate_model
+from microcrystalnet.classify.model_store import cache_dir
+from microcrystalnet.classify.models import REFERENCE_2023_11_19 as CARD
+
+
+@pytest.fixture
+def private_cache(monkeypatch, tmp_path):
+    monkeypatch.delenv("MICROCRYSTALNET_MODEL_DIR", raising=False)
+    monkeypatch.setenv("MICROCRYSTALNET_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "models"
+
+
+@pytest.fixture
+def model_server(tmp_path, reference_model_path):
+    """A real HTTP server on 127.0.0.1 serving the reference model (and a damaged copy)."""
+    served = tmp_path / "served"
+    served.mkdir()
+    shutil.copy(reference_model_path, served / "model.h5")
+    (served / "damaged.h5").write_bytes(reference_model_path.read_bytes()[:-10])
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_explicit_path_is_checked(reference_model_path, tmp_path, private_cache):
+    assert locate_model(CARD, reference_model_path) == reference_model_path
+    other = tmp_path / "other.h5"
+    other.write_bytes(b"not a model")
+    with pytest.raises(ModelUnavailableError, match="sha256"):
+        locate_model(CARD, other)
+    with pytest.raises(ModelUnavailableError, match="does not exist"):
+        locate_model(CARD, tmp_path / "nothing.h5")
+
+
+def test_model_dir_variable_is_used_before_cache(model_dir_env, reference_model_path):
+    assert locate_model(CARD, download=False) == reference_model_path
+
+
+def test_download_fills_the_cache_once_and_checks_sha256(model_server, private_cache):
+    card = dataclasses.replace(CARD, url=f"{model_server}/model.h5")
+    path = locate_model(card)
+    assert path == private_cache / CARD.filename and path.is_file()
+    assert locate_model(card, download=False) == path  # second time: from the cache
+    assert not list(private_cache.glob("*.partial"))
+
+
+def test_damaged_download_is_refused_and_leaves_nothing(model_server, private_cache):
+    card = dataclasses.replace(CARD, url=f"{model_server}/damaged.h5")
+    with pytest.raises(ModelUnavailableError, match="sha256"):
+        locate_model(card)
+    assert not private_cache.exists() or not any(private_cache.iterdir())
+
+
+def test_damaged_cache_file_is_replaced(model_server, private_cache):
+    private_cache.mkdir(parents=True)
+    (private_cache / CARD.filename).write_bytes(b"truncated")
+    card = dataclasses.replace(CARD, url=f"{model_server}/model.h5")
+    assert locate_model(card).stat().st_size > 1_000_000
+
+
+def test_offline_error_names_url_sha256_and_where_to_put_the_file(private_cache):
+    with socket.socket() as probe:  # a port nobody listens on: connection refused, as offline
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    card = dataclasses.replace(CARD, url=f"http://127.0.0.1:{port}/model.h5")
+    with pytest.raises(ModelUnavailableError) as raised:
+        locate_model(card)
+    message = str(raised.value)
+    assert card.url in message and CARD.sha256 in message
+    assert str(cache_dir() / "models" / CARD.filename) in message and "MICROCRYSTALNET_MODEL_DIR" in message
+    with pytest.raises(ModelUnavailableError, match="not on this machine"):
+        locate_model(CARD, download=False)
+
+
+def test_registered_url_points_at_the_authors_repository():
+    assert CARD.url.startswith("https://raw.githubusercontent.com/YaqoobAnsari/MicroCrystalNet-")
+    assert CARD.url.endswith("/CNN_2023-11-19_11-47-51_run1.h5") and len(CARD.sha256) == 64
