@@ -44,10 +44,15 @@ MEASUREMENT_COLUMNS: tuple[str, ...] = (
 
 
 def _convex_hull(vertices: Array) -> Array:
-    """Hull vertices (float (m, 2)), counter-clockwise as seen with y pointing up."""
+    """Hull vertices (float (m, 2)) in the order of ImageJ's ``FloatPolygon.getConvexHull``.
+
+    ImageJ starts at the top-most (then left-most) vertex and goes counter-clockwise on screen;
+    the order decides which of two equally long diameters gives FeretAngle.
+    """
     points = vertices.astype(float)
-    hull = ConvexHull(points)
-    return points[hull.vertices]
+    hull = points[ConvexHull(points).vertices][::-1]  # scipy: counter-clockwise with y up
+    start = np.lexsort((hull[:, 0], hull[:, 1]))[0]
+    return np.roll(hull, -start, axis=0)
 
 
 def feret_values(vertices: Array, pixel_size: float = 1.0) -> tuple[float, float, float]:
