@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from . import __version__
+from .classes import CLASS_CODES
 from .classify import DEFAULT_MODEL, MODEL_CARDS, CrystalClassifier, ModelDescriptionError, ModelUnavailableError
 from .config import AnalysisConfig
 from .io import SUPPORTED_SUFFIXES, ImageInputError, read_sem_image
@@ -134,7 +135,7 @@ def _run_analyze(arguments: argparse.Namespace, config: AnalysisConfig) -> int:
         for notice in analysis.notices:
             log.info("%s: %s", path.name, notice)
         counts = ", ".join(f"{code} {sum(1 for row in analysis.rows if row['Class'] == code)}"
-                           for code in ("RES", "PES", "AA", "RA/SA"))
+                           for code in CLASS_CODES)
         log.info("%s: %d crystals (%s) -> %s", path.name, analysis.n_crystals, counts, folder)
     progress.close()
     if failed:

@@ -140,8 +140,8 @@ def measure_crystal(mask: Array, vertices: Array, intensity: Array, origin: tupl
     return {
         "Area": area,
         "Mean": float(intensity[mask].mean()),
-        "X": (cols.mean() + origin[1] + 0.5) * pixel_size,
-        "Y": (rows.mean() + origin[0] + 0.5) * pixel_size,
+        "X": float(cols.mean() + origin[1] + 0.5) * pixel_size,
+        "Y": float(rows.mean() + origin[0] + 0.5) * pixel_size,
         "Perim.": perimeter,
         "Major": major_cal,
         "Minor": minor * pixel_size,

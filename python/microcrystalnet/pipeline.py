@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from .results import results_rows
 from .segment import segment_crystals
 
 Array = np.ndarray
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 #: called with (stage name, fraction of the image's work done) as the analysis advances
@@ -67,7 +69,7 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
         notices.append(f"segmentation assumed {segmentation_pixel_size * 1000:g} nm/px to apply the crystal-size limits")
     analysed = to_unit_range(image.analysed_pixels)
 
-    def timed(stage: str, fraction: float, work: Callable[[], object]) -> object:
+    def timed(stage: str, fraction: float, work: Callable[[], T]) -> T:
         report(stage, fraction)
         log.info("%s: %s", image.path.name, stage)
         started = time.perf_counter()

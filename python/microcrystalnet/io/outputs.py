@@ -20,6 +20,7 @@ import json
 import math
 import os
 import shutil
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -64,8 +65,6 @@ def write_roiset(path: Path, outlines: dict[int, Array], rows: Sequence[dict[str
     if rois:
         roifile.roiwrite(path, rois)
     else:  # an image without crystals still gets its (empty) RoiSet
-        import zipfile
-
         zipfile.ZipFile(path, "w").close()
 
 
