@@ -75,7 +75,7 @@ mcn_ensure_venv() {
         mcn_log "building the Python environment $venv (first run only; downloads ~4 GB)"
         started=$(date +%s)
         "$base_python" -m venv "$venv"
-        "$venv/bin/python" -m pip install --quiet --upgrade pip "setuptools>=69" wheel
+        "$venv/bin/python" -m pip install --quiet --upgrade pip "setuptools>=77" wheel
         mapfile -t requirements < <(mcn_dependency_list "$base_python")
         "$venv/bin/python" -m pip install --quiet --progress-bar off "${requirements[@]}"
         elapsed=$(( $(date +%s) - started ))
@@ -93,7 +93,10 @@ PY
         "$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e "$MCN_ROOT" >/dev/null
     fi
     MCN_PYTHON="$venv/bin/python"
-    export MCN_PYTHON
+    # Several checkouts may share one environment (the editable install points at the last
+    # one installed): this checkout's code always comes first.
+    PYTHONPATH="$MCN_ROOT/python${PYTHONPATH:+:$PYTHONPATH}"
+    export MCN_PYTHON PYTHONPATH
 }
 
 mcn_apt_install

@@ -70,3 +70,12 @@ def test_border_option_drops_crystals_on_the_border(small_scene):
 def test_segmentation_refuses_a_stack():
     with pytest.raises(ValueError, match="2D"):
         segment_crystals(np.zeros((2, 64, 64)), 0.01)
+
+
+def test_unimodal_noise_is_not_split_into_crystals_unless_a_threshold_is_given():
+    from microcrystalnet.config import WatershedConfig
+
+    noise = np.random.default_rng(1).normal(0.3, 0.02, (256, 256)).astype(np.float32)
+    assert segment_crystals(noise, 0.01).max() == 0
+    forced = SegmentConfig(watershed=WatershedConfig(foreground_threshold=0.3))
+    assert segment_crystals(noise, 0.01, forced).max() > 0

@@ -84,6 +84,8 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
     measurements = timed("measure", 0.85, lambda: measure_crystals(labels, outlines, image.analysed_pixels,
                                                                    image.pixel_size_um))
     report("done", 1.0)
+    if labels.max() == 0:
+        notices.append("no crystals found; see the segmentation message above, or check the crystal area limits")
     full_labels = np.zeros(image.pixels.shape, np.int32)
     full_labels[: labels.shape[0]] = labels
     return CrystalAnalysis(image, full_labels, outlines, results_rows(probabilities, measurements),

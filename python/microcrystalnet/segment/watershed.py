@@ -8,6 +8,8 @@ crystal per distance maximum (markers at least ``marker_separation_um`` apart).
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.feature import peak_local_max
@@ -18,13 +20,33 @@ from skimage.segmentation import watershed
 from ..config import WatershedConfig
 
 Array = np.ndarray
+log = logging.getLogger(__name__)
+
+
+def otsu_effectiveness(image: Array, threshold: float) -> float:
+    """Share of the gray-level variance that the two classes of ``threshold`` explain (0-1)."""
+    above = image > threshold
+    share = float(above.mean())
+    if share in (0.0, 1.0) or image.var() == 0:
+        return 0.0
+    separation = float(image[above].mean() - image[~above].mean())
+    return share * (1 - share) * separation ** 2 / float(image.var())
 
 
 def crystal_foreground(image: Array, pixel_size_um: float, config: WatershedConfig,
                        min_crystal_area_px: float) -> Array:
     """Bool (Y, X): crystal (True) or pore space. ``image``: float (Y, X) scaled to [0, 1]."""
     smoothed = ndi.gaussian_filter(image.astype(np.float32), config.smoothing_um / pixel_size_um)
-    threshold = config.foreground_threshold if config.foreground_threshold is not None else threshold_otsu(smoothed)
+    if config.foreground_threshold is not None:
+        threshold = config.foreground_threshold
+    else:
+        threshold = threshold_otsu(smoothed)
+        effectiveness = otsu_effectiveness(smoothed, threshold)
+        if effectiveness < config.min_otsu_effectiveness:
+            log.warning("no clear contrast between crystals and pores (Otsu effectiveness %.2f < %.2f): no "
+                        "crystals segmented. If there are crystals, set segment.watershed.foreground_threshold.",
+                        effectiveness, config.min_otsu_effectiveness)
+            return np.zeros(image.shape, bool)
     foreground = smoothed > threshold
     speck = max(int(min_crystal_area_px / 2), 1)
     foreground = remove_small_objects(foreground, max_size=speck)
