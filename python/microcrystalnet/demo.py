@@ -8,7 +8,6 @@ synthetic crystals, not on real rocks.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +70,7 @@ def run_demo(out_dir: Path, size_px: int = 2048, seed: int = 0, config: Analysis
     image_path = write_scene(scene, out_dir / "input")
     image = read_sem_image(image_path, exclude_data_bar=config.input.exclude_data_bar)
     classifier = classifier or CrystalClassifier.load(config.classify.model)
-    analysis = analyze_image(image, classifier, replace(config), progress)
+    analysis = analyze_image(image, classifier, config, progress)
     result_folder = write_analysis(out_dir, analysis)
     report = {"scene": {"size_px": size_px, "pixel_size_um": scene.pixel_size_um, "seed": seed,
                         "n_crystals": scene.n_crystals},

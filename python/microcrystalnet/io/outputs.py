@@ -23,7 +23,7 @@ import shutil
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import roifile
@@ -36,6 +36,9 @@ from ..classes import CLASS_CODES, CRYSTAL_CLASSES, class_by_code
 from ..frameworks import framework_versions
 from ..results import RESULT_COLUMNS, class_statistics
 from .image_file import to_unit_range
+
+if TYPE_CHECKING:  # the pipeline imports this package; only type checkers need the reverse
+    from ..pipeline import CrystalAnalysis
 
 Array = np.ndarray
 
@@ -133,7 +136,7 @@ def write_overlay_png(path: Path, pixels: Array, labels: Array, rows: Sequence[d
     os.replace(temporary, path)
 
 
-def analysis_summary(analysis: Any) -> dict[str, Any]:
+def analysis_summary(analysis: CrystalAnalysis) -> dict[str, Any]:
     """The summary.json content of a :class:`microcrystalnet.pipeline.CrystalAnalysis`."""
     image = analysis.image
     card = analysis.classifier.card
@@ -178,7 +181,7 @@ def write_json(path: Path, content: dict[str, Any]) -> None:
     path.write_text(json.dumps(_json_safe(content), indent=2, default=_json_default) + "\n", encoding="utf-8")
 
 
-def write_analysis(out_dir: Path, analysis: Any, folder_name: str | None = None) -> Path:
+def write_analysis(out_dir: Path, analysis: CrystalAnalysis, folder_name: str | None = None) -> Path:
     """Write all outputs of one analysis into ``out_dir/<image stem>/``, atomically.
 
     An earlier result folder of the same name is replaced only once the new one is complete.
