@@ -45,7 +45,7 @@ def test_fei_metadata_gives_pixel_size_and_data_bar(tmp_path):
     image = read_sem_image(path)
     assert image.pixel_size_um == pytest.approx(0.0125) and image.pixel_size_source == "FEI metadata"
     assert image.data_bar_row == 200 and image.analysed_pixels.shape == (200, 256)
-    assert any("FEI metadata" in notice for notice in image.notices)
+    assert any("from the file's metadata" in notice for notice in image.notices)
 
 
 def test_zeiss_metadata_gives_pixel_size(tmp_path):

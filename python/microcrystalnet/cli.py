@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -56,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("images", nargs="+", type=Path, metavar="IMAGE",
                          help=f"image files ({', '.join(SUPPORTED_SUFFIXES)})")
     analyze.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for the results")
+    analyze.add_argument("--no-overlay", action="store_true",
+                         help="do not write overlay.png (the slowest output; Fiji draws the ROIs itself)")
+    analyze.add_argument("--progress", choices=("auto", "machine"), default="auto",
+                         help="auto: a bar on a terminal, else a line per stage (stderr); machine: lines "
+                              "'MCN-PROGRESS <fraction 0-1> <stage>' on stdout, for the Fiji command")
     _add_analysis_options(analyze)
 
     demo = commands.add_parser("demo", help="analyse a synthetic SEM scene and score it against its ground truth",
@@ -87,18 +92,24 @@ def config_from_arguments(arguments: argparse.Namespace) -> AnalysisConfig:
 
 
 class _Progress:
-    """Stage-by-stage progress: a bar on a terminal, one line per stage otherwise."""
+    """Stage-by-stage progress: a bar on a terminal, one line per stage otherwise, or
+    machine-readable lines on stdout (``MCN-PROGRESS <fraction of all images> <stage>``)."""
 
-    def __init__(self, total: int, quiet: bool) -> None:
-        self.total, self.quiet, self.bar = total, quiet, None
-        if not quiet and sys.stderr.isatty():
+    MACHINE_PREFIX = "MCN-PROGRESS"
+
+    def __init__(self, total: int, quiet: bool, machine: bool = False) -> None:
+        self.total, self.quiet, self.machine, self.bar = total, quiet, machine, None
+        if not quiet and not machine and sys.stderr.isatty():
             from tqdm import tqdm
 
             self.bar = tqdm(total=total, unit="image", file=sys.stderr)
 
-    def callback(self, number: int, name: str):
+    def callback(self, number: int, name: str) -> Callable[[str, float], None]:
         def report(stage: str, fraction: float) -> None:
-            if self.bar is not None:
+            if self.machine:
+                overall = (number - 1 + fraction) / self.total
+                print(f"{self.MACHINE_PREFIX} {overall:.4f} {name}: {stage}", flush=True)
+            elif self.bar is not None:
                 self.bar.set_postfix_str(f"{name}: {stage}")
                 if stage == "done":
                     self.bar.update(1)
@@ -121,13 +132,13 @@ def _run_analyze(arguments: argparse.Namespace, config: AnalysisConfig) -> int:
     from .io.outputs import write_analysis
     from .pipeline import analyze_image
 
-    progress = _Progress(len(arguments.images), arguments.quiet)
+    progress = _Progress(len(arguments.images), arguments.quiet, arguments.progress == "machine")
     failed = 0
     for number, path in enumerate(arguments.images, start=1):
         try:
             image = read_sem_image(path, config.input.pixel_size_um, config.input.exclude_data_bar)
             analysis = analyze_image(image, classifier, config, progress.callback(number, path.name))
-            folder = write_analysis(arguments.out, analysis)
+            folder = write_analysis(arguments.out, analysis, overlay=not arguments.no_overlay)
         except ImageInputError as error:
             failed += 1
             log.error("%s", error)

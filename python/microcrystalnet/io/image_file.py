@@ -111,8 +111,7 @@ def _zeiss_pixel_size(tif: tifffile.TiffFile) -> float | None:
     entry = metadata.get("ap_image_pixel_size") or metadata.get("ap_pixel_size")
     if not entry or len(entry) < 3 or not isinstance(entry[1], (int, float)):
         return None
-    factor = _UNIT_TO_UM.get(str(entry[2]).strip().lower())
-    return float(entry[1]) * factor if factor and entry[1] > 0 else None
+    return pixel_size_from_unit(float(entry[1]), str(entry[2]))
 
 
 def _fei_data_bar_row(tif: tifffile.TiffFile, height: int) -> int | None:
@@ -153,7 +152,6 @@ def read_sem_image(path: str | Path, pixel_size_um: float | None = None, exclude
         raise ImageInputError(f"{path}: unsupported file type {suffix!r}; use TIFF, PNG or JPEG")
     if path.stat().st_size == 0:
         raise ImageInputError(f"{path}: the file is empty (0 bytes)")
-    notices: list[str] = []
     size, source, bar_row = None, None, None
     try:
         if suffix in TIFF_SUFFIXES:
@@ -166,6 +164,30 @@ def read_sem_image(path: str | Path, pixel_size_um: float | None = None, exclude
         raise ImageInputError(f"{path}: cannot be read as an image ({type(error).__name__}: {error}); "
                               "is the file complete and really a TIFF/PNG/JPEG?") from error
 
+    if pixel_size_um is not None:
+        size, source = pixel_size_um, "given by the user"
+    return sem_image_from_array(pixels, path, size, source, exclude_data_bar, bar_row)
+
+
+def pixel_size_from_unit(length: float, unit: str) -> float | None:
+    """Micrometres per pixel from a calibration (``length`` per pixel in ``unit``), or None."""
+    factor = _UNIT_TO_UM.get(str(unit).strip().lower())
+    return length * factor if factor and length > 0 else None
+
+
+def sem_image_from_array(pixels: Array, path: str | Path, pixel_size_um: float | None = None,
+                         pixel_size_source: str | None = None, exclude_data_bar: bool = True,
+                         data_bar_row: int | None = None) -> SEMImage:
+    """Check an image already in memory (e.g. handed over by ImageJ) like a file read from disk.
+
+    ``pixels``: (Y, X) gray or (Y, X, 3|4) RGB, any integer or float type; ``path`` names the
+    image in messages and outputs. ``data_bar_row`` comes from metadata when known; otherwise,
+    with ``exclude_data_bar``, the bar is looked for in the pixels.
+    """
+    path = Path(path)
+    notices: list[str] = []
+    source = pixel_size_source if pixel_size_um else None
+    bar_row = data_bar_row
     pixels = np.asarray(pixels)
     if pixels.ndim == 3 and pixels.shape[-1] in (3, 4) and pixels.shape[0] > 4:
         pixels = _rgb_to_gray(pixels, notices)
@@ -185,14 +207,12 @@ def read_sem_image(path: str | Path, pixel_size_um: float | None = None, exclude
     if np.min(pixels) == np.max(pixels):
         raise ImageInputError(f"{path}: the image is blank (every pixel is {np.min(pixels)})")
 
-    if pixel_size_um is not None:
-        size, source = pixel_size_um, "given by the user"
     if exclude_data_bar:
         if bar_row is None:
             bar_row = find_data_bar(pixels)
             how = "found in the pixels"
         else:
-            how = "from the FEI metadata"
+            how = "from the file's metadata"
         if bar_row is not None:
             notices.append(f"data bar {how}: rows {bar_row}-{pixels.shape[0] - 1} are excluded from the analysis")
     else:
@@ -200,6 +220,6 @@ def read_sem_image(path: str | Path, pixel_size_um: float | None = None, exclude
     if bar_row is not None and bar_row < MIN_IMAGE_SIDE:
         raise ImageInputError(f"{path}: only {bar_row} rows remain above the data bar; "
                               "if there is no data bar, turn its detection off (--keep-data-bar)")
-    if size is None:
+    if pixel_size_um is None:
         notices.append("pixel size unknown: results are in pixels (give --pixel-size-nm to calibrate)")
-    return SEMImage(path, pixels, size, source, bar_row, notices)
+    return SEMImage(path, pixels, pixel_size_um, source, bar_row, notices)

@@ -5,6 +5,7 @@ Per image, one folder holding:
 * ``RoiSet.zip``: one traced polygon ROI per crystal, named ``0001-RES`` etc., outlined in its
   class colour, with ``Class`` and ``Confidence`` as ROI properties (ROI Manager > Open);
 * ``results.csv``: the results table (:data:`microcrystalnet.results.RESULT_COLUMNS`);
+* ``class_summary.csv``: one row per class: count, fraction, mean Area, Feret and confidence;
 * ``labels.tif``: the crystal label image (16-bit, crystal n has value n), calibrated;
 * ``overlay.png``: the image with crystal outlines coloured by class, numbers and a legend;
 * ``summary.json``: counts per class, settings, versions, model and its sha256, timings.
@@ -47,7 +48,10 @@ RESULTS_NAME = "results.csv"
 LABELS_NAME = "labels.tif"
 OVERLAY_NAME = "overlay.png"
 SUMMARY_NAME = "summary.json"
-OUTPUT_NAMES = (ROISET_NAME, RESULTS_NAME, LABELS_NAME, OVERLAY_NAME, SUMMARY_NAME)
+CLASS_SUMMARY_NAME = "class_summary.csv"
+OUTPUT_NAMES = (ROISET_NAME, RESULTS_NAME, CLASS_SUMMARY_NAME, LABELS_NAME, OVERLAY_NAME, SUMMARY_NAME)
+CLASS_SUMMARY_COLUMNS = ("Image", "Class", "Name", "Colour", "Count", "Fraction", "MeanArea", "MeanFeret",
+                         "MeanConfidence")
 
 
 def _argb(colour_rgb: tuple[int, int, int]) -> bytes:
@@ -84,6 +88,15 @@ def write_results_csv(path: Path, rows: Sequence[dict[str, Any]], columns: Seque
         writer.writerow(columns)
         for row in rows:
             writer.writerow([_format(row[column]) for column in columns])
+
+
+def class_summary_rows(image_name: str, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of class_summary.csv (the per-image Summary table in Fiji)."""
+    statistics = class_statistics(rows)
+    return [{"Image": image_name, "Class": c.code, "Name": c.name, "Colour": c.colour_hex,
+             "Count": statistics[c.code]["count"], "Fraction": statistics[c.code]["fraction"],
+             "MeanArea": statistics[c.code]["mean_area"], "MeanFeret": statistics[c.code]["mean_feret"],
+             "MeanConfidence": statistics[c.code]["mean_confidence"]} for c in CRYSTAL_CLASSES]
 
 
 def write_label_tiff(path: Path, labels: Array, pixel_size_um: float | None) -> None:
@@ -181,10 +194,12 @@ def write_json(path: Path, content: dict[str, Any]) -> None:
     path.write_text(json.dumps(_json_safe(content), indent=2, default=_json_default) + "\n", encoding="utf-8")
 
 
-def write_analysis(out_dir: Path, analysis: CrystalAnalysis, folder_name: str | None = None) -> Path:
+def write_analysis(out_dir: Path, analysis: CrystalAnalysis, folder_name: str | None = None,
+                   overlay: bool = True) -> Path:
     """Write all outputs of one analysis into ``out_dir/<image stem>/``, atomically.
 
     An earlier result folder of the same name is replaced only once the new one is complete.
+    ``overlay=False`` skips overlay.png (the slowest output; Fiji draws the ROIs itself).
     Returns the result folder.
     """
     out_dir = Path(out_dir)
@@ -196,8 +211,11 @@ def write_analysis(out_dir: Path, analysis: CrystalAnalysis, folder_name: str | 
     try:
         write_roiset(partial / ROISET_NAME, analysis.outlines, analysis.rows)
         write_results_csv(partial / RESULTS_NAME, analysis.rows)
+        write_results_csv(partial / CLASS_SUMMARY_NAME, class_summary_rows(analysis.image.path.name, analysis.rows),
+                          CLASS_SUMMARY_COLUMNS)
         write_label_tiff(partial / LABELS_NAME, analysis.labels, analysis.pixel_size_um)
-        write_overlay_png(partial / OVERLAY_NAME, analysis.image.pixels, analysis.labels, analysis.rows)
+        if overlay:
+            write_overlay_png(partial / OVERLAY_NAME, analysis.image.pixels, analysis.labels, analysis.rows)
         write_json(partial / SUMMARY_NAME, analysis_summary(analysis))
         previous = out_dir / f".{final.name}.previous-{os.getpid()}"
         if final.exists():

@@ -1,0 +1,130 @@
+package microcrystalnet.fiji;
+
+import ij.IJ;
+import ij.ImagePlus;
+import ij.Macro;
+import ij.WindowManager;
+import ij.gui.GenericDialog;
+import ij.macro.Interpreter;
+import ij.plugin.PlugIn;
+
+import java.io.File;
+import java.util.Locale;
+
+/**
+ * Plugins &gt; MicroCrystalNet &gt; Analyze Crystals...: segment, classify and measure every
+ * crystal of the current SEM image with the Python backend, and show the crystals in the ROI
+ * Manager (named and coloured by class) with a Results and a Summary table.
+ *
+ * <p>Dialog and macro take the same path: every field is recorded by the macro recorder, and
+ * {@code run("Analyze Crystals...", "min_crystal_area=0.25 ...")} replays it. In a macro, an
+ * image that cannot be analysed is reported in the Log and the macro goes on; the message is
+ * also returned by {@code call("microcrystalnet.fiji.AnalyzeCrystals.lastError")}.
+ */
+public class AnalyzeCrystals implements PlugIn {
+
+	static final String TITLE = "MicroCrystalNet";
+	static final String ADD = "Add to existing ROIs";
+	static final String REPLACE = "Replace existing ROIs";
+
+	private static volatile String lastError = "";
+
+	/** The error of the last analysis, or an empty string if it succeeded (for macros). */
+	public static String lastError() {
+		return lastError;
+	}
+
+	@Override
+	public void run(String arg) {
+		lastError = "";
+		ImagePlus image = WindowManager.getCurrentImage();
+		if (image == null) {
+			fail("There is no image open. Open an SEM image first.");
+			return;
+		}
+		if (image.getStackSize() > 1) {
+			fail(image.getTitle() + " is a stack of " + image.getStackSize() + " images; MicroCrystalNet analyses one "
+				+ "2D SEM image.\nDuplicate the slice to analyse (Image > Duplicate...) and run it on that.");
+			return;
+		}
+		GenericDialog dialog = new GenericDialog("MicroCrystalNet: Analyze Crystals");
+		dialog.addStringField("Model", Settings.model(), 24);
+		dialog.addNumericField("Min_crystal_area", 0.25, 3, 8, "um^2");
+		dialog.addNumericField("Max_crystal_area", 40, 3, 8, "um^2");
+		dialog.addCheckbox("Exclude_crystals_on_border", false);
+		dialog.addCheckbox("Exclude_SEM_data_bar", true);
+		dialog.addChoice("ROI_Manager", new String[] {ADD, REPLACE}, ADD);
+		dialog.addStringField("Save_results_to", "", 32);
+		dialog.addMessage("Save results to: an optional folder; the results of this image go to <folder>/<image name>/.\n"
+			+ "Areas in um^2 apply when the image is calibrated; without calibration 10 nm/px is assumed for them.");
+		dialog.showDialog();
+		if (dialog.wasCanceled()) return;
+		String model = dialog.getNextString().trim();
+		double minArea = dialog.getNextNumber();
+		double maxArea = dialog.getNextNumber();
+		boolean excludeBorder = dialog.getNextBoolean();
+		boolean excludeDataBar = dialog.getNextBoolean();
+		boolean replace = REPLACE.equals(dialog.getNextChoice());
+		String saveTo = dialog.getNextString().trim();
+		if (dialog.invalidNumber() || !(minArea >= 0) || !(maxArea > minArea)) {
+			fail("The crystal area limits must be numbers with 0 <= minimum < maximum.");
+			return;
+		}
+		String settings = settingsJson(model, minArea, maxArea, excludeBorder, excludeDataBar);
+		analyze(image, settings, replace, saveTo);
+	}
+
+	static String settingsJson(String model, double minArea, double maxArea, boolean excludeBorder,
+		boolean excludeDataBar) {
+		return String.format(Locale.ROOT, "{\"input\": {\"exclude_data_bar\": %b}, \"segment\": {\"min_crystal_area_um2\": %s, "
+			+ "\"max_crystal_area_um2\": %s, \"exclude_border\": %b}, \"classify\": {\"model\": \"%s\"}}", excludeDataBar,
+			Double.toString(minArea), Double.toString(maxArea), excludeBorder, model.replace("\\", "\\\\").replace("\"",
+				"\\\""));
+	}
+
+	private void analyze(ImagePlus image, String settings, boolean replace, String saveTo) {
+		File folder = null;
+		long started = System.nanoTime();
+		try {
+			Backend backend = Settings.backend();
+			IJ.resetEscape();
+			Progress progress = new Progress() {
+				@Override
+				public void update(double fraction, String stage) {
+					IJ.showProgress(fraction);
+					IJ.showStatus("MicroCrystalNet: " + stage + " (Esc cancels)");
+				}
+
+				@Override
+				public boolean isCancelled() {
+					return IJ.escapePressed();
+				}
+			};
+			folder = new File(backend.analyze(image, settings, progress));
+			int crystals = ResultsDisplay.show(image, folder, replace);
+			if (!saveTo.isEmpty()) ResultsDisplay.save(folder, new File(saveTo, baseName(image.getTitle())));
+			IJ.showStatus(String.format(Locale.ROOT, "MicroCrystalNet: %d crystals in %.1f s (%s)", crystals,
+				(System.nanoTime() - started) / 1e9, backend.describe()));
+		} catch (CancelledException cancelled) {
+			lastError = "cancelled";
+			IJ.showStatus("MicroCrystalNet: cancelled");
+		} catch (Exception error) {
+			fail(image.getTitle() + ": " + (error.getMessage() != null ? error.getMessage() : error.toString()));
+		} finally {
+			IJ.showProgress(1.0);
+			if (folder != null) ResultsDisplay.deleteTree(folder.getParentFile());
+		}
+	}
+
+	static String baseName(String title) {
+		int dot = title.lastIndexOf('.');
+		return dot > 0 ? title.substring(0, dot) : title;
+	}
+
+	/** In a macro: a Log line and the macro goes on; interactively: an error dialog. */
+	private static void fail(String message) {
+		lastError = message;
+		if (Macro.getOptions() != null || Interpreter.isBatchMode()) Settings.log("ERROR " + message);
+		else IJ.error(TITLE, message);
+	}
+}

@@ -1,0 +1,121 @@
+package microcrystalnet.fiji;
+
+import ij.ImagePlus;
+import ij.io.FileSaver;
+
+import java.io.BufferedReader;
+import java.io.File;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Runs {@code python -m microcrystalnet analyze} as a separate process on a temporary TIFF
+ * of the image, reading its machine-readable progress lines, and stops it when the user
+ * presses Esc.
+ */
+public class ExternalBackend implements Backend {
+
+	static final String PROGRESS_PREFIX = "MCN-PROGRESS ";
+	private static final int EXIT_MODEL = 3;
+
+	private final String python;
+
+	public ExternalBackend(String python) {
+		this.python = python;
+	}
+
+	@Override
+	public String describe() {
+		return "external Python (" + python + ")";
+	}
+
+	@Override
+	public String analyze(ImagePlus image, String settingsJson, Progress progress) throws Exception {
+		File work = Files.createTempDirectory("microcrystalnet-").toFile();
+		File tiff = new File(work, "image.tif");
+		ImagePlus copy = new ImagePlus("image", image.getProcessor()); // no pixel copy; keeps the user's title
+		copy.setCalibration(image.getCalibration());
+		if (!new FileSaver(copy).saveAsTiff(tiff.getPath()))
+			throw new Exception("Could not write the temporary image " + tiff);
+		File settings = new File(work, "settings.json");
+		Files.write(settings.toPath(), settingsJson.getBytes(StandardCharsets.UTF_8));
+		File log = new File(work, "python.log");
+
+		List<String> command = new ArrayList<String>();
+		command.add(python);
+		for (String part : new String[] {"-m", "microcrystalnet", "analyze", tiff.getPath(), "--out", work.getPath(),
+			"--config", settings.getPath(), "--progress", "machine", "--no-overlay"})
+			command.add(part);
+		ProcessBuilder builder = new ProcessBuilder(command).redirectError(log);
+		final Process process;
+		try {
+			process = builder.start();
+		} catch (IOException error) {
+			throw new Exception("Python could not be started: " + python + "\n(" + error.getMessage() + ")\n"
+				+ "Set the Python that has MicroCrystalNet installed in Plugins > MicroCrystalNet > Settings...");
+		}
+		Thread reader = new Thread(new Runnable() {
+			@Override
+			public void run() {
+				readProgress(process, progress);
+			}
+		}, "MicroCrystalNet progress");
+		reader.setDaemon(true);
+		reader.start();
+		while (!process.waitFor(100, TimeUnit.MILLISECONDS)) {
+			if (progress.isCancelled()) {
+				process.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+				throw new CancelledException();
+			}
+		}
+		reader.join(2000);
+		int status = process.exitValue();
+		if (status != 0) throw new Exception(explain(status, new String(Files.readAllBytes(log.toPath()),
+			StandardCharsets.UTF_8)));
+		File folder = new File(work, "image"); // the caller deletes its parent, the work folder
+		if (!new File(folder, "RoiSet.zip").isFile())
+			throw new Exception("The Python backend finished without results in " + folder);
+		return folder.getPath();
+	}
+
+	private static void readProgress(Process process, Progress progress) {
+		try (BufferedReader lines = new BufferedReader(new InputStreamReader(process.getInputStream(),
+			StandardCharsets.UTF_8))) {
+			String line;
+			while ((line = lines.readLine()) != null) {
+				if (!line.startsWith(PROGRESS_PREFIX)) continue;
+				String[] parts = line.substring(PROGRESS_PREFIX.length()).trim().split(" ", 2);
+				try {
+					progress.update(Double.parseDouble(parts[0]), parts.length > 1 ? parts[1] : "");
+				} catch (NumberFormatException ignored) {
+					// a line that merely starts like ours: not progress
+				}
+			}
+		} catch (IOException ignored) {
+			// the process ended or was stopped: nothing more to read
+		}
+	}
+
+	private String explain(int status, String errorOutput) {
+		String tail = lastLines(errorOutput, 12);
+		if (errorOutput.contains("No module named microcrystalnet"))
+			return "The Python at " + python + " does not have MicroCrystalNet installed.\n"
+				+ "Install it there, or choose the project's Python in Plugins > MicroCrystalNet > Settings...";
+		if (status == EXIT_MODEL)
+			return "The classifier model is not available:\n" + tail;
+		return "The Python backend failed (exit status " + status + "):\n" + tail;
+	}
+
+	private static String lastLines(String text, int count) {
+		String[] lines = text.trim().split("\n");
+		StringBuilder kept = new StringBuilder();
+		for (int i = Math.max(0, lines.length - count); i < lines.length; i++)
+			kept.append(lines[i]).append('\n');
+		return kept.toString().trim();
+	}
+}

@@ -1,0 +1,95 @@
+package microcrystalnet.fiji;
+
+import ij.IJ;
+import ij.ImagePlus;
+import ij.gui.Roi;
+import ij.measure.ResultsTable;
+import ij.plugin.frame.RoiManager;
+
+import java.awt.Color;
+import java.awt.GraphicsEnvironment;
+import java.io.File;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+
+/**
+ * Shows a result folder in ImageJ: crystals in the ROI Manager, the Results and Summary tables,
+ * a colour legend in the Log. Both backends end here, so both show the same thing.
+ */
+public final class ResultsDisplay {
+
+	static final String RESULTS_TITLE = "MicroCrystalNet Results";
+	static final String SUMMARY_TITLE = "MicroCrystalNet Summary";
+	static final String[] RESULT_FILES = {"RoiSet.zip", "results.csv", "class_summary.csv", "summary.json",
+		"labels.tif", "overlay.png"};
+
+	private ResultsDisplay() {
+	}
+
+	/**
+	 * Adds the crystals of {@code folder} to the ROI Manager (after emptying it when
+	 * {@code replace}) and shows the tables. Returns the number of crystals added.
+	 */
+	static int show(ImagePlus image, File folder, boolean replace) throws IOException {
+		RoiManager manager = RoiManager.getRoiManager();
+		if (replace) manager.reset();
+		int before = manager.getCount();
+		File roiSet = new File(folder, "RoiSet.zip");
+		if (!manager.runCommand("Open", roiSet.getPath()))
+			throw new IOException("ImageJ could not open " + roiSet);
+		int added = manager.getCount() - before;
+		ResultsTable results = ResultsTable.open(new File(folder, "results.csv").getPath());
+		ResultsTable summary = ResultsTable.open(new File(folder, "class_summary.csv").getPath());
+		if (added != results.size())
+			throw new IOException("the ROI set holds " + added + " crystals but the results table " + results.size());
+		if (!GraphicsEnvironment.isHeadless()) {
+			results.show(RESULTS_TITLE);
+			summary.show(SUMMARY_TITLE);
+			if (image.getWindow() != null) manager.runCommand(image, "Show All");
+		}
+		logLegend(summary, added, image.getTitle());
+		return added;
+	}
+
+	private static void logLegend(ResultsTable summary, int crystals, String title) {
+		Settings.log(crystals + " crystals in " + title);
+		for (int row = 0; row < summary.size(); row++) {
+			String colour = summary.getStringValue("Colour", row);
+			Settings.log(String.format("  %-6s %-36s %5d  (%.1f %%)  outline %s", summary.getStringValue("Class", row),
+				summary.getStringValue("Name", row), (int) summary.getValue("Count", row),
+				100 * summary.getValue("Fraction", row), colour));
+		}
+	}
+
+	/** Copies the result files of {@code folder} to {@code destination}, replacing it only when complete. */
+	static void save(File folder, File destination) throws IOException {
+		File parent = destination.getAbsoluteFile().getParentFile();
+		if (!parent.isDirectory() && !parent.mkdirs()) throw new IOException("cannot create " + parent);
+		Path partial = Files.createTempDirectory(parent.toPath(), "." + destination.getName() + ".partial-");
+		try {
+			for (String name : RESULT_FILES) {
+				File file = new File(folder, name);
+				if (file.isFile()) Files.copy(file.toPath(), partial.resolve(name));
+			}
+			if (destination.exists()) deleteTree(destination);
+			Files.move(partial, destination.toPath(), StandardCopyOption.ATOMIC_MOVE);
+		} finally {
+			if (Files.exists(partial)) deleteTree(partial.toFile());
+		}
+	}
+
+	static void deleteTree(File file) {
+		File[] children = file.listFiles();
+		if (children != null) for (File child : children)
+			deleteTree(child);
+		if (!file.delete() && file.exists()) IJ.log("MicroCrystalNet: could not delete " + file);
+	}
+
+	/** The stroke colour of a ROI as #RRGGBB, for tests and macros. */
+	public static String strokeColour(Roi roi) {
+		Color colour = roi.getStrokeColor();
+		return colour == null ? "" : String.format("#%02X%02X%02X", colour.getRed(), colour.getGreen(), colour.getBlue());
+	}
+}

@@ -1,0 +1,80 @@
+package microcrystalnet.fiji;
+
+import ij.IJ;
+import ij.Prefs;
+import ij.gui.GenericDialog;
+import ij.plugin.PlugIn;
+
+/**
+ * Plugins &gt; MicroCrystalNet &gt; Settings...: which Python runs the analysis, and how.
+ *
+ * <p>Stored in ImageJ's preferences (IJ_Prefs.txt), so they hold for every later session.
+ * Recordable like every dialog: {@code run("Settings...", "python=/path/to/python backend=External")}.
+ */
+public class Settings implements PlugIn {
+
+	static final String PYTHON_KEY = "microcrystalnet.python";
+	static final String BACKEND_KEY = "microcrystalnet.backend";
+	static final String MODEL_KEY = "microcrystalnet.model";
+	static final String PYTHON_VARIABLE = "MICROCRYSTALNET_PYTHON";
+
+	static final String AUTOMATIC = "Automatic";
+	static final String IN_PROCESS = "In-process";
+	static final String EXTERNAL = "External";
+	static final String[] BACKENDS = {AUTOMATIC, IN_PROCESS, EXTERNAL};
+	static final String DEFAULT_MODEL = "reference-2023-11-19";
+
+	@Override
+	public void run(String arg) {
+		GenericDialog dialog = new GenericDialog("MicroCrystalNet Settings");
+		dialog.addStringField("Python", python(), 40);
+		dialog.addChoice("Backend", BACKENDS, backendChoice());
+		dialog.addStringField("Model", model(), 24);
+		dialog.addMessage("Python: the interpreter that has the microcrystalnet package (e.g. the one\n"
+			+ "printed by 'scripts/mcn --python-path' in a MicroCrystalNet checkout).\n"
+			+ "Backend: Automatic uses the Python session that started this ImageJ when there is one,\n"
+			+ "else runs the Python above as a separate process.\n"
+			+ "Model: a model name (" + DEFAULT_MODEL + ") or the path of a Keras model file.");
+		dialog.showDialog();
+		if (dialog.wasCanceled()) return;
+		Prefs.set(PYTHON_KEY, dialog.getNextString().trim());
+		Prefs.set(BACKEND_KEY, dialog.getNextChoice());
+		Prefs.set(MODEL_KEY, dialog.getNextString().trim());
+		Prefs.savePreferences();
+	}
+
+	/** The Python executable: preference, else MICROCRYSTALNET_PYTHON, else python3. */
+	static String python() {
+		String fromPrefs = Prefs.get(PYTHON_KEY, "").trim();
+		if (!fromPrefs.isEmpty()) return fromPrefs;
+		String fromEnvironment = System.getenv(PYTHON_VARIABLE);
+		return fromEnvironment != null && !fromEnvironment.trim().isEmpty() ? fromEnvironment.trim() : "python3";
+	}
+
+	static String backendChoice() {
+		return Prefs.get(BACKEND_KEY, AUTOMATIC);
+	}
+
+	static String model() {
+		return Prefs.get(MODEL_KEY, DEFAULT_MODEL);
+	}
+
+	/** The backend to use now, following the Backend setting. */
+	static Backend backend() throws Exception {
+		String choice = backendChoice();
+		Backend inProcess = BackendRegistry.inProcess();
+		if (IN_PROCESS.equals(choice)) {
+			if (inProcess == null)
+				throw new Exception("The backend is set to In-process, but no Python session has registered one.\n"
+					+ "Start ImageJ with 'microcrystalnet imagej', or choose Automatic or External in\n"
+					+ "Plugins > MicroCrystalNet > Settings...");
+			return inProcess;
+		}
+		if (AUTOMATIC.equals(choice) && inProcess != null) return inProcess;
+		return new ExternalBackend(python());
+	}
+
+	static void log(String message) {
+		IJ.log("MicroCrystalNet: " + message);
+	}
+}
