@@ -36,6 +36,24 @@ def test_imagej_calibration_in_nanometres(tmp_path):
     assert read_sem_image(path).pixel_size_um == pytest.approx(0.0125)
 
 
+@pytest.mark.parametrize("unit", ["\\u00B5m", "micron", "nm"])
+def test_imagej_units_as_imagej_writes_them(tmp_path, unit):
+    # ImageJ's FileSaver writes "µm" escaped, as the six characters \u00B5m (TIFF text is ASCII)
+    path = tmp_path / "escaped.tif"
+    tifffile.imwrite(path, sem_like(), imagej=True, resolution=(25.0, 25.0), metadata={"unit": unit})
+    expected = 0.04 if unit != "nm" else 0.00004
+    assert read_sem_image(path).pixel_size_um == pytest.approx(expected)
+
+
+def test_calibration_units_in_every_spelling():
+    from microcrystalnet.io import pixel_size_from_unit
+
+    for unit in ("um", "\u00b5m", "\u03bcm", "\\u00B5m", "micron", "Microns", " µm "):
+        assert pixel_size_from_unit(0.5, unit) == pytest.approx(0.5), unit
+    assert pixel_size_from_unit(5, "nm") == pytest.approx(0.005)
+    assert pixel_size_from_unit(1, "pixel") is None and pixel_size_from_unit(0, "um") is None
+
+
 def test_fei_metadata_gives_pixel_size_and_data_bar(tmp_path):
     body = sem_like((200, 256))
     pixels = add_data_bar(body, 30)

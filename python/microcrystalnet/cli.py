@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("images", nargs="+", type=Path, metavar="IMAGE",
                          help=f"image files ({', '.join(SUPPORTED_SUFFIXES)})")
     analyze.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for the results")
+    analyze.add_argument("--image-name", metavar="NAME",
+                         help="name of the image in the outputs (one IMAGE only; the Fiji command passes the "
+                              "image title); also names the result folder")
     analyze.add_argument("--no-overlay", action="store_true",
                          help="do not write overlay.png (the slowest output; Fiji draws the ROIs itself)")
     analyze.add_argument("--progress", choices=("auto", "machine"), default="auto",
@@ -96,6 +99,7 @@ class _Progress:
     machine-readable lines on stdout (``MCN-PROGRESS <fraction of all images> <stage>``)."""
 
     MACHINE_PREFIX = "MCN-PROGRESS"
+    RESULT_PREFIX = "MCN-RESULT"
 
     def __init__(self, total: int, quiet: bool, machine: bool = False) -> None:
         self.total, self.quiet, self.machine, self.bar = total, quiet, machine, None
@@ -124,6 +128,9 @@ class _Progress:
 
 def _run_analyze(arguments: argparse.Namespace, config: AnalysisConfig) -> int:
     stems = [path.stem for path in arguments.images]
+    if arguments.image_name and len(arguments.images) != 1:
+        log.error("--image-name needs exactly one IMAGE")
+        return EXIT_USAGE
     duplicates = sorted({stem for stem in stems if stems.count(stem) > 1})
     if duplicates:
         log.error("several images share the name(s) %s; their results would share a folder. Rename them.", duplicates)
@@ -137,12 +144,16 @@ def _run_analyze(arguments: argparse.Namespace, config: AnalysisConfig) -> int:
     for number, path in enumerate(arguments.images, start=1):
         try:
             image = read_sem_image(path, config.input.pixel_size_um, config.input.exclude_data_bar)
-            analysis = analyze_image(image, classifier, config, progress.callback(number, path.name))
+            if arguments.image_name:
+                image.path = Path(arguments.image_name)
+            analysis = analyze_image(image, classifier, config, progress.callback(number, image.path.name))
             folder = write_analysis(arguments.out, analysis, overlay=not arguments.no_overlay)
         except ImageInputError as error:
             failed += 1
             log.error("%s", error)
             continue
+        if progress.machine:
+            print(f"{progress.RESULT_PREFIX} {folder.resolve()}", flush=True)
         for notice in analysis.notices:
             log.info("%s: %s", path.name, notice)
         counts = ", ".join(f"{code} {sum(1 for row in analysis.rows if row['Class'] == code)}"

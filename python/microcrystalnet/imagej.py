@@ -1,4 +1,4 @@
-"""The bridge to ImageJ: the only module that imports scyjava.
+"""The bridge to ImageJ: the only module that imports scyjava and JPype.
 
 Everything on the Java side uses the ImageJ1 API (ImagePlus, RoiManager, ResultsTable, Roi),
 which is the same in a plain ImageJ 1.x and inside Fiji. This module starts a JVM with an
@@ -10,10 +10,16 @@ installed on the machine (``JAVA_HOME`` or ``java`` on PATH), which works offlin
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
 
 IJ_JAR_VARIABLE = "MICROCRYSTALNET_IJ_JAR"
 DEFAULT_IJ_JARS = (Path("/usr/share/java/ij.jar"),)
@@ -37,11 +43,16 @@ def find_ij_jar(explicit: str | Path | None = None) -> Path:
         f"(Debian/Ubuntu: apt-get install libij-java) or set {IJ_JAR_VARIABLE} to an ij.jar")
 
 
-def start_imagej1(ij_jar: str | Path | None = None, headless: bool = True, extra_classpath: tuple[str, ...] = ()) -> Any:
+def start_imagej1(ij_jar: str | Path | None = None, headless: bool = True, plugin_jar: str | Path | None = None,
+                  home: str | Path | None = None, jvm_options: tuple[str, ...] = ()) -> Any:
     """Start a JVM with ImageJ 1.x in this process (once) and return the ``ij.IJ`` class.
 
     ``headless``: no display needed, but window classes (RoiManager's frame) are unavailable;
     give a display (e.g. Xvfb and ``DISPLAY``) and ``headless=False`` for those.
+    ``plugin_jar``: the MicroCrystalNet plugin, put on the class path (so a backend registered
+    from Python is the one the command sees) and in the plugins folder of ``home`` (so ImageJ's
+    menus list its commands); ``home`` defaults to a temporary folder. ``jvm_options``: more
+    JVM options, e.g. ``-Duser.home=...`` to keep ImageJ's preferences elsewhere.
     """
     import scyjava
 
@@ -50,9 +61,16 @@ def start_imagej1(ij_jar: str | Path | None = None, headless: bool = True, extra
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
         raise ImageJUnavailableError("Java is not installed (apt-get install default-jdk-headless, or set JAVA_HOME)")
     scyjava.config.set_java_constraints(fetch="never")
-    scyjava.config.add_classpath(str(find_ij_jar(ij_jar)), *extra_classpath)
+    scyjava.config.add_classpath(str(find_ij_jar(ij_jar)))
+    if plugin_jar is not None:
+        jar = Path(plugin_jar)
+        scyjava.config.add_classpath(str(jar))
+        folder = plugins_folder_with(jar, Path(home) if home else Path(tempfile.mkdtemp(prefix="microcrystalnet-ij-")))
+        scyjava.config.add_option(f"-Dplugins.dir={folder}")
     if headless:
         scyjava.config.add_option("-Djava.awt.headless=true")
+    for option in jvm_options:
+        scyjava.config.add_option(option)
     scyjava.start_jvm()
     return scyjava.jimport("ij.IJ")
 
@@ -62,3 +80,130 @@ def jimport(name: str) -> Any:
     import scyjava
 
     return scyjava.jimport(name)
+
+
+# --- the plugin and the in-process backend --------------------------------------------------
+
+PLUGIN_JAR_VARIABLE = "MICROCRYSTALNET_PLUGIN_JAR"
+PLUGIN_JAR_NAME = "MicroCrystalNet_.jar"
+
+
+def find_plugin_jar(explicit: str | Path | None = None) -> Path:
+    """The Fiji plugin jar: explicit path, ``MICROCRYSTALNET_PLUGIN_JAR``, or this checkout's build."""
+    candidates = [Path(explicit)] if explicit else []
+    if os.environ.get(PLUGIN_JAR_VARIABLE):
+        candidates.append(Path(os.environ[PLUGIN_JAR_VARIABLE]))
+    candidates.append(Path(__file__).resolve().parents[2] / "fiji_plugin" / "target" / PLUGIN_JAR_NAME)
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise ImageJUnavailableError(
+        f"the MicroCrystalNet plugin jar was not found (looked at {', '.join(map(str, candidates))}). "
+        f"Build it with scripts/build-plugin, or set {PLUGIN_JAR_VARIABLE}")
+
+
+def plugins_folder_with(jar: Path, folder: Path) -> Path:
+    """An ImageJ home folder whose ``plugins/`` holds ``jar`` (ImageJ reads its menus from there)."""
+    plugins = folder / "plugins"
+    plugins.mkdir(parents=True, exist_ok=True)
+    target = plugins / jar.name
+    if not target.exists():
+        target.symlink_to(jar.resolve())
+    return folder
+
+
+def imageplus_pixels(image: Any) -> "np.ndarray":
+    """The pixels of an ImageJ ``ImagePlus`` (current slice) as a numpy array (Y, X) or (Y, X, 3).
+
+    8-bit -> uint8, 16-bit -> uint16, 32-bit -> float32, RGB -> uint8 (Y, X, 3).
+    """
+    import numpy as np
+
+    processor = image.getProcessor()
+    height, width = int(processor.getHeight()), int(processor.getWidth())
+    data = np.array(processor.getPixels())  # JPype hands primitive arrays over through the buffer protocol
+    bit_depth = int(image.getBitDepth())
+    if bit_depth == 8:
+        return data.view(np.uint8).reshape(height, width)
+    if bit_depth == 16:
+        return data.view(np.uint16).reshape(height, width)
+    if bit_depth == 32:
+        return data.astype(np.float32, copy=False).reshape(height, width)
+    packed = data.view(np.uint32).reshape(height, width)
+    return np.stack([(packed >> shift) & 0xFF for shift in (16, 8, 0)], axis=-1).astype(np.uint8)
+
+
+class InProcessAnalysis:
+    """What the in-process backend does for the Fiji command, without any Java in it.
+
+    Keeps the loaded classifiers between calls, so only the first analysis loads a model.
+    """
+
+    def __init__(self) -> None:
+        self._classifiers: dict[str, Any] = {}
+
+    def analyze(self, pixels: "np.ndarray", title: str, pixel_size_um: float | None, settings_json: str,
+                report: Callable[[str, float], None]) -> Path:
+        """Analyse pixels handed over by ImageJ; return the result folder (inside a new temporary folder)."""
+        from .classify import CrystalClassifier
+        from .config import AnalysisConfig
+        from .io import sem_image_from_array
+        from .io.outputs import write_analysis
+        from .pipeline import analyze_image
+
+        config = AnalysisConfig.from_dict(json.loads(settings_json))
+        image = sem_image_from_array(pixels, Path(title), pixel_size_um, "ImageJ calibration",
+                                     config.input.exclude_data_bar)
+        model = config.classify.model
+        if model not in self._classifiers:
+            self._classifiers[model] = CrystalClassifier.load(model)
+        analysis = analyze_image(image, self._classifiers[model], config, report)
+        return write_analysis(Path(tempfile.mkdtemp(prefix="microcrystalnet-")), analysis, overlay=False)
+
+
+_registered: list[Any] = []  # keeps the proxy alive while Java holds it
+
+
+def register_backend() -> Any:
+    """Register this Python session as the Fiji command's in-process backend (JVM must be running)."""
+    import platform
+
+    from jpype import JImplements, JOverride
+
+    from .io import ImageInputError, pixel_size_from_unit
+
+    core = InProcessAnalysis()
+    java_exception = jimport("java.lang.Exception")
+    cancelled_exception = jimport("microcrystalnet.fiji.CancelledException")
+
+    class _Cancelled(Exception):
+        pass
+
+    @JImplements("microcrystalnet.fiji.Backend")
+    class PythonBackend:
+        @JOverride
+        def analyze(self, image, settings_json, progress):
+            def report(stage: str, fraction: float) -> None:
+                if progress.isCancelled():
+                    raise _Cancelled()
+                progress.update(float(fraction), stage)
+
+            calibration = image.getCalibration()
+            size = pixel_size_from_unit(float(calibration.pixelWidth), str(calibration.getUnit())) \
+                if calibration.scaled() else None
+            try:
+                folder = core.analyze(imageplus_pixels(image), str(image.getTitle()), size, str(settings_json), report)
+            except _Cancelled:
+                raise cancelled_exception() from None
+            except (ImageInputError, ValueError, RuntimeError) as error:
+                raise java_exception(str(error)) from None
+            return str(folder)
+
+        @JOverride
+        def describe(self):
+            return f"in-process Python {platform.python_version()}"
+
+    backend = PythonBackend()
+    jimport("microcrystalnet.fiji.BackendRegistry").register(backend)
+    _registered[:] = [backend]
+    return backend

@@ -38,8 +38,30 @@ def x_display():
 
 
 @pytest.fixture(scope="session")
-def imagej1(x_display):
-    """The ``ij.IJ`` class of a real ImageJ 1.x started in this process."""
+def plugin_jar():
+    """The plugin jar that the Maven build made (scripts/test builds it first)."""
+    from microcrystalnet.imagej import ImageJUnavailableError, find_plugin_jar
+
+    try:
+        return find_plugin_jar()
+    except ImageJUnavailableError as error:
+        pytest.fail(str(error))
+
+
+@pytest.fixture(scope="session")
+def imagej_home(tmp_path_factory):
+    """ImageJ's folder (plugins/) and user home (preferences) for the tests, never the user's own."""
+    return tmp_path_factory.mktemp("imagej-home")
+
+
+@pytest.fixture(scope="session")
+def imagej1(x_display, plugin_jar, imagej_home):
+    """The ``ij.IJ`` class of a real ImageJ 1.x started in this process, with the plugin installed."""
     from microcrystalnet.imagej import start_imagej1
 
-    return start_imagej1(headless=False)
+    # the JVM, and the external Python processes it starts, take their environment from here
+    shared_models = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                                 "..", "shared", "reference-model")
+    os.environ.setdefault("MICROCRYSTALNET_MODEL_DIR", os.path.abspath(shared_models))
+    return start_imagej1(headless=False, plugin_jar=plugin_jar, home=imagej_home,
+                         jvm_options=(f"-Duser.home={imagej_home}",))

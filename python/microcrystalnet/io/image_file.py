@@ -29,7 +29,7 @@ TIFF_SUFFIXES = (".tif", ".tiff")
 OTHER_SUFFIXES = (".png", ".jpg", ".jpeg")
 SUPPORTED_SUFFIXES = TIFF_SUFFIXES + OTHER_SUFFIXES
 
-_UNIT_TO_UM = {"um": 1.0, "µm": 1.0, "\u00b5m": 1.0, "micron": 1.0, "microns": 1.0, "micrometer": 1.0,
+_UNIT_TO_UM = {"um": 1.0, "\u00b5m": 1.0, "\u03bcm": 1.0, "micron": 1.0, "microns": 1.0, "micrometer": 1.0,
                "nm": 1e-3, "nanometer": 1e-3, "mm": 1e3, "millimeter": 1e3, "m": 1e6, "meter": 1e6,
                "cm": 1e4, "pm": 1e-6}
 
@@ -88,16 +88,11 @@ def _rgb_to_gray(pixels: Array, notices: list[str]) -> Array:
 
 def _imagej_pixel_size(tif: tifffile.TiffFile) -> float | None:
     metadata = tif.imagej_metadata or {}
-    unit = str(metadata.get("unit", "")).strip().lower()
-    if unit not in _UNIT_TO_UM:
-        return None
     tag = tif.pages.first.tags.get("XResolution")
-    if tag is None:
+    if "unit" not in metadata or tag is None or tag.value[0] <= 0:
         return None
     numerator, denominator = tag.value
-    if numerator <= 0:
-        return None
-    return denominator / numerator * _UNIT_TO_UM[unit]
+    return pixel_size_from_unit(denominator / numerator, metadata["unit"])
 
 
 def _fei_pixel_size(tif: tifffile.TiffFile) -> float | None:
@@ -169,9 +164,17 @@ def read_sem_image(path: str | Path, pixel_size_um: float | None = None, exclude
     return sem_image_from_array(pixels, path, size, source, exclude_data_bar, bar_row)
 
 
+def _normalised_unit(unit: str) -> str:
+    """Lower-case unit; ImageJ writes non-ASCII units escaped into TIFFs (``\\u00B5m``)."""
+    unit = str(unit).strip()
+    if "\\u" in unit:
+        unit = unit.encode("ascii", "backslashreplace").decode("unicode_escape")
+    return unit.lower()
+
+
 def pixel_size_from_unit(length: float, unit: str) -> float | None:
     """Micrometres per pixel from a calibration (``length`` per pixel in ``unit``), or None."""
-    factor = _UNIT_TO_UM.get(str(unit).strip().lower())
+    factor = _UNIT_TO_UM.get(_normalised_unit(unit))
     return length * factor if factor and length > 0 else None
 
 

@@ -21,9 +21,11 @@ import java.util.concurrent.TimeUnit;
 public class ExternalBackend implements Backend {
 
 	static final String PROGRESS_PREFIX = "MCN-PROGRESS ";
+	static final String RESULT_PREFIX = "MCN-RESULT ";
 	private static final int EXIT_MODEL = 3;
 
 	private final String python;
+	private volatile String resultFolder;
 
 	public ExternalBackend(String python) {
 		this.python = python;
@@ -49,7 +51,7 @@ public class ExternalBackend implements Backend {
 		List<String> command = new ArrayList<String>();
 		command.add(python);
 		for (String part : new String[] {"-m", "microcrystalnet", "analyze", tiff.getPath(), "--out", work.getPath(),
-			"--config", settings.getPath(), "--progress", "machine", "--no-overlay"})
+			"--config", settings.getPath(), "--progress", "machine", "--no-overlay", "--image-name", image.getTitle()})
 			command.add(part);
 		ProcessBuilder builder = new ProcessBuilder(command).redirectError(log);
 		final Process process;
@@ -62,7 +64,7 @@ public class ExternalBackend implements Backend {
 		Thread reader = new Thread(new Runnable() {
 			@Override
 			public void run() {
-				readProgress(process, progress);
+				readMachineLines(process, progress);
 			}
 		}, "MicroCrystalNet progress");
 		reader.setDaemon(true);
@@ -77,17 +79,19 @@ public class ExternalBackend implements Backend {
 		int status = process.exitValue();
 		if (status != 0) throw new Exception(explain(status, new String(Files.readAllBytes(log.toPath()),
 			StandardCharsets.UTF_8)));
-		File folder = new File(work, "image"); // the caller deletes its parent, the work folder
-		if (!new File(folder, "RoiSet.zip").isFile())
-			throw new Exception("The Python backend finished without results in " + folder);
-		return folder.getPath();
+		File folder = resultFolder == null ? null : new File(resultFolder);
+		if (folder == null || !folder.getCanonicalFile().getParentFile().equals(work.getCanonicalFile())
+			|| !new File(folder, "RoiSet.zip").isFile())
+			throw new Exception("The Python backend finished without results in " + work);
+		return folder.getPath(); // the caller deletes its parent, the work folder
 	}
 
-	private static void readProgress(Process process, Progress progress) {
+	private void readMachineLines(Process process, Progress progress) {
 		try (BufferedReader lines = new BufferedReader(new InputStreamReader(process.getInputStream(),
 			StandardCharsets.UTF_8))) {
 			String line;
 			while ((line = lines.readLine()) != null) {
+				if (line.startsWith(RESULT_PREFIX)) resultFolder = line.substring(RESULT_PREFIX.length()).trim();
 				if (!line.startsWith(PROGRESS_PREFIX)) continue;
 				String[] parts = line.substring(PROGRESS_PREFIX.length()).trim().split(" ", 2);
 				try {

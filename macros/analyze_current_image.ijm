@@ -1,0 +1,20 @@
+// MicroCrystalNet: analyse the SEM image in front.
+//
+// Crystals go to the ROI Manager (named 0001-RES, 0002-AA, ... and outlined in their class
+// colour), measurements to the "MicroCrystalNet Results" table, counts per class to the
+// "MicroCrystalNet Summary" table, and a colour legend to the Log.
+//
+// Adapt the settings below; every one is also a field of Plugins > MicroCrystalNet >
+// Analyze Crystals... (record it with Plugins > Macros > Record... to get this line).
+//   min_crystal_area / max_crystal_area: crystal area limits in um^2 (images without
+//       calibration: 10 nm/px is assumed for these limits, results stay in pixels)
+//   exclude_crystals_on_border: drop crystals cut by the image border
+//   exclude_sem_data_bar: leave out the instrument's information bar at the bottom
+//   roi_manager: [Add to existing ROIs] keeps what the ROI Manager holds; [Replace existing ROIs] empties it first
+//   save_results_to: a folder for RoiSet.zip, results.csv, ... (empty: do not save)
+
+if (nImages == 0) exit("Open an SEM image first.");
+run("Analyze Crystals...", "model=reference-2023-11-19 min_crystal_area=0.25 max_crystal_area=40 "
+    + "exclude_sem_data_bar roi_manager=[Add to existing ROIs] save_results_to=[]");
+error = call("microcrystalnet.fiji.AnalyzeCrystals.lastError");
+if (error != "") exit("MicroCrystalNet could not analyse this image:\n" + error);

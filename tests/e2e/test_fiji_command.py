@@ -1,0 +1,251 @@
+"""Plugins > MicroCrystalNet > Analyze Crystals... in a real ImageJ 1.x, on both backends.
+
+In-process: this Python process started ImageJ and registered itself as the backend.
+Out-of-process: the command runs the configured Python (`Settings...`) as a separate process,
+and the folder macro runs in a separate `ImageJ -batch` JVM.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from microcrystalnet.classes import class_by_code
+from microcrystalnet.imagej import find_ij_jar, jimport, register_backend
+from microcrystalnet.results import RESULT_COLUMNS
+from microcrystalnet.synth import SceneSpec, render_scene
+
+pytestmark = pytest.mark.imagej
+
+REPO = Path(__file__).resolve().parents[2]
+OPTIONS = ("model=reference-2023-11-19 min_crystal_area=0.25 max_crystal_area=40 exclude_sem_data_bar "
+           "save_results_to=[]")
+TEXT_COLUMNS = ("Name", "Class")
+
+
+def write_scene(path: Path, spec: SceneSpec) -> Path:
+    scene = render_scene(spec)
+    size = spec.pixel_size_um
+    tifffile.imwrite(path, scene.image, imagej=True, resolution=(1 / size, 1 / size), metadata={"unit": "um"})
+    return path
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as stream:
+        return list(csv.DictReader(stream))
+
+
+@pytest.fixture(scope="module")
+def scene_file(tmp_path_factory, small_scene):
+    folder = tmp_path_factory.mktemp("fiji")
+    return write_scene(folder / "scene.tif", small_scene.spec)
+
+
+@pytest.fixture(scope="module")
+def cli_rows(scene_file, reference_model_path):
+    out = scene_file.parent / "cli"
+    env = {**os.environ, "MICROCRYSTALNET_MODEL_DIR": str(reference_model_path.parent)}
+    done = subprocess.run([sys.executable, "-m", "microcrystalnet", "analyze", str(scene_file), "--out", str(out),
+                           "--no-download", "-q"], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return read_rows(out / "scene" / "results.csv")
+
+
+@pytest.fixture(scope="module")
+def ij(imagej1, reference_model_path):
+    """ImageJ with this process registered as the in-process backend."""
+    register_backend()
+    return imagej1
+
+
+def use_backend(ij, backend: str) -> None:
+    ij.run("Settings...", f"python=[{sys.executable}] backend={backend} model=reference-2023-11-19")
+
+
+def analyze(ij, image_path: Path, options: str):
+    image = ij.openImage(str(image_path))
+    image.show()
+    ij.run(image, "Analyze Crystals...", options)
+    error = str(jimport("microcrystalnet.fiji.AnalyzeCrystals").lastError())
+    return image, error
+
+
+def results_table_rows():
+    table = jimport("ij.measure.ResultsTable").getResultsTable("MicroCrystalNet Results")
+    assert table is not None, "the MicroCrystalNet Results table is not shown"
+    rows = []
+    for index in range(table.size()):
+        rows.append({column: (str(table.getStringValue(column, index)) if column in TEXT_COLUMNS
+                              else float(table.getValue(column, index))) for column in RESULT_COLUMNS})
+    return rows
+
+
+def assert_same_as_cli(rows, cli_rows):
+    assert len(rows) == len(cli_rows)
+    for ours, theirs in zip(rows, cli_rows):
+        for column in RESULT_COLUMNS:
+            if column in TEXT_COLUMNS:
+                assert ours[column] == theirs[column], column
+            else:
+                assert ours[column] == pytest.approx(float(theirs[column]), rel=1e-12, abs=1e-12), column
+
+
+def roi_manager():
+    return jimport("ij.plugin.frame.RoiManager").getRoiManager()
+
+
+def test_in_process_command_gives_the_clis_crystals_names_colours_and_results(ij, scene_file, cli_rows, small_scene):
+    use_backend(ij, "In-process")
+    manager = roi_manager()
+    manager.reset()
+    image, error = analyze(ij, scene_file, OPTIONS + " roi_manager=[Replace existing ROIs]")
+    assert error == ""
+    count = manager.getCount()
+    assert abs(count - small_scene.n_crystals) <= 0.2 * small_scene.n_crystals
+    display = jimport("microcrystalnet.fiji.ResultsDisplay")
+    for index in range(count):
+        roi = manager.getRoi(index)
+        row = cli_rows[index]
+        assert str(roi.getName()) == row["Name"]
+        assert str(display.strokeColour(roi)) == class_by_code(row["Class"]).colour_hex
+        assert str(roi.getProperty("Class")) == row["Class"]
+    assert_same_as_cli(results_table_rows(), cli_rows)
+    summary = jimport("ij.measure.ResultsTable").getResultsTable("MicroCrystalNet Summary")
+    assert summary.size() == 4 and sum(summary.getValue("Count", i) for i in range(4)) == count
+    image.close()
+
+
+def test_existing_rois_are_kept_unless_the_user_asks_to_replace_them(ij, scene_file, cli_rows):
+    use_backend(ij, "In-process")
+    manager = roi_manager()
+    manager.reset()
+    Roi = jimport("ij.gui.Roi")
+    for index in range(2):
+        manager.addRoi(Roi(10 * index, 0, 5, 5))
+    image, error = analyze(ij, scene_file, OPTIONS + " roi_manager=[Add to existing ROIs]")
+    assert error == "" and manager.getCount() == 2 + len(cli_rows)
+    image.close()
+    image, error = analyze(ij, scene_file, OPTIONS + " roi_manager=[Replace existing ROIs]")
+    assert error == "" and manager.getCount() == len(cli_rows)
+    image.close()
+
+
+def test_external_backend_gives_the_same_results(ij, scene_file, cli_rows):
+    use_backend(ij, "External")
+    manager = roi_manager()
+    manager.reset()
+    image, error = analyze(ij, scene_file, OPTIONS + " roi_manager=[Replace existing ROIs]")
+    assert error == ""
+    assert [str(manager.getRoi(i).getName()) for i in range(manager.getCount())] == [r["Name"] for r in cli_rows]
+    assert_same_as_cli(results_table_rows(), cli_rows)
+    image.close()
+
+
+def test_errors_are_reported_and_a_macro_goes_on(ij, tmp_path):
+    use_backend(ij, "In-process")
+    Macro = jimport("ij.Macro")
+    stack = ij.createImage("stack", "8-bit ramp", 64, 64, 2)
+    stack.show()
+    ij.run(stack, "Analyze Crystals...", OPTIONS)
+    assert "stack of 2 images" in str(jimport("microcrystalnet.fiji.AnalyzeCrystals").lastError())
+    stack.close()
+    blank = tmp_path / "blank.tif"
+    tifffile.imwrite(blank, np.full((128, 128), 9, np.uint8))
+    image, error = analyze(ij, blank, OPTIONS)
+    assert "blank" in error
+    image.close()
+    assert Macro.getOptions() is None
+
+
+def wait_for_dialog(title_part: str, seconds: float = 30):
+    Window = jimport("java.awt.Window")
+    GenericDialog = jimport("ij.gui.GenericDialog")
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        for window in Window.getWindows():
+            if isinstance(window, GenericDialog) and window.isVisible() and title_part in str(window.getTitle()):
+                return window
+        time.sleep(0.1)
+    raise AssertionError(f"no dialog '{title_part}' appeared")
+
+
+def test_dialog_is_recorded_and_the_recorded_line_replays(ij, scene_file, cli_rows):
+    use_backend(ij, "In-process")
+    Recorder = jimport("ij.plugin.frame.Recorder")
+    recorder = Recorder(False)  # a recorder without its window; it switches recording on
+    assert Recorder.record
+    image = ij.openImage(str(scene_file))
+    image.show()
+    jimport("ij.WindowManager").setCurrentWindow(image.getWindow())
+    ij.doCommand("Analyze Crystals...")  # as from the menu: in its own thread, with the dialog
+    dialog = wait_for_dialog("Analyze Crystals")
+    dialog.getNumericFields().get(0).setText("0.5")
+    dialog.getChoices().get(0).select("Replace existing ROIs")
+    ActionEvent = jimport("java.awt.event.ActionEvent")
+    dialog.actionPerformed(ActionEvent(dialog.getButtons()[0], ActionEvent.ACTION_PERFORMED, "OK"))
+    manager = roi_manager()
+    deadline = time.time() + 120
+    while "Analyze Crystals" not in str(recorder.getText()) and time.time() < deadline:
+        time.sleep(0.2)
+    while ij.getInstance() is None and jimport("ij.IJ").isMacro() and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(1)
+    recorded = [line for line in str(recorder.getText()).splitlines() if "Analyze Crystals" in line]
+    Recorder.class_.getField("record").setBoolean(None, False)
+    assert recorded, recorder.getText()
+    line = recorded[-1]
+    assert "min_crystal_area=0.5" in line and "roi_manager=[Replace existing ROIs]" in line
+    interactive_count = manager.getCount()
+    options = line.split('", "', 1)[1].rsplit('");', 1)[0]
+    manager.reset()
+    ij.run(image, "Analyze Crystals...", options)
+    assert manager.getCount() == interactive_count > 0
+    assert all(row["Area"] >= 0.5 for row in results_table_rows())
+    image.close()
+
+
+def run_batch_macro(input_folder: Path, output_folder: Path, plugin_home: Path, user_home: Path,
+                    model_dir: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MICROCRYSTALNET_PYTHON": sys.executable, "MICROCRYSTALNET_MODEL_DIR": str(model_dir)}
+    command = ["java", f"-Dplugins.dir={plugin_home}", f"-Duser.home={user_home}", "-cp", str(find_ij_jar()),
+               "ij.ImageJ", "-batch", str(REPO / "macros" / "batch_analyze_folder.ijm"),
+               f"input={input_folder} output={output_folder}"]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_batch_macro_over_a_folder_with_a_corrupt_image_and_a_resumed_rerun(
+        x_display, plugin_jar, tmp_path, reference_model_path):
+    from microcrystalnet.imagej import plugins_folder_with
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for seed, name in ((31, "first"), (32, "second")):
+        write_scene(images / f"{name}.tif", SceneSpec(shape=(256, 256), pixel_size_um=0.04, seed=seed))
+    (images / "corrupt.tif").write_bytes(b"II*\x00" + b"\x00" * 64)
+    home = plugins_folder_with(plugin_jar, tmp_path / "imagej")
+    out = tmp_path / "results"
+
+    done = run_batch_macro(images, out, home, tmp_path / "user", reference_model_path.parent)
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, log
+    assert "corrupt.tif: ERROR" in log
+    assert "2 analysed, 0 skipped (done before), 1 failed, of 3 images" in log
+    for name in ("first", "second"):
+        files = {p.name for p in (out / name).iterdir()}
+        assert {"RoiSet.zip", "results.csv", "class_summary.csv", "labels.tif", "summary.json"} <= files
+    assert not (out / "corrupt").exists()
+    summary_rows = read_rows(out / "batch_summary.csv")
+    assert len(summary_rows) == 8 and {row["Image"] for row in summary_rows} == {"first.tif", "second.tif"}
+
+    again = run_batch_macro(images, out, home, tmp_path / "user", reference_model_path.parent)
+    assert again.returncode == 0
+    assert "0 analysed, 2 skipped (done before), 1 failed" in again.stdout + again.stderr
+    assert len(read_rows(out / "batch_summary.csv")) == 8
