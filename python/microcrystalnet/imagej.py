@@ -207,3 +207,24 @@ def register_backend() -> Any:
     jimport("microcrystalnet.fiji.BackendRegistry").register(backend)
     _registered[:] = [backend]
     return backend
+
+
+def start_fiji(fiji: str | Path, headless: bool = False, plugin_jar: str | Path | None = None) -> Any:
+    """Start an existing Fiji installation in this process with pyimagej and return ``ij.IJ``.
+
+    The plugin jar is copied into ``Fiji.app/plugins`` first if it is not there (pyimagej puts
+    that folder's jars on the class path, so the in-process backend registry is shared).
+    """
+    fiji = Path(fiji)
+    if not (fiji / "jars").is_dir() or not (fiji / "plugins").is_dir():
+        raise ImageJUnavailableError(f"{fiji} is not a Fiji installation (no jars/ and plugins/ folders in it)")
+    installed = fiji / "plugins" / PLUGIN_JAR_NAME
+    if not installed.exists():
+        shutil.copy2(find_plugin_jar(plugin_jar), installed)
+    import imagej
+
+    import scyjava
+
+    scyjava.config.set_java_constraints(fetch="never")
+    imagej.init(str(fiji), mode="headless" if headless else "interactive")
+    return jimport("ij.IJ")

@@ -249,3 +249,43 @@ def test_batch_macro_over_a_folder_with_a_corrupt_image_and_a_resumed_rerun(
     assert again.returncode == 0
     assert "0 analysed, 2 skipped (done before), 1 failed" in again.stdout + again.stderr
     assert len(read_rows(out / "batch_summary.csv")) == 8
+
+
+def test_imagej_command_runs_a_macro_with_this_python_as_in_process_backend(x_display, tmp_path, reference_model_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    write_scene(images / "only.tif", SceneSpec(shape=(256, 256), pixel_size_um=0.04, seed=41))
+    out = tmp_path / "results"
+    env = {**os.environ, "MICROCRYSTALNET_PYTHON": "/nonexistent/python",  # the external backend cannot run
+           "MICROCRYSTALNET_MODEL_DIR": str(reference_model_path.parent)}
+    done = subprocess.run([sys.executable, "-m", "microcrystalnet", "imagej", "--macro",
+                           str(REPO / "macros" / "batch_analyze_folder.ijm"),
+                           "--macro-argument", f"input={images} output={out}"],
+                          capture_output=True, text=True, env=env, timeout=600)
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, log
+    assert "1 analysed, 0 skipped (done before), 0 failed" in log
+    assert (out / "only" / "RoiSet.zip").is_file()
+
+
+def test_imagej_command_needs_a_display(tmp_path):
+    env = {key: value for key, value in os.environ.items() if key != "DISPLAY"}
+    done = subprocess.run([sys.executable, "-m", "microcrystalnet", "imagej"], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert done.returncode == 2 and "xvfb-run" in done.stderr
+
+
+@pytest.mark.skipif(not os.environ.get("MICROCRYSTALNET_FIJI"),
+                    reason="set MICROCRYSTALNET_FIJI to a Fiji.app folder to test the pyimagej start-up: ImageJ2 "
+                           "and Fiji are not on Maven Central, so no Fiji can be had in this environment")
+def test_fiji_installation_through_pyimagej(tmp_path, reference_model_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    write_scene(images / "only.tif", SceneSpec(shape=(256, 256), pixel_size_um=0.04, seed=41))
+    env = {**os.environ, "MICROCRYSTALNET_MODEL_DIR": str(reference_model_path.parent)}
+    done = subprocess.run([sys.executable, "-m", "microcrystalnet", "imagej", "--fiji", os.environ["MICROCRYSTALNET_FIJI"],
+                           "--macro", str(REPO / "macros" / "batch_analyze_folder.ijm"),
+                           "--macro-argument", f"input={images} output={tmp_path / 'out'}"],
+                          capture_output=True, text=True, env=env, timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "out" / "only" / "RoiSet.zip").is_file()
