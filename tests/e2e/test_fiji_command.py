@@ -165,6 +165,20 @@ def test_errors_are_reported_and_a_macro_goes_on(ij, tmp_path):
     assert Macro.getOptions() is None
 
 
+def test_external_backend_explains_a_missing_python_or_package(ij, scene_file, tmp_path):
+    ij.run("Settings...", "python=/nonexistent/bin/python backend=External model=reference-2023-11-19")
+    image, error = analyze(ij, scene_file, OPTIONS)
+    assert "Python could not be started: /nonexistent/bin/python" in error and "Settings..." in error
+    image.close()
+    bare = tmp_path / "bare-python"  # a real Python, isolated from this environment: no microcrystalnet
+    bare.write_text(f"#!/bin/sh\nexec {sys.base_prefix}/bin/python3 -I \"$@\"\n")
+    bare.chmod(0o755)
+    ij.run("Settings...", f"python=[{bare}] backend=External model=reference-2023-11-19")
+    image, error = analyze(ij, scene_file, OPTIONS)
+    assert "does not have MicroCrystalNet installed" in error
+    image.close()
+
+
 def wait_for_dialog(title_part: str, seconds: float = 30):
     Window = jimport("java.awt.Window")
     GenericDialog = jimport("ij.gui.GenericDialog")

@@ -33,6 +33,12 @@ public final class ResultsDisplay {
 	 * {@code replace}) and shows the tables. Returns the number of crystals added.
 	 */
 	static int show(ImagePlus image, File folder, boolean replace) throws IOException {
+		ResultsTable results = ResultsTable.open(new File(folder, "results.csv").getPath());
+		ResultsTable summary = ResultsTable.open(new File(folder, "class_summary.csv").getPath());
+		if (GraphicsEnvironment.isHeadless()) { // no ROI Manager or table windows without a display
+			logLegend(summary, results.size(), image.getTitle());
+			return results.size();
+		}
 		RoiManager manager = RoiManager.getRoiManager();
 		if (replace) manager.reset();
 		int before = manager.getCount();
@@ -40,15 +46,11 @@ public final class ResultsDisplay {
 		if (!manager.runCommand("Open", roiSet.getPath()))
 			throw new IOException("ImageJ could not open " + roiSet);
 		int added = manager.getCount() - before;
-		ResultsTable results = ResultsTable.open(new File(folder, "results.csv").getPath());
-		ResultsTable summary = ResultsTable.open(new File(folder, "class_summary.csv").getPath());
 		if (added != results.size())
 			throw new IOException("the ROI set holds " + added + " crystals but the results table " + results.size());
-		if (!GraphicsEnvironment.isHeadless()) {
-			results.show(RESULTS_TITLE);
-			summary.show(SUMMARY_TITLE);
-			if (image.getWindow() != null) manager.runCommand(image, "Show All");
-		}
+		results.show(RESULTS_TITLE);
+		summary.show(SUMMARY_TITLE);
+		if (image.getWindow() != null) manager.runCommand(image, "Show All");
 		logLegend(summary, added, image.getTitle());
 		return added;
 	}
