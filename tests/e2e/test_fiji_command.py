@@ -179,6 +179,40 @@ def test_external_backend_explains_a_missing_python_or_package(ij, scene_file, t
     image.close()
 
 
+def cancelling_progress(stages: list):
+    """A Progress that says "cancelled" once the backend has reported its first stage (as Esc does)."""
+    from jpype import JImplements, JOverride
+
+    @JImplements("microcrystalnet.fiji.Progress")
+    class CancelAfterFirstStage:
+        @JOverride
+        def update(self, fraction, stage):
+            stages.append(str(stage))
+
+        @JOverride
+        def isCancelled(self):
+            return bool(stages)
+
+    return CancelAfterFirstStage()
+
+
+@pytest.mark.parametrize("backend", ["in-process", "external"])
+def test_cancel_stops_the_backend(ij, scene_file, backend):
+    from jpype import JException
+
+    settings = jimport("microcrystalnet.fiji.AnalyzeCrystals").settingsJson("reference-2023-11-19", 0.25, 40.0,
+                                                                          False, True)
+    chosen = (jimport("microcrystalnet.fiji.BackendRegistry").inProcess() if backend == "in-process"
+              else jimport("microcrystalnet.fiji.ExternalBackend")(sys.executable))
+    image = ij.openImage(str(scene_file))
+    stages: list = []
+    started = time.perf_counter()
+    with pytest.raises(JException) as raised:
+        chosen.analyze(image, settings, cancelling_progress(stages))
+    assert "CancelledException" in str(raised.type) or "Cancelled" in str(raised.value)
+    assert stages and time.perf_counter() - started < 60
+
+
 def wait_for_dialog(title_part: str, seconds: float = 30):
     Window = jimport("java.awt.Window")
     GenericDialog = jimport("ij.gui.GenericDialog")

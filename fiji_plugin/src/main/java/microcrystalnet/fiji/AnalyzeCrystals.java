@@ -74,7 +74,8 @@ public class AnalyzeCrystals implements PlugIn {
 		analyze(image, settings, replace, saveTo);
 	}
 
-	static String settingsJson(String model, double minArea, double maxArea, boolean excludeBorder,
+	/** The analysis settings of the dialog's fields as the JSON of microcrystalnet.config.AnalysisConfig. */
+	public static String settingsJson(String model, double minArea, double maxArea, boolean excludeBorder,
 		boolean excludeDataBar) {
 		return String.format(Locale.ROOT, "{\"input\": {\"exclude_data_bar\": %b}, \"segment\": {\"min_crystal_area_um2\": %s, "
 			+ "\"max_crystal_area_um2\": %s, \"exclude_border\": %b}, \"classify\": {\"model\": \"%s\"}}", excludeDataBar,
