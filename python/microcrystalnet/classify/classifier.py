@@ -10,7 +10,7 @@ import numpy as np
 
 from ..classes import CLASS_CODES, class_by_code
 from ..frameworks import import_keras
-from .model_store import file_sha256, locate_model
+from ..weights import file_sha256, locate_weights
 from .models import MODEL_CARDS, ModelCard
 
 Array = np.ndarray
@@ -60,7 +60,7 @@ class CrystalClassifier:
         """Load a registered model by name (fetched if needed) or a Keras model file by path."""
         if str(model) in MODEL_CARDS:
             card = MODEL_CARDS[str(model)]
-            path = locate_model(card, download=download)
+            path = locate_weights(card, download=download)
         else:
             path = Path(model)
             if not path.is_file():

@@ -1,6 +1,6 @@
-"""Finding a classifier's weights file: explicit path, environment, cache, download.
+"""Finding a model's weights file (classifier, SAM checkpoint): path, environment, cache, download.
 
-Resolution order for a registered model:
+Resolution order for a registered weights file:
 
 1. an explicit path given by the caller (``--model PATH``);
 2. the folder named by ``MICROCRYSTALNET_MODEL_DIR`` (for offline installs and shared drives);
@@ -8,7 +8,7 @@ Resolution order for a registered model:
    else ``~/.cache/microcrystalnet``), sub-folder ``models``;
 4. download from the model's URL into the cache, checked against its sha256.
 
-Every file found for a registered model is checked against the model's sha256, so a truncated
+Every file found for a registered model is checked against its sha256, so a truncated
 download or a different file is never used silently. Offline, the error names the URL, the
 sha256 and where to put the file.
 """
@@ -21,8 +21,7 @@ import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
-
-from .models import ModelCard
+from typing import Protocol
 
 MODEL_DIR_VARIABLE = "MICROCRYSTALNET_MODEL_DIR"
 CACHE_DIR_VARIABLE = "MICROCRYSTALNET_CACHE_DIR"
@@ -31,6 +30,25 @@ DOWNLOAD_TIMEOUT_S = 60
 
 class ModelUnavailableError(RuntimeError):
     """The model file cannot be found or fetched; the message says how to provide it."""
+
+
+class WeightsFile(Protocol):
+    """A downloadable weights file: what :func:`locate_weights` needs to know about it."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def filename(self) -> str: ...
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def sha256(self) -> str: ...
+
+    @property
+    def other_filenames(self) -> tuple[str, ...]: ...
 
 
 def cache_dir() -> Path:
@@ -49,7 +67,7 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _checked(path: Path, card: ModelCard, where: str) -> Path:
+def _checked(path: Path, card: WeightsFile, where: str) -> Path:
     actual = file_sha256(path)
     if actual != card.sha256:
         raise ModelUnavailableError(
@@ -58,13 +76,13 @@ def _checked(path: Path, card: ModelCard, where: str) -> Path:
     return path
 
 
-def _how_to_provide(card: ModelCard) -> str:
+def _how_to_provide(card: WeightsFile) -> str:
     return (f"Download {card.url} (sha256 {card.sha256}) on a machine with internet access and either "
             f"put it at {cache_dir() / 'models' / card.filename}, or put it in a folder and set "
             f"{MODEL_DIR_VARIABLE} to that folder, or pass its path with --model.")
 
 
-def download_model(card: ModelCard, destination: Path) -> Path:
+def download_model(card: WeightsFile, destination: Path) -> Path:
     """Download ``card`` to ``destination``, checking the sha256 before the file appears there."""
     destination.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
@@ -90,7 +108,7 @@ def download_model(card: ModelCard, destination: Path) -> Path:
         partial.unlink(missing_ok=True)
 
 
-def locate_model(card: ModelCard, explicit_path: str | Path | None = None, download: bool = True) -> Path:
+def locate_weights(card: WeightsFile, explicit_path: str | Path | None = None, download: bool = True) -> Path:
     """Path of a verified weights file for ``card``, following the resolution order above."""
     if explicit_path is not None:
         path = Path(explicit_path)

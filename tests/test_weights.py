@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from microcrystalnet.classify import ModelUnavailableError, locate_model
-from microcrystalnet.classify.model_store import cache_dir
+from microcrystalnet.weights import ModelUnavailableError, locate_weights
+from microcrystalnet.weights import cache_dir
 from microcrystalnet.classify.models import REFERENCE_2023_11_19 as CARD
 
 
@@ -36,31 +36,31 @@ def model_server(tmp_path, reference_model_path):
 
 
 def test_explicit_path_is_checked(reference_model_path, tmp_path, private_cache):
-    assert locate_model(CARD, reference_model_path) == reference_model_path
+    assert locate_weights(CARD, reference_model_path) == reference_model_path
     other = tmp_path / "other.h5"
     other.write_bytes(b"not a model")
     with pytest.raises(ModelUnavailableError, match="sha256"):
-        locate_model(CARD, other)
+        locate_weights(CARD, other)
     with pytest.raises(ModelUnavailableError, match="does not exist"):
-        locate_model(CARD, tmp_path / "nothing.h5")
+        locate_weights(CARD, tmp_path / "nothing.h5")
 
 
 def test_model_dir_variable_is_used_before_cache(model_dir_env, reference_model_path):
-    assert locate_model(CARD, download=False) == reference_model_path
+    assert locate_weights(CARD, download=False) == reference_model_path
 
 
 def test_download_fills_the_cache_once_and_checks_sha256(model_server, private_cache):
     card = dataclasses.replace(CARD, url=f"{model_server}/model.h5")
-    path = locate_model(card)
+    path = locate_weights(card)
     assert path == private_cache / CARD.filename and path.is_file()
-    assert locate_model(card, download=False) == path  # second time: from the cache
+    assert locate_weights(card, download=False) == path  # second time: from the cache
     assert not list(private_cache.glob("*.partial"))
 
 
 def test_damaged_download_is_refused_and_leaves_nothing(model_server, private_cache):
     card = dataclasses.replace(CARD, url=f"{model_server}/damaged.h5")
     with pytest.raises(ModelUnavailableError, match="sha256"):
-        locate_model(card)
+        locate_weights(card)
     assert not private_cache.exists() or not any(private_cache.iterdir())
 
 
@@ -68,7 +68,7 @@ def test_damaged_cache_file_is_replaced(model_server, private_cache):
     private_cache.mkdir(parents=True)
     (private_cache / CARD.filename).write_bytes(b"truncated")
     card = dataclasses.replace(CARD, url=f"{model_server}/model.h5")
-    assert locate_model(card).stat().st_size > 1_000_000
+    assert locate_weights(card).stat().st_size > 1_000_000
 
 
 def test_offline_error_names_url_sha256_and_where_to_put_the_file(private_cache):
@@ -77,12 +77,12 @@ def test_offline_error_names_url_sha256_and_where_to_put_the_file(private_cache)
         port = probe.getsockname()[1]
     card = dataclasses.replace(CARD, url=f"http://127.0.0.1:{port}/model.h5")
     with pytest.raises(ModelUnavailableError) as raised:
-        locate_model(card)
+        locate_weights(card)
     message = str(raised.value)
     assert card.url in message and CARD.sha256 in message
     assert str(cache_dir() / "models" / CARD.filename) in message and "MICROCRYSTALNET_MODEL_DIR" in message
     with pytest.raises(ModelUnavailableError, match="not on this machine"):
-        locate_model(CARD, download=False)
+        locate_weights(CARD, download=False)
 
 
 def test_registered_url_points_at_the_authors_repository():
