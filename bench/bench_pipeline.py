@@ -80,7 +80,7 @@ def main() -> None:
     scores = []
     for seed in range(1, arguments.scenes + 1):
         other = render_scene(SceneSpec(seed=seed))
-        labels = segment_crystals(to_unit_range(other.image), other.pixel_size_um)
+        labels = segment_crystals(to_unit_range(other.image), other.pixel_size_um).labels
         scores.append(match_instances(other.labels, labels, 0.5))
     report["watershed_f1_iou50"] = {"per_scene": [round(s.f1, 4) for s in scores],
                                     "mean": statistics.mean(s.f1 for s in scores),

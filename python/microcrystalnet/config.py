@@ -66,9 +66,75 @@ class WatershedConfig:
         _require(self.marker_separation_um > 0, "marker_separation_um must be positive")
 
 
+SEGMENTATION_BACKENDS = ("watershed", "sam")
+SAM_MODES = ("prompt", "automatic")
+SAM_MODEL_TYPES = ("vit_b", "vit_l", "vit_h")
+
+
+@dataclass(frozen=True)
+class SamConfig:
+    """Segment Anything (SAM) crystal segmentation.
+
+    ``mode``: "prompt" (default) prompts SAM with every crystal candidate of the classical
+    segmenter (a point at the candidate's innermost pixel plus its box), then a second pass
+    prompts the crystal area no mask covers yet: about one decoder call per crystal instead of
+    SAM's 1,024-point grid. "automatic" runs SAM's own automatic mask generator on a grid of
+    ``points_per_side`` x ``points_per_side`` points.
+
+    ``model_type``/``checkpoint``: the official checkpoint of that type is used (downloaded and
+    checked), or ``checkpoint`` names a SAM-format file fine-tuned elsewhere (e.g. micro-sam's
+    electron-microscopy models; no checksum is known for those). ``device``: "cuda", "mps",
+    "cpu", or None to pick the fastest available.
+
+    Working scale: SAM sees images of 1024 px. The image is shrunk as far as it fits one
+    1024-px tile, but never so far that the smallest crystal (diameter from the minimum crystal
+    area) spans fewer than ``min_crystal_px`` pixels; larger images are cut into ``tile_px``
+    tiles overlapping by the largest crystal's size.
+
+    Automatic-mode defaults (SAM's in brackets), chosen for SEM crystals and meant to be
+    refined with ``microcrystalnet tune-sam`` on reference crystals: ``pred_iou_thresh`` 0.86
+    (0.88) and ``stability_score_thresh`` 0.92 (0.95), because crystal edges on SEM images are
+    low-contrast where crystals touch and SAM scores such masks lower; the duplicates this lets
+    through are removed by the post-processing. ``points_per_side`` 32 and ``box_nms_thresh``
+    0.7 as SAM.
+
+    Post-processing (both modes): a mask with less than ``min_crystal_fraction`` of its area on
+    crystal (not pore) pixels is dropped; a mask made of two or more other masks is a cluster and
+    dropped; masks are painted best first and one of which more than ``duplicate_fraction`` is
+    already taken is a duplicate.
+    """
+
+    mode: str = "prompt"
+    model_type: str = "vit_b"
+    checkpoint: str | None = None
+    device: str | None = None
+    min_crystal_px: float = 24.0
+    tile_px: int = 1024
+    decoder_batch: int = 32
+    box_margin_fraction: float = 0.1
+    second_pass: bool = True
+    points_per_side: int = 32
+    pred_iou_thresh: float = 0.86
+    stability_score_thresh: float = 0.92
+    box_nms_thresh: float = 0.7
+    min_crystal_fraction: float = 0.5
+    duplicate_fraction: float = 0.5
+
+    def __post_init__(self) -> None:
+        _require(self.mode in SAM_MODES, f"SAM mode must be one of {SAM_MODES}, got {self.mode!r}")
+        _require(self.model_type in SAM_MODEL_TYPES, f"SAM model type must be one of {SAM_MODEL_TYPES}")
+        _require(self.device in (None, "cuda", "mps", "cpu"), "SAM device must be cuda, mps, cpu or None")
+        _require(self.min_crystal_px >= 4, "min_crystal_px must be >= 4")
+        _require(64 <= self.tile_px <= 1024, "tile_px must be between 64 and 1024 (SAM's input size)")
+        _require(self.decoder_batch >= 1 and self.points_per_side >= 1, "batch and grid sizes must be >= 1")
+        for name in ("box_margin_fraction", "pred_iou_thresh", "stability_score_thresh", "box_nms_thresh",
+                     "min_crystal_fraction", "duplicate_fraction"):
+            _require(0 <= getattr(self, name) <= 1, f"{name} must be between 0 and 1")
+
+
 @dataclass(frozen=True)
 class SegmentConfig:
-    """Which segmenter runs, and the crystal limits every segmenter applies.
+    """Which segmenter runs ("watershed" or "sam"), and the crystal limits every segmenter applies.
 
     Area limits are for the visible part of a crystal: micrite crystals of 1-4 um are
     ~0.8-13 um^2 when whole; partly hidden ones are smaller, elongated ones larger.
@@ -79,9 +145,11 @@ class SegmentConfig:
     max_crystal_area_um2: float = 40.0
     exclude_border: bool = False
     watershed: WatershedConfig = field(default_factory=WatershedConfig)
+    sam: SamConfig = field(default_factory=SamConfig)
 
     def __post_init__(self) -> None:
-        _require(self.backend in ("watershed",), f"unknown segmentation backend {self.backend!r}; known: watershed")
+        _require(self.backend in SEGMENTATION_BACKENDS,
+                 f"unknown segmentation backend {self.backend!r}; known: {', '.join(SEGMENTATION_BACKENDS)}")
         _require(0 <= self.min_crystal_area_um2 < self.max_crystal_area_um2,
                  "need 0 <= min_crystal_area_um2 < max_crystal_area_um2")
 

@@ -56,6 +56,12 @@ def _native_stderr_silenced() -> Iterator[None]:
         os.close(saved)
 
 
+def import_segment_anything() -> ModuleType:
+    """The ``segment_anything`` package (SAM), with torch imported the safe way first."""
+    import_torch()
+    return importlib.import_module("segment_anything")
+
+
 def import_keras() -> ModuleType:
     """Keras 3 on the TensorFlow backend, imported after torch/torchvision."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -16,8 +16,8 @@ from .io import SEMImage, to_unit_range
 from .measure import measure_crystals
 from .outline import outlines_from_labels
 from .patches import extract_patches
-from .results import results_rows
-from .segment import segment_crystals
+from .results import results_rows, segmenter_label
+from .segment import CrystalSegmenter, segment_crystals
 
 Array = np.ndarray
 T = TypeVar("T")
@@ -46,6 +46,7 @@ class CrystalAnalysis:
     segmentation_pixel_size_um: float
     config: AnalysisConfig
     classifier: CrystalClassifier
+    segmentation: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
 
@@ -59,8 +60,13 @@ class CrystalAnalysis:
 
 
 def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: AnalysisConfig = AnalysisConfig(),
-                  progress: ProgressCallback | None = None) -> CrystalAnalysis:
-    """Segment, classify and measure every crystal of ``image``."""
+                  progress: ProgressCallback | None = None,
+                  segmenter: CrystalSegmenter | None = None) -> CrystalAnalysis:
+    """Segment, classify and measure every crystal of ``image``.
+
+    ``segmenter``: a loaded segmenter (:func:`microcrystalnet.segment.make_segmenter`) to reuse
+    across images; by default the one ``config.segment`` names is made for this call.
+    """
     report = progress or (lambda stage, fraction: None)
     notices = list(image.notices)
     seconds: dict[str, float] = {}
@@ -77,7 +83,9 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
         seconds[stage] = time.perf_counter() - started
         return result
 
-    labels = timed("segment", 0.0, lambda: segment_crystals(analysed, segmentation_pixel_size, config.segment))
+    segmentation = timed("segment", 0.0, lambda: segment_crystals(analysed, segmentation_pixel_size, config.segment,
+                                                                  segmenter))
+    labels = segmentation.labels
     outlines = timed("outline", 0.6, lambda: outlines_from_labels(labels))
     patches = timed("patches", 0.7, lambda: extract_patches(analysed, labels, config.patch))
     probabilities = timed("classify", 0.75, lambda: classifier.predict(patches, config.classify.batch_size))
@@ -88,5 +96,7 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
         notices.append("no crystals found; see the segmentation message above, or check the crystal area limits")
     full_labels = np.zeros(image.pixels.shape, np.int32)
     full_labels[: labels.shape[0]] = labels
-    return CrystalAnalysis(image, full_labels, outlines, results_rows(probabilities, measurements),
-                           image.pixel_size_um, segmentation_pixel_size, config, classifier, seconds, notices)
+    rows = results_rows(probabilities, measurements, segmenter_label(segmentation.segmenter))
+    return CrystalAnalysis(image, full_labels, outlines, rows, image.pixel_size_um, segmentation_pixel_size, config,
+                           classifier, {"segmenter": segmentation.segmenter, "statistics": segmentation.statistics},
+                           seconds, notices)

@@ -2,7 +2,7 @@
 
 One row per crystal, in label order, with the columns of :data:`RESULT_COLUMNS`: the crystal's
 number and ROI name, its class, the classifier's confidence (top probability) and the four
-class probabilities, then the ImageJ measurements of :mod:`microcrystalnet.measure`. The
+class probabilities, then the ImageJ measurements of :mod:`microcrystalnet.measure`, and which segmenter found it. The
 same rows feed the CSV, the Fiji Results table and the summary.
 """
 
@@ -17,7 +17,7 @@ from .measure import MEASUREMENT_COLUMNS
 
 PROBABILITY_COLUMNS: tuple[str, ...] = tuple(f"Prob_{code}" for code in CLASS_CODES)
 RESULT_COLUMNS: tuple[str, ...] = ("Crystal", "Name", "Class", "Confidence", *PROBABILITY_COLUMNS,
-                                   *MEASUREMENT_COLUMNS)
+                                   *MEASUREMENT_COLUMNS, "Segmenter")
 
 
 def crystal_name(number: int, class_code: str) -> str:
@@ -25,7 +25,16 @@ def crystal_name(number: int, class_code: str) -> str:
     return f"{number:04d}-{class_by_code(class_code).file_code}"
 
 
-def results_rows(probabilities: np.ndarray, measurements: Sequence[dict[str, float]]) -> list[dict[str, object]]:
+def segmenter_label(segmenter: dict[str, object]) -> str:
+    """Short name of what segmented, for the Segmenter column: ``watershed`` or e.g.
+    ``sam prompt vit_b ec2df6273261`` (checkpoint sha256, first 12 hex digits)."""
+    if segmenter.get("backend") != "sam":
+        return str(segmenter.get("backend", "unknown"))
+    return f"sam {segmenter['mode']} {segmenter['model_type']} {str(segmenter['sha256'])[:12]}"
+
+
+def results_rows(probabilities: np.ndarray, measurements: Sequence[dict[str, float]],
+                 segmenter: str = "watershed") -> list[dict[str, object]]:
     """Rows of the results table; ``probabilities``: (N, 4) in ``CLASS_CODES`` order."""
     if len(probabilities) != len(measurements):
         raise ValueError(f"{len(probabilities)} classifications for {len(measurements)} measured crystals")
@@ -40,6 +49,7 @@ def results_rows(probabilities: np.ndarray, measurements: Sequence[dict[str, flo
         }
         row.update({column: float(p) for column, p in zip(PROBABILITY_COLUMNS, probability)})
         row.update({column: float(measured[column]) for column in MEASUREMENT_COLUMNS})
+        row["Segmenter"] = segmenter
         rows.append(row)
     return rows
 

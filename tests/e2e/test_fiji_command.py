@@ -28,7 +28,7 @@ pytestmark = pytest.mark.imagej
 REPO = Path(__file__).resolve().parents[2]
 OPTIONS = ("model=reference-2023-11-19 min_crystal_area=0.25 max_crystal_area=40 exclude_sem_data_bar "
            "save_results_to=[]")
-TEXT_COLUMNS = ("Name", "Class")
+TEXT_COLUMNS = ("Name", "Class", "Segmenter")
 
 
 def write_scene(path: Path, spec: SceneSpec) -> Path:

@@ -1,0 +1,298 @@
+"""Crystal segmentation with the Segment Anything Model (SAM), as the paper does.
+
+Two modes (see :class:`microcrystalnet.config.SamConfig`): "prompt" asks SAM once per crystal
+candidate of the classical segmenter (point + box, decoded in batches against one image
+embedding) and once per uncovered crystal area; "automatic" runs SAM's automatic mask
+generator. Both end in the same geometry (:mod:`.masks`) and the shared label contract.
+
+Checkpoints: the official ones (URL + sha256, per-user cache, ``MICROCRYSTALNET_MODEL_DIR``),
+or a SAM-format checkpoint fine-tuned elsewhere (e.g. micro-sam's) given by path.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage.transform import resize
+
+from ..config import SamConfig, SegmentConfig
+from ..frameworks import import_segment_anything, import_torch
+from ..weights import ModelUnavailableError, file_sha256, locate_weights
+from .masks import CandidateMask, drop_container_masks, drop_pore_masks, inside_tile_interior, masks_to_labels, \
+    tile_windows
+from .watershed import crystal_foreground, segment_watershed
+
+Array = np.ndarray
+
+_BASE = "https://dl.fbaipublicfiles.com/segment_anything/"
+
+
+@dataclass(frozen=True)
+class SamCheckpoint:
+    """An official SAM checkpoint (Kirillov et al. 2023, Apache 2.0)."""
+
+    model_type: str
+    filename: str
+    sha256: str
+    size_bytes: int
+    other_filenames: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return f"sam-{self.model_type}"
+
+    @property
+    def url(self) -> str:
+        return _BASE + self.filename
+
+
+SAM_CHECKPOINTS: dict[str, SamCheckpoint] = {c.model_type: c for c in (
+    SamCheckpoint("vit_b", "sam_vit_b_01ec64.pth", "ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
+                  375_042_383),
+    SamCheckpoint("vit_l", "sam_vit_l_0b3195.pth", "3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
+                  1_249_524_607),
+    SamCheckpoint("vit_h", "sam_vit_h_4b8939.pth", "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
+                  2_564_550_879),
+)}
+
+
+def choose_device(requested: str | None = None) -> str:
+    """``requested`` if given, else the fastest available of cuda, mps, cpu."""
+    torch = import_torch()
+    if requested:
+        if requested == "cuda" and not torch.cuda.is_available():
+            raise ValueError("SAM device 'cuda' was asked for, but torch sees no CUDA GPU")
+        if requested == "mps" and not torch.backends.mps.is_available():
+            raise ValueError("SAM device 'mps' was asked for, but it is not available")
+        return requested
+    if torch.cuda.is_available():
+        return "cuda"
+    if torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def _state_dict_of(checkpoint: Any) -> dict:
+    """SAM's weights from a checkpoint: a plain state dict, or one nested under a common key
+    (fine-tuning tools save ``{"model_state": ...}`` or ``{"state_dict": ...}``)."""
+    for key in ("model_state", "state_dict", "model"):
+        if isinstance(checkpoint, dict) and isinstance(checkpoint.get(key), dict):
+            checkpoint = checkpoint[key]
+            break
+    if not isinstance(checkpoint, dict):
+        raise ValueError("the file holds no state dict")
+    for prefix in ("module.", "sam."):
+        if checkpoint and all(str(k).startswith(prefix) for k in checkpoint):
+            checkpoint = {str(k)[len(prefix):]: v for k, v in checkpoint.items()}
+    return checkpoint
+
+
+@dataclass
+class LoadedSam:
+    """A SAM model ready to run, and where its weights came from."""
+
+    model: Any
+    model_type: str
+    device: str
+    checkpoint: Path
+    sha256: str
+    official: bool
+
+    def describe(self) -> dict[str, Any]:
+        return {"model_type": self.model_type, "checkpoint": str(self.checkpoint), "sha256": self.sha256,
+                "official_checkpoint": self.official, "device": self.device}
+
+
+def load_sam(model_type: str = "vit_b", checkpoint: str | Path | None = None, device: str | None = None,
+             download: bool = True) -> LoadedSam:
+    """Build SAM ``model_type`` and load its weights (official checkpoint, or ``checkpoint``)."""
+    torch = import_torch()
+    segment_anything = import_segment_anything()
+    if model_type not in SAM_CHECKPOINTS:
+        raise ValueError(f"unknown SAM model type {model_type!r}; known: {', '.join(SAM_CHECKPOINTS)}")
+    if checkpoint is None:
+        path = locate_weights(SAM_CHECKPOINTS[model_type], download=download)
+        sha256, official = SAM_CHECKPOINTS[model_type].sha256, True
+    else:
+        path = Path(checkpoint)
+        if not path.is_file():
+            raise ModelUnavailableError(f"SAM checkpoint {path} does not exist")
+        sha256, official = file_sha256(path), False
+    model = segment_anything.sam_model_registry[model_type](checkpoint=None)
+    try:
+        state = _state_dict_of(torch.load(path, map_location="cpu", weights_only=True))
+        model.load_state_dict(state)
+    except (RuntimeError, ValueError, OSError) as error:
+        raise ModelUnavailableError(f"{path} is not a SAM {model_type} checkpoint ({str(error)[:300]})") from error
+    chosen = choose_device(device)
+    if chosen == "cpu":
+        torch.set_num_threads(os.cpu_count() or 1)
+    model.to(chosen).eval()
+    return LoadedSam(model, model_type, chosen, path, sha256, official)
+
+
+def working_pixel_size(shape: tuple[int, int], pixel_size_um: float, min_crystal_area_um2: float,
+                       config: SamConfig) -> float:
+    """Pixel size (um) at which SAM sees the image: fit one tile if the smallest crystal stays
+    at least ``min_crystal_px`` across, never finer than the image itself."""
+    fit_one_tile = max(shape) * pixel_size_um / config.tile_px
+    smallest_diameter = 2 * math.sqrt(min_crystal_area_um2 / math.pi)
+    keep_small_crystals = smallest_diameter / config.min_crystal_px
+    return max(pixel_size_um, min(fit_one_tile, keep_small_crystals))
+
+
+@dataclass
+class SamRunStatistics:
+    """What one SAM segmentation cost."""
+
+    decoder_prompts: int = 0
+    tiles: int = 0
+    working_pixel_size_um: float = 0.0
+    encoder_seconds: float = 0.0
+    decoder_seconds: float = 0.0
+    masks_proposed: int = 0
+    masks_kept: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _innermost_point(mask: Array) -> tuple[int, int]:
+    """(row, col) of the pixel farthest from the mask's edge: a point prompt surely inside it."""
+    distance = ndi.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
+    row, col = np.unravel_index(int(np.argmax(distance)), mask.shape)
+    return int(row), int(col)
+
+
+class SamCrystalSegmenter:
+    """Segments crystals with a loaded SAM; ``segment`` returns raw labels and run statistics."""
+
+    def __init__(self, sam: LoadedSam, config: SamConfig = SamConfig()) -> None:
+        self.sam = sam
+        self.config = config
+        segment_anything = import_segment_anything()
+        self._predictor = segment_anything.SamPredictor(sam.model)
+        self._generator_class = segment_anything.SamAutomaticMaskGenerator
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": "sam", "mode": self.config.mode, **self.sam.describe()}
+
+    def segment(self, image: Array, pixel_size_um: float, segment_config: SegmentConfig) -> tuple[Array, dict[str, Any]]:
+        """Labels (int32 (Y, X), not yet tidied) of ``image`` (float (Y, X) in [0, 1]) and run statistics."""
+        statistics = SamRunStatistics()
+        work_size = working_pixel_size(image.shape, pixel_size_um, segment_config.min_crystal_area_um2, self.config)
+        statistics.working_pixel_size_um = work_size
+        scale = pixel_size_um / work_size
+        work_shape = (max(1, round(image.shape[0] * scale)), max(1, round(image.shape[1] * scale)))
+        work_image = resize(image, work_shape, order=1, anti_aliasing=scale < 1, preserve_range=True).astype(np.float32)
+        min_area_px = segment_config.min_crystal_area_um2 / work_size ** 2
+        foreground = crystal_foreground(work_image, work_size, segment_config.watershed, min_area_px)
+        candidates = (segment_watershed(work_image, work_size, segment_config.watershed, min_area_px)
+                      if self.config.mode == "prompt" else None)
+        largest_crystal_px = 2 * math.sqrt(segment_config.max_crystal_area_um2 / math.pi) / work_size
+        overlap = int(min(largest_crystal_px, self.config.tile_px // 2))
+        windows = tile_windows(work_shape, self.config.tile_px, overlap)
+        statistics.tiles = len(windows)
+        proposals: list[CandidateMask] = []
+        rgb = np.repeat(np.round(work_image * 255).astype(np.uint8)[..., None], 3, axis=2)
+        for window in windows:
+            top, left, height, width = window
+            tile_rgb = rgb[top:top + height, left:left + width]
+            started = time.perf_counter()
+            if self.config.mode == "prompt":
+                self._predictor.set_image(tile_rgb)
+                statistics.encoder_seconds += time.perf_counter() - started
+                started = time.perf_counter()
+                tile_masks = self._prompted_masks(window, candidates, foreground, min_area_px, statistics)
+            else:  # the generator computes the embedding itself; its time counts as decoding
+                tile_masks = self._automatic_masks(tile_rgb, window, statistics)
+            statistics.decoder_seconds += time.perf_counter() - started
+            proposals += [m for m in tile_masks if inside_tile_interior(m, window, work_shape)]
+        statistics.masks_proposed = len(proposals)
+        kept = drop_container_masks(drop_pore_masks(proposals, foreground, self.config.min_crystal_fraction))
+        statistics.masks_kept = len(kept)
+        labels = masks_to_labels(kept, work_shape, self.config.duplicate_fraction)
+        if work_shape != image.shape:
+            labels = resize(labels, image.shape, order=0, preserve_range=True, anti_aliasing=False).astype(np.int32)
+        return labels, asdict(statistics)
+
+    def _decode(self, points: Array, boxes: Array | None, window, statistics: SamRunStatistics,
+                multimask: bool) -> list[CandidateMask]:
+        """Decode prompts (points (N, 2) as (x, y) in the tile; boxes (N, 4) x0 y0 x1 y1) in batches."""
+        torch = import_torch()
+        predictor = self._predictor
+        masks: list[CandidateMask] = []
+        for start in range(0, len(points), self.config.decoder_batch):
+            chunk = slice(start, start + self.config.decoder_batch)
+            point_tensor = torch.as_tensor(points[chunk, None, :], dtype=torch.float, device=predictor.device)
+            coords = predictor.transform.apply_coords_torch(point_tensor, predictor.original_size)
+            labels = torch.ones(coords.shape[:2], dtype=torch.int, device=predictor.device)
+            box_tensor = None
+            if boxes is not None:
+                box_tensor = predictor.transform.apply_boxes_torch(
+                    torch.as_tensor(boxes[chunk], dtype=torch.float, device=predictor.device), predictor.original_size)
+            with torch.inference_mode():
+                predicted, scores, _ = predictor.predict_torch(coords, labels, box_tensor, multimask_output=multimask)
+            statistics.decoder_prompts += len(coords)
+            best = scores.argmax(dim=1)
+            chosen_masks = predicted[torch.arange(len(best)), best].cpu().numpy()
+            chosen_scores = scores[torch.arange(len(best)), best].cpu().numpy()
+            for mask, score in zip(chosen_masks, chosen_scores):
+                candidate = CandidateMask.from_full(mask, float(score), (window[0], window[1]))
+                if candidate is not None:
+                    masks.append(candidate)
+        return masks
+
+    def _prompted_masks(self, window, candidates: Array, foreground: Array, min_area_px: float,
+                        statistics: SamRunStatistics) -> list[CandidateMask]:
+        top, left, height, width = window
+        tile_labels = candidates[top:top + height, left:left + width]
+        points, boxes = [], []
+        for index, box in enumerate(ndi.find_objects(tile_labels), start=1):
+            if box is None:
+                continue
+            row, col = _innermost_point(tile_labels[box] == index)
+            margin_y = self.config.box_margin_fraction * (box[0].stop - box[0].start)
+            margin_x = self.config.box_margin_fraction * (box[1].stop - box[1].start)
+            points.append((box[1].start + col, box[0].start + row))
+            boxes.append((max(box[1].start - margin_x, 0), max(box[0].start - margin_y, 0),
+                          min(box[1].stop + margin_x, width), min(box[0].stop + margin_y, height)))
+        masks = self._decode(np.asarray(points, float).reshape(-1, 2), np.asarray(boxes, float).reshape(-1, 4),
+                             window, statistics, multimask=False) if points else []
+        if not self.config.second_pass:
+            return masks
+        covered = np.zeros((height, width), bool)
+        for mask in masks:
+            covered[mask.top - top:mask.top - top + mask.mask.shape[0],
+                    mask.left - left:mask.left - left + mask.mask.shape[1]] |= mask.mask
+        uncovered, count = ndi.label(foreground[top:top + height, left:left + width] & ~covered)
+        extra_points = []
+        for index, box in enumerate(ndi.find_objects(uncovered), start=1):
+            region = uncovered[box] == index
+            if box is not None and region.sum() >= min_area_px:
+                row, col = _innermost_point(region)
+                extra_points.append((box[1].start + col, box[0].start + row))
+        statistics.extra["second_pass_prompts"] = statistics.extra.get("second_pass_prompts", 0) + len(extra_points)
+        if extra_points:
+            masks += self._decode(np.asarray(extra_points, float), None, window, statistics, multimask=True)
+        return masks
+
+    def _automatic_masks(self, tile_rgb: Array, window, statistics: SamRunStatistics) -> list[CandidateMask]:
+        generator = self._generator_class(
+            self.sam.model, points_per_side=self.config.points_per_side, pred_iou_thresh=self.config.pred_iou_thresh,
+            stability_score_thresh=self.config.stability_score_thresh, box_nms_thresh=self.config.box_nms_thresh,
+            points_per_batch=self.config.decoder_batch * 2)
+        records = generator.generate(tile_rgb)
+        statistics.decoder_prompts += self.config.points_per_side ** 2
+        masks = []
+        for record in records:
+            candidate = CandidateMask.from_full(record["segmentation"], float(record["predicted_iou"]),
+                                                (window[0], window[1]))
+            if candidate is not None:
+                masks.append(candidate)
+        return masks
