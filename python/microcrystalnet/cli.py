@@ -41,6 +41,14 @@ def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--min-area-um2", type=float, metavar="UM2", help="smallest crystal area kept (um^2)")
     group.add_argument("--max-area-um2", type=float, metavar="UM2", help="largest crystal area kept (um^2)")
     group.add_argument("--exclude-border", action="store_true", help="drop crystals touching the image border")
+    group.add_argument("--segmenter", choices=("watershed", "sam"),
+                       help="crystal segmenter: watershed (default; classical, fast) or sam (Segment Anything)")
+    group.add_argument("--sam-mode", choices=("prompt", "automatic"),
+                       help="SAM: prompt each crystal candidate (default) or SAM's automatic mask generator")
+    group.add_argument("--sam-model-type", choices=("vit_b", "vit_l", "vit_h"), help="SAM model size (default vit_b)")
+    group.add_argument("--sam-checkpoint", metavar="PTH",
+                       help="SAM checkpoint file (e.g. fine-tuned); default: the official one for the model type")
+    group.add_argument("--sam-device", choices=("cuda", "mps", "cpu"), help="SAM device (default: the fastest available)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,6 +112,13 @@ def config_from_arguments(arguments: argparse.Namespace) -> AnalysisConfig:
         segment_changes["exclude_border"] = True
     if segment_changes:
         config = replace(config, segment=replace(config.segment, **segment_changes))
+    if arguments.segmenter:
+        config = replace(config, segment=replace(config.segment, backend=arguments.segmenter))
+    sam_changes = {key: value for key, value in (("mode", arguments.sam_mode), ("model_type", arguments.sam_model_type),
+                                                 ("checkpoint", arguments.sam_checkpoint),
+                                                 ("device", arguments.sam_device)) if value is not None}
+    if sam_changes:
+        config = replace(config, segment=replace(config.segment, sam=replace(config.segment.sam, **sam_changes)))
     if arguments.model:
         config = replace(config, classify=replace(config.classify, model=arguments.model))
     return config
@@ -153,6 +168,9 @@ def _run_analyze(arguments: argparse.Namespace, config: AnalysisConfig) -> int:
     classifier = CrystalClassifier.load(config.classify.model, download=not arguments.no_download)
     from .io.outputs import write_analysis
     from .pipeline import analyze_image
+    from .segment import make_segmenter
+
+    segmenter = make_segmenter(config.segment, download=not arguments.no_download)
 
     progress = _Progress(len(arguments.images), arguments.quiet, arguments.progress == "machine")
     failed = 0
@@ -161,7 +179,7 @@ def _run_analyze(arguments: argparse.Namespace, config: AnalysisConfig) -> int:
             image = read_sem_image(path, config.input.pixel_size_um, config.input.exclude_data_bar)
             if arguments.image_name:
                 image.path = Path(arguments.image_name)
-            analysis = analyze_image(image, classifier, config, progress.callback(number, image.path.name))
+            analysis = analyze_image(image, classifier, config, progress.callback(number, image.path.name), segmenter)
             folder = write_analysis(arguments.out, analysis, overlay=not arguments.no_overlay)
         except ImageInputError as error:
             failed += 1

@@ -1,0 +1,189 @@
+"""The SAM path with the official architecture and random weights (no SAM weights can be had here).
+
+Masks from random weights cannot be judged; these tests check everything around them: loading
+and checking checkpoints, device choice, working scale, prompt batching and counting, tiling,
+both modes, and that the result obeys the label contract. The mask geometry itself is tested on
+exact synthetic masks in test_sam_masks.py.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from scipy import ndimage as ndi
+
+from microcrystalnet.config import SamConfig, SegmentConfig
+from microcrystalnet.frameworks import import_segment_anything, import_torch
+from microcrystalnet.io import to_unit_range
+from microcrystalnet.segment import segment_crystals
+from microcrystalnet.segment.sam import (SAM_CHECKPOINTS, LoadedSam, SamCrystalSegmenter, choose_device, load_sam,
+                                        working_pixel_size)
+from microcrystalnet.synth import SceneSpec, render_scene
+from microcrystalnet.weights import ModelUnavailableError
+
+SCENE = SceneSpec(shape=(256, 256), pixel_size_um=0.04, seed=11)
+
+
+def reduced_sam() -> LoadedSam:
+    """SAM's own classes with a small image encoder (2 blocks of width 48) and random weights."""
+    torch = import_torch()
+    import_segment_anything()
+    from segment_anything.build_sam import _build_sam
+
+    torch.manual_seed(0)
+    model = _build_sam(encoder_embed_dim=48, encoder_depth=2, encoder_num_heads=2, encoder_global_attn_indexes=[1],
+                       checkpoint=None).eval()
+    return LoadedSam(model, "vit_b", "cpu", Path("random-weights"), "0" * 64, official=False)
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return render_scene(SCENE)
+
+
+def assert_label_contract(labels: np.ndarray, shape, min_area_px: float) -> None:
+    assert labels.dtype == np.int32 and labels.shape == shape
+    assert sorted(np.unique(labels)) == list(range(labels.max() + 1))
+    for index, box in enumerate(ndi.find_objects(labels), start=1):
+        region = labels[box] == index
+        assert ndi.label(region, structure=np.ones((3, 3)))[1] == 1 and region.sum() >= min_area_px
+
+
+def test_official_checkpoints_are_registered_with_url_and_sha256():
+    assert set(SAM_CHECKPOINTS) == {"vit_b", "vit_l", "vit_h"}
+    vit_b = SAM_CHECKPOINTS["vit_b"]
+    assert vit_b.url == "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth"
+    assert vit_b.sha256.startswith("ec2df627") and vit_b.size_bytes == 375_042_383
+    assert all(len(c.sha256) == 64 for c in SAM_CHECKPOINTS.values())
+
+
+def test_device_choice():
+    assert choose_device(None) in ("cuda", "mps", "cpu")
+    assert choose_device("cpu") == "cpu"
+    if not import_torch().cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            choose_device("cuda")
+
+
+def test_working_scale_fits_one_tile_but_keeps_small_crystals_visible():
+    config = SamConfig()
+    # the paper's images: 2048 px at 10 nm -> 1024 px at 20 nm, smallest crystal (0.25 um^2: 0.56 um) = 28 px
+    assert working_pixel_size((2048, 2048), 0.01, 0.25, config) == pytest.approx(0.02)
+    # smaller crystals allowed: stay finer, and tile
+    size = working_pixel_size((2048, 2048), 0.01, 0.05, config)
+    assert size == pytest.approx(2 * math.sqrt(0.05 / math.pi) / 24)
+    # never finer than the image
+    assert working_pixel_size((256, 256), 0.04, 0.25, config) == pytest.approx(0.04)
+
+
+def test_prompt_mode_batches_one_prompt_per_candidate_plus_a_sparse_second_pass(scene):
+    segmenter = SamCrystalSegmenter(reduced_sam(), SamConfig(decoder_batch=8))
+    config = SegmentConfig(backend="sam")
+    result = segment_crystals(to_unit_range(scene.image), SCENE.pixel_size_um, config, segmenter)
+    statistics = result.statistics
+    min_area_px = config.min_crystal_area_um2 / SCENE.pixel_size_um ** 2
+    from microcrystalnet.segment.watershed import segment_watershed
+
+    candidates = int(segment_watershed(to_unit_range(scene.image), SCENE.pixel_size_um, config.watershed,
+                                       min_area_px).max())
+    assert statistics["tiles"] == 1 and statistics["working_pixel_size_um"] == pytest.approx(0.04)
+    assert statistics["decoder_prompts"] == candidates + statistics["extra"]["second_pass_prompts"]
+    assert statistics["encoder_seconds"] > 0 and statistics["masks_kept"] <= statistics["masks_proposed"]
+    assert_label_contract(result.labels, scene.image.shape, min_area_px)
+    assert result.segmenter["backend"] == "sam" and result.segmenter["mode"] == "prompt"
+
+
+def test_automatic_mode_runs_the_point_grid(scene):
+    segmenter = SamCrystalSegmenter(reduced_sam(), SamConfig(mode="automatic", points_per_side=4,
+                                                             pred_iou_thresh=0.0, stability_score_thresh=0.0))
+    config = SegmentConfig(backend="sam")
+    result = segment_crystals(to_unit_range(scene.image), SCENE.pixel_size_um, config, segmenter)
+    assert result.statistics["decoder_prompts"] == 16
+    assert_label_contract(result.labels, scene.image.shape, config.min_crystal_area_um2 / SCENE.pixel_size_um ** 2)
+
+
+def test_large_images_are_tiled_and_merged_into_one_label_image():
+    scene = render_scene(SceneSpec(shape=(320, 320), pixel_size_um=0.04, seed=12))
+    segmenter = SamCrystalSegmenter(reduced_sam(), SamConfig(tile_px=128, decoder_batch=16))
+    config = SegmentConfig(backend="sam", max_crystal_area_um2=4.0)
+    result = segment_crystals(to_unit_range(scene.image), 0.04, config, segmenter)
+    assert result.statistics["tiles"] >= 9
+    assert_label_contract(result.labels, scene.image.shape, config.min_crystal_area_um2 / 0.04 ** 2)
+
+
+def save_random_vit_b(path: Path, wrap: bool) -> None:
+    torch = import_torch()
+    segment_anything = import_segment_anything()
+    state = segment_anything.sam_model_registry["vit_b"](checkpoint=None).state_dict()
+    if wrap:  # as fine-tuning tools save: nested, with a prefix
+        state = {"model_state": {f"module.{key}": value for key, value in state.items()}}
+    torch.save(state, path)
+
+
+@pytest.fixture(scope="module")
+def random_vit_b_checkpoint(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("sam") / "finetuned_vit_b.pth"
+    save_random_vit_b(path, wrap=True)
+    return path
+
+
+def test_fine_tuned_checkpoints_load_and_are_identified_by_sha256(random_vit_b_checkpoint, tmp_path):
+    from microcrystalnet.weights import file_sha256
+
+    loaded = load_sam("vit_b", random_vit_b_checkpoint, "cpu")
+    assert loaded.official is False and loaded.sha256 == file_sha256(random_vit_b_checkpoint)
+    assert loaded.describe()["checkpoint"] == str(random_vit_b_checkpoint)
+    broken = tmp_path / "broken.pth"
+    broken.write_bytes(random_vit_b_checkpoint.read_bytes()[:100_000])
+    with pytest.raises(ModelUnavailableError, match="not a SAM vit_b checkpoint"):
+        load_sam("vit_b", broken, "cpu")
+    with pytest.raises(ModelUnavailableError, match="not a SAM vit_l checkpoint"):
+        load_sam("vit_l", random_vit_b_checkpoint, "cpu")
+    with pytest.raises(ModelUnavailableError, match="does not exist"):
+        load_sam("vit_b", tmp_path / "absent.pth")
+
+
+def test_official_checkpoint_is_checked_and_offline_error_says_where_to_get_it(tmp_path, monkeypatch,
+                                                                              random_vit_b_checkpoint):
+    monkeypatch.setenv("MICROCRYSTALNET_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("MICROCRYSTALNET_MODEL_DIR", raising=False)
+    with pytest.raises(ModelUnavailableError) as raised:
+        load_sam("vit_b", download=False)
+    assert "sam_vit_b_01ec64.pth" in str(raised.value) and SAM_CHECKPOINTS["vit_b"].sha256 in str(raised.value)
+    impostor_dir = tmp_path / "models"
+    impostor_dir.mkdir()
+    os.symlink(random_vit_b_checkpoint, impostor_dir / "sam_vit_b_01ec64.pth")
+    monkeypatch.setenv("MICROCRYSTALNET_MODEL_DIR", str(impostor_dir))
+    with pytest.raises(ModelUnavailableError, match="is not the model sam-vit_b"):
+        load_sam("vit_b", download=False)
+
+
+def test_full_size_vit_b_architecture_segments_through_the_cli(tmp_path, random_vit_b_checkpoint, model_dir_env):
+    """SAM ViT-B at full size (random weights) through `analyze --segmenter sam`, reported per image."""
+    from microcrystalnet.weights import file_sha256
+
+    image = tmp_path / "scene.tif"
+    scene = render_scene(SCENE)
+    tifffile.imwrite(image, scene.image, imagej=True, resolution=(25.0, 25.0), metadata={"unit": "um"})
+    done = subprocess.run([sys.executable, "-m", "microcrystalnet", "analyze", str(image), "--out", str(tmp_path / "out"),
+                           "--segmenter", "sam", "--sam-checkpoint", str(random_vit_b_checkpoint), "--sam-device", "cpu",
+                           "--no-download", "--no-overlay", "-q"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    import json
+
+    summary = json.loads((tmp_path / "out" / "scene" / "summary.json").read_text())
+    segmenter = summary["segmentation"]["segmenter"]
+    sha256 = file_sha256(random_vit_b_checkpoint)
+    assert segmenter["backend"] == "sam" and segmenter["sha256"] == sha256 and segmenter["official_checkpoint"] is False
+    assert summary["segmentation"]["statistics"]["encoder_seconds"] > 0
+    import csv
+
+    with open(tmp_path / "out" / "scene" / "results.csv", newline="") as stream:
+        assert {row["Segmenter"] for row in csv.DictReader(stream)} <= {f"sam prompt vit_b {sha256[:12]}"}
