@@ -187,3 +187,31 @@ def test_full_size_vit_b_architecture_segments_through_the_cli(tmp_path, random_
 
     with open(tmp_path / "out" / "scene" / "results.csv", newline="") as stream:
         assert {row["Segmenter"] for row in csv.DictReader(stream)} <= {f"sam prompt vit_b {sha256[:12]}"}
+
+
+@pytest.mark.parametrize("tile_shape", [(200, 300), (1024, 1024), (640, 512)])
+def test_box_only_upsampling_gives_sams_own_masks(tile_shape):
+    """Decoding upsamples each mask only in its box; the pixels must be those of SAM's predict_torch."""
+    torch = import_torch()
+    segmenter = SamCrystalSegmenter(reduced_sam(), SamConfig(decoder_batch=8))
+    rng = np.random.default_rng(0)
+    tile = (rng.random((*tile_shape, 3)) * 255).astype(np.uint8)
+    tile[tile_shape[0] // 4: tile_shape[0] // 2, tile_shape[1] // 4: tile_shape[1] // 2] = 230
+    predictor = segmenter._predictor
+    predictor.set_image(tile)
+    points = rng.uniform([0, 0], [tile_shape[1], tile_shape[0]], (12, 2))
+    from microcrystalnet.segment.sam import SamRunStatistics
+
+    ours = segmenter._decode(points, None, (0, 0, *tile_shape), SamRunStatistics(), multimask=True)
+    coords = predictor.transform.apply_coords_torch(torch.as_tensor(points[:, None, :], dtype=torch.float),
+                                                    predictor.original_size)
+    with torch.inference_mode():
+        masks, scores, _ = predictor.predict_torch(coords, torch.ones(coords.shape[:2], dtype=torch.int),
+                                                   multimask_output=True)
+    best = masks[torch.arange(len(points)), scores.argmax(dim=1)].numpy()
+    expected = [m for m in best if m.any()]
+    assert len(ours) == len(expected)
+    for candidate, full in zip(ours, expected):
+        placed = np.zeros(tile_shape, bool)
+        placed[candidate.box] = candidate.mask
+        assert np.count_nonzero(placed != full) <= max(2, 0.001 * full.sum())

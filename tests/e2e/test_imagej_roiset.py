@@ -99,3 +99,30 @@ def test_label_image_opens_calibrated_with_one_value_per_crystal(imagej1, analys
     assert calibration.pixelWidth == pytest.approx(0.04) and str(calibration.getUnit()) in ("µm", "micron", "um")
     assert labels.getBitDepth() == 16
     assert labels.getProcessor().getStatistics().max == len(rows)
+
+
+def test_rois_drawn_in_imagej_rasterise_as_imagej_masks_them(imagej1, tmp_path):
+    """Reference ROIs a user draws (polygon, freehand, rectangle, oval) cover the pixels ImageJ's getMask gives."""
+    import numpy as np
+
+    from microcrystalnet.io.roiset import read_reference_crystals
+
+    PolygonRoi, OvalRoi, Roi = jimport("ij.gui.PolygonRoi"), jimport("ij.gui.OvalRoi"), jimport("ij.gui.Roi")
+    FloatPolygon, RoiEncoder = jimport("ij.process.FloatPolygon"), jimport("ij.io.RoiEncoder")
+    shapes = {
+        "polygon": PolygonRoi(FloatPolygon([3.0, 30.0, 25.5, 8.2], [4.0, 6.5, 33.0, 28.7]), Roi.POLYGON),
+        "freehand": PolygonRoi(FloatPolygon([40.3, 55.0, 61.2, 58.0, 44.9], [5.2, 3.9, 15.5, 30.1, 22.0]), Roi.FREEROI),
+        "rectangle": Roi(5, 40, 17, 9),
+        "oval": OvalRoi(30, 38, 23, 15),
+    }
+    for name, roi in shapes.items():
+        path = tmp_path / f"{name}.roi"
+        RoiEncoder.save(roi, str(path))
+        ours = read_reference_crystals(path, (64, 64)).labels == 1
+        theirs = np.zeros((64, 64), bool)
+        mask, bounds = roi.getMask(), roi.getBounds()
+        for y in range(bounds.height):
+            for x in range(bounds.width):
+                if mask is None or mask.getPixel(x, y) != 0:
+                    theirs[bounds.y + y, bounds.x + x] = True
+        assert np.count_nonzero(ours != theirs) <= 0.02 * theirs.sum(), name

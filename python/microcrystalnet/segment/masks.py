@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -37,9 +38,9 @@ class CandidateMask:
     def box(self) -> tuple[slice, slice]:
         return slice(self.top, self.top + self.mask.shape[0]), slice(self.left, self.left + self.mask.shape[1])
 
-    @property
+    @cached_property
     def area(self) -> int:
-        return int(self.mask.sum())
+        return int(np.count_nonzero(self.mask))
 
     @classmethod
     def from_full(cls, full_mask: Array, score: float, offset: tuple[int, int] = (0, 0)) -> "CandidateMask | None":
@@ -50,6 +51,11 @@ class CandidateMask:
         cols = np.flatnonzero(full_mask.any(axis=0))
         local = full_mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
         return cls(int(rows[0] + offset[0]), int(cols[0] + offset[1]), local.copy(), float(score))
+
+
+def _boxes_meet(a: CandidateMask, b: CandidateMask) -> bool:
+    return (a.top < b.top + b.mask.shape[0] and b.top < a.top + a.mask.shape[0]
+            and a.left < b.left + b.mask.shape[1] and b.left < a.left + a.mask.shape[1])
 
 
 def _overlap(a: CandidateMask, b: CandidateMask) -> int:
@@ -76,7 +82,7 @@ def drop_container_masks(candidates: Sequence[CandidateMask], inside_fraction: f
     kept = []
     for index, outer in enumerate(candidates):
         contained = [inner for other, inner in enumerate(candidates) if other != index and inner.area < outer.area
-                     and _overlap(outer, inner) >= inside_fraction * inner.area]
+                     and _boxes_meet(outer, inner) and _overlap(outer, inner) >= inside_fraction * inner.area]
         if len(contained) >= 2:
             union = np.zeros(outer.mask.shape, bool)
             for inner in contained:
