@@ -215,3 +215,66 @@ def test_box_only_upsampling_gives_sams_own_masks(tile_shape):
         placed = np.zeros(tile_shape, bool)
         placed[candidate.box] = candidate.mask
         assert np.count_nonzero(placed != full) <= max(2, 0.001 * full.sum())
+
+
+def test_tuning_scores_prompt_mode_and_every_automatic_setting(scene, tmp_path):
+    from microcrystalnet.config import AnalysisConfig
+    from microcrystalnet.segment.sam_tuning import TuningGrid, TuningImage, tune_sam, tuned_settings
+
+    segmenter = SamCrystalSegmenter(reduced_sam(), SamConfig(decoder_batch=16))
+    images = [TuningImage("scene", to_unit_range(scene.image), SCENE.pixel_size_um, scene.labels)]
+    grid = TuningGrid(points_per_side=(4,), pred_iou_thresh=(0.0, 0.9), stability_score_thresh=(0.0,),
+                      box_nms_thresh=(0.7, 1.0))
+    report = tune_sam(segmenter, images, SegmentConfig(backend="sam"), grid)
+    assert len(report["results"]) == 1 + 4 and report["reference_crystals"] == scene.n_crystals
+    assert report["results"][0]["sam"] == {"mode": "prompt"}
+    assert all(0 <= r["f1"] <= 1 for r in report["results"])
+    assert report["best"]["f1"] == max(r["f1"] for r in report["results"])
+    settings = tuned_settings(report, SamConfig(checkpoint="/models/mine.pth"))
+    path = tmp_path / "tuned.json"
+    import json
+
+    path.write_text(json.dumps(settings))
+    config = AnalysisConfig.from_json(path)
+    assert config.segment.backend == "sam" and config.segment.sam.checkpoint == "/models/mine.pth"
+    assert config.segment.sam.mode == report["best"]["mode"]
+
+
+def test_tuning_on_permissive_proposals_equals_running_sam_with_the_thresholds(scene):
+    """Selecting from permissive proposals gives what SAM's generator gives with the thresholds set."""
+    segmenter = SamCrystalSegmenter(reduced_sam(), SamConfig())
+    segment = SegmentConfig(backend="sam")
+    image = to_unit_range(scene.image)
+    strict = SamConfig(mode="automatic", points_per_side=6, pred_iou_thresh=0.5, stability_score_thresh=0.6,
+                       box_nms_thresh=0.7)
+    direct = segmenter.finish(segmenter.propose(image, SCENE.pixel_size_um, segment, strict), strict)
+    permissive = SamConfig(mode="automatic", points_per_side=6, pred_iou_thresh=0.0, stability_score_thresh=0.0,
+                           box_nms_thresh=1.0)
+    selected = segmenter.finish(segmenter.propose(image, SCENE.pixel_size_um, segment, permissive), strict)
+    assert np.array_equal(direct > 0, selected > 0)
+
+
+def test_tune_sam_command_writes_settings_that_analyze_uses(tmp_path, random_vit_b_checkpoint, scene, model_dir_env):
+    import json
+
+    from microcrystalnet.io.outputs import write_roiset
+    from microcrystalnet.outline import outlines_from_labels
+
+    image = tmp_path / "reference.tif"
+    tifffile.imwrite(image, scene.image, imagej=True, resolution=(25.0, 25.0), metadata={"unit": "um"})
+    rows = [{"Crystal": n, "Name": f"{n:04d}-{code.replace('/', '-')}", "Class": code, "Confidence": 1.0}
+            for n, code in enumerate(scene.crystal_classes, start=1)]
+    write_roiset(tmp_path / "RoiSet.zip", outlines_from_labels(scene.labels), rows)
+    settings = tmp_path / "tuned-sam.json"
+    done = subprocess.run([sys.executable, "-m", "microcrystalnet", "tune-sam", str(image), str(tmp_path / "RoiSet.zip"),
+                           "--out", str(settings), "--grid", "quick", "--sam-checkpoint", str(random_vit_b_checkpoint),
+                           "--sam-device", "cpu", "--no-download"], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    assert f"{scene.n_crystals} reference crystals" in done.stderr and "best:" in done.stderr
+    report = json.loads((tmp_path / "tuned-sam.report.json").read_text())
+    assert len(report["results"]) == 5 and report["checkpoint"]["checkpoint"] == str(random_vit_b_checkpoint)
+    tuned = json.loads(settings.read_text())
+    assert tuned["segment"]["backend"] == "sam" and tuned["segment"]["sam"]["checkpoint"] == str(random_vit_b_checkpoint)
+    odd = subprocess.run([sys.executable, "-m", "microcrystalnet", "tune-sam", str(image), "--out", str(settings)],
+                         capture_output=True, text=True, timeout=300)
+    assert odd.returncode == 2 and "pairs" in odd.stderr

@@ -83,6 +83,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="random seed of the scene (default 0)")
     _add_analysis_options(demo)
 
+    tune = commands.add_parser(
+        "tune-sam", help="tune SAM on images with reference crystals drawn in Fiji (RoiSet.zip)",
+        description="Tune SAM for your crystals: on 1-3 images with reference crystals outlined in Fiji "
+                    "(saved from the ROI Manager as RoiSet.zip), score prompt mode and a grid of automatic-mode "
+                    "settings by F1 at IoU 0.5, and write the best as a settings file for 'analyze --config' and "
+                    "the Fiji command, plus a report of every setting's score (<OUT>.report.json).")
+    tune.add_argument("pairs", nargs="+", metavar="IMAGE ROISET", help="image files, each followed by its RoiSet.zip")
+    tune.add_argument("--out", required=True, type=Path, metavar="JSON", help="settings file to write")
+    tune.add_argument("--grid", choices=("full", "quick"), default="full",
+                      help="full: 2 grid densities x 4 x 4 x 2 thresholds (default); quick: 4 settings")
+    _add_analysis_options(tune)
+
     imagej = commands.add_parser(
         "imagej", help="start ImageJ with the MicroCrystalNet plugin, this Python registered as its backend",
         description="Start ImageJ in this process with Plugins > MicroCrystalNet installed and this Python session "
@@ -220,6 +232,43 @@ def _run_demo(arguments: argparse.Namespace, config: AnalysisConfig) -> int:
     return EXIT_OK
 
 
+def _run_tune_sam(arguments: argparse.Namespace, config: AnalysisConfig) -> int:
+    import json
+
+    from .io import read_sem_image, to_unit_range
+    from .io.outputs import write_json
+    from .io.roiset import RoiInputError, read_reference_crystals
+    from .segment.sam import SamCrystalSegmenter, load_sam
+    from .segment.sam_tuning import QUICK_GRID, TuningGrid, TuningImage, tune_sam, tuned_settings
+
+    if len(arguments.pairs) % 2:
+        log.error("tune-sam takes pairs: IMAGE ROISET [IMAGE ROISET ...]")
+        return EXIT_USAGE
+    images = []
+    for image_path, roi_path in zip(arguments.pairs[::2], arguments.pairs[1::2]):
+        try:
+            image = read_sem_image(image_path, config.input.pixel_size_um, config.input.exclude_data_bar)
+            reference = read_reference_crystals(roi_path, image.analysed_pixels.shape)
+        except (ImageInputError, RoiInputError) as error:
+            log.error("%s", error)
+            return EXIT_SOME_FAILED
+        size = image.pixel_size_um or config.input.assumed_pixel_size_um
+        images.append(TuningImage(Path(image_path).name, to_unit_range(image.analysed_pixels), size, reference.labels))
+        log.info("%s: %d reference crystals", Path(image_path).name, reference.labels.max())
+    sam = load_sam(config.segment.sam.model_type, config.segment.sam.checkpoint, config.segment.sam.device,
+                   download=not arguments.no_download)
+    segmenter = SamCrystalSegmenter(sam, config.segment.sam)
+    grid = QUICK_GRID if arguments.grid == "quick" else TuningGrid()
+    report = tune_sam(segmenter, images, config.segment, grid, progress=lambda message: log.info("tuning: %s", message))
+    report["checkpoint"] = sam.describe()
+    settings = tuned_settings(report, config.segment.sam)
+    write_json(arguments.out, settings)
+    write_json(arguments.out.with_name(arguments.out.stem + ".report.json"), report)
+    log.info("best: %s (F1 %.3f at IoU 0.5); settings written to %s", json.dumps(settings["segment"]["sam"]),
+             report["best"]["f1"], arguments.out)
+    return EXIT_OK
+
+
 def _run_imagej(arguments: argparse.Namespace) -> int:
     import os
     import time
@@ -270,6 +319,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if arguments.command == "analyze":
             return _run_analyze(arguments, config)
+        if arguments.command == "tune-sam":
+            return _run_tune_sam(arguments, config)
         return _run_demo(arguments, config)
     except (ModelUnavailableError, ModelDescriptionError) as error:
         log.error("classifier model: %s", error)

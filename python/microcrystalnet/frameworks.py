@@ -56,6 +56,12 @@ def _native_stderr_silenced() -> Iterator[None]:
         os.close(saved)
 
 
+def import_torchvision() -> ModuleType:
+    """torchvision (its detection ops, e.g. non-maximum suppression), imported with torch."""
+    import_torch()
+    return importlib.import_module("torchvision")
+
+
 def import_segment_anything() -> ModuleType:
     """The ``segment_anything`` package (SAM), with torch imported the safe way first."""
     import_torch()

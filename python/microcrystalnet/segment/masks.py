@@ -27,12 +27,14 @@ Array = np.ndarray
 @dataclass(eq=False)  # two candidates are the same only if they are the same object
 class CandidateMask:
     """A mask in image coordinates: ``mask`` (bool, local) placed at ``(top, left)``; ``score``
-    orders candidates (higher is better, e.g. SAM's predicted IoU)."""
+    orders candidates (higher is better, e.g. SAM's predicted IoU); ``stability`` is SAM's
+    stability score where known."""
 
     top: int
     left: int
     mask: Array
     score: float
+    stability: float = 1.0
 
     @property
     def box(self) -> tuple[slice, slice]:
@@ -43,14 +45,15 @@ class CandidateMask:
         return int(np.count_nonzero(self.mask))
 
     @classmethod
-    def from_full(cls, full_mask: Array, score: float, offset: tuple[int, int] = (0, 0)) -> "CandidateMask | None":
+    def from_full(cls, full_mask: Array, score: float, offset: tuple[int, int] = (0, 0),
+                  stability: float = 1.0) -> "CandidateMask | None":
         """Crop a mask given over a whole image (or tile at ``offset``) to its bounding box."""
         rows = np.flatnonzero(full_mask.any(axis=1))
         if rows.size == 0:
             return None
         cols = np.flatnonzero(full_mask.any(axis=0))
         local = full_mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-        return cls(int(rows[0] + offset[0]), int(cols[0] + offset[1]), local.copy(), float(score))
+        return cls(int(rows[0] + offset[0]), int(cols[0] + offset[1]), local.copy(), float(score), float(stability))
 
 
 def _boxes_meet(a: CandidateMask, b: CandidateMask) -> bool:

@@ -23,7 +23,7 @@ from scipy import ndimage as ndi
 from skimage.transform import resize
 
 from ..config import SamConfig, SegmentConfig
-from ..frameworks import import_segment_anything, import_torch
+from ..frameworks import import_segment_anything, import_torch, import_torchvision
 from ..weights import ModelUnavailableError, file_sha256, locate_weights
 from .masks import CandidateMask, drop_container_masks, drop_pore_masks, inside_tile_interior, masks_to_labels, \
     tile_windows
@@ -169,6 +169,30 @@ def _innermost_point(mask: Array) -> tuple[int, int]:
     return int(row), int(col)
 
 
+@dataclass
+class SamProposals:
+    """Every mask SAM proposed for one image, at the working scale, before selection."""
+
+    masks: list[CandidateMask]
+    foreground: Array
+    work_shape: tuple[int, int]
+    image_shape: tuple[int, ...]
+    statistics: SamRunStatistics
+
+
+def _box_nms(masks: list[CandidateMask], threshold: float) -> list[CandidateMask]:
+    """SAM's box non-maximum suppression (torchvision ``batched_nms`` on mask boxes, by predicted IoU)."""
+    if len(masks) < 2 or threshold >= 1:
+        return list(masks)
+    torch = import_torch()
+    torchvision = import_torchvision()
+    boxes = torch.tensor([[m.left, m.top, m.left + m.mask.shape[1] - 1, m.top + m.mask.shape[0] - 1] for m in masks],
+                         dtype=torch.float)
+    scores = torch.tensor([m.score for m in masks], dtype=torch.float)
+    keep = torchvision.ops.batched_nms(boxes, scores, torch.zeros(len(masks), dtype=torch.long), threshold)
+    return [masks[i] for i in sorted(keep.tolist())]
+
+
 class SamCrystalSegmenter:
     """Segments crystals with a loaded SAM; ``segment`` returns raw labels and run statistics."""
 
@@ -184,8 +208,15 @@ class SamCrystalSegmenter:
 
     def segment(self, image: Array, pixel_size_um: float, segment_config: SegmentConfig) -> tuple[Array, dict[str, Any]]:
         """Labels (int32 (Y, X), not yet tidied) of ``image`` (float (Y, X) in [0, 1]) and run statistics."""
+        proposals = self.propose(image, pixel_size_um, segment_config)
+        return self.finish(proposals, self.config), asdict(proposals.statistics)
+
+    def propose(self, image: Array, pixel_size_um: float, segment_config: SegmentConfig,
+                config: SamConfig | None = None) -> "SamProposals":
+        """Run SAM (the expensive part) and return every mask it proposes, with its scores."""
+        config = config or self.config
         statistics = SamRunStatistics()
-        work_size = working_pixel_size(image.shape, pixel_size_um, segment_config.min_crystal_area_um2, self.config)
+        work_size = working_pixel_size(image.shape, pixel_size_um, segment_config.min_crystal_area_um2, config)
         statistics.working_pixel_size_um = work_size
         scale = pixel_size_um / work_size
         work_shape = (max(1, round(image.shape[0] * scale)), max(1, round(image.shape[1] * scale)))
@@ -193,33 +224,44 @@ class SamCrystalSegmenter:
         min_area_px = segment_config.min_crystal_area_um2 / work_size ** 2
         foreground = crystal_foreground(work_image, work_size, segment_config.watershed, min_area_px)
         candidates = (segment_watershed(work_image, work_size, segment_config.watershed, min_area_px)
-                      if self.config.mode == "prompt" else None)
+                      if config.mode == "prompt" else None)
         largest_crystal_px = 2 * math.sqrt(segment_config.max_crystal_area_um2 / math.pi) / work_size
-        overlap = int(min(largest_crystal_px, self.config.tile_px // 2))
-        windows = tile_windows(work_shape, self.config.tile_px, overlap)
+        overlap = int(min(largest_crystal_px, config.tile_px // 2))
+        windows = tile_windows(work_shape, config.tile_px, overlap)
         statistics.tiles = len(windows)
-        proposals: list[CandidateMask] = []
+        masks: list[CandidateMask] = []
         rgb = np.repeat(np.round(work_image * 255).astype(np.uint8)[..., None], 3, axis=2)
         for window in windows:
             top, left, height, width = window
             tile_rgb = rgb[top:top + height, left:left + width]
             started = time.perf_counter()
-            if self.config.mode == "prompt":
+            if config.mode == "prompt":
                 self._predictor.set_image(tile_rgb)
                 statistics.encoder_seconds += time.perf_counter() - started
                 started = time.perf_counter()
                 tile_masks = self._prompted_masks(window, candidates, foreground, min_area_px, statistics)
             else:  # the generator computes the embedding itself; its time counts as decoding
-                tile_masks = self._automatic_masks(tile_rgb, window, statistics)
+                tile_masks = self._automatic_masks(tile_rgb, window, statistics, config)
             statistics.decoder_seconds += time.perf_counter() - started
-            proposals += [m for m in tile_masks if inside_tile_interior(m, window, work_shape)]
-        statistics.masks_proposed = len(proposals)
-        kept = drop_container_masks(drop_pore_masks(proposals, foreground, self.config.min_crystal_fraction))
-        statistics.masks_kept = len(kept)
-        labels = masks_to_labels(kept, work_shape, self.config.duplicate_fraction)
-        if work_shape != image.shape:
-            labels = resize(labels, image.shape, order=0, preserve_range=True, anti_aliasing=False).astype(np.int32)
-        return labels, asdict(statistics)
+            masks += [m for m in tile_masks if inside_tile_interior(m, window, work_shape)]
+        statistics.masks_proposed = len(masks)
+        return SamProposals(masks, foreground, work_shape, image.shape, statistics)
+
+    @staticmethod
+    def finish(proposals: "SamProposals", config: SamConfig) -> Array:
+        """Labels from proposals: automatic mode's thresholds and box NMS (as SAM applies them),
+        then pore, cluster and duplicate removal, painted and scaled back to the image."""
+        masks = proposals.masks
+        if config.mode == "automatic":
+            masks = [m for m in masks if m.score >= config.pred_iou_thresh and m.stability >= config.stability_score_thresh]
+            masks = _box_nms(masks, config.box_nms_thresh)
+        kept = drop_container_masks(drop_pore_masks(masks, proposals.foreground, config.min_crystal_fraction))
+        proposals.statistics.masks_kept = len(kept)
+        labels = masks_to_labels(kept, proposals.work_shape, config.duplicate_fraction)
+        if proposals.work_shape != tuple(proposals.image_shape):
+            labels = resize(labels, proposals.image_shape, order=0, preserve_range=True,
+                            anti_aliasing=False).astype(np.int32)
+        return labels
 
     def _decode(self, points: Array, boxes: Array | None, window, statistics: SamRunStatistics,
                 multimask: bool) -> list[CandidateMask]:
@@ -338,17 +380,18 @@ class SamCrystalSegmenter:
             masks += self._decode(np.asarray(extra_points, float), None, window, statistics, multimask=True)
         return masks
 
-    def _automatic_masks(self, tile_rgb: Array, window, statistics: SamRunStatistics) -> list[CandidateMask]:
+    def _automatic_masks(self, tile_rgb: Array, window, statistics: SamRunStatistics,
+                         config: SamConfig) -> list[CandidateMask]:
         generator = self._generator_class(
-            self.sam.model, points_per_side=self.config.points_per_side, pred_iou_thresh=self.config.pred_iou_thresh,
-            stability_score_thresh=self.config.stability_score_thresh, box_nms_thresh=self.config.box_nms_thresh,
-            points_per_batch=self.config.decoder_batch * 2)
+            self.sam.model, points_per_side=config.points_per_side, pred_iou_thresh=config.pred_iou_thresh,
+            stability_score_thresh=config.stability_score_thresh, box_nms_thresh=config.box_nms_thresh,
+            points_per_batch=config.decoder_batch * 2)
         records = generator.generate(tile_rgb)
-        statistics.decoder_prompts += self.config.points_per_side ** 2
+        statistics.decoder_prompts += config.points_per_side ** 2
         masks = []
         for record in records:
             candidate = CandidateMask.from_full(record["segmentation"], float(record["predicted_iou"]),
-                                                (window[0], window[1]))
+                                                (window[0], window[1]), float(record["stability_score"]))
             if candidate is not None:
                 masks.append(candidate)
         return masks

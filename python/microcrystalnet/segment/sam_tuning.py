@@ -1,0 +1,105 @@
+"""Tuning SAM's automatic mode on a few images with reference crystals ("custom-tuned SAM").
+
+SAM runs once per image and grid density with permissive thresholds; every combination of
+thresholds is then a cheap selection from those proposals (:meth:`SamCrystalSegmenter.finish`),
+scored by F1 at IoU 0.5 against the reference crystals, summed over all images. Prompt mode is
+scored too: the best of all becomes the configuration, written as settings that
+``microcrystalnet analyze --config`` and the Fiji command use.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from ..config import SamConfig, SegmentConfig
+from ..metrics import match_instances
+from .postprocess import tidy_labels
+from .sam import SamCrystalSegmenter
+
+Array = np.ndarray
+
+
+@dataclass(frozen=True)
+class TuningGrid:
+    """The automatic-mode values tried; every combination is scored."""
+
+    points_per_side: tuple[int, ...] = (16, 32)
+    pred_iou_thresh: tuple[float, ...] = (0.7, 0.8, 0.86, 0.92)
+    stability_score_thresh: tuple[float, ...] = (0.8, 0.86, 0.92, 0.95)
+    box_nms_thresh: tuple[float, ...] = (0.5, 0.7)
+
+
+QUICK_GRID = TuningGrid(points_per_side=(16,), pred_iou_thresh=(0.8, 0.88), stability_score_thresh=(0.9, 0.95),
+                        box_nms_thresh=(0.7,))
+
+
+@dataclass
+class TuningImage:
+    """One tuning image: ``image`` float (Y, X) in [0, 1], its pixel size, reference labels (Y, X)."""
+
+    name: str
+    image: Array
+    pixel_size_um: float
+    reference: Array
+
+
+def _tidy(labels: Array, pixel_size_um: float, segment: SegmentConfig) -> Array:
+    area = pixel_size_um ** 2
+    return tidy_labels(labels, segment.min_crystal_area_um2 / area, segment.max_crystal_area_um2 / area,
+                       segment.exclude_border)
+
+
+def _f1(matches: Sequence[Any]) -> dict[str, float]:
+    true_positives = sum(m.true_positives for m in matches)
+    n_true = sum(m.n_true for m in matches)
+    n_predicted = sum(m.n_predicted for m in matches)
+    return {"f1": 2 * true_positives / (n_true + n_predicted) if n_true + n_predicted else 0.0,
+            "precision": true_positives / n_predicted if n_predicted else 0.0,
+            "recall": true_positives / n_true if n_true else 0.0}
+
+
+def tune_sam(segmenter: SamCrystalSegmenter, images: Sequence[TuningImage], segment: SegmentConfig = SegmentConfig(),
+             grid: TuningGrid = TuningGrid(),
+             progress: Callable[[str], None] = lambda message: None) -> dict[str, Any]:
+    """Score prompt mode and every automatic-mode combination of ``grid``; return the report
+    with the best :class:`SamConfig` (as a dict) under ``"best"``."""
+    base = segmenter.config
+    results = []
+    progress("prompt mode")
+    prompt = replace(base, mode="prompt")
+    matches = []
+    for item in images:
+        proposals = segmenter.propose(item.image, item.pixel_size_um, segment, prompt)
+        labels = _tidy(segmenter.finish(proposals, prompt), item.pixel_size_um, segment)
+        matches.append(match_instances(item.reference, labels))
+    results.append({"sam": {"mode": "prompt"}, **_f1(matches)})
+    for points in grid.points_per_side:
+        progress(f"automatic mode, {points} x {points} points")
+        permissive = replace(base, mode="automatic", points_per_side=points, pred_iou_thresh=0.0,
+                             stability_score_thresh=0.0, box_nms_thresh=1.0)
+        proposals = [segmenter.propose(item.image, item.pixel_size_um, segment, permissive) for item in images]
+        for iou, stability, nms in itertools.product(grid.pred_iou_thresh, grid.stability_score_thresh,
+                                                     grid.box_nms_thresh):
+            candidate = replace(permissive, pred_iou_thresh=iou, stability_score_thresh=stability, box_nms_thresh=nms)
+            matches = [match_instances(item.reference, _tidy(segmenter.finish(p, candidate), item.pixel_size_um, segment))
+                       for item, p in zip(images, proposals)]
+            results.append({"sam": {"mode": "automatic", "points_per_side": points, "pred_iou_thresh": iou,
+                                    "stability_score_thresh": stability, "box_nms_thresh": nms}, **_f1(matches)})
+    # ties go to prompt mode (first), which is ~10x cheaper
+    best = max(results, key=lambda result: result["f1"])
+    return {"images": [item.name for item in images], "reference_crystals": int(sum(item.reference.max() for item in images)),
+            "results": results, "best": {**best["sam"], "f1": best["f1"]}}
+
+
+def tuned_settings(report: dict[str, Any], base: SamConfig) -> dict[str, Any]:
+    """Settings (``AnalysisConfig`` JSON) that select the best SAM configuration of ``report``."""
+    chosen = {key: value for key, value in report["best"].items() if key != "f1"}
+    sam = {"model_type": base.model_type, **chosen}
+    if base.checkpoint:
+        sam["checkpoint"] = base.checkpoint
+    return {"segment": {"backend": "sam", "sam": sam}}
