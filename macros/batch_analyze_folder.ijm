@@ -13,7 +13,8 @@
 // (plain ImageJ 1.x needs an X display for its dialogs; on a server use xvfb-run, or Fiji --headless)
 //
 // Adapt the analysis settings here (the fields of Plugins > MicroCrystalNet > Analyze Crystals...):
-settings = "model=reference-2023-11-19 min_crystal_area=0.25 max_crystal_area=40 exclude_sem_data_bar";
+settings = "model=reference-2023-11-19 min_crystal_area=0.25 max_crystal_area=40 exclude_sem_data_bar "
+    + "segmenter=Default settings_file=[]";
 
 extensions = newArray(".tif", ".tiff", ".png", ".jpg", ".jpeg");
 

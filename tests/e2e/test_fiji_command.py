@@ -123,6 +123,31 @@ def test_in_process_command_gives_the_clis_crystals_names_colours_and_results(ij
     image.close()
 
 
+def test_a_settings_file_from_the_dialog_applies_as_on_the_command_line(ij, scene_file, tmp_path, reference_model_path):
+    import json
+
+    settings = tmp_path / "coarse.json"
+    settings.write_text(json.dumps({"segment": {"watershed": {"marker_separation_um": 0.7}}}))
+    out = tmp_path / "cli"
+    env = {**os.environ, "MICROCRYSTALNET_MODEL_DIR": str(reference_model_path.parent)}
+    done = subprocess.run([sys.executable, "-m", "microcrystalnet", "analyze", str(scene_file), "--out", str(out),
+                           "--config", str(settings), "--no-download", "-q"], capture_output=True, text=True, env=env,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
+    expected = read_rows(out / "scene" / "results.csv")
+    use_backend(ij, "In-process")
+    manager = roi_manager()
+    manager.reset()
+    image, error = analyze(ij, scene_file, OPTIONS + f" segmenter=Default settings_file=[{settings}] "
+                                                     "roi_manager=[Replace existing ROIs]")
+    assert error == ""
+    assert_same_as_cli(results_table_rows(), expected)
+    image.close()
+    image, error = analyze(ij, scene_file, OPTIONS + f" settings_file=[{tmp_path / 'absent.json'}]")
+    assert "does not exist" in error
+    image.close()
+
+
 def test_existing_rois_are_kept_unless_the_user_asks_to_replace_them(ij, scene_file, cli_rows):
     use_backend(ij, "In-process")
     manager = roi_manager()
@@ -201,7 +226,7 @@ def test_cancel_stops_the_backend(ij, scene_file, backend):
     from jpype import JException
 
     settings = jimport("microcrystalnet.fiji.AnalyzeCrystals").settingsJson("reference-2023-11-19", 0.25, 40.0,
-                                                                          False, True)
+                                                                          False, True, "Default", "")
     chosen = (jimport("microcrystalnet.fiji.BackendRegistry").inProcess() if backend == "in-process"
               else jimport("microcrystalnet.fiji.ExternalBackend")(sys.executable))
     image = ij.openImage(str(scene_file))
@@ -236,7 +261,10 @@ def test_dialog_is_recorded_and_the_recorded_line_replays(ij, scene_file, cli_ro
     ij.doCommand("Analyze Crystals...")  # as from the menu: in its own thread, with the dialog
     dialog = wait_for_dialog("Analyze Crystals")
     dialog.getNumericFields().get(0).setText("0.5")
-    dialog.getChoices().get(0).select("Replace existing ROIs")
+    choices = [dialog.getChoices().get(i) for i in range(dialog.getChoices().size())]
+    roi_manager_choice = next(c for c in choices if any(str(c.getItem(i)) == "Replace existing ROIs"
+                                                        for i in range(c.getItemCount())))
+    roi_manager_choice.select("Replace existing ROIs")
     ActionEvent = jimport("java.awt.event.ActionEvent")
     dialog.actionPerformed(ActionEvent(dialog.getButtons()[0], ActionEvent.ACTION_PERFORMED, "OK"))
     manager = roi_manager()

@@ -199,6 +199,7 @@ class SamCrystalSegmenter:
     def __init__(self, sam: LoadedSam, config: SamConfig = SamConfig()) -> None:
         self.sam = sam
         self.config = config
+        self.decoder_batch = config.decoder_batch or (8 if sam.device == "cpu" else 64)
         segment_anything = import_segment_anything()
         self._predictor = segment_anything.SamPredictor(sam.model)
         self._generator_class = segment_anything.SamAutomaticMaskGenerator
@@ -274,8 +275,8 @@ class SamCrystalSegmenter:
         torch = import_torch()
         predictor, model = self._predictor, self.sam.model
         masks: list[CandidateMask] = []
-        for start in range(0, len(points), self.config.decoder_batch):
-            chunk = slice(start, start + self.config.decoder_batch)
+        for start in range(0, len(points), self.decoder_batch):
+            chunk = slice(start, start + self.decoder_batch)
             point_tensor = torch.as_tensor(points[chunk, None, :], dtype=torch.float, device=predictor.device)
             coords = predictor.transform.apply_coords_torch(point_tensor, predictor.original_size)
             labels = torch.ones(coords.shape[:2], dtype=torch.int, device=predictor.device)
@@ -385,7 +386,7 @@ class SamCrystalSegmenter:
         generator = self._generator_class(
             self.sam.model, points_per_side=config.points_per_side, pred_iou_thresh=config.pred_iou_thresh,
             stability_score_thresh=config.stability_score_thresh, box_nms_thresh=config.box_nms_thresh,
-            points_per_batch=config.decoder_batch * 2)
+            points_per_batch=config.decoder_batch or self.decoder_batch * 2)
         records = generator.generate(tile_rgb)
         statistics.decoder_prompts += config.points_per_side ** 2
         masks = []

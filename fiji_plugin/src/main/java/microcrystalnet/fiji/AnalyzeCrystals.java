@@ -26,6 +26,7 @@ public class AnalyzeCrystals implements PlugIn {
 	static final String TITLE = "MicroCrystalNet";
 	static final String ADD = "Add to existing ROIs";
 	static final String REPLACE = "Replace existing ROIs";
+	static final String[] SEGMENTERS = {"Default", "Watershed", "SAM"};
 
 	private static volatile String lastError = "";
 
@@ -53,9 +54,13 @@ public class AnalyzeCrystals implements PlugIn {
 		dialog.addNumericField("Max_crystal_area", 40, 3, 8, "um^2");
 		dialog.addCheckbox("Exclude_crystals_on_border", false);
 		dialog.addCheckbox("Exclude_SEM_data_bar", true);
+		dialog.addChoice("Segmenter", SEGMENTERS, SEGMENTERS[0]);
+		dialog.addStringField("Settings_file", "", 32);
 		dialog.addChoice("ROI_Manager", new String[] {ADD, REPLACE}, ADD);
 		dialog.addStringField("Save_results_to", "", 32);
-		dialog.addMessage("Save results to: an optional folder; the results of this image go to <folder>/<image name>/.\n"
+		dialog.addMessage("Segmenter: Default takes the settings file's, else the watershed; SAM is the Segment Anything Model.\n"
+			+ "Settings file: optional JSON settings, e.g. from 'microcrystalnet tune-sam'; the fields here override it.\n"
+			+ "Save results to: an optional folder; the results of this image go to <folder>/<image name>/.\n"
 			+ "Areas in um^2 apply when the image is calibrated; without calibration 10 nm/px is assumed for them.");
 		dialog.showDialog();
 		if (dialog.wasCanceled()) return;
@@ -64,23 +69,35 @@ public class AnalyzeCrystals implements PlugIn {
 		double maxArea = dialog.getNextNumber();
 		boolean excludeBorder = dialog.getNextBoolean();
 		boolean excludeDataBar = dialog.getNextBoolean();
+		String segmenter = dialog.getNextChoice();
+		String settingsFile = dialog.getNextString().trim();
 		boolean replace = REPLACE.equals(dialog.getNextChoice());
 		String saveTo = dialog.getNextString().trim();
 		if (dialog.invalidNumber() || !(minArea >= 0) || !(maxArea > minArea)) {
 			fail("The crystal area limits must be numbers with 0 <= minimum < maximum.");
 			return;
 		}
-		String settings = settingsJson(model, minArea, maxArea, excludeBorder, excludeDataBar);
+		if (!settingsFile.isEmpty() && !new File(settingsFile).isFile()) {
+			fail("The settings file " + settingsFile + " does not exist.");
+			return;
+		}
+		String settings = settingsJson(model, minArea, maxArea, excludeBorder, excludeDataBar, segmenter, settingsFile);
 		analyze(image, settings, replace, saveTo);
 	}
 
 	/** The analysis settings of the dialog's fields as the JSON of microcrystalnet.config.AnalysisConfig. */
 	public static String settingsJson(String model, double minArea, double maxArea, boolean excludeBorder,
-		boolean excludeDataBar) {
-		return String.format(Locale.ROOT, "{\"input\": {\"exclude_data_bar\": %b}, \"segment\": {\"min_crystal_area_um2\": %s, "
-			+ "\"max_crystal_area_um2\": %s, \"exclude_border\": %b}, \"classify\": {\"model\": \"%s\"}}", excludeDataBar,
-			Double.toString(minArea), Double.toString(maxArea), excludeBorder, model.replace("\\", "\\\\").replace("\"",
-				"\\\""));
+		boolean excludeDataBar, String segmenter, String settingsFile) {
+		String backend = "Default".equals(segmenter) ? "" : String.format(", \"backend\": \"%s\"",
+			segmenter.toLowerCase(Locale.ROOT));
+		String base = settingsFile.isEmpty() ? "" : String.format("\"extends\": \"%s\", ", quoted(settingsFile));
+		return String.format(Locale.ROOT, "{%s\"input\": {\"exclude_data_bar\": %b}, \"segment\": {\"min_crystal_area_um2\": %s, "
+			+ "\"max_crystal_area_um2\": %s, \"exclude_border\": %b%s}, \"classify\": {\"model\": \"%s\"}}", base,
+			excludeDataBar, Double.toString(minArea), Double.toString(maxArea), excludeBorder, backend, quoted(model));
+	}
+
+	private static String quoted(String text) {
+		return text.replace("\\", "\\\\").replace("\"", "\\\"");
 	}
 
 	private void analyze(ImagePlus image, String settings, boolean replace, String saveTo) {
