@@ -8,7 +8,7 @@ from pathlib import Path
 import microcrystalnet
 
 PACKAGE = Path(microcrystalnet.__file__).parent
-FRAMEWORKS = {"tensorflow", "keras", "torch", "torchvision", "segment_anything"}
+FRAMEWORKS = {"tensorflow", "keras", "torch", "torchvision", "segment_anything", "careamics", "lightning"}
 
 
 def test_only_the_frameworks_module_imports_deep_learning_frameworks():

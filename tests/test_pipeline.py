@@ -29,13 +29,16 @@ def test_data_bar_rows_stay_empty_and_outputs_keep_the_full_image_size(tmp_path,
     assert image.data_bar_row == small_scene.image.shape[0]
     stages = []
     analysis = analyze_image(image, reference_classifier, progress=lambda stage, fraction: stages.append(stage))
-    assert stages[0] == "segment" and stages[-1] == "done"
+    assert stages[:2] == ["preprocess", "segment"] and stages[-1] == "done"
     assert analysis.labels.shape == pixels.shape and not analysis.labels[image.data_bar_row:].any()
     assert analysis.n_crystals > 0.8 * small_scene.n_crystals
     folder = write_analysis(tmp_path / "out", analysis)
     assert tifffile.imread(folder / "labels.tif").shape == pixels.shape
     summary = strict_json(folder / "summary.json")
     assert summary["data_bar_first_row"] == image.data_bar_row
+    assert [step["step"] for step in summary["preprocessing"]] == ["input", "nlm", "n2v", "unsharp", "opening", "closing"]
+    assert not summary["preprocessing"][2]["applied"] and "n2v train" in summary["preprocessing"][2]["note"]
+    assert any("Noise2Void skipped" in notice for notice in summary["notices"])
     assert any("data bar" in notice for notice in summary["notices"])
 
 

@@ -18,6 +18,7 @@ from .classes import CLASS_CODES
 from .classify import DEFAULT_MODEL, MODEL_CARDS, CrystalClassifier, ModelDescriptionError, ModelUnavailableError
 from .config import AnalysisConfig
 from .io import SUPPORTED_SUFFIXES, ImageInputError, read_sem_image
+from .preprocess.n2v import Noise2VoidModelError
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_MODEL = 0, 1, 2, 3
 log = logging.getLogger("microcrystalnet")
@@ -41,6 +42,12 @@ def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--min-area-um2", type=float, metavar="UM2", help="smallest crystal area kept (um^2)")
     group.add_argument("--max-area-um2", type=float, metavar="UM2", help="largest crystal area kept (um^2)")
     group.add_argument("--exclude-border", action="store_true", help="drop crystals touching the image border")
+    group.add_argument("--preprocess", metavar="STEPS",
+                       help="preprocessing steps in order, comma-separated, from nlm,n2v,unsharp,opening,closing "
+                            "(default: all, the paper's chain), or 'none'")
+    group.add_argument("--n2v-model", metavar="MODEL",
+                       help="Noise2Void model (bioimage.io zip or careamics .ckpt) for the n2v step; without one "
+                            "that step is skipped (train one with 'microcrystalnet n2v train')")
     group.add_argument("--segmenter", choices=("watershed", "sam"),
                        help="crystal segmenter: watershed (default; classical, fast) or sam (Segment Anything)")
     group.add_argument("--sam-mode", choices=("prompt", "automatic"),
@@ -83,6 +90,29 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="random seed of the scene (default 0)")
     _add_analysis_options(demo)
 
+    n2v = commands.add_parser("n2v", help="Noise2Void: train a denoiser on your own noisy images, or denoise",
+                              description="Noise2Void (careamics): self-supervised denoising, no clean images needed.")
+    n2v_commands = n2v.add_subparsers(dest="n2v_command", required=True, metavar="ACTION")
+    train = n2v_commands.add_parser("train", help="train on noisy SEM images and save a bioimage.io model zip",
+                                    description="Train Noise2Void on noisy SEM images (the more, the better; same "
+                                                "instrument settings as the images to denoise) and save it as a "
+                                                "bioimage.io model zip (runs in careamics, deepImageJ, ...).")
+    train.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="noisy training images")
+    train.add_argument("--out", required=True, type=Path, metavar="MODEL.zip", help="bioimage.io model zip to write")
+    train.add_argument("--steps", type=int, default=1000, help="training batches (default 1000)")
+    train.add_argument("--patch-size", type=int, default=64, help="training patch side, px (default 64)")
+    train.add_argument("--batch-size", type=int, default=16, help="patches per batch (default 16)")
+    train.add_argument("--keep-data-bar", action="store_true", help="train on the data bar too")
+    train.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    denoise = n2v_commands.add_parser("denoise", help="denoise images with a Noise2Void model",
+                                      description="Denoise images tile by tile; writes <OUT>/<name>_n2v.tif "
+                                                  "(32-bit, values in [0, 1], calibration kept).")
+    denoise.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    denoise.add_argument("--model", required=True, type=Path, help="bioimage.io zip or careamics .ckpt")
+    denoise.add_argument("--out", required=True, type=Path, metavar="DIR")
+    denoise.add_argument("--tile-size", type=int, default=256, help="tile side for prediction, px (default 256)")
+    denoise.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+
     tune = commands.add_parser(
         "tune-sam", help="tune SAM on images with reference crystals drawn in Fiji (RoiSet.zip)",
         description="Tune SAM for your crystals: on 1-3 images with reference crystals outlined in Fiji "
@@ -124,6 +154,12 @@ def config_from_arguments(arguments: argparse.Namespace) -> AnalysisConfig:
         segment_changes["exclude_border"] = True
     if segment_changes:
         config = replace(config, segment=replace(config.segment, **segment_changes))
+    if arguments.preprocess is not None:
+        steps = () if arguments.preprocess.strip().lower() == "none" else tuple(
+            step.strip() for step in arguments.preprocess.split(",") if step.strip())
+        config = replace(config, preprocess=replace(config.preprocess, steps=steps))
+    if arguments.n2v_model:
+        config = replace(config, preprocess=replace(config.preprocess, n2v_model=arguments.n2v_model))
     if arguments.segmenter:
         config = replace(config, segment=replace(config.segment, backend=arguments.segmenter))
     sam_changes = {key: value for key, value in (("mode", arguments.sam_mode), ("model_type", arguments.sam_model_type),
@@ -183,6 +219,11 @@ def _run_analyze(arguments: argparse.Namespace, config: AnalysisConfig) -> int:
     from .segment import make_segmenter
 
     segmenter = make_segmenter(config.segment, download=not arguments.no_download)
+    n2v = None
+    if config.preprocess.n2v_model and "n2v" in config.preprocess.steps:
+        from .preprocess import Noise2VoidModel
+
+        n2v = Noise2VoidModel.load(config.preprocess.n2v_model)
 
     progress = _Progress(len(arguments.images), arguments.quiet, arguments.progress == "machine")
     failed = 0
@@ -191,7 +232,8 @@ def _run_analyze(arguments: argparse.Namespace, config: AnalysisConfig) -> int:
             image = read_sem_image(path, config.input.pixel_size_um, config.input.exclude_data_bar)
             if arguments.image_name:
                 image.path = Path(arguments.image_name)
-            analysis = analyze_image(image, classifier, config, progress.callback(number, image.path.name), segmenter)
+            analysis = analyze_image(image, classifier, config, progress.callback(number, image.path.name), segmenter,
+                                     n2v)
             folder = write_analysis(arguments.out, analysis, overlay=not arguments.no_overlay)
         except ImageInputError as error:
             failed += 1
@@ -201,6 +243,9 @@ def _run_analyze(arguments: argparse.Namespace, config: AnalysisConfig) -> int:
             print(f"{progress.RESULT_PREFIX} {folder.resolve()}", flush=True)
         for notice in analysis.notices:
             log.info("%s: %s", path.name, notice)
+        log.info("%s: SNR after each preprocessing step: %s", path.name, ", ".join(
+            f"{step['step']} {step['snr_db']:.1f} dB" for step in analysis.preprocessing if step["applied"]
+            or step["step"] == "input"))
         counts = ", ".join(f"{code} {sum(1 for row in analysis.rows if row['Class'] == code)}"
                            for code in CLASS_CODES)
         log.info("%s: %d crystals (%s) -> %s", path.name, analysis.n_crystals, counts, folder)
@@ -229,6 +274,41 @@ def _run_demo(arguments: argparse.Namespace, config: AnalysisConfig) -> int:
              segmentation["precision"], segmentation["recall"],
              f"{report['classification']['agreement']:.3f}" if report["classification"]["agreement"] is not None else "n/a")
     log.info("results: %s; report: %s", report["results_folder"], Path(arguments.out) / "demo_report.json")
+    return EXIT_OK
+
+
+def _run_n2v(arguments: argparse.Namespace) -> int:
+    import tifffile
+
+    from .io import read_sem_image, to_unit_range
+    from .preprocess import Noise2VoidModel, train_noise2void
+
+    images = []
+    for path in arguments.images:
+        try:
+            image = read_sem_image(path, exclude_data_bar=not getattr(arguments, "keep_data_bar", False))
+        except ImageInputError as error:
+            log.error("%s", error)
+            return EXIT_SOME_FAILED
+        images.append(image)
+    if arguments.n2v_command == "train":
+        log.info("training Noise2Void on %d image(s), %d steps (CPU: ~%d min)", len(images), arguments.steps,
+                 max(1, arguments.steps // 600))
+        train_noise2void([to_unit_range(i.analysed_pixels) for i in images], arguments.out, arguments.steps,
+                         arguments.patch_size, arguments.batch_size)
+        log.info("Noise2Void model saved: %s (bioimage.io format)", arguments.out)
+        return EXIT_OK
+    model = Noise2VoidModel.load(arguments.model)
+    arguments.out.mkdir(parents=True, exist_ok=True)
+    for image in images:
+        denoised = model.denoise(to_unit_range(image.analysed_pixels), arguments.tile_size)
+        target = arguments.out / f"{image.path.stem}_n2v.tif"
+        partial = target.with_suffix(".partial.tif")
+        size = image.pixel_size_um
+        extra = dict(resolution=(1 / size, 1 / size), metadata={"unit": "um"}) if size else {}
+        tifffile.imwrite(partial, denoised, imagej=True, **extra)
+        partial.replace(target)
+        log.info("%s -> %s", image.path.name, target)
     return EXIT_OK
 
 
@@ -311,6 +391,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("microcrystalnet.pipeline").setLevel(logging.WARNING)
     if arguments.command == "imagej":
         return _run_imagej(arguments)
+    if arguments.command == "n2v":
+        try:
+            return _run_n2v(arguments)
+        except (Noise2VoidModelError, ValueError) as error:
+            log.error("Noise2Void: %s", error)
+            return EXIT_MODEL if isinstance(error, Noise2VoidModelError) else EXIT_USAGE
     try:
         config = config_from_arguments(arguments)
     except ValueError as error:
@@ -322,8 +408,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if arguments.command == "tune-sam":
             return _run_tune_sam(arguments, config)
         return _run_demo(arguments, config)
-    except (ModelUnavailableError, ModelDescriptionError) as error:
-        log.error("classifier model: %s", error)
+    except (ModelUnavailableError, ModelDescriptionError, Noise2VoidModelError) as error:
+        log.error("model: %s", error)
         return EXIT_MODEL
     except KeyboardInterrupt:
         log.error("interrupted; results of finished images are complete, the image in progress was not written")

@@ -66,6 +66,43 @@ class WatershedConfig:
         _require(self.marker_separation_um > 0, "marker_separation_um must be positive")
 
 
+PREPROCESS_STEPS = ("nlm", "n2v", "unsharp", "opening", "closing")
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """The preprocessing chain of the paper (section 4.2), in ``steps`` order.
+
+    ``steps``: any of nlm, n2v, unsharp, opening, closing, in any order; () switches it off.
+    Defaults: the paper's order. ``nlm_strength``: non-local means' h as a multiple of the
+    estimated noise sigma (0.8, skimage's recommendation); ``nlm_patch_px``/``nlm_search_px``:
+    compared patches and search radius. ``n2v_model``: a Noise2Void model (bioimage.io zip or
+    careamics .ckpt); without one the n2v step is skipped with a notice. ``unsharp_radius_um`` /
+    ``unsharp_amount``: Gaussian radius and strength of the unsharp mask. ``morphology_um``:
+    side of the square footprint of opening and closing (0.05 um: the paper's 5 x 5 px at its
+    10 nm/px; rounded to an odd number of pixels at other pixel sizes).
+    """
+
+    steps: tuple[str, ...] = PREPROCESS_STEPS
+    nlm_strength: float = 0.8
+    nlm_patch_px: int = 5
+    nlm_search_px: int = 6
+    n2v_model: str | None = None
+    n2v_tile_px: int = 256
+    unsharp_radius_um: float = 0.02
+    unsharp_amount: float = 1.0
+    morphology_um: float = 0.05
+
+    def __post_init__(self) -> None:
+        unknown = [step for step in self.steps if step not in PREPROCESS_STEPS]
+        _require(not unknown, f"unknown preprocessing step(s) {unknown}; known: {', '.join(PREPROCESS_STEPS)}")
+        _require(self.nlm_strength > 0 and self.nlm_patch_px >= 1 and self.nlm_search_px >= 1,
+                 "non-local means parameters must be positive")
+        _require(self.n2v_tile_px >= 32, "n2v_tile_px must be at least 32")
+        _require(self.unsharp_radius_um > 0 and self.unsharp_amount >= 0 and self.morphology_um > 0,
+                 "unsharp and morphology sizes must be positive")
+
+
 SEGMENTATION_BACKENDS = ("watershed", "sam")
 SAM_MODES = ("prompt", "automatic")
 SAM_MODEL_TYPES = ("vit_b", "vit_l", "vit_h")
@@ -192,9 +229,10 @@ class ClassifyConfig:
 
 @dataclass(frozen=True)
 class AnalysisConfig:
-    """A complete analysis: input, segmentation, patches and classification settings."""
+    """A complete analysis: input, preprocessing, segmentation, patches and classification settings."""
 
     input: InputConfig = field(default_factory=InputConfig)
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     segment: SegmentConfig = field(default_factory=SegmentConfig)
     patch: PatchConfig = field(default_factory=PatchConfig)
     classify: ClassifyConfig = field(default_factory=ClassifyConfig)

@@ -62,6 +62,12 @@ def import_torchvision() -> ModuleType:
     return importlib.import_module("torchvision")
 
 
+def import_careamics() -> ModuleType:
+    """careamics (Noise2Void), which imports torch: torch + torchvision first."""
+    import_torch()
+    return importlib.import_module("careamics")
+
+
 def import_segment_anything() -> ModuleType:
     """The ``segment_anything`` package (SAM), with torch imported the safe way first."""
     import_torch()

@@ -1,4 +1,4 @@
-"""The analysis of one image: segment -> classify -> measure. Composes the stages; no science here."""
+"""The analysis of one image: preprocess -> segment -> classify -> measure. Composes the stages; no science here."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from .io import SEMImage, to_unit_range
 from .measure import measure_crystals
 from .outline import outlines_from_labels
 from .patches import extract_patches
+from .preprocess import N2V_MISSING, Noise2VoidModel, preprocess, reports_as_dicts
 from .results import results_rows, segmenter_label
 from .segment import CrystalSegmenter, segment_crystals
 
@@ -47,6 +48,7 @@ class CrystalAnalysis:
     config: AnalysisConfig
     classifier: CrystalClassifier
     segmentation: dict[str, Any] = field(default_factory=dict)
+    preprocessing: list[dict[str, Any]] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
 
@@ -61,11 +63,14 @@ class CrystalAnalysis:
 
 def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: AnalysisConfig = AnalysisConfig(),
                   progress: ProgressCallback | None = None,
-                  segmenter: CrystalSegmenter | None = None) -> CrystalAnalysis:
-    """Segment, classify and measure every crystal of ``image``.
+                  segmenter: CrystalSegmenter | None = None, n2v: Noise2VoidModel | None = None) -> CrystalAnalysis:
+    """Preprocess, segment, classify and measure every crystal of ``image``.
 
     ``segmenter``: a loaded segmenter (:func:`microcrystalnet.segment.make_segmenter`) to reuse
     across images; by default the one ``config.segment`` names is made for this call.
+    ``n2v``: a loaded Noise2Void model to reuse; by default ``config.preprocess.n2v_model`` is
+    loaded for this call when given. Segmentation and classification see the preprocessed image;
+    Mean is measured on the image as given.
     """
     report = progress or (lambda stage, fraction: None)
     notices = list(image.notices)
@@ -74,6 +79,8 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
     if image.pixel_size_um is None:
         notices.append(f"segmentation assumed {segmentation_pixel_size * 1000:g} nm/px to apply the crystal-size limits")
     analysed = to_unit_range(image.analysed_pixels)
+    if n2v is None and config.preprocess.n2v_model and "n2v" in config.preprocess.steps:
+        n2v = Noise2VoidModel.load(config.preprocess.n2v_model)
 
     def timed(stage: str, fraction: float, work: Callable[[], T]) -> T:
         report(stage, fraction)
@@ -83,11 +90,15 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
         seconds[stage] = time.perf_counter() - started
         return result
 
-    segmentation = timed("segment", 0.0, lambda: segment_crystals(analysed, segmentation_pixel_size, config.segment,
+    preprocessed, step_reports = timed("preprocess", 0.0, lambda: preprocess(
+        analysed, segmentation_pixel_size, config.preprocess, n2v))
+    if any(r.step == "n2v" and not r.applied for r in step_reports):
+        notices.append(N2V_MISSING)
+    segmentation = timed("segment", 0.3, lambda: segment_crystals(preprocessed, segmentation_pixel_size, config.segment,
                                                                   segmenter))
     labels = segmentation.labels
     outlines = timed("outline", 0.6, lambda: outlines_from_labels(labels))
-    patches = timed("patches", 0.7, lambda: extract_patches(analysed, labels, config.patch))
+    patches = timed("patches", 0.7, lambda: extract_patches(preprocessed, labels, config.patch))
     probabilities = timed("classify", 0.75, lambda: classifier.predict(patches, config.classify.batch_size))
     measurements = timed("measure", 0.85, lambda: measure_crystals(labels, outlines, image.analysed_pixels,
                                                                    image.pixel_size_um))
@@ -99,4 +110,4 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
     rows = results_rows(probabilities, measurements, segmenter_label(segmentation.segmenter))
     return CrystalAnalysis(image, full_labels, outlines, rows, image.pixel_size_um, segmentation_pixel_size, config,
                            classifier, {"segmenter": segmentation.segmenter, "statistics": segmentation.statistics},
-                           seconds, notices)
+                           reports_as_dicts(step_reports), seconds, notices)

@@ -164,6 +164,7 @@ def analysis_summary(analysis: CrystalAnalysis) -> dict[str, Any]:
         "notices": analysis.notices,
         "n_crystals": analysis.n_crystals,
         "classes": class_statistics(analysis.rows),
+        "preprocessing": analysis.preprocessing,
         "segmentation": analysis.segmentation,
         "model": {"name": card.name, "file": str(analysis.classifier.path), "sha256": card.sha256,
                   "class_order": list(card.class_order), "input_size": card.input_size},

@@ -1,0 +1,119 @@
+"""Noise2Void (Krull et al. 2019): self-supervised denoising trained on the user's own noisy images.
+
+The maintained implementation, careamics (PyTorch), does the work: training with blind-spot
+masking on patches, tiled prediction, and export to the bioimage.io model format, which
+deepImageJ, careamics and other bioimage.io consumers run. Models trained elsewhere load from
+their bioimage.io zip (careamics exports) or a careamics checkpoint (``.ckpt``). Fiji's older
+TensorFlow-based N2V exports are bioimage.io models of another framework and do not load here.
+
+Images go in and come out as float (Y, X) in [0, 1]; careamics normalises internally with the
+mean and standard deviation it stored at training time.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..frameworks import import_careamics
+
+Array = np.ndarray
+log = logging.getLogger(__name__)
+
+
+class Noise2VoidModelError(ValueError):
+    """A Noise2Void model file cannot be used; the message names the file and what to do."""
+
+
+def _careamics():
+    careamics = import_careamics()
+    return careamics, careamics.config.create_n2v_config
+
+
+class Noise2VoidModel:
+    """A trained Noise2Void model ready to denoise."""
+
+    def __init__(self, careamist: object, source: Path | None) -> None:
+        self._careamist = careamist
+        self.source = source
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Noise2VoidModel":
+        """Load a bioimage.io zip or a careamics checkpoint (``.ckpt``)."""
+        path = Path(path)
+        if not path.is_file():
+            raise Noise2VoidModelError(f"Noise2Void model {path} does not exist; train one with "
+                                       "'microcrystalnet n2v train IMAGES --out MODEL.zip'")
+        careamics, _ = _careamics()
+        work = tempfile.mkdtemp(prefix="microcrystalnet-n2v-")
+        try:
+            if path.suffix == ".ckpt":
+                careamist = careamics.CAREamist(checkpoint_path=path, work_dir=work, enable_progress_bar=False)
+            else:
+                careamist = careamics.CAREamist(bmz_path=path, work_dir=work, enable_progress_bar=False)
+        except Exception as error:  # careamics/bioimageio raise many types for foreign or broken files
+            raise Noise2VoidModelError(f"{path} is not a Noise2Void model careamics can load (a bioimage.io zip "
+                                       f"exported by careamics, or a careamics .ckpt): {str(error)[:300]}") from error
+        return cls(careamist, path)
+
+    def denoise(self, image: Array, tile_px: int = 256, overlap_px: int = 48) -> Array:
+        """Denoise ``image`` (float (Y, X) in [0, 1]) tile by tile; returns float32 in [0, 1]."""
+        image = np.asarray(image, np.float32)
+        tile = None
+        if max(image.shape) > tile_px:
+            tile = tuple(min(tile_px, size) // 16 * 16 for size in image.shape)
+        overlap = tuple(min(overlap_px, max(t // 2 - 1, 0)) // 2 * 2 for t in tile) if tile else None
+        predictions, _ = self._careamist.predict(image, tile_size=tile, tile_overlap=overlap, axes="YX")
+        return np.clip(np.squeeze(predictions[0]), 0.0, 1.0).astype(np.float32)
+
+    def export(self, path: str | Path, example: Array, name: str = "MicroCrystalNet Noise2Void") -> Path:
+        """Save as a bioimage.io model zip (``example``: a small input image used as test data)."""
+        path = Path(path)
+        self._careamist.export_to_bmz(
+            path_to_archive=path, friendly_model_name=name, input_array=np.asarray(example, np.float32),
+            authors=[{"name": "MicroCrystalNet user"}],
+            general_description="Noise2Void denoiser for SEM images of microcrystals, trained with MicroCrystalNet "
+                                "(careamics). Input: gray image scaled to [0, 1].",
+            data_description="Secondary-electron SEM images, gray, scaled to [0, 1].")
+        return path
+
+
+def train_noise2void(images: Sequence[Array], out: str | Path, steps: int = 1000, patch_px: int = 64,
+                     batch_size: int = 16, work_dir: str | Path | None = None) -> Noise2VoidModel:
+    """Train Noise2Void on noisy images (float (Y, X) in [0, 1]; no clean data needed) and save it
+    as a bioimage.io zip at ``out``. ``steps``: training batches in all (rounded up to whole epochs)."""
+    if not images:
+        raise ValueError("Noise2Void needs at least one training image")
+    careamics, create_n2v_config = _careamics()
+    patch = min([patch_px] + [min(image.shape) // 16 * 16 for image in images])
+    if patch < 16:
+        raise ValueError("training images must be at least 16 x 16 px")
+    patches = sum((image.shape[0] // patch) * (image.shape[1] // patch) for image in images)
+    validation = max(1, min(8, patches // 4))
+    # careamics' num_steps only caps batches per epoch; the training length comes from the epochs
+    batches_per_epoch = max(1, math.ceil((patches - validation) / batch_size))
+    config = create_n2v_config(experiment_name="microcrystalnet_n2v", data_type="array",
+                               axes="YX" if len(images) == 1 else "SYX",
+                               patch_size=[patch, patch], batch_size=batch_size,
+                               num_epochs=max(1, math.ceil(steps / batches_per_epoch)),
+                               augmentations=["x_flip", "y_flip", "rotate_90"], n_val_patches=validation)
+    work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="microcrystalnet-n2v-"))
+    careamist = careamics.CAREamist(config, work_dir=work, enable_progress_bar=False)
+    stack = [np.asarray(image, np.float32) for image in images]
+    careamist.train(train_data=stack[0] if len(stack) == 1 else _same_size_stack(stack))
+    model = Noise2VoidModel(careamist, None)
+    example = stack[0][:min(256, stack[0].shape[0]), :min(256, stack[0].shape[1])]
+    model.source = model.export(out, example)
+    return model
+
+
+def _same_size_stack(images: Sequence[Array]) -> Array:
+    """Several training images as one (S, Y, X) stack, cropped to the smallest common size."""
+    height = min(image.shape[0] for image in images)
+    width = min(image.shape[1] for image in images)
+    return np.stack([image[:height, :width] for image in images])
