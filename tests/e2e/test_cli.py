@@ -121,3 +121,32 @@ def test_demo_produces_outputs_and_an_honest_report(tmp_path, model_dir_env):
     confusion = report["classification"]["confusion_rows_true_columns_predicted"]
     assert sum(sum(row.values()) for row in confusion.values()) == report["classification"]["matched_crystals"]
     assert np.isfinite(report["classification"]["agreement"])
+
+
+def test_noise2void_train_denoise_and_use_in_analyze(tmp_path, small_scene, model_dir_env):
+    scene_path = tmp_path / "scene.tif"
+    size = small_scene.pixel_size_um
+    tifffile.imwrite(scene_path, small_scene.image, imagej=True, resolution=(1 / size, 1 / size),
+                     metadata={"unit": "um"})
+    model = tmp_path / "n2v.zip"
+    trained = run_cli("n2v", "train", scene_path, "--out", model, "--steps", "40", "-q")
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    assert zipfile.is_zipfile(model)
+    denoised = run_cli("n2v", "denoise", scene_path, "--model", model, "--out", tmp_path / "denoised", "-q")
+    assert denoised.returncode == 0, denoised.stderr[-2000:]
+    output = tifffile.imread(tmp_path / "denoised" / "scene_n2v.tif")
+    assert output.shape == small_scene.image.shape and output.dtype == np.float32
+    with tifffile.TiffFile(tmp_path / "denoised" / "scene_n2v.tif") as tif:
+        assert tif.imagej_metadata["unit"] == "um"
+    analysed = run_cli("analyze", scene_path, "--out", tmp_path / "out", "--n2v-model", model, "--no-download",
+                       "--no-overlay")
+    assert analysed.returncode == 0, analysed.stderr[-2000:]
+    summary = json.loads((tmp_path / "out" / "scene" / "summary.json").read_text())
+    n2v_step = next(step for step in summary["preprocessing"] if step["step"] == "n2v")
+    assert n2v_step["applied"] and str(model) in n2v_step["note"]
+    assert "SNR after each preprocessing step" in analysed.stderr and "n2v" in analysed.stderr
+    without = run_cli("analyze", scene_path, "--out", tmp_path / "plain", "--preprocess", "none", "--no-download",
+                      "--no-overlay", "-q")
+    assert without.returncode == 0
+    assert [s["step"] for s in json.loads((tmp_path / "plain" / "scene" / "summary.json").read_text())
+            ["preprocessing"]] == ["input"]
