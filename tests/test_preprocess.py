@@ -103,7 +103,9 @@ def test_noise2void_trains_saves_bioimageio_reloads_and_denoises(scene, tmp_path
     before, after = reference_scores(noisy, scene.clean), reference_scores(denoised, scene.clean)
     assert after["psnr_db"] > before["psnr_db"] + 2 and after["ssim"] > before["ssim"]
     result, reports = preprocess(noisy, SCENE.pixel_size_um, PreprocessConfig(steps=("n2v",)), reloaded)
-    assert reports[1].applied and str(archive) in reports[1].note
+    assert reports[1].applied and str(archive) in reports[1].note and "caution" not in reports[1].note
+    _, mismatched = preprocess(noisy, SCENE.pixel_size_um, PreprocessConfig(steps=("nlm", "n2v")), reloaded)
+    assert "caution: trained on images after no step, used after ['nlm']" in mismatched[2].note
 
 
 def test_wrong_or_corrupt_noise2void_models_are_refused_clearly(tmp_path):

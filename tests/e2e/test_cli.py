@@ -132,6 +132,7 @@ def test_noise2void_train_denoise_and_use_in_analyze(tmp_path, small_scene, mode
     trained = run_cli("n2v", "train", scene_path, "--out", model, "--steps", "40", "-q")
     assert trained.returncode == 0, trained.stderr[-2000:]
     assert zipfile.is_zipfile(model)
+    assert json.loads((tmp_path / "n2v.zip.json").read_text())["trained_after"] == ["nlm"]
     denoised = run_cli("n2v", "denoise", scene_path, "--model", model, "--out", tmp_path / "denoised", "-q")
     assert denoised.returncode == 0, denoised.stderr[-2000:]
     output = tifffile.imread(tmp_path / "denoised" / "scene_n2v.tif")
@@ -143,7 +144,7 @@ def test_noise2void_train_denoise_and_use_in_analyze(tmp_path, small_scene, mode
     assert analysed.returncode == 0, analysed.stderr[-2000:]
     summary = json.loads((tmp_path / "out" / "scene" / "summary.json").read_text())
     n2v_step = next(step for step in summary["preprocessing"] if step["step"] == "n2v")
-    assert n2v_step["applied"] and str(model) in n2v_step["note"]
+    assert n2v_step["applied"] and str(model) in n2v_step["note"] and "caution" not in n2v_step["note"]
     assert "SNR after each preprocessing step" in analysed.stderr and "n2v" in analysed.stderr
     without = run_cli("analyze", scene_path, "--out", tmp_path / "plain", "--preprocess", "none", "--no-download",
                       "--no-overlay", "-q")

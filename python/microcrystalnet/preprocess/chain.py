@@ -71,6 +71,10 @@ def preprocess(image: Array, pixel_size_um: float, config: PreprocessConfig = Pr
                 continue
             current = n2v.denoise(current, config.n2v_tile_px)
             note = f"model {n2v.source}"
+            before = tuple(r.step for r in reports if r.applied)
+            if before != tuple(n2v.trained_after):
+                note += (f"; caution: trained on images after {list(n2v.trained_after) or 'no step'}, "
+                         f"used after {list(before) or 'no step'}")
         elif step == "unsharp":
             current = unsharp(current, config.unsharp_radius_um / pixel_size_um, config.unsharp_amount)
         elif step == "opening":
