@@ -114,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     denoise.add_argument("--model", required=True, type=Path, help="bioimage.io zip or careamics .ckpt")
     denoise.add_argument("--out", required=True, type=Path, metavar="DIR")
     denoise.add_argument("--tile-size", type=int, default=256, help="tile side for prediction, px (default 256)")
+    denoise.add_argument("--keep-data-bar", action="store_true",
+                         help="denoise the whole image, data bar included (default: the part above the bar)")
     denoise.add_argument("-q", "--quiet", action="store_true", help="print only errors")
 
     tune = commands.add_parser(
@@ -285,7 +287,7 @@ def _run_n2v(arguments: argparse.Namespace) -> int:
 
     from .config import PreprocessConfig
     from .io import read_sem_image, to_unit_range
-    from .preprocess import Noise2VoidModel, preprocess, train_noise2void
+    from .preprocess import Noise2VoidModel, denoise_as_trained, preprocess, train_noise2void
 
     images = []
     for path in arguments.images:
@@ -309,12 +311,11 @@ def _run_n2v(arguments: argparse.Namespace) -> int:
         return EXIT_OK
     model = Noise2VoidModel.load(arguments.model)
     arguments.out.mkdir(parents=True, exist_ok=True)
-    before = PreprocessConfig(steps=tuple(model.trained_after))
-    if before.steps:
-        log.info("applying %s first, as the model was trained after it", ", ".join(before.steps))
+    if model.trained_after:
+        log.info("applying %s first, as the model was trained after it", ", ".join(model.trained_after))
     for image in images:
-        prepared = preprocess(to_unit_range(image.analysed_pixels), image.pixel_size_um or 0.01, before)[0]
-        denoised = model.denoise(prepared, arguments.tile_size)
+        denoised = denoise_as_trained(model, to_unit_range(image.analysed_pixels), image.pixel_size_um or 0.01,
+                                      arguments.tile_size)
         target = arguments.out / f"{image.path.stem}_n2v.tif"
         partial = target.with_suffix(".partial.tif")
         size = image.pixel_size_um

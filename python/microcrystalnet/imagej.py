@@ -141,6 +141,23 @@ class InProcessAnalysis:
 
     def __init__(self) -> None:
         self._classifiers: dict[str, Any] = {}
+        self._denoisers: dict[str, Any] = {}
+
+    def denoise(self, pixels: "np.ndarray", pixel_size_um: float | None, model_path: str, tile_px: int) -> Path:
+        """Noise2Void on pixels handed over by ImageJ; return a temporary 32-bit TIFF of the result."""
+        import tifffile
+
+        from .io import sem_image_from_array, to_unit_range
+        from .preprocess import Noise2VoidModel, denoise_as_trained
+
+        image = sem_image_from_array(pixels, Path("image"), pixel_size_um, "ImageJ calibration", exclude_data_bar=False)
+        if model_path not in self._denoisers:
+            self._denoisers[model_path] = Noise2VoidModel.load(model_path)
+        denoised = denoise_as_trained(self._denoisers[model_path], to_unit_range(image.pixels),
+                                      pixel_size_um or 0.01, tile_px)
+        path = Path(tempfile.mkdtemp(prefix="microcrystalnet-")) / "image_n2v.tif"
+        tifffile.imwrite(path, denoised, imagej=True)
+        return path
 
     def analyze(self, pixels: "np.ndarray", title: str, pixel_size_um: float | None, settings_json: str,
                 report: Callable[[str, float], None]) -> Path:
@@ -198,6 +215,17 @@ def register_backend() -> Any:
             except (ImageInputError, ValueError, RuntimeError) as error:
                 raise java_exception(str(error)) from None
             return str(folder)
+
+        @JOverride
+        def denoise(self, image, model_path, tile_size, progress):
+            calibration = image.getCalibration()
+            size = pixel_size_from_unit(float(calibration.pixelWidth), str(calibration.getUnit())) \
+                if calibration.scaled() else None
+            progress.update(0.0, "Noise2Void")
+            try:
+                return str(core.denoise(imageplus_pixels(image), size, str(model_path), int(tile_size)))
+            except (ImageInputError, ValueError, RuntimeError) as error:
+                raise java_exception(str(error)) from None
 
         @JOverride
         def describe(self):

@@ -148,6 +148,40 @@ def test_a_settings_file_from_the_dialog_applies_as_on_the_command_line(ij, scen
     image.close()
 
 
+@pytest.fixture(scope="module")
+def n2v_model_and_cli_result(scene_file, tmp_path_factory):
+    """A small Noise2Void model trained by the CLI, and the CLI's denoised image of the scene."""
+    folder = tmp_path_factory.mktemp("n2v")
+    model = folder / "n2v.zip"
+    done = subprocess.run([sys.executable, "-m", "microcrystalnet", "n2v", "train", str(scene_file), "--out", str(model),
+                           "--steps", "20", "-q"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    done = subprocess.run([sys.executable, "-m", "microcrystalnet", "n2v", "denoise", str(scene_file), "--model",
+                           str(model), "--out", str(folder / "cli"), "--keep-data-bar", "-q"], capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return model, tifffile.imread(folder / "cli" / "scene_n2v.tif")
+
+
+@pytest.mark.parametrize("backend", ["In-process", "External"])
+def test_denoise_command_opens_the_denoised_image(ij, scene_file, n2v_model_and_cli_result, backend):
+    model, expected = n2v_model_and_cli_result
+    use_backend(ij, backend)
+    image = ij.openImage(str(scene_file))
+    image.show()
+    ij.run(image, "Denoise...", f"model=[{model}] tile_size=256")
+    assert str(jimport("microcrystalnet.fiji.AnalyzeCrystals").lastError()) == ""
+    denoised = jimport("ij.WindowManager").getCurrentImage()
+    assert str(denoised.getTitle()) == "scene-n2v" and denoised.getBitDepth() == 32
+    assert denoised.getCalibration().pixelWidth == pytest.approx(image.getCalibration().pixelWidth)
+    pixels = np.array(denoised.getProcessor().getPixels(), dtype=np.float32).reshape(expected.shape)
+    assert np.allclose(pixels, expected, atol=1e-5)
+    denoised.close()
+    ij.run(image, "Denoise...", "model=[/nonexistent/n2v.zip] tile_size=256")
+    assert "does not exist" in str(jimport("microcrystalnet.fiji.AnalyzeCrystals").lastError())
+    image.close()
+
+
 def test_existing_rois_are_kept_unless_the_user_asks_to_replace_them(ij, scene_file, cli_rows):
     use_backend(ij, "In-process")
     manager = roi_manager()

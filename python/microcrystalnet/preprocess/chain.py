@@ -87,5 +87,12 @@ def preprocess(image: Array, pixel_size_um: float, config: PreprocessConfig = Pr
     return current, reports
 
 
+def denoise_as_trained(model: Noise2VoidModel, image: Array, pixel_size_um: float, tile_px: int = 256) -> Array:
+    """Noise2Void on ``image`` (float (Y, X) in [0, 1]) after the steps the model was trained after
+    (default parameters), so it sees images like its training images."""
+    prepared, _ = preprocess(image, pixel_size_um, PreprocessConfig(steps=tuple(model.trained_after)))
+    return model.denoise(prepared, tile_px)
+
+
 def reports_as_dicts(reports: list[StepReport]) -> list[dict[str, Any]]:
     return [asdict(r) for r in reports]

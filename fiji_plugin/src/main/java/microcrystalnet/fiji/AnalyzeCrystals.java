@@ -30,14 +30,14 @@ public class AnalyzeCrystals implements PlugIn {
 
 	private static volatile String lastError = "";
 
-	/** The error of the last analysis, or an empty string if it succeeded (for macros). */
+	/** The error of the last MicroCrystalNet command, or an empty string if it succeeded (for macros). */
 	public static String lastError() {
 		return lastError;
 	}
 
 	@Override
 	public void run(String arg) {
-		lastError = "";
+		clearError();
 		ImagePlus image = WindowManager.getCurrentImage();
 		if (image == null) {
 			fail("There is no image open. Open an SEM image first.");
@@ -139,8 +139,12 @@ public class AnalyzeCrystals implements PlugIn {
 		return dot > 0 ? title.substring(0, dot) : title;
 	}
 
+	static void clearError() {
+		lastError = "";
+	}
+
 	/** In a macro: a Log line and the macro goes on; interactively: an error dialog. */
-	private static void fail(String message) {
+	static void fail(String message) {
 		lastError = message;
 		if (Macro.getOptions() != null || Interpreter.isBatchMode()) Settings.log("ERROR " + message);
 		else IJ.error(TITLE, message);

@@ -24,6 +24,13 @@ public interface Backend {
 	 */
 	String analyze(ImagePlus image, String settingsJson, Progress progress) throws Exception;
 
+	/**
+	 * Denoises one 2D image with a Noise2Void model (bioimage.io zip or careamics checkpoint).
+	 *
+	 * @return a temporary 32-bit TIFF holding the result (values 0 to 1); its folder belongs to the caller
+	 */
+	String denoise(ImagePlus image, String modelPath, int tileSize, Progress progress) throws Exception;
+
 	/** A short description for the Log, e.g. "in-process Python 3.11". */
 	String describe();
 }

@@ -39,20 +39,49 @@ public class ExternalBackend implements Backend {
 	@Override
 	public String analyze(ImagePlus image, String settingsJson, Progress progress) throws Exception {
 		File work = Files.createTempDirectory("microcrystalnet-").toFile();
+		File tiff = saveTemporaryTiff(image, work);
+		File settings = new File(work, "settings.json");
+		Files.write(settings.toPath(), settingsJson.getBytes(StandardCharsets.UTF_8));
+		runPython(work, progress, "analyze", tiff.getPath(), "--out", work.getPath(), "--config", settings.getPath(),
+			"--progress", "machine", "--no-overlay", "--image-name", image.getTitle());
+		File folder = resultFolder == null ? null : new File(resultFolder);
+		if (folder == null || !folder.getCanonicalFile().getParentFile().equals(work.getCanonicalFile())
+			|| !new File(folder, "RoiSet.zip").isFile())
+			throw new Exception("The Python backend finished without results in " + work);
+		return folder.getPath(); // the caller deletes its parent, the work folder
+	}
+
+	@Override
+	public String denoise(ImagePlus image, String modelPath, int tileSize, Progress progress) throws Exception {
+		File work = Files.createTempDirectory("microcrystalnet-").toFile();
+		File tiff = saveTemporaryTiff(image, work);
+		progress.update(0.0, "Noise2Void");
+		runPython(work, progress, "n2v", "denoise", tiff.getPath(), "--model", modelPath, "--out", work.getPath(),
+			"--tile-size", Integer.toString(tileSize), "--keep-data-bar", "-q");
+		File result = new File(work, "image_n2v.tif");
+		if (!result.isFile()) throw new Exception("The Python backend finished without a denoised image in " + work);
+		return result.getPath();
+	}
+
+	/** The image (not copied; the user's title kept) as a calibrated TIFF in {@code work}. */
+	private static File saveTemporaryTiff(ImagePlus image, File work) throws Exception {
 		File tiff = new File(work, "image.tif");
-		ImagePlus copy = new ImagePlus("image", image.getProcessor()); // no pixel copy; keeps the user's title
+		ImagePlus copy = new ImagePlus("image", image.getProcessor());
 		copy.setCalibration(image.getCalibration());
 		if (!new FileSaver(copy).saveAsTiff(tiff.getPath()))
 			throw new Exception("Could not write the temporary image " + tiff);
-		File settings = new File(work, "settings.json");
-		Files.write(settings.toPath(), settingsJson.getBytes(StandardCharsets.UTF_8));
-		File log = new File(work, "python.log");
+		return tiff;
+	}
 
+	/** Runs {@code python -m microcrystalnet ARGUMENTS}, streaming progress; Esc stops it. */
+	private void runPython(File work, Progress progress, String... arguments) throws Exception {
+		File log = new File(work, "python.log");
 		List<String> command = new ArrayList<String>();
 		command.add(python);
-		for (String part : new String[] {"-m", "microcrystalnet", "analyze", tiff.getPath(), "--out", work.getPath(),
-			"--config", settings.getPath(), "--progress", "machine", "--no-overlay", "--image-name", image.getTitle()})
-			command.add(part);
+		command.add("-m");
+		command.add("microcrystalnet");
+		for (String argument : arguments)
+			command.add(argument);
 		ProcessBuilder builder = new ProcessBuilder(command).redirectError(log);
 		final Process process;
 		try {
@@ -79,11 +108,6 @@ public class ExternalBackend implements Backend {
 		int status = process.exitValue();
 		if (status != 0) throw new Exception(explain(status, new String(Files.readAllBytes(log.toPath()),
 			StandardCharsets.UTF_8)));
-		File folder = resultFolder == null ? null : new File(resultFolder);
-		if (folder == null || !folder.getCanonicalFile().getParentFile().equals(work.getCanonicalFile())
-			|| !new File(folder, "RoiSet.zip").isFile())
-			throw new Exception("The Python backend finished without results in " + work);
-		return folder.getPath(); // the caller deletes its parent, the work folder
 	}
 
 	private void readMachineLines(Process process, Progress progress) {
@@ -111,7 +135,7 @@ public class ExternalBackend implements Backend {
 			return "The Python at " + python + " does not have MicroCrystalNet installed.\n"
 				+ "Install it there, or choose the project's Python in Plugins > MicroCrystalNet > Settings...";
 		if (status == EXIT_MODEL)
-			return "The classifier model is not available:\n" + tail;
+			return "The model is not available or not usable:\n" + tail;
 		return "The Python backend failed (exit status " + status + "):\n" + tail;
 	}
 
