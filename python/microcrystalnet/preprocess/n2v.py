@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..frameworks import import_careamics
+from ..frameworks import import_careamics, import_torch
 
 Array = np.ndarray
 log = logging.getLogger(__name__)
@@ -109,11 +109,11 @@ def _read_training_record(model: Path) -> dict:
 
 def train_noise2void(images: Sequence[Array], out: str | Path, steps: int = 1000, patch_px: int = 64,
                      batch_size: int = 16, work_dir: str | Path | None = None,
-                     trained_after: Sequence[str] = ()) -> Noise2VoidModel:
+                     trained_after: Sequence[str] = (), seed: int = 0) -> Noise2VoidModel:
     """Train Noise2Void on noisy images (float (Y, X) in [0, 1]; no clean data needed) and save it
     as a bioimage.io zip at ``out``, with ``<out>.json`` recording ``trained_after`` (the
     preprocessing steps the images already went through). ``steps``: training batches in all
-    (rounded up to whole epochs)."""
+    (rounded up to whole epochs). ``seed`` fixes patch sampling, masking and initial weights."""
     if not images:
         raise ValueError("Noise2Void needs at least one training image")
     careamics, create_n2v_config = _careamics()
@@ -130,6 +130,9 @@ def train_noise2void(images: Sequence[Array], out: str | Path, steps: int = 1000
                                num_epochs=max(1, math.ceil(steps / batches_per_epoch)),
                                augmentations=["x_flip", "y_flip", "rotate_90"], n_val_patches=validation)
     work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="microcrystalnet-n2v-"))
+    torch = import_torch()
+    torch.manual_seed(seed)
+    np.random.seed(seed)  # careamics draws patches and blind-spot masks with numpy's global generator
     careamist = careamics.CAREamist(config, work_dir=work, enable_progress_bar=False)
     stack = [np.asarray(image, np.float32) for image in images]
     careamist.train(train_data=stack[0] if len(stack) == 1 else _same_size_stack(stack))
