@@ -10,6 +10,8 @@
 //       calibration: 10 nm/px is assumed for these limits, results stay in pixels)
 //   exclude_crystals_on_border: drop crystals cut by the image border
 //   exclude_sem_data_bar: leave out the instrument's information bar at the bottom
+//   preprocessing: the paper's chain, steps in order (empty: none); n2v_model: a Noise2Void model
+//       (microcrystalnet n2v train ...); without one the n2v step is skipped
 //   segmenter: Default (the settings file's, else the watershed), Watershed, or SAM (Segment Anything)
 //   settings_file: optional JSON settings, e.g. written by microcrystalnet tune-sam
 //   roi_manager: [Add to existing ROIs] keeps what the ROI Manager holds; [Replace existing ROIs] empties it first
@@ -17,6 +19,7 @@
 
 if (nImages == 0) exit("Open an SEM image first.");
 run("Analyze Crystals...", "model=reference-2023-11-19 min_crystal_area=0.25 max_crystal_area=40 "
-    + "exclude_sem_data_bar segmenter=Default settings_file=[] roi_manager=[Add to existing ROIs] save_results_to=[]");
+    + "exclude_sem_data_bar preprocessing=[nlm,n2v,unsharp,opening,closing] n2v_model=[] segmenter=Default "
+    + "settings_file=[] roi_manager=[Add to existing ROIs] save_results_to=[]");
 error = call("microcrystalnet.fiji.AnalyzeCrystals.lastError");
 if (error != "") exit("MicroCrystalNet could not analyse this image:\n" + error);

@@ -14,7 +14,7 @@
 //
 // Adapt the analysis settings here (the fields of Plugins > MicroCrystalNet > Analyze Crystals...):
 settings = "model=reference-2023-11-19 min_crystal_area=0.25 max_crystal_area=40 exclude_sem_data_bar "
-    + "segmenter=Default settings_file=[]";
+    + "preprocessing=[nlm,n2v,unsharp,opening,closing] n2v_model=[] segmenter=Default settings_file=[]";
 
 extensions = newArray(".tif", ".tiff", ".png", ".jpg", ".jpeg");
 

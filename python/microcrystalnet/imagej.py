@@ -143,18 +143,24 @@ class InProcessAnalysis:
         self._classifiers: dict[str, Any] = {}
         self._denoisers: dict[str, Any] = {}
 
+    def _denoiser(self, model_path: str) -> Any:
+        """A Noise2Void model, loaded once per path."""
+        from .preprocess import Noise2VoidModel
+
+        if model_path not in self._denoisers:
+            self._denoisers[model_path] = Noise2VoidModel.load(model_path)
+        return self._denoisers[model_path]
+
     def denoise(self, pixels: "np.ndarray", pixel_size_um: float | None, model_path: str, tile_px: int) -> Path:
         """Noise2Void on pixels handed over by ImageJ; return a temporary 32-bit TIFF of the result."""
         import tifffile
 
         from .io import sem_image_from_array, to_unit_range
-        from .preprocess import Noise2VoidModel, denoise_as_trained
+        from .preprocess import denoise_as_trained
 
         image = sem_image_from_array(pixels, Path("image"), pixel_size_um, "ImageJ calibration", exclude_data_bar=False)
-        if model_path not in self._denoisers:
-            self._denoisers[model_path] = Noise2VoidModel.load(model_path)
-        denoised = denoise_as_trained(self._denoisers[model_path], to_unit_range(image.pixels),
-                                      pixel_size_um or 0.01, tile_px)
+        denoised = denoise_as_trained(self._denoiser(model_path), to_unit_range(image.pixels), pixel_size_um or 0.01,
+                                      tile_px)
         path = Path(tempfile.mkdtemp(prefix="microcrystalnet-")) / "image_n2v.tif"
         tifffile.imwrite(path, denoised, imagej=True)
         return path
@@ -174,7 +180,9 @@ class InProcessAnalysis:
         model = config.classify.model
         if model not in self._classifiers:
             self._classifiers[model] = CrystalClassifier.load(model)
-        analysis = analyze_image(image, self._classifiers[model], config, report)
+        n2v = self._denoiser(config.preprocess.n2v_model) \
+            if config.preprocess.n2v_model and "n2v" in config.preprocess.steps else None
+        analysis = analyze_image(image, self._classifiers[model], config, report, n2v=n2v)
         return write_analysis(Path(tempfile.mkdtemp(prefix="microcrystalnet-")), analysis, overlay=False)
 
 

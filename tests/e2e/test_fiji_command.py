@@ -120,6 +120,10 @@ def test_in_process_command_gives_the_clis_crystals_names_colours_and_results(ij
     assert_same_as_cli(results_table_rows(), cli_rows)
     summary = jimport("ij.measure.ResultsTable").getResultsTable("MicroCrystalNet Summary")
     assert summary.size() == 4 and sum(summary.getValue("Count", i) for i in range(4)) == count
+    steps = jimport("ij.measure.ResultsTable").getResultsTable("MicroCrystalNet Preprocessing")
+    assert [str(steps.getStringValue("Step", i)) for i in range(steps.size())] == \
+        ["input", "nlm", "n2v", "unsharp", "opening", "closing"]
+    assert steps.getValue("Applied", 2) == 0 and "n2v train" in str(steps.getStringValue("Note", 2))
     image.close()
 
 
@@ -179,6 +183,12 @@ def test_denoise_command_opens_the_denoised_image(ij, scene_file, n2v_model_and_
     denoised.close()
     ij.run(image, "Denoise...", "model=[/nonexistent/n2v.zip] tile_size=256")
     assert "does not exist" in str(jimport("microcrystalnet.fiji.AnalyzeCrystals").lastError())
+    analysed, error = analyze(ij, scene_file, OPTIONS + f" preprocessing=[nlm,n2v] n2v_model=[{model}]")
+    assert error == ""
+    steps = jimport("ij.measure.ResultsTable").getResultsTable("MicroCrystalNet Preprocessing")
+    assert [str(steps.getStringValue("Step", i)) for i in range(steps.size())] == ["input", "nlm", "n2v"]
+    assert steps.getValue("Applied", 2) == 1 and str(model) in str(steps.getStringValue("Note", 2))
+    analysed.close()
     image.close()
 
 

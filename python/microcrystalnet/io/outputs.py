@@ -6,6 +6,7 @@ Per image, one folder holding:
   class colour, with ``Class`` and ``Confidence`` as ROI properties (ROI Manager > Open);
 * ``results.csv``: the results table (:data:`microcrystalnet.results.RESULT_COLUMNS`);
 * ``class_summary.csv``: one row per class: count, fraction, mean Area, Feret and confidence;
+* ``preprocessing.csv``: one row per preprocessing step: applied or not, SNR after it, seconds;
 * ``labels.tif``: the crystal label image (16-bit, crystal n has value n), calibrated;
 * ``overlay.png``: the image with crystal outlines coloured by class, numbers and a legend;
 * ``summary.json``: counts per class, settings, versions, model and its sha256, timings.
@@ -49,7 +50,10 @@ LABELS_NAME = "labels.tif"
 OVERLAY_NAME = "overlay.png"
 SUMMARY_NAME = "summary.json"
 CLASS_SUMMARY_NAME = "class_summary.csv"
-OUTPUT_NAMES = (ROISET_NAME, RESULTS_NAME, CLASS_SUMMARY_NAME, LABELS_NAME, OVERLAY_NAME, SUMMARY_NAME)
+PREPROCESSING_NAME = "preprocessing.csv"
+OUTPUT_NAMES = (ROISET_NAME, RESULTS_NAME, CLASS_SUMMARY_NAME, PREPROCESSING_NAME, LABELS_NAME, OVERLAY_NAME,
+                SUMMARY_NAME)
+PREPROCESSING_COLUMNS = ("Step", "Applied", "SNR_dB", "Seconds", "Note")
 CLASS_SUMMARY_COLUMNS = ("Image", "Class", "Name", "Colour", "Count", "Fraction", "MeanArea", "MeanFeret",
                          "MeanConfidence")
 
@@ -214,6 +218,10 @@ def write_analysis(out_dir: Path, analysis: CrystalAnalysis, folder_name: str | 
         write_results_csv(partial / RESULTS_NAME, analysis.rows)
         write_results_csv(partial / CLASS_SUMMARY_NAME, class_summary_rows(analysis.image.path.name, analysis.rows),
                           CLASS_SUMMARY_COLUMNS)
+        write_results_csv(partial / PREPROCESSING_NAME, [
+            {"Step": step["step"], "Applied": int(step["applied"]), "SNR_dB": float(step["snr_db"]),
+             "Seconds": float(step["seconds"]), "Note": step["note"]} for step in analysis.preprocessing],
+            PREPROCESSING_COLUMNS)
         write_label_tiff(partial / LABELS_NAME, analysis.labels, analysis.pixel_size_um)
         if overlay:
             write_overlay_png(partial / OVERLAY_NAME, analysis.image.pixels, analysis.labels, analysis.rows)

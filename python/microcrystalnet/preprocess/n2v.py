@@ -76,7 +76,10 @@ class Noise2VoidModel:
         if max(image.shape) > tile_px:
             tile = tuple(min(tile_px, size) // 16 * 16 for size in image.shape)
         overlap = tuple(min(overlap_px, max(t // 2 - 1, 0)) // 2 * 2 for t in tile) if tile else None
-        predictions, _ = self._careamist.predict(image, tile_size=tile, tile_overlap=overlap, axes="YX")
+        # num_workers=0: the image is in memory already, and forking DataLoader workers deadlocks in a
+        # process that also hosts ImageJ's JVM (the in-process Fiji backend)
+        predictions, _ = self._careamist.predict(image, tile_size=tile, tile_overlap=overlap, axes="YX",
+                                                 num_workers=0)
         return np.clip(np.squeeze(predictions[0]), 0.0, 1.0).astype(np.float32)
 
     def export(self, path: str | Path, example: Array, name: str = "MicroCrystalNet Noise2Void") -> Path:

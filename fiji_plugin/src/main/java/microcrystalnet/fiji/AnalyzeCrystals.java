@@ -3,6 +3,7 @@ package microcrystalnet.fiji;
 import ij.IJ;
 import ij.ImagePlus;
 import ij.Macro;
+import ij.Prefs;
 import ij.WindowManager;
 import ij.gui.GenericDialog;
 import ij.macro.Interpreter;
@@ -54,11 +55,15 @@ public class AnalyzeCrystals implements PlugIn {
 		dialog.addNumericField("Max_crystal_area", 40, 3, 8, "um^2");
 		dialog.addCheckbox("Exclude_crystals_on_border", false);
 		dialog.addCheckbox("Exclude_SEM_data_bar", true);
+		dialog.addStringField("Preprocessing", "nlm,n2v,unsharp,opening,closing", 32);
+		dialog.addStringField("N2V_model", Prefs.get(Denoise.MODEL_KEY, ""), 32);
 		dialog.addChoice("Segmenter", SEGMENTERS, SEGMENTERS[0]);
 		dialog.addStringField("Settings_file", "", 32);
 		dialog.addChoice("ROI_Manager", new String[] {ADD, REPLACE}, ADD);
 		dialog.addStringField("Save_results_to", "", 32);
-		dialog.addMessage("Segmenter: Default takes the settings file's, else the watershed; SAM is the Segment Anything Model.\n"
+		dialog.addMessage("Preprocessing: steps in order from nlm, n2v, unsharp, opening, closing (empty: none).\n"
+			+ "N2V model: a Noise2Void model for the n2v step (without one that step is skipped).\n"
+			+ "Segmenter: Default takes the settings file's, else the watershed; SAM is the Segment Anything Model.\n"
 			+ "Settings file: optional JSON settings, e.g. from 'microcrystalnet tune-sam'; the fields here override it.\n"
 			+ "Save results to: an optional folder; the results of this image go to <folder>/<image name>/.\n"
 			+ "Areas in um^2 apply when the image is calibrated; without calibration 10 nm/px is assumed for them.");
@@ -69,6 +74,8 @@ public class AnalyzeCrystals implements PlugIn {
 		double maxArea = dialog.getNextNumber();
 		boolean excludeBorder = dialog.getNextBoolean();
 		boolean excludeDataBar = dialog.getNextBoolean();
+		String steps = dialog.getNextString().trim();
+		String n2vModel = dialog.getNextString().trim();
 		String segmenter = dialog.getNextChoice();
 		String settingsFile = dialog.getNextString().trim();
 		boolean replace = REPLACE.equals(dialog.getNextChoice());
@@ -81,7 +88,13 @@ public class AnalyzeCrystals implements PlugIn {
 			fail("The settings file " + settingsFile + " does not exist.");
 			return;
 		}
-		String settings = settingsJson(model, minArea, maxArea, excludeBorder, excludeDataBar, segmenter, settingsFile);
+		if (!n2vModel.isEmpty() && !new File(n2vModel).isFile()) {
+			fail("The Noise2Void model " + n2vModel + " does not exist.");
+			return;
+		}
+		String dialogSettings = settingsJson(model, minArea, maxArea, excludeBorder, excludeDataBar, segmenter,
+			settingsFile);
+		String settings = "{" + preprocessingJson(steps, n2vModel) + ", " + dialogSettings.substring(1);
 		analyze(image, settings, replace, saveTo);
 	}
 
@@ -94,6 +107,17 @@ public class AnalyzeCrystals implements PlugIn {
 		return String.format(Locale.ROOT, "{%s\"input\": {\"exclude_data_bar\": %b}, \"segment\": {\"min_crystal_area_um2\": %s, "
 			+ "\"max_crystal_area_um2\": %s, \"exclude_border\": %b%s}, \"classify\": {\"model\": \"%s\"}}", base,
 			excludeDataBar, Double.toString(minArea), Double.toString(maxArea), excludeBorder, backend, quoted(model));
+	}
+
+	static String preprocessingJson(String steps, String n2vModel) {
+		StringBuilder list = new StringBuilder();
+		for (String step : steps.split(",")) {
+			if (step.trim().isEmpty()) continue;
+			if (list.length() > 0) list.append(", ");
+			list.append('"').append(quoted(step.trim())).append('"');
+		}
+		String model = n2vModel.isEmpty() ? "" : String.format(", \"n2v_model\": \"%s\"", quoted(n2vModel));
+		return String.format("\"preprocess\": {\"steps\": [%s]%s}", list, model);
 	}
 
 	private static String quoted(String text) {

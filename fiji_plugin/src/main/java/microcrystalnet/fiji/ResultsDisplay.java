@@ -22,8 +22,9 @@ public final class ResultsDisplay {
 
 	static final String RESULTS_TITLE = "MicroCrystalNet Results";
 	static final String SUMMARY_TITLE = "MicroCrystalNet Summary";
-	static final String[] RESULT_FILES = {"RoiSet.zip", "results.csv", "class_summary.csv", "summary.json",
-		"labels.tif", "overlay.png"};
+	static final String PREPROCESSING_TITLE = "MicroCrystalNet Preprocessing";
+	static final String[] RESULT_FILES = {"RoiSet.zip", "results.csv", "class_summary.csv", "preprocessing.csv",
+		"summary.json", "labels.tif", "overlay.png"};
 
 	private ResultsDisplay() {
 	}
@@ -35,6 +36,8 @@ public final class ResultsDisplay {
 	static int show(ImagePlus image, File folder, boolean replace) throws IOException {
 		ResultsTable results = ResultsTable.open(new File(folder, "results.csv").getPath());
 		ResultsTable summary = ResultsTable.open(new File(folder, "class_summary.csv").getPath());
+		ResultsTable preprocessing = ResultsTable.open(new File(folder, "preprocessing.csv").getPath());
+		logPreprocessing(preprocessing);
 		if (GraphicsEnvironment.isHeadless()) { // no ROI Manager or table windows without a display
 			logLegend(summary, results.size(), image.getTitle());
 			return results.size();
@@ -50,9 +53,25 @@ public final class ResultsDisplay {
 			throw new IOException("the ROI set holds " + added + " crystals but the results table " + results.size());
 		results.show(RESULTS_TITLE);
 		summary.show(SUMMARY_TITLE);
+		preprocessing.show(PREPROCESSING_TITLE);
 		if (image.getWindow() != null) manager.runCommand(image, "Show All");
 		logLegend(summary, added, image.getTitle());
 		return added;
+	}
+
+	private static void logPreprocessing(ResultsTable steps) {
+		StringBuilder line = new StringBuilder("SNR after preprocessing:");
+		for (int row = 0; row < steps.size(); row++) {
+			String step = steps.getStringValue("Step", row);
+			if (steps.getValue("Applied", row) > 0 || "input".equals(step))
+				line.append(String.format(" %s %.1f dB,", step, steps.getValue("SNR_dB", row)));
+			else
+				line.append(String.format(" %s skipped,", step));
+		}
+		Settings.log(line.substring(0, line.length() - 1));
+		for (int row = 0; row < steps.size(); row++)
+			if (steps.getStringValue("Note", row).startsWith("Noise2Void skipped"))
+				Settings.log("  " + steps.getStringValue("Note", row));
 	}
 
 	private static void logLegend(ResultsTable summary, int crystals, String title) {
