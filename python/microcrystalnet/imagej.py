@@ -43,6 +43,18 @@ def find_ij_jar(explicit: str | Path | None = None) -> Path:
         f"(Debian/Ubuntu: apt-get install libij-java) or set {IJ_JAR_VARIABLE} to an ij.jar")
 
 
+def _load_frameworks_before_the_jvm() -> None:
+    """Import the frameworks the in-process backend uses before the JVM starts in this process.
+
+    Importing careamics/torch for the first time after the JVM started crashed the process
+    (segfault) when Noise2Void then ran beside ImageJ; loaded first, they coexist with the JVM.
+    """
+    from .frameworks import import_careamics, import_keras
+
+    import_keras()  # torch and torchvision, then TensorFlow
+    import_careamics()
+
+
 def start_imagej1(ij_jar: str | Path | None = None, headless: bool = True, plugin_jar: str | Path | None = None,
                   home: str | Path | None = None, jvm_options: tuple[str, ...] = ()) -> Any:
     """Start a JVM with ImageJ 1.x in this process (once) and return the ``ij.IJ`` class.
@@ -60,6 +72,7 @@ def start_imagej1(ij_jar: str | Path | None = None, headless: bool = True, plugi
         return scyjava.jimport("ij.IJ")
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
         raise ImageJUnavailableError("Java is not installed (apt-get install default-jdk-headless, or set JAVA_HOME)")
+    _load_frameworks_before_the_jvm()
     scyjava.config.set_java_constraints(fetch="never")
     scyjava.config.add_classpath(str(find_ij_jar(ij_jar)))
     if plugin_jar is not None:
@@ -133,6 +146,12 @@ def imageplus_pixels(image: Any) -> "np.ndarray":
     return np.stack([(packed >> shift) & 0xFF for shift in (16, 8, 0)], axis=-1).astype(np.uint8)
 
 
+N2V_IN_PROCESS_REFUSED = (
+    "Noise2Void does not run in the in-process backend yet: running it inside ImageJ's process crashed that "
+    "process later in testing. Choose Backend: External in Plugins > MicroCrystalNet > Settings... (Noise2Void "
+    "then runs in a separate Python), or leave the N2V model empty.")
+
+
 class InProcessAnalysis:
     """What the in-process backend does for the Fiji command, without any Java in it.
 
@@ -141,29 +160,10 @@ class InProcessAnalysis:
 
     def __init__(self) -> None:
         self._classifiers: dict[str, Any] = {}
-        self._denoisers: dict[str, Any] = {}
-
-    def _denoiser(self, model_path: str) -> Any:
-        """A Noise2Void model, loaded once per path."""
-        from .preprocess import Noise2VoidModel
-
-        if model_path not in self._denoisers:
-            self._denoisers[model_path] = Noise2VoidModel.load(model_path)
-        return self._denoisers[model_path]
 
     def denoise(self, pixels: "np.ndarray", pixel_size_um: float | None, model_path: str, tile_px: int) -> Path:
-        """Noise2Void on pixels handed over by ImageJ; return a temporary 32-bit TIFF of the result."""
-        import tifffile
-
-        from .io import sem_image_from_array, to_unit_range
-        from .preprocess import denoise_as_trained
-
-        image = sem_image_from_array(pixels, Path("image"), pixel_size_um, "ImageJ calibration", exclude_data_bar=False)
-        denoised = denoise_as_trained(self._denoiser(model_path), to_unit_range(image.pixels), pixel_size_um or 0.01,
-                                      tile_px)
-        path = Path(tempfile.mkdtemp(prefix="microcrystalnet-")) / "image_n2v.tif"
-        tifffile.imwrite(path, denoised, imagej=True)
-        return path
+        """Refused for now (see :data:`N2V_IN_PROCESS_REFUSED`); the external backend denoises."""
+        raise RuntimeError(N2V_IN_PROCESS_REFUSED)
 
     def analyze(self, pixels: "np.ndarray", title: str, pixel_size_um: float | None, settings_json: str,
                 report: Callable[[str, float], None]) -> Path:
@@ -180,9 +180,9 @@ class InProcessAnalysis:
         model = config.classify.model
         if model not in self._classifiers:
             self._classifiers[model] = CrystalClassifier.load(model)
-        n2v = self._denoiser(config.preprocess.n2v_model) \
-            if config.preprocess.n2v_model and "n2v" in config.preprocess.steps else None
-        analysis = analyze_image(image, self._classifiers[model], config, report, n2v=n2v)
+        if config.preprocess.n2v_model and "n2v" in config.preprocess.steps:
+            raise RuntimeError(N2V_IN_PROCESS_REFUSED)
+        analysis = analyze_image(image, self._classifiers[model], config, report)
         return write_analysis(Path(tempfile.mkdtemp(prefix="microcrystalnet-")), analysis, overlay=False)
 
 

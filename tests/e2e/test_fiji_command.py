@@ -167,10 +167,9 @@ def n2v_model_and_cli_result(scene_file, tmp_path_factory):
     return model, tifffile.imread(folder / "cli" / "scene_n2v.tif")
 
 
-@pytest.mark.parametrize("backend", ["In-process", "External"])
-def test_denoise_command_opens_the_denoised_image(ij, scene_file, n2v_model_and_cli_result, backend):
+def test_denoise_command_opens_the_denoised_image(ij, scene_file, n2v_model_and_cli_result):
     model, expected = n2v_model_and_cli_result
-    use_backend(ij, backend)
+    use_backend(ij, "External")
     image = ij.openImage(str(scene_file))
     image.show()
     ij.run(image, "Denoise...", f"model=[{model}] tile_size=256")
@@ -183,13 +182,34 @@ def test_denoise_command_opens_the_denoised_image(ij, scene_file, n2v_model_and_
     denoised.close()
     ij.run(image, "Denoise...", "model=[/nonexistent/n2v.zip] tile_size=256")
     assert "does not exist" in str(jimport("microcrystalnet.fiji.AnalyzeCrystals").lastError())
+    image.close()
+
+
+def test_in_process_backend_refuses_noise2void_and_says_what_to_do(ij, scene_file, n2v_model_and_cli_result):
+    """In-process Noise2Void crashed the process later on (segfault, cause not found yet): refused."""
+    model, _ = n2v_model_and_cli_result
+    use_backend(ij, "In-process")
+    image = ij.openImage(str(scene_file))
+    image.show()
+    ij.run(image, "Denoise...", f"model=[{model}] tile_size=256")
+    assert "Backend: External" in str(jimport("microcrystalnet.fiji.AnalyzeCrystals").lastError())
+    analysed, error = analyze(ij, scene_file, OPTIONS + f" preprocessing=[nlm,n2v] n2v_model=[{model}]")
+    assert "Backend: External" in error
+    analysed.close()
+    image.close()
+
+
+def test_dialog_preprocessing_fields_run_the_chain_with_the_n2v_model(ij, scene_file, n2v_model_and_cli_result):
+    # External backend: an in-process analysis with a Noise2Void model right after an in-process
+    # Denoise crashed the test process (segfault; open issue, see the closing note)
+    model, _ = n2v_model_and_cli_result
+    use_backend(ij, "External")
     analysed, error = analyze(ij, scene_file, OPTIONS + f" preprocessing=[nlm,n2v] n2v_model=[{model}]")
     assert error == ""
     steps = jimport("ij.measure.ResultsTable").getResultsTable("MicroCrystalNet Preprocessing")
     assert [str(steps.getStringValue("Step", i)) for i in range(steps.size())] == ["input", "nlm", "n2v"]
     assert steps.getValue("Applied", 2) == 1 and str(model) in str(steps.getStringValue("Note", 2))
     analysed.close()
-    image.close()
 
 
 def test_existing_rois_are_kept_unless_the_user_asks_to_replace_them(ij, scene_file, cli_rows):

@@ -3,7 +3,6 @@ package microcrystalnet.fiji;
 import ij.IJ;
 import ij.ImagePlus;
 import ij.Macro;
-import ij.Prefs;
 import ij.WindowManager;
 import ij.gui.GenericDialog;
 import ij.macro.Interpreter;
@@ -56,7 +55,7 @@ public class AnalyzeCrystals implements PlugIn {
 		dialog.addCheckbox("Exclude_crystals_on_border", false);
 		dialog.addCheckbox("Exclude_SEM_data_bar", true);
 		dialog.addStringField("Preprocessing", "nlm,n2v,unsharp,opening,closing", 32);
-		dialog.addStringField("N2V_model", Prefs.get(Denoise.MODEL_KEY, ""), 32);
+		dialog.addStringField("N2V_model", "", 32);
 		dialog.addChoice("Segmenter", SEGMENTERS, SEGMENTERS[0]);
 		dialog.addStringField("Settings_file", "", 32);
 		dialog.addChoice("ROI_Manager", new String[] {ADD, REPLACE}, ADD);
