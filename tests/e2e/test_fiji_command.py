@@ -78,6 +78,13 @@ def analyze(ij, image_path: Path, options: str):
     return image, error
 
 
+def denoise(ij, image_path: Path, model):
+    image = ij.openImage(str(image_path))
+    image.show()
+    ij.run(image, "Denoise...", f"model=[{model}] tile_size=256")
+    return image, str(jimport("microcrystalnet.fiji.AnalyzeCrystals").lastError())
+
+
 def results_table_rows():
     table = jimport("ij.measure.ResultsTable").getResultsTable("MicroCrystalNet Results")
     assert table is not None, "the MicroCrystalNet Results table is not shown"
@@ -170,10 +177,8 @@ def n2v_model_and_cli_result(scene_file, tmp_path_factory):
 def test_denoise_command_opens_the_denoised_image(ij, scene_file, n2v_model_and_cli_result):
     model, expected = n2v_model_and_cli_result
     use_backend(ij, "External")
-    image = ij.openImage(str(scene_file))
-    image.show()
-    ij.run(image, "Denoise...", f"model=[{model}] tile_size=256")
-    assert str(jimport("microcrystalnet.fiji.AnalyzeCrystals").lastError()) == ""
+    image, error = denoise(ij, scene_file, model)
+    assert error == ""
     denoised = jimport("ij.WindowManager").getCurrentImage()
     assert str(denoised.getTitle()) == "scene-n2v" and denoised.getBitDepth() == 32
     assert denoised.getCalibration().pixelWidth == pytest.approx(image.getCalibration().pixelWidth)
@@ -189,10 +194,8 @@ def test_in_process_backend_refuses_noise2void_and_says_what_to_do(ij, scene_fil
     """In-process Noise2Void crashed the process later on (segfault, cause not found yet): refused."""
     model, _ = n2v_model_and_cli_result
     use_backend(ij, "In-process")
-    image = ij.openImage(str(scene_file))
-    image.show()
-    ij.run(image, "Denoise...", f"model=[{model}] tile_size=256")
-    assert "Backend: External" in str(jimport("microcrystalnet.fiji.AnalyzeCrystals").lastError())
+    image, error = denoise(ij, scene_file, model)
+    assert "Backend: External" in error
     analysed, error = analyze(ij, scene_file, OPTIONS + f" preprocessing=[nlm,n2v] n2v_model=[{model}]")
     assert "Backend: External" in error
     analysed.close()
