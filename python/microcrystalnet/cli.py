@@ -285,10 +285,11 @@ def _run_demo(arguments: argparse.Namespace, config: AnalysisConfig) -> int:
 def _run_n2v(arguments: argparse.Namespace) -> int:
     import tifffile
 
-    from .config import PreprocessConfig
+    from .config import InputConfig, PreprocessConfig
     from .io import read_sem_image, to_unit_range
     from .preprocess import Noise2VoidModel, denoise_as_trained, preprocess, train_noise2void
 
+    assumed_size = InputConfig().assumed_pixel_size_um  # images without calibration
     images = []
     for path in arguments.images:
         try:
@@ -302,7 +303,8 @@ def _run_n2v(arguments: argparse.Namespace) -> int:
         if "n2v" not in chain:
             raise ValueError("--chain must contain n2v")
         before = PreprocessConfig(steps=chain[:chain.index("n2v")])
-        training = [preprocess(to_unit_range(i.analysed_pixels), i.pixel_size_um or 0.01, before)[0] for i in images]
+        training = [preprocess(to_unit_range(i.analysed_pixels), i.pixel_size_um or assumed_size, before)[0]
+                    for i in images]
         log.info("training Noise2Void on %d image(s) after %s, %d steps (2 CPU cores: ~3 min per 1000)",
                  len(images), ", ".join(before.steps) or "no preprocessing", arguments.steps)
         train_noise2void(training, arguments.out, arguments.steps, arguments.patch_size, arguments.batch_size,
@@ -314,7 +316,7 @@ def _run_n2v(arguments: argparse.Namespace) -> int:
     if model.trained_after:
         log.info("applying %s first, as the model was trained after it", ", ".join(model.trained_after))
     for image in images:
-        denoised = denoise_as_trained(model, to_unit_range(image.analysed_pixels), image.pixel_size_um or 0.01,
+        denoised = denoise_as_trained(model, to_unit_range(image.analysed_pixels), image.pixel_size_um or assumed_size,
                                       arguments.tile_size)
         target = arguments.out / f"{image.path.stem}_n2v.tif"
         partial = target.with_suffix(".partial.tif")

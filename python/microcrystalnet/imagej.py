@@ -29,30 +29,23 @@ class ImageJUnavailableError(RuntimeError):
     """ImageJ or Java cannot be found or started; the message says what to install."""
 
 
-def find_ij_jar(explicit: str | Path | None = None) -> Path:
-    """The ImageJ 1.x jar: explicit path, ``MICROCRYSTALNET_IJ_JAR``, or Debian's libij-java."""
+def _first_file(explicit: str | Path | None, variable: str, defaults: tuple[Path, ...], missing: str) -> Path:
+    """The first existing file of: ``explicit``, the path in environment ``variable``, ``defaults``."""
     candidates = [Path(explicit)] if explicit else []
-    if os.environ.get(IJ_JAR_VARIABLE):
-        candidates.append(Path(os.environ[IJ_JAR_VARIABLE]))
-    candidates += DEFAULT_IJ_JARS
+    if os.environ.get(variable):
+        candidates.append(Path(os.environ[variable]))
+    candidates += defaults
     for candidate in candidates:
         if candidate.is_file():
             return candidate
-    raise ImageJUnavailableError(
-        f"no ImageJ 1.x jar found (looked at {', '.join(map(str, candidates))}). Install it "
-        f"(Debian/Ubuntu: apt-get install libij-java) or set {IJ_JAR_VARIABLE} to an ij.jar")
+    raise ImageJUnavailableError(f"{missing} (looked at {', '.join(map(str, candidates))})")
 
 
-def _load_frameworks_before_the_jvm() -> None:
-    """Import the frameworks the in-process backend uses before the JVM starts in this process.
-
-    Importing careamics/torch for the first time after the JVM started crashed the process
-    (segfault) when Noise2Void then ran beside ImageJ; loaded first, they coexist with the JVM.
-    """
-    from .frameworks import import_careamics, import_keras
-
-    import_keras()  # torch and torchvision, then TensorFlow
-    import_careamics()
+def find_ij_jar(explicit: str | Path | None = None) -> Path:
+    """The ImageJ 1.x jar: explicit path, ``MICROCRYSTALNET_IJ_JAR``, or Debian's libij-java."""
+    return _first_file(explicit, IJ_JAR_VARIABLE, DEFAULT_IJ_JARS,
+                       "no ImageJ 1.x jar found. Install it (Debian/Ubuntu: apt-get install libij-java) or set "
+                       f"{IJ_JAR_VARIABLE} to an ij.jar")
 
 
 def start_imagej1(ij_jar: str | Path | None = None, headless: bool = True, plugin_jar: str | Path | None = None,
@@ -72,7 +65,6 @@ def start_imagej1(ij_jar: str | Path | None = None, headless: bool = True, plugi
         return scyjava.jimport("ij.IJ")
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
         raise ImageJUnavailableError("Java is not installed (apt-get install default-jdk-headless, or set JAVA_HOME)")
-    _load_frameworks_before_the_jvm()
     scyjava.config.set_java_constraints(fetch="never")
     scyjava.config.add_classpath(str(find_ij_jar(ij_jar)))
     if plugin_jar is not None:
@@ -103,16 +95,10 @@ PLUGIN_JAR_NAME = "MicroCrystalNet_.jar"
 
 def find_plugin_jar(explicit: str | Path | None = None) -> Path:
     """The Fiji plugin jar: explicit path, ``MICROCRYSTALNET_PLUGIN_JAR``, or this checkout's build."""
-    candidates = [Path(explicit)] if explicit else []
-    if os.environ.get(PLUGIN_JAR_VARIABLE):
-        candidates.append(Path(os.environ[PLUGIN_JAR_VARIABLE]))
-    candidates.append(Path(__file__).resolve().parents[2] / "fiji_plugin" / "target" / PLUGIN_JAR_NAME)
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    raise ImageJUnavailableError(
-        f"the MicroCrystalNet plugin jar was not found (looked at {', '.join(map(str, candidates))}). "
-        f"Build it with scripts/build-plugin, or set {PLUGIN_JAR_VARIABLE}")
+    checkout_build = Path(__file__).resolve().parents[2] / "fiji_plugin" / "target" / PLUGIN_JAR_NAME
+    return _first_file(explicit, PLUGIN_JAR_VARIABLE, (checkout_build,),
+                       "the MicroCrystalNet plugin jar was not found. Build it with scripts/build-plugin, or set "
+                       f"{PLUGIN_JAR_VARIABLE}")
 
 
 def plugins_folder_with(jar: Path, folder: Path) -> Path:
@@ -161,10 +147,6 @@ class InProcessAnalysis:
     def __init__(self) -> None:
         self._classifiers: dict[str, Any] = {}
 
-    def denoise(self, pixels: "np.ndarray", pixel_size_um: float | None, model_path: str, tile_px: int) -> Path:
-        """Refused for now (see :data:`N2V_IN_PROCESS_REFUSED`); the external backend denoises."""
-        raise RuntimeError(N2V_IN_PROCESS_REFUSED)
-
     def analyze(self, pixels: "np.ndarray", title: str, pixel_size_um: float | None, settings_json: str,
                 report: Callable[[str, float], None]) -> Path:
         """Analyse pixels handed over by ImageJ; return the result folder (inside a new temporary folder)."""
@@ -175,13 +157,13 @@ class InProcessAnalysis:
         from .pipeline import analyze_image
 
         config = AnalysisConfig.from_dict(json.loads(settings_json))
+        if config.preprocess.n2v_model and "n2v" in config.preprocess.steps:
+            raise RuntimeError(N2V_IN_PROCESS_REFUSED)
         image = sem_image_from_array(pixels, Path(title), pixel_size_um, "ImageJ calibration",
                                      config.input.exclude_data_bar)
         model = config.classify.model
         if model not in self._classifiers:
             self._classifiers[model] = CrystalClassifier.load(model)
-        if config.preprocess.n2v_model and "n2v" in config.preprocess.steps:
-            raise RuntimeError(N2V_IN_PROCESS_REFUSED)
         analysis = analyze_image(image, self._classifiers[model], config, report)
         return write_analysis(Path(tempfile.mkdtemp(prefix="microcrystalnet-")), analysis, overlay=False)
 
@@ -226,14 +208,7 @@ def register_backend() -> Any:
 
         @JOverride
         def denoise(self, image, model_path, tile_size, progress):
-            calibration = image.getCalibration()
-            size = pixel_size_from_unit(float(calibration.pixelWidth), str(calibration.getUnit())) \
-                if calibration.scaled() else None
-            progress.update(0.0, "Noise2Void")
-            try:
-                return str(core.denoise(imageplus_pixels(image), size, str(model_path), int(tile_size)))
-            except (ImageInputError, ValueError, RuntimeError) as error:
-                raise java_exception(str(error)) from None
+            raise java_exception(N2V_IN_PROCESS_REFUSED)
 
         @JOverride
         def describe(self):

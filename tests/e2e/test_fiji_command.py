@@ -293,7 +293,7 @@ def test_cancel_stops_the_backend(ij, scene_file, backend):
     from jpype import JException
 
     settings = jimport("microcrystalnet.fiji.AnalyzeCrystals").settingsJson("reference-2023-11-19", 0.25, 40.0,
-                                                                          False, True, "Default", "")
+                                                                          False, True, "nlm,n2v,unsharp,opening,closing", "", "Default", "")
     chosen = (jimport("microcrystalnet.fiji.BackendRegistry").inProcess() if backend == "in-process"
               else jimport("microcrystalnet.fiji.ExternalBackend")(sys.executable))
     image = ij.openImage(str(scene_file))

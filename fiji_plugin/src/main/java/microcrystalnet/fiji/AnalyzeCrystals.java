@@ -91,24 +91,24 @@ public class AnalyzeCrystals implements PlugIn {
 			fail("The Noise2Void model " + n2vModel + " does not exist.");
 			return;
 		}
-		String dialogSettings = settingsJson(model, minArea, maxArea, excludeBorder, excludeDataBar, segmenter,
+		String settings = settingsJson(model, minArea, maxArea, excludeBorder, excludeDataBar, steps, n2vModel, segmenter,
 			settingsFile);
-		String settings = "{" + preprocessingJson(steps, n2vModel) + ", " + dialogSettings.substring(1);
 		analyze(image, settings, replace, saveTo);
 	}
 
 	/** The analysis settings of the dialog's fields as the JSON of microcrystalnet.config.AnalysisConfig. */
 	public static String settingsJson(String model, double minArea, double maxArea, boolean excludeBorder,
-		boolean excludeDataBar, String segmenter, String settingsFile) {
+		boolean excludeDataBar, String steps, String n2vModel, String segmenter, String settingsFile) {
 		String backend = "Default".equals(segmenter) ? "" : String.format(", \"backend\": \"%s\"",
 			segmenter.toLowerCase(Locale.ROOT));
 		String base = settingsFile.isEmpty() ? "" : String.format("\"extends\": \"%s\", ", quoted(settingsFile));
-		return String.format(Locale.ROOT, "{%s\"input\": {\"exclude_data_bar\": %b}, \"segment\": {\"min_crystal_area_um2\": %s, "
+		return String.format(Locale.ROOT, "{%s%s, \"input\": {\"exclude_data_bar\": %b}, \"segment\": {\"min_crystal_area_um2\": %s, "
 			+ "\"max_crystal_area_um2\": %s, \"exclude_border\": %b%s}, \"classify\": {\"model\": \"%s\"}}", base,
+			preprocessingJson(steps, n2vModel),
 			excludeDataBar, Double.toString(minArea), Double.toString(maxArea), excludeBorder, backend, quoted(model));
 	}
 
-	static String preprocessingJson(String steps, String n2vModel) {
+	private static String preprocessingJson(String steps, String n2vModel) {
 		StringBuilder list = new StringBuilder();
 		for (String step : steps.split(",")) {
 			if (step.trim().isEmpty()) continue;
