@@ -283,10 +283,9 @@ def _run_demo(arguments: argparse.Namespace, config: AnalysisConfig) -> int:
 
 
 def _run_n2v(arguments: argparse.Namespace) -> int:
-    import tifffile
-
     from .config import InputConfig, PreprocessConfig
     from .io import read_sem_image, to_unit_range
+    from .io.outputs import write_calibrated_tiff
     from .preprocess import Noise2VoidModel, denoise_as_trained, preprocess, train_noise2void
 
     assumed_size = InputConfig().assumed_pixel_size_um  # images without calibration
@@ -319,11 +318,7 @@ def _run_n2v(arguments: argparse.Namespace) -> int:
         denoised = denoise_as_trained(model, to_unit_range(image.analysed_pixels), image.pixel_size_um or assumed_size,
                                       arguments.tile_size)
         target = arguments.out / f"{image.path.stem}_n2v.tif"
-        partial = target.with_suffix(".partial.tif")
-        size = image.pixel_size_um
-        extra = dict(resolution=(1 / size, 1 / size), metadata={"unit": "um"}) if size else {}
-        tifffile.imwrite(partial, denoised, imagej=True, **extra)
-        partial.replace(target)
+        write_calibrated_tiff(target, denoised, image.pixel_size_um)
         log.info("%s -> %s", image.path.name, target)
     return EXIT_OK
 

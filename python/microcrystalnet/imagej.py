@@ -132,20 +132,26 @@ def imageplus_pixels(image: Any) -> "np.ndarray":
     return np.stack([(packed >> shift) & 0xFF for shift in (16, 8, 0)], axis=-1).astype(np.uint8)
 
 
-N2V_IN_PROCESS_REFUSED = (
-    "Noise2Void does not run in the in-process backend yet: running it inside ImageJ's process crashed that "
-    "process later in testing. Choose Backend: External in Plugins > MicroCrystalNet > Settings... (Noise2Void "
-    "then runs in a separate Python), or leave the N2V model empty.")
-
-
 class InProcessAnalysis:
     """What the in-process backend does for the Fiji command, without any Java in it.
 
-    Keeps the loaded classifiers between calls, so only the first analysis loads a model.
+    Keeps loaded classifiers and Noise2Void models between calls, so only the first call with a
+    model loads it. Noise2Void runs in a worker process of its own
+    (:class:`microcrystalnet.preprocess.Noise2VoidProcess`): PyTorch beside ImageJ's JVM crashed
+    the process in testing.
     """
 
     def __init__(self) -> None:
         self._classifiers: dict[str, Any] = {}
+        self._denoisers: dict[str, Any] = {}
+
+    def _denoiser(self, model_path: str) -> Any:
+        from .preprocess import Noise2VoidProcess
+
+        key = str(Path(model_path).resolve())
+        if key not in self._denoisers:
+            self._denoisers[key] = Noise2VoidProcess(model_path)
+        return self._denoisers[key]
 
     def analyze(self, pixels: "np.ndarray", title: str, pixel_size_um: float | None, settings_json: str,
                 report: Callable[[str, float], None]) -> Path:
@@ -157,15 +163,39 @@ class InProcessAnalysis:
         from .pipeline import analyze_image
 
         config = AnalysisConfig.from_dict(json.loads(settings_json))
-        if config.preprocess.n2v_model and "n2v" in config.preprocess.steps:
-            raise RuntimeError(N2V_IN_PROCESS_REFUSED)
         image = sem_image_from_array(pixels, Path(title), pixel_size_um, "ImageJ calibration",
                                      config.input.exclude_data_bar)
         model = config.classify.model
         if model not in self._classifiers:
             self._classifiers[model] = CrystalClassifier.load(model)
-        analysis = analyze_image(image, self._classifiers[model], config, report)
+        n2v = None
+        if config.preprocess.n2v_model and "n2v" in config.preprocess.steps:
+            n2v = self._denoiser(config.preprocess.n2v_model)
+        analysis = analyze_image(image, self._classifiers[model], config, report, n2v=n2v)
         return write_analysis(Path(tempfile.mkdtemp(prefix="microcrystalnet-")), analysis, overlay=False)
+
+    def denoise(self, pixels: "np.ndarray", title: str, pixel_size_um: float | None, model_path: str,
+                tile_px: int) -> Path:
+        """Noise2Void on pixels handed over by ImageJ, as ``microcrystalnet n2v denoise`` does it;
+        return a temporary calibrated 32-bit TIFF."""
+        from .config import InputConfig
+        from .io import sem_image_from_array, to_unit_range
+        from .io.outputs import write_calibrated_tiff
+        from .preprocess import denoise_as_trained
+
+        image = sem_image_from_array(pixels, Path(title), pixel_size_um, "ImageJ calibration", exclude_data_bar=False)
+        denoiser = self._denoiser(model_path)
+        denoised = denoise_as_trained(denoiser, to_unit_range(image.analysed_pixels),
+                                      image.pixel_size_um or InputConfig().assumed_pixel_size_um, tile_px)
+        target = Path(tempfile.mkdtemp(prefix="microcrystalnet-")) / "image_n2v.tif"
+        write_calibrated_tiff(target, denoised, image.pixel_size_um)
+        return target
+
+    def close(self) -> None:
+        """End the Noise2Void worker processes."""
+        for denoiser in self._denoisers.values():
+            denoiser.close()
+        self._denoisers.clear()
 
 
 _registered: list[Any] = []  # keeps the proxy alive while Java holds it
@@ -186,6 +216,11 @@ def register_backend() -> Any:
     class _Cancelled(Exception):
         pass
 
+    def pixel_size(image) -> float | None:
+        calibration = image.getCalibration()
+        return pixel_size_from_unit(float(calibration.pixelWidth), str(calibration.getUnit())) \
+            if calibration.scaled() else None
+
     @JImplements("microcrystalnet.fiji.Backend")
     class PythonBackend:
         @JOverride
@@ -195,11 +230,9 @@ def register_backend() -> Any:
                     raise _Cancelled()
                 progress.update(float(fraction), stage)
 
-            calibration = image.getCalibration()
-            size = pixel_size_from_unit(float(calibration.pixelWidth), str(calibration.getUnit())) \
-                if calibration.scaled() else None
             try:
-                folder = core.analyze(imageplus_pixels(image), str(image.getTitle()), size, str(settings_json), report)
+                folder = core.analyze(imageplus_pixels(image), str(image.getTitle()), pixel_size(image),
+                                      str(settings_json), report)
             except _Cancelled:
                 raise cancelled_exception() from None
             except (ImageInputError, ValueError, RuntimeError) as error:
@@ -208,7 +241,13 @@ def register_backend() -> Any:
 
         @JOverride
         def denoise(self, image, model_path, tile_size, progress):
-            raise java_exception(N2V_IN_PROCESS_REFUSED)
+            progress.update(0.0, "Noise2Void")
+            try:
+                tiff = core.denoise(imageplus_pixels(image), str(image.getTitle()), pixel_size(image), str(model_path),
+                                    int(tile_size))
+            except (ImageInputError, ValueError, RuntimeError) as error:
+                raise java_exception(str(error)) from None
+            return str(tiff)
 
         @JOverride
         def describe(self):

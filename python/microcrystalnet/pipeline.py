@@ -16,7 +16,7 @@ from .io import SEMImage, to_unit_range
 from .measure import measure_crystals
 from .outline import outlines_from_labels
 from .patches import extract_patches
-from .preprocess import N2V_MISSING, Noise2VoidModel, preprocess, reports_as_dicts
+from .preprocess import N2V_MISSING, Noise2VoidDenoiser, Noise2VoidModel, preprocess, reports_as_dicts
 from .results import results_rows, segmenter_label
 from .segment import CrystalSegmenter, segment_crystals
 
@@ -63,7 +63,7 @@ class CrystalAnalysis:
 
 def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: AnalysisConfig = AnalysisConfig(),
                   progress: ProgressCallback | None = None,
-                  segmenter: CrystalSegmenter | None = None, n2v: Noise2VoidModel | None = None) -> CrystalAnalysis:
+                  segmenter: CrystalSegmenter | None = None, n2v: Noise2VoidDenoiser | None = None) -> CrystalAnalysis:
     """Preprocess, segment, classify and measure every crystal of ``image``.
 
     ``segmenter``: a loaded segmenter (:func:`microcrystalnet.segment.make_segmenter`) to reuse

@@ -103,14 +103,18 @@ def class_summary_rows(image_name: str, rows: Sequence[dict[str, Any]]) -> list[
              "MeanConfidence": statistics[c.code]["mean_confidence"]} for c in CRYSTAL_CLASSES]
 
 
+def write_calibrated_tiff(path: Path, data: Array, pixel_size_um: float | None) -> None:
+    """An ImageJ TIFF with the pixel size in um when known; written beside and renamed into place."""
+    partial = path.with_name(path.stem + ".partial" + path.suffix)
+    extra = dict(resolution=(1 / pixel_size_um, 1 / pixel_size_um), metadata={"unit": "um"}) if pixel_size_um else {}
+    tifffile.imwrite(partial, data, imagej=True, **extra)
+    partial.replace(path)
+
+
 def write_label_tiff(path: Path, labels: Array, pixel_size_um: float | None) -> None:
     """Label image as an ImageJ TIFF: 16-bit (32-bit float beyond 65,535 crystals), calibrated."""
     data = labels.astype(np.uint16) if labels.max(initial=0) <= np.iinfo(np.uint16).max else labels.astype(np.float32)
-    if pixel_size_um is None:
-        tifffile.imwrite(path, data, imagej=True)
-    else:
-        tifffile.imwrite(path, data, imagej=True, resolution=(1 / pixel_size_um, 1 / pixel_size_um),
-                         metadata={"unit": "um"})
+    write_calibrated_tiff(path, data, pixel_size_um)
 
 
 def write_overlay_png(path: Path, pixels: Array, labels: Array, rows: Sequence[dict[str, Any]]) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..config import PreprocessConfig
 from .filters import close_gray, non_local_means, open_gray, unsharp
-from .n2v import Noise2VoidModel
+from .n2v import Noise2VoidDenoiser
 from .quality import reference_scores, snr_db
 
 Array = np.ndarray
@@ -45,7 +45,7 @@ def _odd_pixels(length_um: float, pixel_size_um: float) -> int:
 
 
 def preprocess(image: Array, pixel_size_um: float, config: PreprocessConfig = PreprocessConfig(),
-               n2v: Noise2VoidModel | None = None, clean: Array | None = None) -> tuple[Array, list[StepReport]]:
+               n2v: Noise2VoidDenoiser | None = None, clean: Array | None = None) -> tuple[Array, list[StepReport]]:
     """Run the chain on ``image`` (float (Y, X) in [0, 1]); return the result and a report per step.
 
     The first report ("input") describes the image as given. ``clean``: the noise-free image,
@@ -87,7 +87,7 @@ def preprocess(image: Array, pixel_size_um: float, config: PreprocessConfig = Pr
     return current, reports
 
 
-def denoise_as_trained(model: Noise2VoidModel, image: Array, pixel_size_um: float, tile_px: int = 256) -> Array:
+def denoise_as_trained(model: Noise2VoidDenoiser, image: Array, pixel_size_um: float, tile_px: int = 256) -> Array:
     """Noise2Void on ``image`` (float (Y, X) in [0, 1]) after the steps the model was trained after
     (default parameters), so it sees images like its training images."""
     prepared, _ = preprocess(image, pixel_size_um, PreprocessConfig(steps=tuple(model.trained_after)))

@@ -23,6 +23,7 @@ import math
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -39,6 +40,15 @@ class Noise2VoidModelError(ValueError):
 def _careamics():
     careamics = import_careamics()
     return careamics, careamics.config.create_n2v_config
+
+
+class Noise2VoidDenoiser(Protocol):
+    """What the preprocessing chain needs of a Noise2Void model, loaded here or in a worker process."""
+
+    source: Path | None
+    trained_after: tuple[str, ...]
+
+    def denoise(self, image: Array, tile_px: int = 256) -> Array: ...
 
 
 class Noise2VoidModel:
