@@ -51,3 +51,26 @@ def class_by_code(code: str) -> CrystalClass:
         return _BY_CODE[code]
     except KeyError:
         raise ValueError(f"unknown crystal class {code!r}; known: {', '.join(CLASS_CODES)}") from None
+
+
+#: Words a petrographer may use for each class (labelling sheets, folder names, ROI names).
+_LABEL_WORDS = {"RES": RES, "RHOMBIC": RES, "RHOMB": RES, "PES": PES, "POLYHEDRAL": PES, "AA": AA, "AMORPHOUS": AA,
+                "RA/SA": RASA, "RA-SA": RASA, "RASA": RASA, "RA": RASA, "SA": RASA, "SPHERICAL": RASA,
+                "ROUNDED": RASA}
+#: Labels that say the crystal's class is not known; such crystals are left out of training.
+UNCLEAR_LABELS = frozenset({"UNCLEAR", "UNKNOWN", "UNSURE", "OTHER", "?"})
+
+
+def class_from_label(label: str) -> CrystalClass | None:
+    """The class a free-text label names, or None when it names none or an unclear class.
+
+    Accepts codes and words in any case, alone or as a part of a ROI name split at ``-``, ``_``,
+    spaces or dots: ``"RES"``, ``"rhombic"``, ``"0001-RES"``, ``"RA/SA"``, ``"RA-SA"``,
+    ``"spherical_12"``. A label naming two different classes gives None.
+    """
+    text = label.strip().upper()
+    if text in _LABEL_WORDS:
+        return _LABEL_WORDS[text]
+    found = {_LABEL_WORDS[token] for token in text.replace("RA-SA", "RASA").replace("RA/SA", "RASA")
+             .replace("_", " ").replace("-", " ").replace(".", " ").split() if token in _LABEL_WORDS}
+    return found.pop() if len(found) == 1 else None

@@ -260,6 +260,41 @@ class AnalysisConfig:
         return cls.from_dict(data)
 
 
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How a classifier is trained; defaults are the paper's recipe (section 4.3).
+
+    Adam at ``learning_rate`` 1e-3, batch 32, 30 epochs, learning rate x ``reduce_lr_factor`` (0.1)
+    after ``reduce_lr_patience`` (5) epochs without a lower validation loss, early stopping after
+    ``early_stopping_patience`` epochs without one (the paper: "several"; 10 lets the learning-rate
+    reduction act first) with the best weights kept, 80/10/10 split stratified by class and grouped
+    by source image. ``folds`` > 1: k-fold cross-validation instead of one split (the paper: 5).
+    ``augment``: random 90-degree rotations and flips, which map a crystal patch onto a valid one
+    exactly (no interpolation, no cut corners); no brightness or colour changes (SEM gray levels
+    carry meaning). ``architecture``: one of ``classify.architecture.ARCHITECTURES``.
+    """
+
+    architecture: str = "microcrystalnet"
+    epochs: int = 30
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    reduce_lr_factor: float = 0.1
+    reduce_lr_patience: int = 5
+    early_stopping_patience: int = 10
+    validation_fraction: float = 0.1
+    test_fraction: float = 0.1
+    folds: int = 1
+    augment: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _require(self.epochs >= 1 and self.batch_size >= 1, "epochs and batch_size must be >= 1")
+        _require(self.learning_rate > 0, "learning_rate must be > 0")
+        _require(0 < self.validation_fraction < 0.5 and 0 < self.test_fraction < 0.5,
+                 "validation_fraction and test_fraction must be in (0, 0.5)")
+        _require(self.folds == 1 or self.folds >= 3, "folds must be 1 (one split) or >= 3 (cross-validation)")
+
+
 T = TypeVar("T")
 
 

@@ -84,6 +84,12 @@ def import_keras() -> ModuleType:
         return importlib.import_module("keras")
 
 
+def import_tensorflow() -> ModuleType:
+    """TensorFlow itself (e.g. ``GradientTape`` for saliency maps), imported as :func:`import_keras` does."""
+    import_keras()
+    return importlib.import_module("tensorflow")
+
+
 def framework_versions() -> dict[str, str]:
     """Versions of the frameworks that are imported right now (for summaries)."""
     import sys

@@ -98,7 +98,8 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
                                                                   segmenter))
     labels = segmentation.labels
     outlines = timed("outline", 0.6, lambda: outlines_from_labels(labels))
-    patches = timed("patches", 0.7, lambda: extract_patches(preprocessed, labels, config.patch))
+    patch_config = classifier.patch_config(config.patch)
+    patches = timed("patches", 0.7, lambda: extract_patches(preprocessed, labels, patch_config))
     probabilities = timed("classify", 0.75, lambda: classifier.predict(patches, config.classify.batch_size))
     measurements = timed("measure", 0.85, lambda: measure_crystals(labels, outlines, image.analysed_pixels,
                                                                    image.pixel_size_um))

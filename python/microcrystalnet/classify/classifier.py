@@ -9,11 +9,14 @@ from pathlib import Path
 import numpy as np
 
 from ..classes import CLASS_CODES, class_by_code
+from ..config import PatchConfig
 from ..frameworks import import_keras
 from ..weights import file_sha256, locate_weights
 from .models import MODEL_CARDS, ModelCard
 
 Array = np.ndarray
+#: the input scaling of every model here: gray patches, 8-bit values / 255, in [0, 1]
+INPUT_SCALING = "unit-range"
 
 
 class ModelDescriptionError(ValueError):
@@ -40,11 +43,20 @@ def _card_for_path(path: Path) -> ModelCard:
         description = json.loads(sidecar.read_text())
         order = tuple(class_by_code(code).code for code in description["class_order"])
         size = int(description["input_size"])
-    except (OSError, ValueError, KeyError, TypeError) as error:
+        scaling = description.get("input_scaling", INPUT_SCALING)
+        patch = description.get("patch", {})
+        margin = None if "margin_fraction" not in patch else float(patch["margin_fraction"])
+        masked = None if "mask_background" not in patch else bool(patch["mask_background"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise ModelDescriptionError(f"{sidecar}: cannot use this model description ({error})") from error
     if sorted(order) != sorted(CLASS_CODES):
         raise ModelDescriptionError(f"{sidecar}: class_order must name each of {CLASS_CODES} once, got {order}")
-    return ModelCard(name=path.stem, filename=path.name, url="", sha256=digest, class_order=order, input_size=size)
+    if scaling != INPUT_SCALING:
+        raise ModelDescriptionError(f"{sidecar}: input_scaling {scaling!r} is not supported; models here take gray "
+                                    f"patches with 8-bit values / 255 ({INPUT_SCALING!r})")
+    return ModelCard(name=path.stem, filename=path.name, url="", sha256=digest, class_order=order, input_size=size,
+                     description=str(description.get("architecture", "")), patch_margin_fraction=margin,
+                     patch_mask_background=masked)
 
 
 @dataclass
@@ -68,6 +80,8 @@ class CrystalClassifier:
                     f"{model!r} is neither a known model ({', '.join(MODEL_CARDS)}) nor an existing file")
             card = _card_for_path(path)
         keras = import_keras()
+        from . import architecture  # noqa: F401  registers the NSR layer for loading .keras files
+
         try:
             network = keras.models.load_model(path, compile=False)
         except Exception as error:  # Keras raises many types for unreadable model files
@@ -80,6 +94,14 @@ class CrystalClassifier:
     @property
     def input_size(self) -> int:
         return self.card.input_size
+
+    def patch_config(self, requested: PatchConfig) -> PatchConfig:
+        """The patches this model takes: its input size, and its training patches' margin and
+        masking where its description states them (else ``requested``'s)."""
+        card = self.card
+        margin = requested.margin_fraction if card.patch_margin_fraction is None else card.patch_margin_fraction
+        masked = requested.mask_background if card.patch_mask_background is None else card.patch_mask_background
+        return PatchConfig(size=card.input_size, margin_fraction=margin, mask_background=masked)
 
     def predict(self, patches: Array, batch_size: int = 256) -> Array:
         """Probabilities (N, 4), columns in ``CLASS_CODES`` order (RES, PES, AA, RA/SA).

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 class ModelCard:
     """Everything needed to fetch, verify and use one classifier.
 
-    ``class_order[i]`` is the class code of output ``i``. ``input_scaling``: patches are gray,
-    ``input_size`` x ``input_size``, with 8-bit values divided by 255 (values in [0, 1]).
+    ``class_order[i]`` is the class code of output ``i``. Inputs: gray patches ``input_size`` x
+    ``input_size`` with 8-bit values divided by 255 (values in [0, 1]; the only scaling any
+    model here uses). ``patch_margin_fraction`` / ``patch_mask_background``: how the model's
+    training patches were cut, when known; the analysis then cuts patches the same way.
     """
 
     name: str
@@ -25,6 +27,8 @@ class ModelCard:
     input_size: int = 64
     description: str = ""
     other_filenames: tuple[str, ...] = ()
+    patch_margin_fraction: float | None = None
+    patch_mask_background: bool | None = None
 
 
 _UPSTREAM = ("https://raw.githubusercontent.com/YaqoobAnsari/"
