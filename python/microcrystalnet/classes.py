@@ -61,6 +61,11 @@ _LABEL_WORDS = {"RES": RES, "RHOMBIC": RES, "RHOMB": RES, "PES": PES, "POLYHEDRA
 UNCLEAR_LABELS = frozenset({"UNCLEAR", "UNKNOWN", "UNSURE", "OTHER", "?"})
 
 
+def _label_tokens(label: str) -> list[str]:
+    text = label.strip().upper().replace("RA-SA", "RASA").replace("RA/SA", "RASA")
+    return text.replace("_", " ").replace("-", " ").replace(".", " ").split()
+
+
 def class_from_label(label: str) -> CrystalClass | None:
     """The class a free-text label names, or None when it names none or an unclear class.
 
@@ -71,6 +76,10 @@ def class_from_label(label: str) -> CrystalClass | None:
     text = label.strip().upper()
     if text in _LABEL_WORDS:
         return _LABEL_WORDS[text]
-    found = {_LABEL_WORDS[token] for token in text.replace("RA-SA", "RASA").replace("RA/SA", "RASA")
-             .replace("_", " ").replace("-", " ").replace(".", " ").split() if token in _LABEL_WORDS}
+    found = {_LABEL_WORDS[token] for token in _label_tokens(label) if token in _LABEL_WORDS}
     return found.pop() if len(found) == 1 else None
+
+
+def is_unclear_label(label: str) -> bool:
+    """Whether a label marks the crystal's class as unclear (``"unclear"``, ``"0007-unknown"``, ``"?"``)."""
+    return label.strip().upper() in UNCLEAR_LABELS or any(t in UNCLEAR_LABELS for t in _label_tokens(label))

@@ -1,4 +1,5 @@
-"""Command line: ``microcrystalnet analyze`` and ``microcrystalnet demo`` (argument parsing only).
+"""Command line: ``microcrystalnet analyze``, ``demo``, ``n2v``, ``train``, ``evaluate``, ``patches``,
+``tune-sam`` and ``imagej`` (argument parsing only).
 
 Exit status: 0 all images analysed; 1 some images could not be analysed (the others were);
 2 wrong usage or settings; 3 the classifier model cannot be had.
@@ -118,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="denoise the whole image, data bar included (default: the part above the bar)")
     denoise.add_argument("-q", "--quiet", action="store_true", help="print only errors")
 
+    _add_classifier_commands(commands)
+
     tune = commands.add_parser(
         "tune-sam", help="tune SAM on images with reference crystals drawn in Fiji (RoiSet.zip)",
         description="Tune SAM for your crystals: on 1-3 images with reference crystals outlined in Fiji "
@@ -145,6 +148,125 @@ def build_parser() -> argparse.ArgumentParser:
     imagej.add_argument("--macro-argument", default="", metavar="TEXT", help="argument passed to the macro")
     imagej.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     return parser
+
+
+def _add_training_data_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("data", nargs="+", metavar="DATA",
+                        help="a folder of class folders (RES/, PES/, AA/, RA-SA/ or rhombic/, polyhedral/, "
+                             "amorphous/, spherical/), or images each followed by its Fiji RoiSet.zip")
+    parser.add_argument("--classes", type=Path, metavar="CSV",
+                        help="for ROI sets: a CSV with Name, Class (and optionally Image) columns giving each "
+                             "ROI's class (default: the class in the ROI name, e.g. 0001-RES)")
+    parser.add_argument("--config", type=Path, metavar="JSON",
+                        help="analysis settings file: preprocessing and patch cutting for ROI sets, as analyze uses")
+    parser.add_argument("--input-size", type=int, default=64, metavar="PX",
+                        help="patch side in px (default 64, the paper's; it tried 16-128)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+
+
+def _add_classifier_commands(commands: argparse._SubParsersAction) -> None:
+    from .classify.architecture import ARCHITECTURES
+
+    train = commands.add_parser(
+        "train", help="train a crystal classifier on your labelled crystals",
+        description="Train a classifier with the paper's recipe (Adam 1e-3, batch 32, 30 epochs, learning rate "
+                    "x0.1 after 5 epochs without progress, early stopping, best model kept, 80/10/10 split by "
+                    "image and class, rotations and flips). Writes a run folder: config.json, split.json, "
+                    "history.csv, model.keras (+ .json description; use it with 'analyze --model') and "
+                    "evaluation/ (report.html) on the held-out images.")
+    _add_training_data_options(train)
+    train.add_argument("--out", required=True, type=Path, metavar="RUN", help="run folder to write")
+    train.add_argument("--architecture", choices=ARCHITECTURES, default="microcrystalnet",
+                       help="network (default microcrystalnet: the paper's, with the NSR block)")
+    train.add_argument("--epochs", type=int, default=30, help="epochs at most (default 30)")
+    train.add_argument("--batch-size", type=int, default=32, help="patches per batch (default 32)")
+    train.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate (default 0.001)")
+    train.add_argument("--folds", type=int, default=1,
+                       help="k > 1: k-fold cross-validation by image instead of one split (the paper: 5)")
+    train.add_argument("--no-augment", action="store_true", help="no random rotations and flips")
+    train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+
+    evaluate = commands.add_parser(
+        "evaluate", help="evaluate a classifier on labelled crystals: scores, plots, HTML report",
+        description="Accuracy, top-1/top-2, per-class and macro precision/recall/F1, confusion matrix, "
+                    "precision-recall and ROC curves with AP/AUC, t-SNE of the penultimate features, activation "
+                    "and saliency maps: OUT/report.html, OUT/metrics.json, PNG plots, OUT/predictions.csv.")
+    evaluate.add_argument("--model", required=True, metavar="NAME_OR_PATH",
+                          help=f"a known model ({', '.join(MODEL_CARDS)}) or a .keras/.h5 file with its .json")
+    _add_training_data_options(evaluate)
+    evaluate.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for the report")
+    evaluate.add_argument("--explain", nargs="+", metavar="PATCH",
+                          help="patch names (as in predictions.csv) for the activation and saliency maps "
+                               "(default: the most confidently correct crystal of each class)")
+    evaluate.add_argument("--no-download", action="store_true", help="never download a model")
+
+    patches = commands.add_parser(
+        "patches", help="write labelled crystal patches as class folders (synthetic, or from Fiji ROI sets)",
+        description="Write crystal patches in the class-folder layout train and evaluate read "
+                    "(OUT/<class>/<image>__<n>.png): from synthetic scenes with exact classes (--synthetic N), "
+                    "or from images with Fiji ROI sets, cut as the analysis cuts them.")
+    patches.add_argument("data", nargs="*", metavar="IMAGE ROISET", help="images each followed by its RoiSet.zip")
+    patches.add_argument("--synthetic", type=int, metavar="SCENES", help="render this many synthetic scenes instead")
+    patches.add_argument("--scene-size", type=int, default=1024, metavar="PX",
+                         help="synthetic scene side, px, at 20 nm/px (default 1024: about 95 crystals each)")
+    patches.add_argument("--first-seed", type=int, default=1000, help="seed of the first synthetic scene")
+    patches.add_argument("--classes", type=Path, metavar="CSV", help="as for train")
+    patches.add_argument("--config", type=Path, metavar="JSON", help="as for train")
+    patches.add_argument("--input-size", type=int, default=64, metavar="PX", help="patch side in px (default 64)")
+    patches.add_argument("--out", required=True, type=Path, metavar="DIR")
+    patches.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+
+
+def _training_data(arguments: argparse.Namespace):
+    """The labelled patches the arguments name, and the analysis settings they were cut with."""
+    from .classify.dataset import DatasetError, load_annotated_images, load_class_folders, synthetic_dataset
+
+    config = AnalysisConfig.from_json(arguments.config) if arguments.config else AnalysisConfig()
+    config = replace(config, patch=replace(config.patch, size=arguments.input_size))
+    if getattr(arguments, "synthetic", None):
+        return synthetic_dataset(arguments.synthetic, (arguments.scene_size,) * 2, config=config,
+                                 first_seed=arguments.first_seed, progress=log.info), config
+    data = [Path(item) for item in arguments.data]
+    if len(data) == 1 and data[0].is_dir():
+        return load_class_folders(data[0], arguments.input_size), config
+    if not data or len(data) % 2:
+        raise DatasetError("give one folder of class folders, or pairs of IMAGE ROISET")
+    pairs = list(zip(data[0::2], data[1::2]))
+    return load_annotated_images(pairs, config, arguments.classes, progress=log.info), config
+
+
+def _run_classifier_command(arguments: argparse.Namespace) -> int:
+    from .classify.dataset import DatasetError, write_class_folders
+    from .classify.splits import SplitError
+    from .config import TrainingConfig
+    from .io.roiset import RoiInputError
+
+    try:
+        dataset, config = _training_data(arguments)
+        log.info("data: %s", dataset.describe())
+        if arguments.command == "patches":
+            write_class_folders(dataset, arguments.out)
+            log.info("patches written to %s", arguments.out)
+            return EXIT_OK
+        if arguments.command == "evaluate":
+            from .classify.evaluation import write_evaluation
+
+            classifier = CrystalClassifier.load(arguments.model, download=not arguments.no_download)
+            scores = write_evaluation(arguments.out, classifier, dataset, arguments.explain)
+        else:
+            from .classify.training import train_classifier
+
+            training = TrainingConfig(architecture=arguments.architecture, epochs=arguments.epochs,
+                                      batch_size=arguments.batch_size, learning_rate=arguments.learning_rate,
+                                      folds=arguments.folds, augment=not arguments.no_augment, seed=arguments.seed)
+            scores = train_classifier(dataset, arguments.out, training, config)
+            scores = scores.get("mean", scores)
+    except (DatasetError, SplitError, RoiInputError, ImageInputError, ValueError) as error:
+        log.error("%s: %s", arguments.command, error)
+        return EXIT_USAGE
+    log.info("accuracy %.3f, top-2 %.3f, macro F1 %.3f -> %s", scores["accuracy"], scores["top_2_accuracy"],
+             scores["macro_f1"], arguments.out)
+    return EXIT_OK
 
 
 def config_from_arguments(arguments: argparse.Namespace) -> AnalysisConfig:
@@ -402,6 +524,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("microcrystalnet.pipeline").setLevel(logging.WARNING)
     if arguments.command == "imagej":
         return _run_imagej(arguments)
+    if arguments.command in ("train", "evaluate", "patches"):
+        try:
+            return _run_classifier_command(arguments)
+        except (ModelUnavailableError, ModelDescriptionError) as error:
+            log.error("model: %s", error)
+            return EXIT_MODEL
     if arguments.command == "n2v":
         try:
             return _run_n2v(arguments)

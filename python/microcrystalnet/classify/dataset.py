@@ -30,7 +30,7 @@ import numpy as np
 from skimage.io import imread
 from skimage.transform import resize
 
-from ..classes import CLASS_CODES, UNCLEAR_LABELS, class_by_code, class_from_label
+from ..classes import CLASS_CODES, class_by_code, class_from_label, is_unclear_label
 from ..config import AnalysisConfig
 from ..io import read_sem_image, to_unit_range
 from ..io.roiset import read_reference_crystals
@@ -124,7 +124,7 @@ def load_class_folders(root: str | Path, size: int = 64) -> PatchDataset:
         raise DatasetError(f"{root}: holds no class folders; expected {root}/RES, {root}/PES, {root}/AA, {root}/RA-SA")
     for folder in folders:
         files = sorted(p for p in folder.iterdir() if p.suffix.lower() in PATCH_SUFFIXES)
-        if folder.name.upper() in UNCLEAR_LABELS:
+        if is_unclear_label(folder.name):
             dropped[f"in '{folder.name}'"] += len(files)
             continue
         crystal_class = class_from_label(folder.name)
@@ -210,7 +210,7 @@ def load_annotated_images(pairs: Iterable[tuple[str | Path, str | Path]], config
             text = (table.get((image.path.stem, name), table.get(("", name))) if table is not None else name) or ""
             crystal_class = class_from_label(text)
             if crystal_class is None:
-                dropped["unclear" if text.strip().upper() in UNCLEAR_LABELS else "without a class"] += 1
+                dropped["unclear" if is_unclear_label(text) else "without a class"] += 1
             classes.append(crystal_class.code if crystal_class else None)
             names.append(f"{image.path.name}#{name}")
         if len(present) < len(reference.names):
