@@ -6,6 +6,8 @@
 //
 // Adapt the settings below; every one is also a field of Plugins > MicroCrystalNet >
 // Analyze Crystals... (record it with Plugins > Macros > Record... to get this line).
+//   model: reference-2023-11-19 (the authors' released classifier) or the path of a model you trained,
+//       e.g. model=[/data/run1/model.keras] (microcrystalnet train ...; its .json description beside it)
 //   min_crystal_area / max_crystal_area: crystal area limits in um^2 (images without
 //       calibration: 10 nm/px is assumed for these limits, results stay in pixels)
 //   exclude_crystals_on_border: drop crystals cut by the image border

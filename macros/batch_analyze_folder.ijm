@@ -12,7 +12,8 @@
 // Without windows:  ImageJ -batch batch_analyze_folder.ijm "input=/data/sem output=/data/results"
 // (plain ImageJ 1.x needs an X display for its dialogs; on a server use xvfb-run, or Fiji --headless)
 //
-// Adapt the analysis settings here (the fields of Plugins > MicroCrystalNet > Analyze Crystals...):
+// Adapt the analysis settings here (the fields of Plugins > MicroCrystalNet > Analyze Crystals...;
+// model= also takes the path of a model you trained: model=[/data/run1/model.keras]):
 settings = "model=reference-2023-11-19 min_crystal_area=0.25 max_crystal_area=40 exclude_sem_data_bar "
     + "preprocessing=[nlm,n2v,unsharp,opening,closing] n2v_model=[] segmenter=Default settings_file=[]";
 

@@ -246,3 +246,18 @@ def test_cli_writes_patches_and_evaluates_the_reference_model(tmp_path, model_di
     assert done.returncode == 2 and "source images" in done.stderr  # 2 scenes cannot be split 80/10/10 by image
     done = run("train", str(tmp_path / "absent"), "--out", str(tmp_path / "run"), "-q")
     assert done.returncode == 2 and "pairs of IMAGE ROISET" in done.stderr
+
+
+def test_cross_validation_trains_one_model_per_fold_and_summarises(synthetic_patches, tmp_path):
+    summary = train_classifier(synthetic_patches, tmp_path, TrainingConfig(epochs=1, folds=3))
+    assert len(summary["folds"]) == 3
+    for number in (1, 2, 3):
+        assert (tmp_path / f"fold-{number}" / "model.keras").is_file()
+        assert (tmp_path / f"fold-{number}" / "evaluation" / "report.html").is_file()
+    written = json.loads((tmp_path / "cross_validation.json").read_text())
+    accuracies = [fold["accuracy"] for fold in written["folds"]]
+    assert written["mean"]["accuracy"] == pytest.approx(np.mean(accuracies))
+    assert written["std"]["accuracy"] == pytest.approx(np.std(accuracies))
+    tested = [set(json.loads((tmp_path / f"fold-{n}" / "split.json").read_text())["test"]) for n in (1, 2, 3)]
+    assert not (tested[0] & tested[1] or tested[0] & tested[2] or tested[1] & tested[2])
+    assert len(tested[0] | tested[1] | tested[2]) == len(synthetic_patches)

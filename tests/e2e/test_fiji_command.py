@@ -442,3 +442,33 @@ def test_fiji_installation_through_pyimagej(tmp_path, reference_model_path):
                           capture_output=True, text=True, env=env, timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr
     assert (tmp_path / "out" / "only" / "RoiSet.zip").is_file()
+
+
+def test_a_model_trained_here_is_used_by_path_with_its_own_input_size(ij, scene_file, tmp_path):
+    """A model from 'microcrystalnet train' (here: untrained, 32 px, its own patch settings) works in
+    the Fiji command as on the command line, fed as its description says."""
+    import json
+
+    from microcrystalnet.classify.architecture import build_microcrystalnet
+    from microcrystalnet.classify.training import model_description
+    from microcrystalnet.config import AnalysisConfig, PatchConfig
+
+    model = tmp_path / "model.keras"
+    build_microcrystalnet(32).save(model)
+    trained_with = AnalysisConfig(patch=PatchConfig(size=32, margin_fraction=0.1, mask_background=False))
+    model.with_name("model.keras.json").write_text(json.dumps(model_description(32, "microcrystalnet", trained_with)))
+    out = tmp_path / "cli"
+    done = subprocess.run([sys.executable, "-m", "microcrystalnet", "analyze", str(scene_file), "--out", str(out),
+                           "--model", str(model), "-q"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    expected = read_rows(out / "scene" / "results.csv")
+    summary = json.loads((out / "scene" / "summary.json").read_text())
+    assert summary["model"]["file"] == str(model)
+    assert summary["model"]["patch"] == {"size": 32, "margin_fraction": 0.1, "mask_background": False}
+    use_backend(ij, "In-process")
+    roi_manager().reset()
+    image, error = analyze(ij, scene_file, OPTIONS.replace("model=reference-2023-11-19", f"model=[{model}]")
+                           + " roi_manager=[Replace existing ROIs]")
+    assert error == ""
+    assert_same_as_cli(results_table_rows(), expected)
+    image.close()

@@ -17,6 +17,8 @@ so an interrupted or failed run never leaves half-written results.
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import csv
 import json
 import math
@@ -175,7 +177,8 @@ def analysis_summary(analysis: CrystalAnalysis) -> dict[str, Any]:
         "preprocessing": analysis.preprocessing,
         "segmentation": analysis.segmentation,
         "model": {"name": card.name, "file": str(analysis.classifier.path), "sha256": card.sha256,
-                  "class_order": list(card.class_order), "input_size": card.input_size},
+                  "class_order": list(card.class_order), "input_size": card.input_size,
+                  "patch": asdict(analysis.classifier.patch_config(analysis.config.patch))},
         "settings": analysis.config.to_dict(),
         "versions": {"microcrystalnet": __version__, **framework_versions()},
         "seconds": analysis.seconds,
