@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from microcrystalnet.classify.architecture import ARCHITECTURES, build_network, keras
+from microcrystalnet.classify.architecture import ARCHITECTURES, keras
 from microcrystalnet.classify.dataset import synthetic_dataset
 from microcrystalnet.classify.scores import classification_scores
 from microcrystalnet.classify.splits import train_validation_test_split
-from microcrystalnet.classify.training import AugmentedPatches
+from microcrystalnet.classify.training import fit_network
 from microcrystalnet.config import TrainingConfig
 from microcrystalnet.frameworks import import_tensorflow
 
@@ -99,22 +99,8 @@ def main() -> None:
         baseline = architecture not in ("microcrystalnet", "reference")
         config = TrainingConfig(architecture=architecture,
                                 epochs=arguments.baseline_epochs if baseline else arguments.epochs)
-        keras.utils.set_random_seed(config.seed)
-        network = build_network(architecture, data.input_size)
-        network.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
-                        loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         checkpoint = arguments.out / f"{architecture}.keras"
-        epoch_seconds: list[float] = []
-        timer = keras.callbacks.LambdaCallback(
-            on_epoch_begin=lambda epoch, logs: epoch_seconds.append(-time.perf_counter()),
-            on_epoch_end=lambda epoch, logs: epoch_seconds.__setitem__(-1, epoch_seconds[-1] + time.perf_counter()))
-        history = network.fit(
-            AugmentedPatches(train.patches, train.labels, config.batch_size, config.augment, config.seed),
-            validation_data=(validation.patches, validation.labels), epochs=config.epochs, verbose=0,
-            callbacks=[timer, keras.callbacks.ModelCheckpoint(checkpoint, monitor="val_loss", save_best_only=True),
-                       keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=config.reduce_lr_factor,
-                                                         patience=config.reduce_lr_patience),
-                       keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.early_stopping_patience)])
+        history = fit_network(train, validation, config, checkpoint)
         best = keras.models.load_model(checkpoint)
         probabilities = np.asarray(best.predict(test.patches, batch_size=256, verbose=0))
         scores = classification_scores(probabilities, test.labels)
@@ -129,10 +115,11 @@ def main() -> None:
         per_second = len(batch) / min(timings)
         flops = flops_per_patch(best)
         row = {"architecture": architecture, "parameters": int(best.count_params()),
-               "epochs_run": len(history.history["loss"]), "epochs_max": config.epochs,
+               "epochs_run": len(history), "epochs_max": config.epochs,
                "accuracy": scores["accuracy"], "top_2_accuracy": scores["top_2_accuracy"],
                "macro_precision": scores["macro_precision"], "macro_recall": scores["macro_recall"],
-               "macro_f1": scores["macro_f1"], "seconds_per_epoch": float(np.median(epoch_seconds)),
+               "macro_f1": scores["macro_f1"],
+               "seconds_per_epoch": float(np.median([epoch["seconds"] for epoch in history])),
                "patches_per_second": per_second, "gflops_per_patch": flops / 1e9,
                "fraction_of_matmul_peak": per_second * flops / (peak * 1e9),
                "paper_table_7_lmcdb": PAPER_TABLE_7.get(architecture)}

@@ -113,17 +113,13 @@ def _write_history(path: Path, history: list[dict[str, float]]) -> None:
             writer.writerow({"epoch": epoch, **{k: f"{row[k]:.6g}" for k in columns if k in row}})
 
 
-def fit_split(dataset: PatchDataset, split: Split, config: TrainingConfig, analysis: AnalysisConfig, run: Path,
-              progress: EpochProgress | None = None) -> dict[str, Any]:
-    """Train on ``split.train``, select on ``split.validation``, evaluate on ``split.test`` into ``run``.
-
-    Returns the evaluation metrics on the test part.
-    """
-    from .evaluation import write_evaluation
-
-    run.mkdir(parents=True, exist_ok=True)
+def fit_network(train: PatchDataset, validation: PatchDataset, config: TrainingConfig, checkpoint: Path,
+                progress: EpochProgress | None = None) -> list[dict[str, float]]:
+    """Train ``config.architecture`` from scratch with the recipe in ``config``; the model with the
+    lowest validation loss is saved at ``checkpoint`` (a ``.keras`` file). Returns the per-epoch
+    logs (loss, accuracy, val_loss, val_accuracy, learning_rate, seconds)."""
     keras.utils.set_random_seed(config.seed)
-    network = build_network(config.architecture, dataset.input_size)
+    network = build_network(config.architecture, train.input_size)
     network.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="sparse_categorical_crossentropy",
                     metrics=["accuracy"])
     history: list[dict[str, float]] = []
@@ -133,10 +129,8 @@ def fit_split(dataset: PatchDataset, split: Split, config: TrainingConfig, analy
         if progress:
             progress(epoch, epochs, logs)
 
-    train = dataset.subset(split.train)
-    validation = dataset.subset(split.validation)
     callbacks = [
-        keras.callbacks.ModelCheckpoint(run / MODEL_FILE, monitor="val_loss", save_best_only=True),
+        keras.callbacks.ModelCheckpoint(checkpoint, monitor="val_loss", save_best_only=True),
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=config.reduce_lr_factor,
                                           patience=config.reduce_lr_patience),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.early_stopping_patience),
@@ -145,13 +139,26 @@ def fit_split(dataset: PatchDataset, split: Split, config: TrainingConfig, analy
     network.fit(AugmentedPatches(train.patches, train.labels, config.batch_size, config.augment, config.seed),
                 validation_data=(validation.patches, validation.labels), epochs=config.epochs, callbacks=callbacks,
                 verbose=0)
+    return history
+
+
+def fit_split(dataset: PatchDataset, split: Split, config: TrainingConfig, analysis: AnalysisConfig, run: Path,
+              progress: EpochProgress | None = None) -> dict[str, Any]:
+    """Train on ``split.train``, select on ``split.validation``, evaluate on ``split.test`` into ``run``.
+
+    Returns the evaluation metrics on the test part.
+    """
+    from .classifier import CrystalClassifier
+    from .evaluation import write_evaluation
+
+    run.mkdir(parents=True, exist_ok=True)
+    history = fit_network(dataset.subset(split.train), dataset.subset(split.validation), config, run / MODEL_FILE,
+                          progress)
     _write_history(run / "history.csv", history)
     (run / f"{MODEL_FILE}.json").write_text(json.dumps(model_description(dataset.input_size, config.architecture,
                                                                          analysis), indent=2) + "\n")
     (run / "split.json").write_text(json.dumps({part: [dataset.names[i] for i in getattr(split, part)]
                                                 for part in ("train", "validation", "test")}, indent=1) + "\n")
-    from .classifier import CrystalClassifier
-
     best = CrystalClassifier.load(run / MODEL_FILE)
     return write_evaluation(run / "evaluation", best, dataset.subset(split.test), history_csv=run / "history.csv",
                             seed=config.seed)
