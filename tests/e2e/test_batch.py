@@ -1,0 +1,114 @@
+"""`microcrystalnet batch`: killed part-way and resumed, a corrupt file reported, Dask gives the same results."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import tifffile
+
+from microcrystalnet.synth import SceneSpec, render_scene
+
+GOOD_IMAGES = 5
+
+
+@pytest.fixture(scope="module")
+def input_folder(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("sem")
+    for index in range(GOOD_IMAGES):
+        scene = render_scene(SceneSpec(shape=(768, 768), pixel_size_um=0.02, seed=300 + index))
+        tifffile.imwrite(folder / f"sample{index}.tif", scene.image, imagej=True, resolution=(50, 50),
+                         metadata={"unit": "um"})
+    (folder / "corrupt.tif").write_bytes(b"II*\x00" + bytes(200))
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+def batch(input_folder: Path, out: Path, *options: str, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "microcrystalnet", "batch", str(input_folder), "--out", str(out),
+                             "--no-download", "--no-overlay", *options], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as stream:
+        return list(csv.DictReader(stream))
+
+
+@pytest.fixture(scope="module")
+def env(reference_model_path) -> dict[str, str]:
+    return {**os.environ, "MICROCRYSTALNET_MODEL_DIR": str(reference_model_path.parent)}
+
+
+@pytest.fixture(scope="module")
+def resumed_batch(input_folder, env, tmp_path_factory) -> Path:
+    """A serial batch killed (SIGKILL) after its first finished image, then run again."""
+    out = tmp_path_factory.mktemp("batch") / "out"
+    first = batch(input_folder, out, "--workers", "0", env=env)
+    deadline = time.monotonic() + 300
+    while not list(out.glob("sample*/summary.json")):
+        assert first.poll() is None, first.communicate()[1]
+        assert time.monotonic() < deadline, "no image finished in 300 s"
+        time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)
+    first.communicate()
+    finished_before = {path.parent.name: path.stat().st_mtime_ns for path in out.glob("sample*/summary.json")}
+    assert 1 <= len(finished_before) < GOOD_IMAGES, "the kill came too late to test resuming"
+    second = batch(input_folder, out, "--workers", "0", env=env)
+    _, log = second.communicate(timeout=600)
+    assert second.returncode == 1, log  # 1: some images (the corrupt one) could not be analysed
+    to_do = GOOD_IMAGES + 1 - len(finished_before)
+    assert f"{to_do} image(s) to analyse, {len(finished_before)} already finished" in log
+    for name, mtime in finished_before.items():  # finished images were not analysed again
+        assert (out / name / "summary.json").stat().st_mtime_ns == mtime
+    return out
+
+
+def test_a_killed_batch_resumes_with_every_good_image_done_once_and_the_corrupt_one_reported(resumed_batch):
+    out = resumed_batch
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == [f"sample{i}" for i in range(GOOD_IMAGES)]
+    assert not list(out.glob(".*partial*")), "half-written folders of the killed run are left"
+    errors = read_csv(out / "batch_errors.csv")
+    assert [row["Image"] for row in errors] == ["corrupt.tif"] and "cannot be read" in errors[0]["Error"]
+    images = read_csv(out / "batch_images.csv")
+    assert [row["Image"] for row in images] == [f"sample{i}.tif" for i in range(GOOD_IMAGES)]
+    crystals = read_csv(out / "batch_results.csv")
+    for row in images:
+        per_image = read_csv(out / Path(row["Image"]).stem / "results.csv")
+        assert int(row["Crystals"]) == len(per_image) > 0
+        assert [r["Name"] for r in crystals if r["Image"] == row["Image"]] == [r["Name"] for r in per_image]
+        assert sum(int(row[f"Count_{code}"]) for code in ("RES", "PES", "AA", "RA/SA")) == len(per_image)
+        assert row["Unit"] == "um" and float(row["PixelSize_um"]) == pytest.approx(0.02)
+
+
+def test_the_same_batch_on_a_local_dask_cluster_gives_identical_results(resumed_batch, input_folder, env,
+                                                                        tmp_path):
+    run = batch(input_folder, tmp_path / "dask", "--workers", "2", env=env)
+    _, log = run.communicate(timeout=900)
+    assert run.returncode == 1, log
+    assert "Dask: 2 worker(s)" in log
+    for table in ("batch_results.csv", "batch_images.csv", "batch_errors.csv"):
+        ours, serial = read_csv(tmp_path / "dask" / table), read_csv(resumed_batch / table)
+        if table == "batch_images.csv":  # seconds differ from run to run
+            for row in ours + serial:
+                row.pop("Seconds")
+        assert ours == serial, table
+    again = batch(input_folder, tmp_path / "dask", "--workers", "2", env=env)
+    _, log = again.communicate(timeout=900)
+    assert f"1 image(s) to analyse, {GOOD_IMAGES} already finished" in log  # only the corrupt one is retried
+
+
+def test_batch_usage_errors(tmp_path, env):
+    run = batch(tmp_path / "absent", tmp_path / "out", env=env)
+    _, log = run.communicate(timeout=120)
+    assert run.returncode == 2 and "no such folder" in log
+    (tmp_path / "empty").mkdir()
+    run = batch(tmp_path / "empty", tmp_path / "out", env=env)
+    _, log = run.communicate(timeout=120)
+    assert run.returncode == 2 and "holds no images" in log
