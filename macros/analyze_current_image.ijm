@@ -8,6 +8,8 @@
 // Analyze Crystals... (record it with Plugins > Macros > Record... to get this line).
 //   model: reference-2023-11-19 (the authors' released classifier) or the path of a model you trained,
 //       e.g. model=[/data/run1/model.keras] (microcrystalnet train ...; its .json description beside it)
+//   unclear_below: a crystal whose most probable class has a lower probability is labelled 'unclear'
+//       (its own colour, yellow); 0 turns this off
 //   min_crystal_area / max_crystal_area: crystal area limits in um^2 (images without
 //       calibration: 10 nm/px is assumed for these limits, results stay in pixels)
 //   exclude_crystals_on_border: drop crystals cut by the image border
@@ -20,7 +22,7 @@
 //   save_results_to: a folder for RoiSet.zip, results.csv, ... (empty: do not save)
 
 if (nImages == 0) exit("Open an SEM image first.");
-run("Analyze Crystals...", "model=reference-2023-11-19 min_crystal_area=0.25 max_crystal_area=40 "
+run("Analyze Crystals...", "model=reference-2023-11-19 unclear_below=0.5 min_crystal_area=0.25 max_crystal_area=40 "
     + "exclude_sem_data_bar preprocessing=[nlm,n2v,unsharp,opening,closing] n2v_model=[] segmenter=Default "
     + "settings_file=[] roi_manager=[Add to existing ROIs] save_results_to=[]");
 error = call("microcrystalnet.fiji.AnalyzeCrystals.lastError");

@@ -14,7 +14,7 @@
 //
 // Adapt the analysis settings here (the fields of Plugins > MicroCrystalNet > Analyze Crystals...;
 // model= also takes the path of a model you trained: model=[/data/run1/model.keras]):
-settings = "model=reference-2023-11-19 min_crystal_area=0.25 max_crystal_area=40 exclude_sem_data_bar "
+settings = "model=reference-2023-11-19 unclear_below=0.5 min_crystal_area=0.25 max_crystal_area=40 exclude_sem_data_bar "
     + "preprocessing=[nlm,n2v,unsharp,opening,closing] n2v_model=[] segmenter=Default settings_file=[]";
 
 extensions = newArray(".tif", ".tiff", ".png", ".jpg", ".jpeg");

@@ -1,13 +1,18 @@
+import csv
 import json
 
 import numpy as np
 import pytest
+import roifile
 import tifffile
 
-from microcrystalnet.io import read_sem_image
+from microcrystalnet.classes import UNCLEAR
+from microcrystalnet.config import AnalysisConfig, ClassifyConfig
+from microcrystalnet.io import read_sem_image, sem_image_from_array
 from microcrystalnet.io.outputs import write_analysis
+from microcrystalnet.measure import MEASUREMENT_COLUMNS
 from microcrystalnet.pipeline import analyze_image
-from microcrystalnet.results import RESULT_COLUMNS
+from microcrystalnet.results import RESULT_COLUMNS, results_rows
 from microcrystalnet.synth import SceneSpec, render_scene
 
 
@@ -70,3 +75,30 @@ def test_an_image_of_pore_space_only_gives_no_crystals_and_complete_outputs(tmp_
     folder = write_analysis(tmp_path / "out", analysis)
     assert strict_json(folder / "summary.json")["n_crystals"] == 0
     assert (folder / "RoiSet.zip").is_file() and (folder / "overlay.png").is_file()
+
+
+def test_crystals_below_the_threshold_are_unclear_in_every_output(tmp_path, small_scene, reference_classifier):
+
+    measured = [{column: 1.0 for column in MEASUREMENT_COLUMNS}] * 3
+    probabilities = np.array([[0.9, 0.05, 0.03, 0.02], [0.4, 0.3, 0.2, 0.1], [0.5, 0.5, 0.0, 0.0]])
+    rows = results_rows(probabilities, measured, unclear_below=0.5)
+    assert [row["Class"] for row in rows] == ["RES", "unclear", "RES"]  # at the threshold: kept
+    assert rows[1]["Name"] == "0002-unclear" and rows[1]["Confidence"] == pytest.approx(0.4)
+    assert [row["Class"] for row in results_rows(probabilities, measured, unclear_below=0.0)] == ["RES"] * 3
+
+    image = sem_image_from_array(small_scene.image, "scene.tif", small_scene.spec.pixel_size_um, "test")
+    config = AnalysisConfig(classify=ClassifyConfig(unclear_below=0.95))
+    analysis = analyze_image(image, reference_classifier, config)
+    unclear = [row for row in analysis.rows if row["Class"] == "unclear"]
+    assert unclear and all(row["Confidence"] < 0.95 for row in unclear)
+    assert all(row["Confidence"] >= 0.95 for row in analysis.rows if row["Class"] != "unclear")
+    folder = write_analysis(tmp_path, analysis)
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["classes"]["unclear"]["count"] == len(unclear)
+    with open(folder / "class_summary.csv", newline="") as stream:
+        table = {row["Class"]: row for row in csv.DictReader(stream)}
+    assert int(table["unclear"]["Count"]) == len(unclear) and table["unclear"]["Colour"] == UNCLEAR.colour_hex
+    rois = roifile.roiread(folder / "RoiSet.zip")
+    marked = [roi for roi in rois if roi.name.endswith("-unclear")]
+    assert len(marked) == len(unclear)
+    assert all(roi.stroke_color == bytes((255, *UNCLEAR.colour_rgb)) for roi in marked)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .classes import CLASS_CODES
+from .classes import RESULT_CODES
 from .config import AnalysisConfig
 from .io import SUPPORTED_SUFFIXES, ImageInputError, read_sem_image
 from .io.outputs import RESULTS_NAME, SUMMARY_NAME
@@ -214,7 +214,7 @@ def image_summary_row(image: Path, summary: dict[str, Any]) -> dict[str, Any]:
                            "PixelSize_um": summary.get("pixel_size_um"),
                            "PixelSizeSource": summary.get("pixel_size_source"), "Unit": summary.get("unit"),
                            "Seconds": round(sum(summary.get("seconds", {}).values()), 3)}
-    for code in CLASS_CODES:
+    for code in RESULT_CODES:
         statistics = summary["classes"][code]
         row[f"Count_{code}"] = statistics["count"]
         row[f"Fraction_{code}"] = statistics["fraction"]
@@ -224,7 +224,7 @@ def image_summary_row(image: Path, summary: dict[str, Any]) -> dict[str, Any]:
 
 
 IMAGE_COLUMNS = ["Image", "Crystals", "PixelSize_um", "PixelSizeSource", "Unit", "Seconds",
-                 *[f"{kind}_{code}" for code in CLASS_CODES for kind in ("Count", "Fraction", "MeanArea", "MeanFeret")]]
+                 *[f"{kind}_{code}" for code in RESULT_CODES for kind in ("Count", "Fraction", "MeanArea", "MeanFeret")]]
 
 
 def write_batch_tables(out: Path, images: Sequence[Path], errors: Sequence[ImageOutcome]) -> None:

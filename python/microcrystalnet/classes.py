@@ -42,15 +42,22 @@ RASA = CrystalClass("RA/SA", "RA-SA", "rounded/spherical, anhedral", "#CC79A7")
 CRYSTAL_CLASSES: tuple[CrystalClass, ...] = (RES, PES, AA, RASA)
 CLASS_CODES: tuple[str, ...] = tuple(c.code for c in CRYSTAL_CLASSES)
 
-_BY_CODE = {c.code: c for c in CRYSTAL_CLASSES} | {c.file_code: c for c in CRYSTAL_CLASSES}
+#: A crystal whose most probable class is not probable enough (``ClassifyConfig.unclear_below``);
+#: the paper's labelling sheets mark such crystals "unclear" too. Not a class any model predicts.
+UNCLEAR = CrystalClass("unclear", "unclear", "unclear: no class probable enough", "#F0E442")
+#: What a crystal in the results can be: one of the four classes, or unclear.
+RESULT_CLASSES: tuple[CrystalClass, ...] = (*CRYSTAL_CLASSES, UNCLEAR)
+RESULT_CODES: tuple[str, ...] = tuple(c.code for c in RESULT_CLASSES)
+
+_BY_CODE = {c.code: c for c in RESULT_CLASSES} | {c.file_code: c for c in RESULT_CLASSES}
 
 
 def class_by_code(code: str) -> CrystalClass:
-    """Return the class for a code such as ``"RES"``, ``"RA/SA"`` or ``"RA-SA"``."""
+    """Return the class for a code such as ``"RES"``, ``"RA/SA"``, ``"RA-SA"`` or ``"unclear"``."""
     try:
         return _BY_CODE[code]
     except KeyError:
-        raise ValueError(f"unknown crystal class {code!r}; known: {', '.join(CLASS_CODES)}") from None
+        raise ValueError(f"unknown crystal class {code!r}; known: {', '.join(RESULT_CODES)}") from None
 
 
 #: Words a petrographer may use for each class (labelling sheets, folder names, ROI names).

@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from . import __version__
-from .classes import CLASS_CODES
+from .classes import RESULT_CODES
 from .classify import DEFAULT_MODEL, MODEL_CARDS, CrystalClassifier, ModelDescriptionError, ModelUnavailableError
 from .config import AnalysisConfig
 from .io import SUPPORTED_SUFFIXES, ImageInputError, read_sem_image
@@ -38,6 +38,9 @@ def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--model", metavar="NAME_OR_PATH",
                        help=f"classifier: a known model ({', '.join(MODEL_CARDS)}; default {DEFAULT_MODEL}) "
                             "or a Keras .h5/.keras file with a <file>.json description")
+    group.add_argument("--unclear-below", type=float, metavar="P",
+                       help="label a crystal 'unclear' when its most probable class has a probability below P "
+                            "(default 0.5; 0 turns it off)")
     group.add_argument("--no-download", action="store_true",
                        help="never download the model; fail with instructions if it is not on this machine")
     group.add_argument("--min-area-um2", type=float, metavar="UM2", help="smallest crystal area kept (um^2)")
@@ -319,6 +322,8 @@ def config_from_arguments(arguments: argparse.Namespace) -> AnalysisConfig:
         config = replace(config, segment=replace(config.segment, sam=replace(config.segment.sam, **sam_changes)))
     if arguments.model:
         config = replace(config, classify=replace(config.classify, model=arguments.model))
+    if arguments.unclear_below is not None:
+        config = replace(config, classify=replace(config.classify, unclear_below=arguments.unclear_below))
     return config
 
 
@@ -397,7 +402,7 @@ def _run_analyze(arguments: argparse.Namespace, config: AnalysisConfig) -> int:
             f"{step['step']} {step['snr_db']:.1f} dB" for step in analysis.preprocessing if step["applied"]
             or step["step"] == "input"))
         counts = ", ".join(f"{code} {sum(1 for row in analysis.rows if row['Class'] == code)}"
-                           for code in CLASS_CODES)
+                           for code in RESULT_CODES)
         log.info("%s: %d crystals (%s) -> %s", path.name, analysis.n_crystals, counts, folder)
     progress.close()
     if failed:

@@ -218,13 +218,21 @@ class PatchConfig:
 
 @dataclass(frozen=True)
 class ClassifyConfig:
-    """Which classifier: a model name from the model registry, or a path to a Keras file."""
+    """Which classifier: a model name from the model registry, or a path to a Keras file.
+
+    ``unclear_below``: a crystal whose most probable class has a probability below this is
+    labelled ``unclear`` rather than forced into a class (0 turns this off). Default 0.5: below
+    it the model itself finds its best class less likely than all the others together; on
+    held-out synthetic crystals such labels were mostly wrong (BENCHMARKS.md).
+    """
 
     model: str = "reference-2023-11-19"
     batch_size: int = 256
+    unclear_below: float = 0.5
 
     def __post_init__(self) -> None:
         _require(self.batch_size >= 1, "batch_size must be >= 1")
+        _require(0 <= self.unclear_below <= 1, "unclear_below must be in [0, 1]")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import tifffile
 
-from .classes import CLASS_CODES
+from .classes import CLASS_CODES, RESULT_CODES
 from .classify import CrystalClassifier
 from .config import AnalysisConfig
 from .io import read_sem_image
@@ -42,10 +42,10 @@ def compare_with_truth(analysis: CrystalAnalysis, scene: SyntheticScene) -> dict
     """Segmentation F1 at IoU 0.5 and class agreement of the matched crystals."""
     match = match_instances(scene.labels, analysis.labels, 0.5)
     iou = iou_matrix(scene.labels, analysis.labels)
-    confusion = np.zeros((len(CLASS_CODES), len(CLASS_CODES)), int)
+    confusion = np.zeros((len(CLASS_CODES), len(RESULT_CODES)), int)
     for true_id, predicted_id in zip(*np.nonzero(iou >= 0.5)):
         true_class = CLASS_CODES.index(scene.crystal_classes[true_id - 1])
-        predicted_class = CLASS_CODES.index(str(analysis.rows[predicted_id - 1]["Class"]))
+        predicted_class = RESULT_CODES.index(str(analysis.rows[predicted_id - 1]["Class"]))
         confusion[true_class, predicted_class] += 1
     matched = int(confusion.sum())
     return {
@@ -54,8 +54,9 @@ def compare_with_truth(analysis: CrystalAnalysis, scene: SyntheticScene) -> dict
         "classification": {
             "matched_crystals": matched,
             "agreement": float(np.trace(confusion) / matched) if matched else None,
+            "unclear": int(confusion[:, -1].sum()),
             "confusion_rows_true_columns_predicted": {
-                CLASS_CODES[t]: {CLASS_CODES[p]: int(confusion[t, p]) for p in range(len(CLASS_CODES))}
+                CLASS_CODES[t]: {RESULT_CODES[p]: int(confusion[t, p]) for p in range(len(RESULT_CODES))}
                 for t in range(len(CLASS_CODES))},
         },
     }

@@ -108,7 +108,8 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
         notices.append("no crystals found; see the segmentation message above, or check the crystal area limits")
     full_labels = np.zeros(image.pixels.shape, np.int32)
     full_labels[: labels.shape[0]] = labels
-    rows = results_rows(probabilities, measurements, segmenter_label(segmentation.segmenter))
+    rows = results_rows(probabilities, measurements, segmenter_label(segmentation.segmenter),
+                        config.classify.unclear_below)
     return CrystalAnalysis(image, full_labels, outlines, rows, image.pixel_size_um, segmentation_pixel_size, config,
                            classifier, {"segmenter": segmentation.segmenter, "statistics": segmentation.statistics},
                            reports_as_dicts(step_reports), seconds, notices)

@@ -1,8 +1,8 @@
 """The per-crystal results table and the per-image class statistics.
 
 One row per crystal, in label order, with the columns of :data:`RESULT_COLUMNS`: the crystal's
-number and ROI name, its class, the classifier's confidence (top probability) and the four
-class probabilities, then the ImageJ measurements of :mod:`microcrystalnet.measure`, and which segmenter found it. The
+number and ROI name, its class (``unclear`` when the top probability is below the threshold),
+the classifier's confidence (top probability) and the four class probabilities, then the ImageJ measurements of :mod:`microcrystalnet.measure`, and which segmenter found it. The
 same rows feed the CSV, the Fiji Results table and the summary.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .classes import CLASS_CODES, class_by_code
+from .classes import CLASS_CODES, RESULT_CODES, UNCLEAR, class_by_code
 from .measure import MEASUREMENT_COLUMNS
 
 PROBABILITY_COLUMNS: tuple[str, ...] = tuple(f"Prob_{code}" for code in CLASS_CODES)
@@ -34,17 +34,19 @@ def segmenter_label(segmenter: dict[str, object]) -> str:
 
 
 def results_rows(probabilities: np.ndarray, measurements: Sequence[dict[str, float]],
-                 segmenter: str = "watershed") -> list[dict[str, object]]:
-    """Rows of the results table; ``probabilities``: (N, 4) in ``CLASS_CODES`` order."""
+                 segmenter: str = "watershed", unclear_below: float = 0.0) -> list[dict[str, object]]:
+    """Rows of the results table; ``probabilities``: (N, 4) in ``CLASS_CODES`` order. A crystal
+    whose top probability is below ``unclear_below`` gets the class ``unclear``."""
     if len(probabilities) != len(measurements):
         raise ValueError(f"{len(probabilities)} classifications for {len(measurements)} measured crystals")
     rows = []
     for number, (probability, measured) in enumerate(zip(probabilities, measurements), start=1):
         best = int(np.argmax(probability))
+        code = CLASS_CODES[best] if probability[best] >= unclear_below else UNCLEAR.code
         row: dict[str, object] = {
             "Crystal": number,
-            "Name": crystal_name(number, CLASS_CODES[best]),
-            "Class": CLASS_CODES[best],
+            "Name": crystal_name(number, code),
+            "Class": code,
             "Confidence": float(probability[best]),
         }
         row.update({column: float(p) for column, p in zip(PROBABILITY_COLUMNS, probability)})
@@ -55,10 +57,10 @@ def results_rows(probabilities: np.ndarray, measurements: Sequence[dict[str, flo
 
 
 def class_statistics(rows: Sequence[dict[str, object]]) -> dict[str, dict[str, float]]:
-    """Per class: count, fraction of crystals, mean Area, mean Feret, mean Confidence."""
+    """Per class (and unclear): count, fraction of crystals, mean Area, mean Feret, mean Confidence."""
     statistics = {}
     total = len(rows)
-    for code in CLASS_CODES:
+    for code in RESULT_CODES:
         members = [row for row in rows if row["Class"] == code]
         statistics[code] = {
             "count": len(members),

@@ -126,7 +126,10 @@ def test_in_process_command_gives_the_clis_crystals_names_colours_and_results(ij
         assert str(roi.getProperty("Class")) == row["Class"]
     assert_same_as_cli(results_table_rows(), cli_rows)
     summary = jimport("ij.measure.ResultsTable").getResultsTable("MicroCrystalNet Summary")
-    assert summary.size() == 4 and sum(summary.getValue("Count", i) for i in range(4)) == count
+    assert [str(summary.getStringValue("Class", i)) for i in range(summary.size())] == \
+        ["RES", "PES", "AA", "RA/SA", "unclear"]
+    assert sum(summary.getValue("Count", i) for i in range(5)) == count
+    assert any(row["Class"] == "unclear" for row in cli_rows), "no crystal below the default 0.5: test says nothing"
     steps = jimport("ij.measure.ResultsTable").getResultsTable("MicroCrystalNet Preprocessing")
     assert [str(steps.getStringValue("Step", i)) for i in range(steps.size())] == \
         ["input", "nlm", "n2v", "unsharp", "opening", "closing"]
@@ -302,7 +305,7 @@ def cancelling_progress(stages: list):
 def test_cancel_stops_the_backend(ij, scene_file, backend):
     from jpype import JException
 
-    settings = jimport("microcrystalnet.fiji.AnalyzeCrystals").settingsJson("reference-2023-11-19", 0.25, 40.0,
+    settings = jimport("microcrystalnet.fiji.AnalyzeCrystals").settingsJson("reference-2023-11-19", 0.5, 0.25, 40.0,
                                                                           False, True, "nlm,n2v,unsharp,opening,closing", "", "Default", "")
     chosen = (jimport("microcrystalnet.fiji.BackendRegistry").inProcess() if backend == "in-process"
               else jimport("microcrystalnet.fiji.ExternalBackend")(sys.executable))

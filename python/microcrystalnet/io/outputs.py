@@ -36,7 +36,7 @@ from scipy import ndimage as ndi
 from skimage.segmentation import find_boundaries
 
 from .. import __version__
-from ..classes import CLASS_CODES, CRYSTAL_CLASSES, class_by_code
+from ..classes import RESULT_CLASSES, RESULT_CODES, class_by_code
 from ..frameworks import framework_versions
 from ..results import RESULT_COLUMNS, class_statistics
 from .image_file import to_unit_range
@@ -102,7 +102,7 @@ def class_summary_rows(image_name: str, rows: Sequence[dict[str, Any]]) -> list[
     return [{"Image": image_name, "Class": c.code, "Name": c.name, "Colour": c.colour_hex,
              "Count": statistics[c.code]["count"], "Fraction": statistics[c.code]["fraction"],
              "MeanArea": statistics[c.code]["mean_area"], "MeanFeret": statistics[c.code]["mean_feret"],
-             "MeanConfidence": statistics[c.code]["mean_confidence"]} for c in CRYSTAL_CLASSES]
+             "MeanConfidence": statistics[c.code]["mean_confidence"]} for c in RESULT_CLASSES]
 
 
 def write_calibrated_tiff(path: Path, data: Array, pixel_size_um: float | None) -> None:
@@ -133,12 +133,12 @@ def write_overlay_png(path: Path, pixels: Array, labels: Array, rows: Sequence[d
     thickness = max(1, round(max(height, width) / 1024))
     class_of_label = np.zeros(len(rows) + 1, np.int16)
     for row in rows:
-        class_of_label[int(row["Crystal"])] = CLASS_CODES.index(str(row["Class"])) + 1
+        class_of_label[int(row["Crystal"])] = RESULT_CODES.index(str(row["Class"])) + 1
     edges = find_boundaries(labels, mode="inner")
     if thickness > 1:
         edges = ndi.binary_dilation(edges, iterations=thickness - 1) & (labels > 0)
     edge_class = class_of_label[labels] * edges
-    for index, crystal_class in enumerate(CRYSTAL_CLASSES, start=1):
+    for index, crystal_class in enumerate(RESULT_CLASSES, start=1):
         rgb[edge_class == index] = np.array(crystal_class.colour_rgb) / 255.0
 
     dpi = 100
@@ -150,8 +150,8 @@ def write_overlay_png(path: Path, pixels: Array, labels: Array, rows: Sequence[d
     centres = ndi.center_of_mass(labels > 0, labels, range(1, len(rows) + 1)) if rows else []
     for row, (y, x) in zip(rows, centres):
         axes.text(x, y, str(row["Crystal"]), color="white", fontsize=font_size, ha="center", va="center")
-    counts = {code: sum(1 for row in rows if row["Class"] == code) for code in CLASS_CODES}
-    handles = [Patch(facecolor=c.colour_hex, label=f"{c.code}  {c.name}  (n={counts[c.code]})") for c in CRYSTAL_CLASSES]
+    counts = {code: sum(1 for row in rows if row["Class"] == code) for code in RESULT_CODES}
+    handles = [Patch(facecolor=c.colour_hex, label=f"{c.code}  {c.name}  (n={counts[c.code]})") for c in RESULT_CLASSES]
     axes.legend(handles=handles, loc="lower right", fontsize=font_size * 1.2, framealpha=0.85)
     temporary = path.with_name(path.stem + ".tmp.png")
     figure.savefig(temporary, dpi=dpi)

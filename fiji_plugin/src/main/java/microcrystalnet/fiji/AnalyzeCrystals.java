@@ -50,6 +50,7 @@ public class AnalyzeCrystals implements PlugIn {
 		}
 		GenericDialog dialog = new GenericDialog("MicroCrystalNet: Analyze Crystals");
 		dialog.addStringField("Model", Settings.model(), 24);
+		dialog.addNumericField("Unclear_below", 0.5, 2, 6, "probability");
 		dialog.addNumericField("Min_crystal_area", 0.25, 3, 8, "um^2");
 		dialog.addNumericField("Max_crystal_area", 40, 3, 8, "um^2");
 		dialog.addCheckbox("Exclude_crystals_on_border", false);
@@ -60,7 +61,8 @@ public class AnalyzeCrystals implements PlugIn {
 		dialog.addStringField("Settings_file", "", 32);
 		dialog.addChoice("ROI_Manager", new String[] {ADD, REPLACE}, ADD);
 		dialog.addStringField("Save_results_to", "", 32);
-		dialog.addMessage("Preprocessing: steps in order from nlm, n2v, unsharp, opening, closing (empty: none).\n"
+		dialog.addMessage("Unclear below: a crystal whose most probable class is less probable than this is labelled 'unclear' (0: never).\n"
+			+ "Preprocessing: steps in order from nlm, n2v, unsharp, opening, closing (empty: none).\n"
 			+ "N2V model: a Noise2Void model for the n2v step (without one that step is skipped).\n"
 			+ "Segmenter: Default takes the settings file's, else the watershed; SAM is the Segment Anything Model.\n"
 			+ "Settings file: optional JSON settings, e.g. from 'microcrystalnet tune-sam'; the fields here override it.\n"
@@ -69,6 +71,7 @@ public class AnalyzeCrystals implements PlugIn {
 		dialog.showDialog();
 		if (dialog.wasCanceled()) return;
 		String model = dialog.getNextString().trim();
+		double unclearBelow = dialog.getNextNumber();
 		double minArea = dialog.getNextNumber();
 		double maxArea = dialog.getNextNumber();
 		boolean excludeBorder = dialog.getNextBoolean();
@@ -83,6 +86,10 @@ public class AnalyzeCrystals implements PlugIn {
 			fail("The crystal area limits must be numbers with 0 <= minimum < maximum.");
 			return;
 		}
+		if (!(unclearBelow >= 0 && unclearBelow <= 1)) {
+			fail("Unclear below must be a probability between 0 and 1.");
+			return;
+		}
 		if (!settingsFile.isEmpty() && !new File(settingsFile).isFile()) {
 			fail("The settings file " + settingsFile + " does not exist.");
 			return;
@@ -91,21 +98,23 @@ public class AnalyzeCrystals implements PlugIn {
 			fail("The Noise2Void model " + n2vModel + " does not exist.");
 			return;
 		}
-		String settings = settingsJson(model, minArea, maxArea, excludeBorder, excludeDataBar, steps, n2vModel, segmenter,
+		String settings = settingsJson(model, unclearBelow, minArea, maxArea, excludeBorder, excludeDataBar, steps, n2vModel, segmenter,
 			settingsFile);
 		analyze(image, settings, replace, saveTo);
 	}
 
 	/** The analysis settings of the dialog's fields as the JSON of microcrystalnet.config.AnalysisConfig. */
-	public static String settingsJson(String model, double minArea, double maxArea, boolean excludeBorder,
+	public static String settingsJson(String model, double unclearBelow, double minArea, double maxArea, boolean excludeBorder,
 		boolean excludeDataBar, String steps, String n2vModel, String segmenter, String settingsFile) {
 		String backend = "Default".equals(segmenter) ? "" : String.format(", \"backend\": \"%s\"",
 			segmenter.toLowerCase(Locale.ROOT));
 		String base = settingsFile.isEmpty() ? "" : String.format("\"extends\": \"%s\", ", quoted(settingsFile));
 		return String.format(Locale.ROOT, "{%s%s, \"input\": {\"exclude_data_bar\": %b}, \"segment\": {\"min_crystal_area_um2\": %s, "
-			+ "\"max_crystal_area_um2\": %s, \"exclude_border\": %b%s}, \"classify\": {\"model\": \"%s\"}}", base,
+			+ "\"max_crystal_area_um2\": %s, \"exclude_border\": %b%s}, \"classify\": {\"model\": \"%s\", "
+			+ "\"unclear_below\": %s}}", base,
 			preprocessingJson(steps, n2vModel),
-			excludeDataBar, Double.toString(minArea), Double.toString(maxArea), excludeBorder, backend, quoted(model));
+			excludeDataBar, Double.toString(minArea), Double.toString(maxArea), excludeBorder, backend, quoted(model),
+			Double.toString(unclearBelow));
 	}
 
 	private static String preprocessingJson(String steps, String n2vModel) {
