@@ -74,6 +74,37 @@ def test_zeiss_metadata_gives_pixel_size(tmp_path):
     assert image.pixel_size_um == pytest.approx(0.0025) and image.pixel_size_source == "Zeiss SEM metadata"
 
 
+def test_tescan_metadata_gives_pixel_size(tmp_path):
+    path = tmp_path / "tescan.tif"
+    tescan = "[MAIN]\r\nDevice=MIRA3 LMH\r\nMagnification=50000\r\nPixelSizeX=4.6875e-009\r\nPixelSizeY=4.6875e-009\r\n"
+    tifffile.imwrite(path, sem_like(), extratags=[(50431, "s", 0, tescan, True)])
+    image = read_sem_image(path)
+    assert image.pixel_size_um == pytest.approx(0.0046875) and image.pixel_size_source == "Tescan metadata"
+
+
+JEOL_TEXT = "$CM_FORMAT JEOL/SEM\n$CM_MAG 20000\n$CM_FULL_SIZE 1280 960\n$$SM_MICRON_BAR 160\n$$SM_MICRON_MARKER 1um\n"
+
+
+def test_jeol_metadata_beside_the_image_or_in_its_header_gives_pixel_size(tmp_path):
+    beside = tmp_path / "jeol.tif"
+    tifffile.imwrite(beside, sem_like())
+    beside.with_suffix(".txt").write_text(JEOL_TEXT)
+    image = read_sem_image(beside)
+    assert image.pixel_size_um == pytest.approx(1 / 160) and image.pixel_size_source == "JEOL metadata"
+    inside = tmp_path / "jeol_header.tif"
+    tifffile.imwrite(inside, sem_like(), extratags=[(65027, "s", 0, JEOL_TEXT.replace("1um", "500nm"), True)])
+    assert read_sem_image(inside).pixel_size_um == pytest.approx(0.5 / 160)
+
+
+def test_imagej_calibration_wins_over_instrument_metadata(tmp_path):
+    path = tmp_path / "both.tif"
+    tescan = "[MAIN]\nPixelSizeX=4.6875e-009\n"
+    tifffile.imwrite(path, sem_like(), imagej=True, resolution=(50, 50), metadata={"unit": "um"},
+                     extratags=[(50431, "s", 0, tescan, True)])
+    image = read_sem_image(path)
+    assert image.pixel_size_um == pytest.approx(0.02) and image.pixel_size_source == "ImageJ calibration"
+
+
 def test_option_overrides_file_calibration_and_unknown_size_is_said(tmp_path):
     path = tmp_path / "plain.tif"
     tifffile.imwrite(path, sem_like())

@@ -6,11 +6,17 @@ unreadable or too small files and images holding NaN raise :class:`ImageInputErr
 message naming the file and what to do.
 
 Pixel size, in order: the caller's value -> ImageJ calibration -> FEI/Thermo Fisher metadata
-(``[Scan] PixelWidth``) -> Zeiss SEM metadata (``ap_image_pixel_size``) -> unknown.
+(``[Scan] PixelWidth``, read by tifffile) -> Zeiss SEM metadata (``ap_image_pixel_size``, read by
+tifffile) -> Tescan metadata (INI text in TIFF tag 50431, ``[MAIN] PixelSizeX`` in metres) ->
+JEOL metadata (``$$SM_MICRON_BAR`` pixels long = ``$$SM_MICRON_MARKER``, e.g. ``1um``, from the
+``<image>.txt`` JEOL writes beside each image, or the JEOL header tag 65027 when it holds that
+text) -> unknown (results in pixels).
 """
 
 from __future__ import annotations
 
+import configparser
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,6 +115,50 @@ def _zeiss_pixel_size(tif: tifffile.TiffFile) -> float | None:
     return pixel_size_from_unit(float(entry[1]), str(entry[2]))
 
 
+TESCAN_TAG = 50431
+JEOL_HEADER_TAG = 65027
+
+
+def _tag_text(tif: tifffile.TiffFile, code: int) -> str | None:
+    tag = tif.pages.first.tags.get(code)
+    if tag is None:
+        return None
+    value = tag.value
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    return value if isinstance(value, str) else None
+
+
+def _tescan_pixel_size(tif: tifffile.TiffFile) -> float | None:
+    text = _tag_text(tif, TESCAN_TAG)
+    if not text:
+        return None
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    try:
+        parser.read_string(text if text.lstrip().startswith("[") else "[MAIN]\n" + text)
+        metres = float(parser.get("MAIN", "PixelSizeX"))
+    except (configparser.Error, ValueError):
+        return None
+    return metres * 1e6 if metres > 0 else None
+
+
+def jeol_pixel_size(text: str) -> float | None:
+    """Micrometres per pixel from JEOL SEM metadata text (``$$SM_MICRON_BAR`` and ``$$SM_MICRON_MARKER``)."""
+    bar = re.search(r"^\$+SM_MICRON_BAR\s+([\d.]+)", text, re.MULTILINE)
+    marker = re.search(r"^\$+SM_MICRON_MARKER\s+([\d.]+)\s*([a-zA-Z\u00b5]+)", text, re.MULTILINE)
+    if not bar or not marker or float(bar.group(1)) <= 0:
+        return None
+    return pixel_size_from_unit(float(marker.group(1)) / float(bar.group(1)), marker.group(2))
+
+
+def _jeol_pixel_size(tif: tifffile.TiffFile) -> float | None:
+    sidecar = Path(tif.filehandle.path).with_suffix(".txt")
+    text = _tag_text(tif, JEOL_HEADER_TAG) or ""
+    if "SM_MICRON" not in text and sidecar.is_file():
+        text = sidecar.read_text(errors="replace")
+    return jeol_pixel_size(text)
+
+
 def _fei_data_bar_row(tif: tifffile.TiffFile, height: int) -> int | None:
     """FEI files state the height of the image without the bar as [Image] ResolutionY."""
     rows = (tif.fei_metadata or {}).get("Image", {}).get("ResolutionY")
@@ -123,7 +173,8 @@ def _read_tiff(path: Path) -> tuple[Array, float | None, str | None, int | None]
         pixels = tif.series[0].asarray()  # later series of instrument TIFFs are thumbnails
         size, source = None, None
         for reader, name in ((_imagej_pixel_size, "ImageJ calibration"), (_fei_pixel_size, "FEI metadata"),
-                             (_zeiss_pixel_size, "Zeiss SEM metadata")):
+                             (_zeiss_pixel_size, "Zeiss SEM metadata"), (_tescan_pixel_size, "Tescan metadata"),
+                             (_jeol_pixel_size, "JEOL metadata")):
             size = reader(tif)
             if size:
                 source = name
