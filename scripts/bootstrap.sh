@@ -14,13 +14,17 @@ export MCN_ROOT
 mcn_log() { printf '[microcrystalnet setup] %s\n' "$*" >&2; }
 
 mcn_apt_install() {
-    # Debian/Ubuntu packages: Java (for ImageJ through scyjava), ImageJ 1.x, Xvfb, Maven.
+    # Debian/Ubuntu packages: Java (for ImageJ through scyjava), ImageJ 1.x, Xvfb, Maven; for the
+    # tests (MCN_TEST_TOOLS=1, set by scripts/test) also Chromium, which renders the HTML reports.
     local missing=()
     command -v java >/dev/null 2>&1 || missing+=(default-jdk-headless)
     command -v javac >/dev/null 2>&1 || missing+=(default-jdk-headless)
     [ -f /usr/share/java/ij.jar ] || missing+=(libij-java)
     command -v Xvfb >/dev/null 2>&1 || missing+=(xvfb)
     command -v mvn >/dev/null 2>&1 || missing+=(maven)
+    if [ "${MCN_TEST_TOOLS:-0}" = 1 ]; then
+        command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+    fi
     [ ${#missing[@]} -eq 0 ] && return 0
     local sudo=""
     if [ "$(id -u)" -ne 0 ]; then

@@ -9,6 +9,7 @@ finished folders::
     OUT/batch_results.csv   one row per crystal of every finished image (Image column first)
     OUT/batch_images.csv    one row per finished image: crystals, class counts and fractions, sizes
     OUT/batch_errors.csv    the images of this run that could not be analysed, with the reason
+    OUT/batch_report.html   class fractions per image and size distributions across images (+ PNGs)
 
 Work is spread with Dask (``dask.distributed``): by default a local cluster of worker processes
 sized to this machine; ``scheduler`` names a running Dask scheduler to use a real cluster (the
@@ -34,6 +35,7 @@ from .classes import RESULT_CODES
 from .config import AnalysisConfig
 from .io import SUPPORTED_SUFFIXES, ImageInputError, read_sem_image
 from .io.outputs import RESULTS_NAME, SUMMARY_NAME
+from .io.report import write_batch_report
 from .results import RESULT_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -228,7 +230,7 @@ IMAGE_COLUMNS = ["Image", "Crystals", "PixelSize_um", "PixelSizeSource", "Unit",
 
 
 def write_batch_tables(out: Path, images: Sequence[Path], errors: Sequence[ImageOutcome]) -> None:
-    """Rebuild the batch tables from the finished folders of ``images`` (atomic writes)."""
+    """Rebuild the batch tables and batch_report.html from the finished folders of ``images``."""
     crystal_rows: list[dict[str, Any]] = []
     image_rows: list[dict[str, Any]] = []
     for image in images:
@@ -241,5 +243,6 @@ def write_batch_tables(out: Path, images: Sequence[Path], errors: Sequence[Image
             crystal_rows.extend({"Image": image.name, **row} for row in csv.DictReader(stream))
     _write_csv(out / BATCH_RESULTS_NAME, ["Image", *RESULT_COLUMNS], crystal_rows)
     _write_csv(out / BATCH_IMAGES_NAME, IMAGE_COLUMNS, image_rows)
-    _write_csv(out / BATCH_ERRORS_NAME, ["Image", "Error"],
-               [{"Image": Path(o.image).name, "Error": o.error} for o in errors])
+    error_rows = [{"Image": Path(o.image).name, "Error": o.error} for o in errors]
+    _write_csv(out / BATCH_ERRORS_NAME, ["Image", "Error"], error_rows)
+    write_batch_report(out, image_rows, crystal_rows, error_rows)

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import csv
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import imageio.v3
+import numpy as np
 import pytest
 import tifffile
 
+from microcrystalnet.classes import CRYSTAL_CLASSES, RESULT_CODES
 from microcrystalnet.synth import SceneSpec, render_scene
 
 GOOD_IMAGES = 5
@@ -83,7 +88,7 @@ def test_a_killed_batch_resumes_with_every_good_image_done_once_and_the_corrupt_
         per_image = read_csv(out / Path(row["Image"]).stem / "results.csv")
         assert int(row["Crystals"]) == len(per_image) > 0
         assert [r["Name"] for r in crystals if r["Image"] == row["Image"]] == [r["Name"] for r in per_image]
-        assert sum(int(row[f"Count_{code}"]) for code in ("RES", "PES", "AA", "RA/SA")) == len(per_image)
+        assert sum(int(row[f"Count_{code}"]) for code in RESULT_CODES) == len(per_image)
         assert row["Unit"] == "um" and float(row["PixelSize_um"]) == pytest.approx(0.02)
 
 
@@ -112,3 +117,35 @@ def test_batch_usage_errors(tmp_path, env):
     run = batch(tmp_path / "empty", tmp_path / "out", env=env)
     _, log = run.communicate(timeout=120)
     assert run.returncode == 2 and "holds no images" in log
+
+
+def screenshot(page: Path, target: Path) -> np.ndarray:
+    """The page as a real headless browser (Chromium) renders it."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert browser, "Chromium is needed to render the reports (scripts/test installs it: apt-get install chromium)"
+    done = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                           "--window-size=1200,2400", f"--screenshot={target}", page.resolve().as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    assert target.is_file(), done.stderr[-2000:]
+    return np.asarray(imageio.v3.imread(target))[..., :3]
+
+
+def shows_colour(pixels: np.ndarray, colour_hex: str, at_least: int = 200) -> bool:
+    colour = np.array([int(colour_hex[i:i + 2], 16) for i in (1, 3, 5)])
+    return int(np.sum(np.all(np.abs(pixels.astype(int) - colour) <= 6, axis=-1))) >= at_least
+
+
+def test_image_and_batch_reports_render_in_a_browser(resumed_batch, tmp_path):
+    out = resumed_batch
+    for page in [out / "batch_report.html", out / "sample0" / "report.html"]:
+        text = page.read_text()
+        pictures = re.findall(r"<img src='([^']+)'", text)
+        assert pictures and all((page.parent / name).is_file() for name in pictures), page
+        pixels = screenshot(page, tmp_path / f"{page.parent.name}.png")
+        assert pixels.shape[:2] == (2400, 1200) and pixels.std() > 10
+        for crystal_class in CRYSTAL_CLASSES:  # the plots drew every class in its colour
+            assert shows_colour(pixels, crystal_class.colour_hex), (page, crystal_class.code)
+    batch_page = (out / "batch_report.html").read_text()
+    assert "corrupt.tif" in batch_page and "sample4/report.html" in batch_page
+    image_page = (out / "sample0" / "report.html").read_text()
+    assert "size_distributions.png" in image_page and "snr.png" in image_page and "SNR (dB)" in image_page

@@ -9,7 +9,8 @@ Per image, one folder holding:
 * ``preprocessing.csv``: one row per preprocessing step: applied or not, SNR after it, seconds;
 * ``labels.tif``: the crystal label image (16-bit, crystal n has value n), calibrated;
 * ``overlay.png``: the image with crystal outlines coloured by class, numbers and a legend;
-* ``summary.json``: counts per class, settings, versions, model and its sha256, timings.
+* ``summary.json``: counts per class, settings, versions, model and its sha256, timings;
+* ``report.html`` with ``size_distributions.png`` and ``snr.png`` (:mod:`microcrystalnet.io.report`).
 
 Everything is written into a hidden temporary folder that is renamed into place at the end,
 so an interrupted or failed run never leaves half-written results.
@@ -17,14 +18,13 @@ so an interrupted or failed run never leaves half-written results.
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 import csv
 import json
 import math
 import os
 import shutil
 import zipfile
+from dataclasses import asdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +40,7 @@ from ..classes import RESULT_CLASSES, RESULT_CODES, class_by_code
 from ..frameworks import framework_versions
 from ..results import RESULT_COLUMNS, class_statistics
 from .image_file import to_unit_range
+from .report import write_image_report
 
 if TYPE_CHECKING:  # the pipeline imports this package; only type checkers need the reverse
     from ..pipeline import CrystalAnalysis
@@ -208,7 +209,7 @@ def write_json(path: Path, content: dict[str, Any]) -> None:
 
 def write_analysis(out_dir: Path, analysis: CrystalAnalysis, folder_name: str | None = None,
                    overlay: bool = True) -> Path:
-    """Write all outputs of one analysis into ``out_dir/<image stem>/``, atomically.
+    """Write all outputs of one analysis (and its report.html) into ``out_dir/<image stem>/``, atomically.
 
     An earlier result folder of the same name is replaced only once the new one is complete.
     ``overlay=False`` skips overlay.png (the slowest output; Fiji draws the ROIs itself).
@@ -232,6 +233,11 @@ def write_analysis(out_dir: Path, analysis: CrystalAnalysis, folder_name: str | 
         write_label_tiff(partial / LABELS_NAME, analysis.labels, analysis.pixel_size_um)
         if overlay:
             write_overlay_png(partial / OVERLAY_NAME, analysis.image.pixels, analysis.labels, analysis.rows)
+        size = analysis.pixel_size_um
+        write_image_report(partial, analysis.image.path.name, analysis.rows, class_statistics(analysis.rows),
+                           analysis.preprocessing, analysis.unit,
+                           f"{size * 1000:g} nm ({analysis.image.pixel_size_source})" if size else
+                           "unknown: results in pixels", OVERLAY_NAME if overlay else None, analysis.notices)
         write_json(partial / SUMMARY_NAME, analysis_summary(analysis))
         previous = out_dir / f".{final.name}.previous-{os.getpid()}"
         if final.exists():

@@ -24,7 +24,7 @@ public final class ResultsDisplay {
 	static final String SUMMARY_TITLE = "MicroCrystalNet Summary";
 	static final String PREPROCESSING_TITLE = "MicroCrystalNet Preprocessing";
 	static final String[] RESULT_FILES = {"RoiSet.zip", "results.csv", "class_summary.csv", "preprocessing.csv",
-		"summary.json", "labels.tif", "overlay.png"};
+		"summary.json", "labels.tif", "overlay.png", "report.html", "size_distributions.png", "snr.png"};
 
 	private ResultsDisplay() {
 	}
