@@ -340,7 +340,7 @@ def test_dialog_is_recorded_and_the_recorded_line_replays(ij, scene_file, cli_ro
     jimport("ij.WindowManager").setCurrentWindow(image.getWindow())
     ij.doCommand("Analyze Crystals...")  # as from the menu: in its own thread, with the dialog
     dialog = wait_for_dialog("Analyze Crystals")
-    dialog.getNumericFields().get(0).setText("0.5")
+    dialog.getNumericFields().get(1).setText("0.5")  # field 0: unclear below; 1: minimum crystal area
     choices = [dialog.getChoices().get(i) for i in range(dialog.getChoices().size())]
     roi_manager_choice = next(c for c in choices if any(str(c.getItem(i)) == "Replace existing ROIs"
                                                         for i in range(c.getItemCount())))
@@ -399,12 +399,12 @@ def test_batch_macro_over_a_folder_with_a_corrupt_image_and_a_resumed_rerun(
         assert {"RoiSet.zip", "results.csv", "class_summary.csv", "labels.tif", "summary.json"} <= files
     assert not (out / "corrupt").exists()
     summary_rows = read_rows(out / "batch_summary.csv")
-    assert len(summary_rows) == 8 and {row["Image"] for row in summary_rows} == {"first.tif", "second.tif"}
+    assert len(summary_rows) == 10 and {row["Image"] for row in summary_rows}  # 4 classes + unclear each == {"first.tif", "second.tif"}
 
     again = run_batch_macro(images, out, home, tmp_path / "user", reference_model_path.parent)
     assert again.returncode == 0
     assert "0 analysed, 2 skipped (done before), 1 failed" in again.stdout + again.stderr
-    assert len(read_rows(out / "batch_summary.csv")) == 8
+    assert len(read_rows(out / "batch_summary.csv")) == 10
 
 
 def test_imagej_command_runs_a_macro_with_this_python_as_in_process_backend(x_display, tmp_path, reference_model_path):

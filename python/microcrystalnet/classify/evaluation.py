@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import csv
-import html
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +26,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ..classes import CLASS_CODES, class_by_code  # noqa: E402
+from ..io.report import html_figures, html_page, html_table, save_figure  # noqa: E402
 from .classifier import CrystalClassifier  # noqa: E402
 from .dataset import PatchDataset  # noqa: E402
 from .explain import activation_maps, penultimate_features, saliency_maps  # noqa: E402
@@ -36,13 +36,6 @@ Array = np.ndarray
 COLOURS = [class_by_code(code).colour_hex for code in CLASS_CODES]
 #: t-SNE of more patches than this uses a random (seeded) sample of them
 TSNE_MAX_PATCHES = 3000
-
-
-def _save(figure: Any, path: Path) -> str:
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path.name
 
 
 def plot_confusion(scores: dict[str, Any], path: Path) -> str:
@@ -57,7 +50,7 @@ def plot_confusion(scores: dict[str, Any], path: Path) -> str:
     axes.set_xlabel("predicted class")
     axes.set_ylabel("true class")
     axes.set_title(f"accuracy {scores['accuracy']:.3f}")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_curves(probabilities: Array, labels: Array, scores: dict[str, Any], folder: Path) -> list[str]:
@@ -78,7 +71,7 @@ def plot_curves(probabilities: Array, labels: Array, scores: dict[str, Any], fol
         axes.set_xlabel(xlabel)
         axes.set_ylabel(ylabel)
         axes.legend(loc="lower left" if kind == "precision_recall" else "lower right", fontsize=8)
-        written.append(_save(figure, folder / f"{kind}.png"))
+        written.append(save_figure(figure, folder / f"{kind}.png"))
     return written
 
 
@@ -99,7 +92,7 @@ def plot_tsne(features: Array, labels: Array, path: Path, seed: int = 0) -> str 
     axes.set_yticks([])
     axes.set_title("t-SNE of penultimate features")
     axes.legend(fontsize=8, markerscale=2)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def representative_patches(probabilities: Array, labels: Array) -> list[int]:
@@ -137,7 +130,7 @@ def plot_explanations(classifier: CrystalClassifier, dataset: PatchDataset, chos
             if row == 0:
                 axes[row, column].set_title(title, fontsize=8)
         axes[row, 0].set_ylabel(f"{CLASS_CODES[dataset.labels[index]]} -> {predicted}", fontsize=8)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_history(history_csv: Path, path: Path) -> str:
@@ -152,7 +145,7 @@ def plot_history(history_csv: Path, path: Path) -> str:
         axes.set_xlabel("epoch")
         axes.set_ylabel(key)
         axes.legend(fontsize=8)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def _write_predictions(path: Path, dataset: PatchDataset, probabilities: Array) -> None:
@@ -166,32 +159,14 @@ def _write_predictions(path: Path, dataset: PatchDataset, probabilities: Array) 
 
 
 def _report_html(title: str, scores: dict[str, Any], description: dict[str, Any], images: list[str]) -> str:
-    def cell(value: Any) -> str:
-        return "–" if value is None else (f"{value:.3f}" if isinstance(value, float) else html.escape(str(value)))
-
-    summary_rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{cell(scores[k])}</td></tr>" for k in
-                           ("patches", "accuracy", "top_1_accuracy", "top_2_accuracy", "macro_precision",
-                            "macro_recall", "macro_f1"))
+    summary = html_table(["score", "value"], [[key, scores[key]] for key in (
+        "patches", "accuracy", "top_1_accuracy", "top_2_accuracy", "macro_precision", "macro_recall", "macro_f1")])
     columns = ("precision", "recall", "f1", "support", "average_precision", "roc_auc")
-    class_rows = "".join(
-        f"<tr><th style='color:{class_by_code(code).colour_hex}'>{html.escape(code)}</th>"
-        + "".join(f"<td>{cell(scores['per_class'][code][c])}</td>" for c in columns) + "</tr>" for code in CLASS_CODES)
-    about = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
-                    for k, v in description.items())
-    figures = "".join(f"<figure><img src='{html.escape(name)}' alt='{html.escape(name)}'>"
-                      f"<figcaption>{html.escape(name)}</figcaption></figure>" for name in images)
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;margin:2em;max-width:70em}}table{{border-collapse:collapse;margin:1em 0}}
-td,th{{border:1px solid #ccc;padding:.25em .6em;text-align:right}}figure{{display:inline-block;margin:.5em}}
-img{{max-width:32em}}</style></head><body>
-<h1>{html.escape(title)}</h1>
-<table>{about}</table>
-<h2>Scores</h2><table>{summary_rows}</table>
-<h2>Per class</h2><table><tr><th></th>{''.join(f'<th>{c}</th>' for c in columns)}</tr>{class_rows}</table>
-<h2>Plots</h2>{figures}
-</body></html>
-"""
+    per_class = html_table(["class", *columns], [[code, *[scores["per_class"][code][c] for c in columns]]
+                                                 for code in CLASS_CODES])
+    about = html_table(["", ""], [[key, value] for key, value in description.items()])
+    return html_page(title, f"{about}<h2>Scores</h2>{summary}<h2>Per class</h2>{per_class}"
+                            f"<h2>Plots</h2>{html_figures(images)}")
 
 
 def write_evaluation(out: str | Path, classifier: CrystalClassifier, dataset: PatchDataset,

@@ -40,7 +40,7 @@ from ..classes import RESULT_CLASSES, RESULT_CODES, class_by_code
 from ..frameworks import framework_versions
 from ..results import RESULT_COLUMNS, class_statistics
 from .image_file import to_unit_range
-from .report import write_image_report
+from .report import REPORT_FILE_NAMES, write_image_report
 
 if TYPE_CHECKING:  # the pipeline imports this package; only type checkers need the reverse
     from ..pipeline import CrystalAnalysis
@@ -55,7 +55,7 @@ SUMMARY_NAME = "summary.json"
 CLASS_SUMMARY_NAME = "class_summary.csv"
 PREPROCESSING_NAME = "preprocessing.csv"
 OUTPUT_NAMES = (ROISET_NAME, RESULTS_NAME, CLASS_SUMMARY_NAME, PREPROCESSING_NAME, LABELS_NAME, OVERLAY_NAME,
-                SUMMARY_NAME)
+                SUMMARY_NAME, *REPORT_FILE_NAMES)
 PREPROCESSING_COLUMNS = ("Step", "Applied", "SNR_dB", "Seconds", "Note")
 CLASS_SUMMARY_COLUMNS = ("Image", "Class", "Name", "Colour", "Count", "Fraction", "MeanArea", "MeanFeret",
                          "MeanConfidence")

@@ -25,6 +25,10 @@ import numpy as np  # noqa: E402
 from ..classes import RESULT_CLASSES  # noqa: E402
 
 IMAGE_REPORT_NAME = "report.html"
+SIZE_PLOT_NAME = "size_distributions.png"
+SNR_PLOT_NAME = "snr.png"
+#: the files of an image's report, beside the other results
+REPORT_FILE_NAMES = (IMAGE_REPORT_NAME, SIZE_PLOT_NAME, SNR_PLOT_NAME)
 BATCH_REPORT_NAME = "batch_report.html"
 #: beyond this many images the batch size plot shows classes only, not one box per image
 MAX_IMAGES_PER_PLOT = 60
@@ -109,8 +113,8 @@ def write_image_report(folder: Path, image_name: str, rows: Sequence[dict[str, A
                        pixel_size: str, overlay: str | None, notices: Sequence[str]) -> Path:
     """``report.html`` (and its plots) for one analysed image in ``folder``."""
     figures = [overlay] if overlay else []
-    figures.append(plot_size_distributions(rows, unit, folder / "size_distributions.png"))
-    figures.append(plot_snr(preprocessing, folder / "snr.png"))
+    figures.append(plot_size_distributions(rows, unit, folder / SIZE_PLOT_NAME))
+    figures.append(plot_snr(preprocessing, folder / SNR_PLOT_NAME))
     classes = html_table(["class", "name", "crystals", "fraction", f"mean area ({unit}²)", f"mean Feret ({unit})",
                           "mean confidence"],
                          [[_swatch(c.code), c.name, statistics[c.code]["count"], statistics[c.code]["fraction"],
