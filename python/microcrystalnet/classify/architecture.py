@@ -154,12 +154,14 @@ def build_reference_architecture(input_size: int = 64) -> Any:
     return keras.Model(inputs, outputs, name="reference")
 
 
-def build_baseline(name: str, input_size: int = 64) -> Any:
+def build_baseline(name: str, input_size: int = 64, bn_momentum: float = MicroCrystalNetSpec.bn_momentum) -> Any:
     """A keras.applications network trained from scratch on gray patches (no ImageNet weights:
     they come from a host this environment cannot reach, and they expect 3-channel input).
 
     Patches smaller than the network's minimum input (InceptionV3: 75 px) are resized up
-    inside the model, so every network takes the same patches.
+    inside the model, so every network takes the same patches. Batch normalisation gets the
+    same running-statistics momentum as MicroCrystalNet (0.9): with Keras' 0.99, ResNet50 reached
+    0.97 training accuracy while its validation accuracy stayed at one class (0.33) for 11 epochs.
     """
     if name not in _APPLICATIONS:
         raise ValueError(f"unknown baseline {name!r}; choose from {', '.join(_APPLICATIONS)}")
@@ -171,6 +173,9 @@ def build_baseline(name: str, input_size: int = 64) -> Any:
         x = keras.layers.Resizing(size, size, name="resize_to_minimum")(x)
     backbone = getattr(keras.applications, constructor)(include_top=False, weights=None, input_shape=(size, size, 1),
                                                         pooling="avg")
+    for layer in backbone.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = bn_momentum
     outputs = keras.layers.Dense(len(CLASS_CODES), activation="softmax", name="classes")(backbone(x))
     return keras.Model(inputs, outputs, name=name)
 
