@@ -76,6 +76,8 @@ def test_reference_architecture_matches_the_released_model(reference_classifier)
 def test_baselines_take_the_same_patches(name):
     network = build_baseline(name, 64)
     assert network.input_shape == (None, 64, 64, 1) and network.output_shape == (None, 4)
+    norms = [layer for layer in network.layers[-2].layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert all(layer.momentum == MicroCrystalNetSpec().bn_momentum for layer in norms)  # as in MicroCrystalNet
     if name == "inceptionv3":  # needs at least 75 px: resized inside the model
         assert network.get_layer("resize_to_minimum").output.shape[1:3] == (75, 75)
 
