@@ -29,14 +29,18 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .classes import RESULT_CODES
 from .config import AnalysisConfig
 from .io import SUPPORTED_SUFFIXES, ImageInputError, read_sem_image
+from .io.atomic import replaced_atomically
 from .io.outputs import RESULTS_NAME, SUMMARY_NAME
 from .io.report import write_batch_report
 from .results import RESULT_COLUMNS
+
+if TYPE_CHECKING:
+    from .pipeline import AnalysisModels
 
 log = logging.getLogger(__name__)
 
@@ -58,24 +62,8 @@ class ImageOutcome:
     seconds: float = 0.0
 
 
-class _LoadedModels:
-    """The classifier, segmenter and Noise2Void model of one configuration, loaded once per process."""
-
-    def __init__(self, config: AnalysisConfig, download: bool) -> None:
-        from .classify import CrystalClassifier
-        from .segment import make_segmenter
-
-        self.config = config
-        self.classifier = CrystalClassifier.load(config.classify.model, download=download)
-        self.segmenter = make_segmenter(config.segment, download=download)
-        self.n2v = None
-        if config.preprocess.n2v_model and "n2v" in config.preprocess.steps:
-            from .preprocess import Noise2VoidModel
-
-            self.n2v = Noise2VoidModel.load(config.preprocess.n2v_model)
-
-
-_models_in_this_process: dict[str, _LoadedModels] = {}
+#: the models of each configuration, inside each worker process (and this one, when serial)
+_models_in_this_process: dict[str, tuple[AnalysisConfig, AnalysisModels]] = {}
 
 
 def analyse_image_file(image: str, out: str, config_json: str, overlay: bool = True,
@@ -86,16 +74,17 @@ def analyse_image_file(image: str, out: str, config_json: str, overlay: bool = T
     on); a model that cannot be had raises (no image could be analysed).
     """
     from .io.outputs import write_analysis
-    from .pipeline import analyze_image
+    from .pipeline import AnalysisModels, analyze_image
 
     key = f"{config_json}|{download}"
     if key not in _models_in_this_process:
-        _models_in_this_process[key] = _LoadedModels(AnalysisConfig.from_dict(json.loads(config_json)), download)
-    models = _models_in_this_process[key]
+        config = AnalysisConfig.from_dict(json.loads(config_json))
+        _models_in_this_process[key] = config, AnalysisModels.load(config, download)
+    config, models = _models_in_this_process[key]
     started = time.perf_counter()
     try:
-        sem_image = read_sem_image(image, models.config.input.pixel_size_um, models.config.input.exclude_data_bar)
-        analysis = analyze_image(sem_image, models.classifier, models.config, None, models.segmenter, models.n2v)
+        sem_image = read_sem_image(image, config.input.pixel_size_um, config.input.exclude_data_bar)
+        analysis = analyze_image(sem_image, models.classifier, config, None, models.segmenter, models.n2v)
         folder = write_analysis(Path(out), analysis, overlay=overlay)
     except ImageInputError as error:
         return ImageOutcome(image, error=str(error))
@@ -202,12 +191,11 @@ def _run_on_dask(images: Sequence[Path], out: Path, config_json: str, overlay: b
 
 
 def _write_csv(path: Path, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    with open(partial, "w", newline="") as stream:
+    """Rows as CSV; a column a row lacks (a result folder of an older version) stays empty."""
+    with replaced_atomically(path) as partial, open(partial, "w", newline="") as stream:
         writer = csv.DictWriter(stream, columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(partial, path)
 
 
 def image_summary_row(image: Path, summary: dict[str, Any]) -> dict[str, Any]:

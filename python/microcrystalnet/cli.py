@@ -368,17 +368,10 @@ def _run_analyze(arguments: argparse.Namespace, config: AnalysisConfig) -> int:
     if duplicates:
         log.error("several images share the name(s) %s; their results would share a folder. Rename them.", duplicates)
         return EXIT_USAGE
-    classifier = CrystalClassifier.load(config.classify.model, download=not arguments.no_download)
     from .io.outputs import write_analysis
-    from .pipeline import analyze_image
-    from .segment import make_segmenter
+    from .pipeline import AnalysisModels, analyze_image
 
-    segmenter = make_segmenter(config.segment, download=not arguments.no_download)
-    n2v = None
-    if config.preprocess.n2v_model and "n2v" in config.preprocess.steps:
-        from .preprocess import Noise2VoidModel
-
-        n2v = Noise2VoidModel.load(config.preprocess.n2v_model)
+    models = AnalysisModels.load(config, download=not arguments.no_download)
 
     progress = _Progress(len(arguments.images), arguments.quiet, arguments.progress == "machine")
     failed = 0
@@ -387,8 +380,8 @@ def _run_analyze(arguments: argparse.Namespace, config: AnalysisConfig) -> int:
             image = read_sem_image(path, config.input.pixel_size_um, config.input.exclude_data_bar)
             if arguments.image_name:
                 image.path = Path(arguments.image_name)
-            analysis = analyze_image(image, classifier, config, progress.callback(number, image.path.name), segmenter,
-                                     n2v)
+            analysis = analyze_image(image, models.classifier, config, progress.callback(number, image.path.name),
+                                     models.segmenter, models.n2v)
             folder = write_analysis(arguments.out, analysis, overlay=not arguments.no_overlay)
         except ImageInputError as error:
             failed += 1

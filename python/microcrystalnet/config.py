@@ -102,6 +102,11 @@ class PreprocessConfig:
         _require(self.unsharp_radius_um > 0 and self.unsharp_amount >= 0 and self.morphology_um > 0,
                  "unsharp and morphology sizes must be positive")
 
+    @property
+    def runs_n2v_model(self) -> bool:
+        """Whether the chain has an n2v step and a model for it."""
+        return bool(self.n2v_model) and "n2v" in self.steps
+
 
 SEGMENTATION_BACKENDS = ("watershed", "sam")
 SAM_MODES = ("prompt", "automatic")

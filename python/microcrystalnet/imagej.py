@@ -169,7 +169,7 @@ class InProcessAnalysis:
         if model not in self._classifiers:
             self._classifiers[model] = CrystalClassifier.load(model)
         n2v = None
-        if config.preprocess.n2v_model and "n2v" in config.preprocess.steps:
+        if config.preprocess.runs_n2v_model:
             n2v = self._denoiser(config.preprocess.n2v_model)
         analysis = analyze_image(image, self._classifiers[model], config, report, n2v=n2v)
         return write_analysis(Path(tempfile.mkdtemp(prefix="microcrystalnet-")), analysis, overlay=False)
@@ -190,12 +190,6 @@ class InProcessAnalysis:
         target = Path(tempfile.mkdtemp(prefix="microcrystalnet-")) / "image_n2v.tif"
         write_calibrated_tiff(target, denoised, image.pixel_size_um)
         return target
-
-    def close(self) -> None:
-        """End the Noise2Void worker processes."""
-        for denoiser in self._denoisers.values():
-            denoiser.close()
-        self._denoisers.clear()
 
 
 _registered: list[Any] = []  # keeps the proxy alive while Java holds it

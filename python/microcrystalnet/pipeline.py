@@ -18,7 +18,7 @@ from .outline import outlines_from_labels
 from .patches import extract_patches
 from .preprocess import N2V_MISSING, Noise2VoidDenoiser, Noise2VoidModel, preprocess, reports_as_dicts
 from .results import results_rows, segmenter_label
-from .segment import CrystalSegmenter, segment_crystals
+from .segment import CrystalSegmenter, make_segmenter, segment_crystals
 
 Array = np.ndarray
 T = TypeVar("T")
@@ -61,6 +61,22 @@ class CrystalAnalysis:
         return "um" if self.pixel_size_um is not None else "pixel"
 
 
+@dataclass
+class AnalysisModels:
+    """The classifier, segmenter and Noise2Void model one configuration needs, loaded once and
+    reused for every image."""
+
+    classifier: CrystalClassifier
+    segmenter: CrystalSegmenter
+    n2v: Noise2VoidDenoiser | None = None
+
+    @classmethod
+    def load(cls, config: AnalysisConfig, download: bool = True) -> "AnalysisModels":
+        n2v = Noise2VoidModel.load(config.preprocess.n2v_model) if config.preprocess.runs_n2v_model else None
+        return cls(CrystalClassifier.load(config.classify.model, download=download),
+                   make_segmenter(config.segment, download=download), n2v)
+
+
 def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: AnalysisConfig = AnalysisConfig(),
                   progress: ProgressCallback | None = None,
                   segmenter: CrystalSegmenter | None = None, n2v: Noise2VoidDenoiser | None = None) -> CrystalAnalysis:
@@ -79,7 +95,7 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
     if image.pixel_size_um is None:
         notices.append(f"segmentation assumed {segmentation_pixel_size * 1000:g} nm/px to apply the crystal-size limits")
     analysed = to_unit_range(image.analysed_pixels)
-    if n2v is None and config.preprocess.n2v_model and "n2v" in config.preprocess.steps:
+    if n2v is None and config.preprocess.runs_n2v_model:
         n2v = Noise2VoidModel.load(config.preprocess.n2v_model)
 
     def timed(stage: str, fraction: float, work: Callable[[], T]) -> T:

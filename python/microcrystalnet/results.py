@@ -2,8 +2,9 @@
 
 One row per crystal, in label order, with the columns of :data:`RESULT_COLUMNS`: the crystal's
 number and ROI name, its class (``unclear`` when the top probability is below the threshold),
-the classifier's confidence (top probability) and the four class probabilities, then the ImageJ measurements of :mod:`microcrystalnet.measure`, and which segmenter found it. The
-same rows feed the CSV, the Fiji Results table and the summary.
+the classifier's confidence (top probability) and the four class probabilities, then the
+ImageJ measurements of :mod:`microcrystalnet.measure`, and which segmenter found it. The same
+rows feed the CSV, the Fiji Results table and the summary.
 """
 
 from __future__ import annotations

@@ -108,8 +108,7 @@ def _read_patch(path: Path, size: int) -> Array:
         pixels = pixels[..., :3].mean(axis=-1).astype(pixels.dtype)
     if pixels.ndim != 2 or min(pixels.shape) < 2:
         raise DatasetError(f"{path}: expected a 2D gray or RGB patch, got shape {pixels.shape}")
-    unit = pixels.astype(np.float32) / 255.0 if pixels.dtype == np.uint8 else to_unit_range(pixels)
-    return resize(unit, (size, size), order=1, anti_aliasing=True, preserve_range=True).astype(np.float32)
+    return resize(to_unit_range(pixels), (size, size), order=1, anti_aliasing=True, preserve_range=True).astype(np.float32)
 
 
 def load_class_folders(root: str | Path, size: int = 64) -> PatchDataset:

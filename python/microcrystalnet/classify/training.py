@@ -52,8 +52,7 @@ class AugmentedPatches(keras.utils.PyDataset):
         self.patches, self.labels = patches, labels
         self.batch_size, self.augment, self.seed = batch_size, augment, seed
         self.epoch = 0
-        self._order = np.arange(len(labels))
-        self.on_epoch_end()
+        self.on_epoch_end()  # draws the first epoch's order
 
     def __len__(self) -> int:
         return int(np.ceil(len(self.labels) / self.batch_size))

@@ -39,6 +39,7 @@ from .. import __version__
 from ..classes import RESULT_CLASSES, RESULT_CODES, class_by_code
 from ..frameworks import framework_versions
 from ..results import RESULT_COLUMNS, class_statistics
+from .atomic import replaced_atomically
 from .image_file import to_unit_range
 from .report import REPORT_FILE_NAMES, write_image_report
 
@@ -108,10 +109,9 @@ def class_summary_rows(image_name: str, rows: Sequence[dict[str, Any]]) -> list[
 
 def write_calibrated_tiff(path: Path, data: Array, pixel_size_um: float | None) -> None:
     """An ImageJ TIFF with the pixel size in um when known; written beside and renamed into place."""
-    partial = path.with_name(path.stem + ".partial" + path.suffix)
     extra = dict(resolution=(1 / pixel_size_um, 1 / pixel_size_um), metadata={"unit": "um"}) if pixel_size_um else {}
-    tifffile.imwrite(partial, data, imagej=True, **extra)
-    partial.replace(path)
+    with replaced_atomically(path) as partial:
+        tifffile.imwrite(partial, data, imagej=True, **extra)
 
 
 def write_label_tiff(path: Path, labels: Array, pixel_size_um: float | None) -> None:
@@ -154,10 +154,9 @@ def write_overlay_png(path: Path, pixels: Array, labels: Array, rows: Sequence[d
     counts = {code: sum(1 for row in rows if row["Class"] == code) for code in RESULT_CODES}
     handles = [Patch(facecolor=c.colour_hex, label=f"{c.code}  {c.name}  (n={counts[c.code]})") for c in RESULT_CLASSES]
     axes.legend(handles=handles, loc="lower right", fontsize=font_size * 1.2, framealpha=0.85)
-    temporary = path.with_name(path.stem + ".tmp.png")
-    figure.savefig(temporary, dpi=dpi)
+    with replaced_atomically(path) as partial:
+        figure.savefig(partial, dpi=dpi)
     plt.close(figure)
-    os.replace(temporary, path)
 
 
 def analysis_summary(analysis: CrystalAnalysis) -> dict[str, Any]:

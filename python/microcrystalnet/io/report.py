@@ -11,7 +11,6 @@ the page, so they can go into a report of their own. Pages are plain HTML with n
 from __future__ import annotations
 
 import html
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ..classes import RESULT_CLASSES  # noqa: E402
+from ..classes import RESULT_CLASSES, class_by_code  # noqa: E402
+from .atomic import replaced_atomically  # noqa: E402
 
 IMAGE_REPORT_NAME = "report.html"
 SIZE_PLOT_NAME = "size_distributions.png"
@@ -43,10 +43,9 @@ _STYLE = ("body{font-family:sans-serif;margin:2em;max-width:75em}table{border-co
 def save_figure(figure: Any, path: Path, dpi: int = 110) -> str:
     """Save a matplotlib figure as PNG (written beside, then renamed); returns the file name."""
     figure.tight_layout()
-    partial = path.with_name(f".{path.name}.partial.png")
-    figure.savefig(partial, dpi=dpi)
+    with replaced_atomically(path) as partial:
+        figure.savefig(partial, dpi=dpi)
     plt.close(figure)
-    os.replace(partial, path)
     return path.name
 
 
@@ -78,8 +77,7 @@ def html_page(title: str, body: str) -> str:
 
 
 def _swatch(code: str) -> str:
-    colour = next(c.colour_hex for c in RESULT_CLASSES if c.code == code)
-    return f"<span class='swatch' style='background:{colour}'></span>{html.escape(code)}"
+    return f"<span class='swatch' style='background:{class_by_code(code).colour_hex}'></span>{html.escape(code)}"
 
 
 def plot_size_distributions(rows: Sequence[dict[str, Any]], unit: str, path: Path) -> str:
@@ -91,7 +89,7 @@ def plot_size_distributions(rows: Sequence[dict[str, Any]], unit: str, path: Pat
         everything = np.concatenate(values) if rows else np.zeros(0)
         if len(everything):
             bins = np.histogram_bin_edges(everything, bins=min(30, max(5, len(everything) // 4)))
-            axis.hist([v for v in values], bins=bins, stacked=True, color=[c.colour_hex for c in RESULT_CLASSES],
+            axis.hist(values, bins=bins, stacked=True, color=[c.colour_hex for c in RESULT_CLASSES],
                       label=[c.code for c in RESULT_CLASSES])
         axis.set_xlabel(label)
         axis.set_ylabel("crystals")
@@ -193,7 +191,6 @@ def write_batch_report(out: Path, image_rows: Sequence[dict[str, Any]], crystal_
             + (f"<h2>Not analysed</h2>{failed}" if errors else "")
             + "<p class='note'>Every crystal: batch_results.csv; per image: batch_images.csv.</p>")
     path = out / BATCH_REPORT_NAME
-    partial = out / f".{BATCH_REPORT_NAME}.partial"
-    partial.write_text(html_page("MicroCrystalNet batch", body))
-    os.replace(partial, path)
+    with replaced_atomically(path) as partial:
+        partial.write_text(html_page("MicroCrystalNet batch", body))
     return path

@@ -38,16 +38,8 @@ public class AnalyzeCrystals implements PlugIn {
 	@Override
 	public void run(String arg) {
 		clearError();
-		ImagePlus image = WindowManager.getCurrentImage();
-		if (image == null) {
-			fail("There is no image open. Open an SEM image first.");
-			return;
-		}
-		if (image.getStackSize() > 1) {
-			fail(image.getTitle() + " is a stack of " + image.getStackSize() + " images; MicroCrystalNet analyses one "
-				+ "2D SEM image.\nDuplicate the slice to analyse (Image > Duplicate...) and run it on that.");
-			return;
-		}
+		ImagePlus image = currentSingleImage();
+		if (image == null) return;
 		GenericDialog dialog = new GenericDialog("MicroCrystalNet: Analyze Crystals");
 		dialog.addStringField("Model", Settings.model(), 24);
 		dialog.addNumericField("Unclear_below", 0.5, 2, 6, "probability");
@@ -137,20 +129,7 @@ public class AnalyzeCrystals implements PlugIn {
 		long started = System.nanoTime();
 		try {
 			Backend backend = Settings.backend();
-			IJ.resetEscape();
-			Progress progress = new Progress() {
-				@Override
-				public void update(double fraction, String stage) {
-					IJ.showProgress(fraction);
-					IJ.showStatus("MicroCrystalNet: " + stage + " (Esc cancels)");
-				}
-
-				@Override
-				public boolean isCancelled() {
-					return IJ.escapePressed();
-				}
-			};
-			folder = new File(backend.analyze(image, settings, progress));
+			folder = new File(backend.analyze(image, settings, Progress.inStatusBar()));
 			int crystals = ResultsDisplay.show(image, folder, replace);
 			if (!saveTo.isEmpty()) ResultsDisplay.save(folder, new File(saveTo, baseName(image.getTitle())));
 			IJ.showStatus(String.format(Locale.ROOT, "MicroCrystalNet: %d crystals in %.1f s (%s)", crystals,
@@ -164,6 +143,21 @@ public class AnalyzeCrystals implements PlugIn {
 			IJ.showProgress(1.0);
 			if (folder != null) ResultsDisplay.deleteTree(folder.getParentFile());
 		}
+	}
+
+	/** The image in front if it is one 2D image; otherwise null, after saying why (see {@link #fail}). */
+	static ImagePlus currentSingleImage() {
+		ImagePlus image = WindowManager.getCurrentImage();
+		if (image == null) {
+			fail("There is no image open. Open an SEM image first.");
+			return null;
+		}
+		if (image.getStackSize() > 1) {
+			fail(image.getTitle() + " is a stack of " + image.getStackSize() + " images; MicroCrystalNet works on one "
+				+ "2D SEM image.\nDuplicate the slice to use (Image > Duplicate...) and run it on that.");
+			return null;
+		}
+		return image;
 	}
 
 	static String baseName(String title) {

@@ -3,7 +3,6 @@ package microcrystalnet.fiji;
 import ij.IJ;
 import ij.ImagePlus;
 import ij.Prefs;
-import ij.WindowManager;
 import ij.gui.GenericDialog;
 import ij.plugin.PlugIn;
 
@@ -23,15 +22,8 @@ public class Denoise implements PlugIn {
 	@Override
 	public void run(String arg) {
 		AnalyzeCrystals.clearError();
-		ImagePlus image = WindowManager.getCurrentImage();
-		if (image == null) {
-			fail("There is no image open. Open an SEM image first.");
-			return;
-		}
-		if (image.getStackSize() > 1) {
-			fail(image.getTitle() + " is a stack; Denoise works on one 2D image. Duplicate the slice first.");
-			return;
-		}
+		ImagePlus image = AnalyzeCrystals.currentSingleImage();
+		if (image == null) return;
 		GenericDialog dialog = new GenericDialog("MicroCrystalNet: Denoise (Noise2Void)");
 		dialog.addStringField("Model", Prefs.get(MODEL_KEY, ""), 40);
 		dialog.addNumericField("Tile_size", 256, 0, 6, "px");
@@ -53,19 +45,8 @@ public class Denoise implements PlugIn {
 		Prefs.set(MODEL_KEY, model);
 		File result = null;
 		try {
-			IJ.resetEscape();
 			Backend backend = Settings.backend();
-			result = new File(backend.denoise(image, model, tileSize, new Progress() {
-				@Override
-				public void update(double fraction, String stage) {
-					IJ.showStatus("MicroCrystalNet: " + stage + " (Esc cancels)");
-				}
-
-				@Override
-				public boolean isCancelled() {
-					return IJ.escapePressed();
-				}
-			}));
+			result = new File(backend.denoise(image, model, tileSize, Progress.inStatusBar()));
 			ImagePlus denoised = IJ.openImage(result.getPath());
 			if (denoised == null) throw new Exception("ImageJ could not open the denoised image " + result);
 			denoised.setTitle(AnalyzeCrystals.baseName(image.getTitle()) + "-n2v");
@@ -77,6 +58,7 @@ public class Denoise implements PlugIn {
 		} catch (Exception error) {
 			fail(image.getTitle() + ": " + (error.getMessage() != null ? error.getMessage() : error.toString()));
 		} finally {
+			IJ.showProgress(1.0);
 			if (result != null) ResultsDisplay.deleteTree(result.getParentFile());
 		}
 	}

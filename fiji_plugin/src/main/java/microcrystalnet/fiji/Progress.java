@@ -1,5 +1,7 @@
 package microcrystalnet.fiji;
 
+import ij.IJ;
+
 /** Progress of one analysis, reported by a backend; a backend stops when {@link #isCancelled()}. */
 public interface Progress {
 
@@ -7,4 +9,21 @@ public interface Progress {
 	void update(double fraction, String stage);
 
 	boolean isCancelled();
+
+	/** ImageJ's progress bar and status line; Esc cancels (the Escape flag is reset here). */
+	static Progress inStatusBar() {
+		IJ.resetEscape();
+		return new Progress() {
+			@Override
+			public void update(double fraction, String stage) {
+				IJ.showProgress(fraction);
+				IJ.showStatus("MicroCrystalNet: " + stage + " (Esc cancels)");
+			}
+
+			@Override
+			public boolean isCancelled() {
+				return IJ.escapePressed();
+			}
+		};
+	}
 }
