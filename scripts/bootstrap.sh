@@ -72,33 +72,35 @@ mcn_ensure_venv() {
     key="$({ mcn_dependency_list "$base_python"; "$base_python" -c 'import sys; print(sys.version)'; uname -m; } | sha256sum | cut -c1-16)"
     venv_root="${MICROCRYSTALNET_VENV_ROOT:-$HOME/.cache/microcrystalnet}"
     venv="$venv_root/venv-$key"
-    # ".complete" is written last: a build that stopped half-way is thrown away and redone.
+    # ".complete" is written last: a build that stopped half-way is thrown away and redone. The
+    # build holds a lock, so two commands started at once build it once (the second waits).
     if [ ! -f "$venv/.complete" ]; then
-        rm -rf "$venv"
         mkdir -p "$venv_root"
-        mcn_log "building the Python environment $venv (first run only; downloads ~4 GB)"
-        started=$(date +%s)
-        "$base_python" -m venv "$venv"
-        "$venv/bin/python" -m pip install --quiet --upgrade pip "setuptools>=77" wheel
-        mapfile -t requirements < <(mcn_dependency_list "$base_python")
-        "$venv/bin/python" -m pip install --quiet --progress-bar off "${requirements[@]}"
-        elapsed=$(( $(date +%s) - started ))
-        echo "$elapsed" > "$venv/install-seconds.txt"
-        touch "$venv/.complete"
-        mcn_log "environment built in ${elapsed} s"
+        exec {mcn_lock}>"$venv_root/.venv-$key.lock"
+        if ! flock -n "$mcn_lock"; then
+            mcn_log "another command is building the Python environment $venv; waiting for it"
+            flock "$mcn_lock"
+        fi
+        if [ ! -f "$venv/.complete" ]; then
+            rm -rf "$venv"
+            mcn_log "building the Python environment $venv (first run only; downloads ~4 GB)"
+            started=$(date +%s)
+            "$base_python" -m venv "$venv"
+            "$venv/bin/python" -m pip install --quiet --upgrade pip "setuptools>=77" wheel
+            mapfile -t requirements < <(mcn_dependency_list "$base_python")
+            "$venv/bin/python" -m pip install --quiet --progress-bar off "${requirements[@]}"
+            elapsed=$(( $(date +%s) - started ))
+            echo "$elapsed" > "$venv/install-seconds.txt"
+            touch "$venv/.complete"
+            mcn_log "environment built in ${elapsed} s"
+        fi
+        flock -u "$mcn_lock"
+        exec {mcn_lock}>&-
     fi
-    # The project itself: an editable install pointing at this checkout (seconds; redone only
-    # when the environment points at another checkout).
-    if ! "$venv/bin/python" - "$MCN_ROOT" <<'PY' 2>/dev/null
-import sys, pathlib, microcrystalnet
-sys.exit(0 if pathlib.Path(microcrystalnet.__file__).resolve().is_relative_to(pathlib.Path(sys.argv[1]).resolve()) else 1)
-PY
-    then
-        "$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e "$MCN_ROOT" >/dev/null
-    fi
+    # The environment holds the dependencies only; this checkout's package comes from
+    # PYTHONPATH. Several checkouts can share one environment, and nothing in it is rewritten
+    # when another checkout runs (no editable install to re-point).
     MCN_PYTHON="$venv/bin/python"
-    # Several checkouts may share one environment (the editable install points at the last
-    # one installed): this checkout's code always comes first.
     PYTHONPATH="$MCN_ROOT/python${PYTHONPATH:+:$PYTHONPATH}"
     export MCN_PYTHON PYTHONPATH
 }
