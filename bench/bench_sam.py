@@ -16,7 +16,6 @@ import json
 import resource
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from microcrystalnet.config import SamConfig, SegmentConfig
@@ -53,7 +52,7 @@ def main() -> None:
     image = to_unit_range(scene.image)
     report = {"scene": "synthetic 2048 x 2048, 10 nm/px", "true_crystals": scene.n_crystals, "weights": weights,
               "device": sam.device, "torch_threads": torch.get_num_threads(), "runs": {}}
-    configs = {"prompt": SamConfig(), "tuned": replace(SamConfig(), mode="automatic"), "default": SAM_DEFAULT}
+    configs = {"prompt": SamConfig(), "tuned": SamConfig().updated(mode="automatic"), "default": SAM_DEFAULT}
     for name in arguments.modes.split(","):
         segmenter = SamCrystalSegmenter(sam, configs[name])
         started = time.perf_counter()

@@ -6,11 +6,7 @@ The data flow is ``image -> preprocess -> segment -> classify -> measure -> outp
 ``import microcrystalnet`` and ``microcrystalnet --help`` stay fast.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("microcrystalnet")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+unknown"
+#: the one place the version is written (pyproject.toml reads it from here)
+__version__ = "0.1.0"
 
 __all__ = ["__version__"]

@@ -1,106 +1,143 @@
 """Every parameter of the analysis, with its default, as validated data.
 
 One :class:`AnalysisConfig` describes a run completely; it is written into ``summary.json`` so a
-result can always be traced back to its settings, and it can be read back from JSON
-(``microcrystalnet analyze --config FILE``). Lengths and areas are physical (micrometres), so the
-same settings work at any magnification; they are converted to pixels with the image's pixel
-size once, where a stage needs pixels.
+result can always be traced back to its settings, and it is read back from JSON
+(``microcrystalnet analyze --config FILE``, the Fiji command's settings file). Lengths and areas
+are physical (micrometres), so the same settings work at any magnification; they are converted
+to pixels with the image's pixel size once, where a stage needs pixels.
+
+The sections are pydantic models (as careamics keeps its configuration): frozen, unknown keys
+refused, types strict (``"8"`` is no integer, ``"no"`` and ``true`` are no numbers or booleans
+but what they say they are), ranges checked, every field documented where it is declared. A bad
+value raises :class:`ConfigError`, whose message names the file and the field.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, Self, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ValueError(message)
+class ConfigError(ValueError):
+    """Settings that cannot be used; the message names the file (if any), the field and the problem."""
 
 
-@dataclass(frozen=True)
-class InputConfig:
-    """How an image is read.
+class Settings(BaseModel):
+    """Base of every settings section."""
 
-    ``pixel_size_um`` overrides what the file says. Without it and without calibration in the
-    file, results stay in pixels and segmentation assumes ``assumed_pixel_size_um`` (the
-    paper's 10 nm) to convert its crystal-size limits; the summary says so.
-    """
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False,
+                              use_attribute_docstrings=True)
 
-    pixel_size_um: float | None = None
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON data (tuples as lists)."""
+        return self.model_dump(mode="json")
+
+    def updated(self, **changes: Any) -> Self:
+        """A validated copy with ``changes`` (nested sections as dicts merge into the current ones)."""
+        return _validated(type(self), _merged(self.to_dict(), changes))
+
+
+def _choices(annotation: Any) -> tuple[str, ...]:
+    """The values of a ``Literal`` (or ``Literal | None``) annotation."""
+    literal = next((arg for arg in get_args(annotation) if get_args(arg)), annotation)
+    return tuple(get_args(literal))
+
+
+def choices_of(section: type[Settings], name: str) -> tuple[str, ...]:
+    """The allowed values of a choice field, for command-line choices and dialogs."""
+    return _choices(section.model_fields[name].annotation)
+
+
+def default_of(section: type[Settings], name: str) -> Any:
+    """A field's default value, for command-line help and dialogs."""
+    field = section.model_fields[name]
+    return field.get_default(call_default_factory=True)
+
+
+PreprocessStep = Literal["nlm", "n2v", "unsharp", "opening", "closing"]
+PREPROCESS_STEPS: tuple[str, ...] = get_args(PreprocessStep)
+SegmenterName = Literal["watershed", "sam"]
+SEGMENTATION_BACKENDS: tuple[str, ...] = get_args(SegmenterName)
+SamMode = Literal["prompt", "automatic"]
+SAM_MODES: tuple[str, ...] = get_args(SamMode)
+SamModelType = Literal["vit_b", "vit_l", "vit_h"]
+SAM_MODEL_TYPES: tuple[str, ...] = get_args(SamModelType)
+SamDevice = Literal["cuda", "mps", "cpu"]
+Architecture = Literal["microcrystalnet", "reference", "vgg16", "resnet50", "inceptionv3", "densenet121",
+                       "efficientnetb0"]
+
+
+class InputConfig(Settings):
+    """How an image is read."""
+
+    pixel_size_um: float | None = Field(default=None, gt=0)
+    """Pixel size in micrometres; overrides what the file says. None: the file's calibration or
+    instrument metadata, else unknown (results in pixels)."""
+
     exclude_data_bar: bool = True
-    assumed_pixel_size_um: float = 0.01
+    """Find the instrument's data bar at the bottom of the image and leave it out."""
 
-    def __post_init__(self) -> None:
-        _require(self.pixel_size_um is None or self.pixel_size_um > 0, "pixel_size_um must be positive")
-        _require(self.assumed_pixel_size_um > 0, "assumed_pixel_size_um must be positive")
-
-
-@dataclass(frozen=True)
-class WatershedConfig:
-    """Classical segmenter: pore/crystal threshold, then a marker-controlled watershed.
-
-    ``smoothing_um``: Gaussian sigma applied first (SEM shot noise is strong at the pixel
-    scale; 0.02-0.03 um scored best on synthetic scenes). ``foreground_threshold``: gray level
-    (0-1, after scaling the image to its 0.5-99.5 percentiles) above which a pixel is crystal;
-    None picks it with Otsu's method. ``min_otsu_effectiveness``: Otsu's threshold is used only
-    if it explains this fraction of the gray-level variance (between-class / total variance:
-    0.64 for unimodal noise, where there is nothing to separate; 0.74-0.86 on synthetic micrite
-    scenes with 30-85 % crystal cover); below it no crystal is reported.
-    ``marker_separation_um``: two crystal centres closer than this are one crystal; about the
-    radius of the smallest crystals (0.35 um for 1-4 um micrite).
-    """
-
-    smoothing_um: float = 0.025
-    foreground_threshold: float | None = None
-    min_otsu_effectiveness: float = 0.68
-    marker_separation_um: float = 0.35
-
-    def __post_init__(self) -> None:
-        _require(self.smoothing_um >= 0, "smoothing_um must be >= 0")
-        _require(self.foreground_threshold is None or 0 < self.foreground_threshold < 1,
-                 "foreground_threshold must be between 0 and 1, or None for Otsu")
-        _require(0 <= self.min_otsu_effectiveness < 1, "min_otsu_effectiveness must be in [0, 1)")
-        _require(self.marker_separation_um > 0, "marker_separation_um must be positive")
+    assumed_pixel_size_um: float = Field(default=0.01, gt=0)
+    """For images without a pixel size: segmentation converts its crystal-size limits with this
+    (the paper's 10 nm), and the summary says so."""
 
 
-PREPROCESS_STEPS = ("nlm", "n2v", "unsharp", "opening", "closing")
+class WatershedConfig(Settings):
+    """Classical segmenter: pore/crystal threshold, then a marker-controlled watershed."""
+
+    smoothing_um: float = Field(default=0.025, ge=0)
+    """Gaussian sigma applied first, um (SEM shot noise is strong at the pixel scale; 0.02-0.03 um
+    scored best on synthetic scenes)."""
+
+    foreground_threshold: float | None = Field(default=None, gt=0, lt=1)
+    """Gray level (0-1, after scaling the image to its 0.5-99.5 percentiles) above which a pixel is
+    crystal; None picks it with Otsu's method."""
+
+    min_otsu_effectiveness: float = Field(default=0.68, ge=0, lt=1)
+    """Otsu's threshold is used only if it explains this fraction of the gray-level variance
+    (between-class / total: 0.64 for unimodal noise, where there is nothing to separate; 0.74-0.86
+    on synthetic micrite scenes with 30-85 % crystal cover); below it no crystal is reported."""
+
+    marker_separation_um: float = Field(default=0.35, gt=0)
+    """Two crystal centres closer than this (um) are one crystal; about the radius of the smallest
+    crystals (0.35 um for 1-4 um micrite)."""
 
 
-@dataclass(frozen=True)
-class PreprocessConfig:
-    """The preprocessing chain of the paper (section 4.2), in ``steps`` order.
+class PreprocessConfig(Settings):
+    """The preprocessing chain of the paper (section 4.2), in ``steps`` order."""
 
-    ``steps``: any of nlm, n2v, unsharp, opening, closing, in any order; () switches it off.
-    Defaults: the paper's order. ``nlm_strength``: non-local means' h as a multiple of the
-    estimated noise sigma (0.8, skimage's recommendation); ``nlm_patch_px``/``nlm_search_px``:
-    compared patches and search radius. ``n2v_model``: a Noise2Void model (bioimage.io zip or
-    careamics .ckpt); without one the n2v step is skipped with a notice. ``unsharp_radius_um`` /
-    ``unsharp_amount``: Gaussian radius and strength of the unsharp mask. ``morphology_um``:
-    side of the square footprint of opening and closing (0.05 um: the paper's 5 x 5 px at its
-    10 nm/px; rounded to an odd number of pixels at other pixel sizes).
-    """
+    steps: tuple[PreprocessStep, ...] = Field(default=PREPROCESS_STEPS, strict=False)
+    """Any of nlm, n2v, unsharp, opening, closing, in any order; an empty list switches the chain
+    off. Default: the paper's order."""
 
-    steps: tuple[str, ...] = PREPROCESS_STEPS
-    nlm_strength: float = 0.8
-    nlm_patch_px: int = 5
-    nlm_search_px: int = 6
+    nlm_strength: float = Field(default=0.8, gt=0)
+    """Non-local means' h as a multiple of the estimated noise sigma (0.8, skimage's recommendation)."""
+
+    nlm_patch_px: int = Field(default=5, ge=1)
+    """Side of the patches non-local means compares, px."""
+
+    nlm_search_px: int = Field(default=6, ge=1)
+    """Radius non-local means searches for similar patches, px."""
+
     n2v_model: str | None = None
-    n2v_tile_px: int = 256
-    unsharp_radius_um: float = 0.02
-    unsharp_amount: float = 1.0
-    morphology_um: float = 0.05
+    """A Noise2Void model (bioimage.io zip or careamics .ckpt); without one the n2v step is skipped
+    with a notice."""
 
-    def __post_init__(self) -> None:
-        unknown = [step for step in self.steps if step not in PREPROCESS_STEPS]
-        _require(not unknown, f"unknown preprocessing step(s) {unknown}; known: {', '.join(PREPROCESS_STEPS)}")
-        _require(self.nlm_strength > 0 and self.nlm_patch_px >= 1 and self.nlm_search_px >= 1,
-                 "non-local means parameters must be positive")
-        _require(self.n2v_tile_px >= 32, "n2v_tile_px must be at least 32")
-        _require(self.unsharp_radius_um > 0 and self.unsharp_amount >= 0 and self.morphology_um > 0,
-                 "unsharp and morphology sizes must be positive")
+    n2v_tile_px: int = Field(default=256, ge=32)
+    """Tile side for Noise2Void prediction, px."""
+
+    unsharp_radius_um: float = Field(default=0.02, gt=0)
+    """Gaussian radius of the unsharp mask, um."""
+
+    unsharp_amount: float = Field(default=1.0, ge=0)
+    """Strength of the unsharp mask."""
+
+    morphology_um: float = Field(default=0.05, gt=0)
+    """Side of the square footprint of opening and closing, um (0.05: the paper's 5 x 5 px at its
+    10 nm/px; rounded to an odd number of pixels at other pixel sizes)."""
 
     @property
     def runs_n2v_model(self) -> bool:
@@ -108,40 +145,13 @@ class PreprocessConfig:
         return bool(self.n2v_model) and "n2v" in self.steps
 
 
-SEGMENTATION_BACKENDS = ("watershed", "sam")
-SAM_MODES = ("prompt", "automatic")
-SAM_MODEL_TYPES = ("vit_b", "vit_l", "vit_h")
-
-
-@dataclass(frozen=True)
-class SamConfig:
+class SamConfig(Settings):
     """Segment Anything (SAM) crystal segmentation.
 
-    ``mode``: "prompt" (default) prompts SAM with every crystal candidate of the classical
-    segmenter (a point at the candidate's innermost pixel plus its box), then a second pass
-    prompts the crystal area no mask covers yet: about one decoder call per crystal instead of
-    SAM's 1,024-point grid. "automatic" runs SAM's own automatic mask generator on a grid of
-    ``points_per_side`` x ``points_per_side`` points.
-
-    ``model_type``/``checkpoint``: the official checkpoint of that type is used (downloaded and
-    checked), or ``checkpoint`` names a SAM-format file fine-tuned elsewhere (e.g. micro-sam's
-    electron-microscopy models; no checksum is known for those). ``device``: "cuda", "mps",
-    "cpu", or None to pick the fastest available.
-
-    Working scale: SAM sees images of 1024 px. The image is shrunk as far as it fits one
-    1024-px tile, but never so far that the smallest crystal (diameter from the minimum crystal
-    area) spans fewer than ``min_crystal_px`` pixels; larger images are cut into ``tile_px``
-    tiles overlapping by the largest crystal's size.
-
-    Automatic-mode defaults (SAM's in brackets), chosen for SEM crystals and meant to be
-    refined with ``microcrystalnet tune-sam`` on reference crystals: ``pred_iou_thresh`` 0.86
-    (0.88) and ``stability_score_thresh`` 0.92 (0.95), because crystal edges on SEM images are
-    low-contrast where crystals touch and SAM scores such masks lower; the duplicates this lets
-    through are removed by the post-processing. ``points_per_side`` 32 and ``box_nms_thresh``
-    0.7 as SAM.
-
-    ``decoder_batch``: prompts decoded together; None: 8 on a CPU (fastest per prompt on 2 cores:
-    68 ms vs 80 ms at 32) and 64 on a GPU.
+    Working scale: SAM sees images of 1024 px. The image is shrunk as far as it fits one 1024-px
+    tile, but never so far that the smallest crystal (diameter from the minimum crystal area)
+    spans fewer than ``min_crystal_px`` pixels; larger images are cut into ``tile_px`` tiles
+    overlapping by the largest crystal's size.
 
     Post-processing (both modes): a mask with less than ``min_crystal_fraction`` of its area on
     crystal (not pore) pixels is dropped; a mask made of two or more other masks is a cluster and
@@ -149,191 +159,263 @@ class SamConfig:
     already taken is a duplicate.
     """
 
-    mode: str = "prompt"
-    model_type: str = "vit_b"
+    mode: SamMode = "prompt"
+    """prompt: SAM is prompted with every crystal candidate of the classical segmenter (a point at
+    its innermost pixel plus its box), then a second pass prompts the crystal area no mask covers
+    yet: about one decoder call per crystal. automatic: SAM's own automatic mask generator on a
+    grid of points_per_side x points_per_side points."""
+
+    model_type: SamModelType = "vit_b"
+    """The official checkpoint of this type is used (downloaded and checked) unless ``checkpoint``
+    names another."""
+
     checkpoint: str | None = None
-    device: str | None = None
-    min_crystal_px: float = 24.0
-    tile_px: int = 1024
-    decoder_batch: int | None = None
-    box_margin_fraction: float = 0.1
+    """A SAM-format file fine-tuned elsewhere (e.g. micro-sam's electron-microscopy models; no
+    checksum is known for those)."""
+
+    device: SamDevice | None = None
+    """cuda, mps or cpu; None picks the fastest available."""
+
+    min_crystal_px: float = Field(default=24.0, ge=4)
+    """The smallest crystal spans at least this many pixels in the image SAM sees."""
+
+    tile_px: int = Field(default=1024, ge=64, le=1024)
+    """Tile side for images larger than SAM's 1024-px input, px."""
+
+    decoder_batch: int | None = Field(default=None, ge=1)
+    """Prompts decoded together; None: 8 on a CPU (fastest per prompt on 2 cores: 68 ms vs 80 ms
+    at 32) and 64 on a GPU."""
+
+    box_margin_fraction: float = Field(default=0.1, ge=0, le=1)
+    """Prompt boxes are enlarged by this fraction of their size on every side."""
+
     second_pass: bool = True
-    points_per_side: int = 32
-    pred_iou_thresh: float = 0.86
-    stability_score_thresh: float = 0.92
-    box_nms_thresh: float = 0.7
-    min_crystal_fraction: float = 0.5
-    duplicate_fraction: float = 0.5
+    """Prompt the crystal area that no mask of the first pass covers (prompt mode)."""
 
-    def __post_init__(self) -> None:
-        _require(self.mode in SAM_MODES, f"SAM mode must be one of {SAM_MODES}, got {self.mode!r}")
-        _require(self.model_type in SAM_MODEL_TYPES, f"SAM model type must be one of {SAM_MODEL_TYPES}")
-        _require(self.device in (None, "cuda", "mps", "cpu"), "SAM device must be cuda, mps, cpu or None")
-        _require(self.min_crystal_px >= 4, "min_crystal_px must be >= 4")
-        _require(64 <= self.tile_px <= 1024, "tile_px must be between 64 and 1024 (SAM's input size)")
-        _require((self.decoder_batch is None or self.decoder_batch >= 1) and self.points_per_side >= 1,
-                 "batch and grid sizes must be >= 1")
-        for name in ("box_margin_fraction", "pred_iou_thresh", "stability_score_thresh", "box_nms_thresh",
-                     "min_crystal_fraction", "duplicate_fraction"):
-            _require(0 <= getattr(self, name) <= 1, f"{name} must be between 0 and 1")
+    points_per_side: int = Field(default=32, ge=1)
+    """Automatic mode: the point grid's side (SAM's 32)."""
+
+    pred_iou_thresh: float = Field(default=0.86, ge=0, le=1)
+    """Automatic mode: SAM's predicted-IoU threshold (SAM's 0.88; lower because crystal edges on
+    SEM images are low-contrast where crystals touch and SAM scores such masks lower; the
+    duplicates this lets through are removed by the post-processing). Refine with tune-sam."""
+
+    stability_score_thresh: float = Field(default=0.92, ge=0, le=1)
+    """Automatic mode: SAM's stability-score threshold (SAM's 0.95; lower for the same reason)."""
+
+    box_nms_thresh: float = Field(default=0.7, ge=0, le=1)
+    """Automatic mode: box IoU above which SAM's non-maximum suppression drops a mask (SAM's 0.7)."""
+
+    min_crystal_fraction: float = Field(default=0.5, ge=0, le=1)
+    """A mask with less than this fraction of its area on crystal (not pore) pixels is dropped."""
+
+    duplicate_fraction: float = Field(default=0.5, ge=0, le=1)
+    """A mask of which more than this fraction is already taken by better masks is a duplicate."""
 
 
-@dataclass(frozen=True)
-class SegmentConfig:
-    """Which segmenter runs ("watershed" or "sam"), and the crystal limits every segmenter applies.
+class SegmentConfig(Settings):
+    """Which segmenter runs, and the crystal limits every segmenter applies.
 
     Area limits are for the visible part of a crystal: micrite crystals of 1-4 um are
     ~0.8-13 um^2 when whole; partly hidden ones are smaller, elongated ones larger.
     """
 
-    backend: str = "watershed"
-    min_crystal_area_um2: float = 0.25
-    max_crystal_area_um2: float = 40.0
+    backend: SegmenterName = "watershed"
+    """watershed (classical, fast, no model) or sam (Segment Anything)."""
+
+    min_crystal_area_um2: float = Field(default=0.25, ge=0)
+    """Smallest crystal area kept, um^2."""
+
+    max_crystal_area_um2: float = Field(default=40.0, gt=0)
+    """Largest crystal area kept, um^2."""
+
     exclude_border: bool = False
-    watershed: WatershedConfig = field(default_factory=WatershedConfig)
-    sam: SamConfig = field(default_factory=SamConfig)
+    """Drop crystals cut by the image border."""
 
-    def __post_init__(self) -> None:
-        _require(self.backend in SEGMENTATION_BACKENDS,
-                 f"unknown segmentation backend {self.backend!r}; known: {', '.join(SEGMENTATION_BACKENDS)}")
-        _require(0 <= self.min_crystal_area_um2 < self.max_crystal_area_um2,
-                 "need 0 <= min_crystal_area_um2 < max_crystal_area_um2")
+    watershed: WatershedConfig = WatershedConfig()
+    """Settings of the watershed segmenter."""
+
+    sam: SamConfig = SamConfig()
+    """Settings of the SAM segmenter."""
+
+    @model_validator(mode="after")
+    def _area_limits_in_order(self) -> Self:
+        if self.min_crystal_area_um2 >= self.max_crystal_area_um2:
+            raise ValueError(f"min_crystal_area_um2 ({self.min_crystal_area_um2}) must be smaller than "
+                             f"max_crystal_area_um2 ({self.max_crystal_area_um2})")
+        return self
 
 
-@dataclass(frozen=True)
-class PatchConfig:
+class PatchConfig(Settings):
     """Crystal patches for the classifier (the reference model's convention).
 
-    The crystal's bounding box, enlarged by ``margin_fraction`` of its size on every side, is
-    cut from the image and resized to ``size`` x ``size`` (aspect not kept, as Keras'
-    ``flow_from_directory`` did for the authors' training patches), gray, in [0, 1]. With
-    ``mask_background`` the pixels outside the crystal are set to 0 (a cut-out crystal on
-    black). Defaults: the authors do not state their cropping; on synthetic crystals of known
-    class the reference model agreed best with tight, masked crops (BENCHMARKS.md).
+    The crystal's bounding box, enlarged by ``margin_fraction`` of its size on every side, is cut
+    from the image and resized to ``size`` x ``size`` (aspect not kept, as Keras'
+    ``flow_from_directory`` did for the authors' training patches), gray, in [0, 1]. The authors
+    do not state their cropping; on synthetic crystals of known class the reference model agreed
+    best with tight, masked crops (BENCHMARKS.md).
     """
 
-    size: int = 64
-    margin_fraction: float = 0.0
+    size: int = Field(default=64, ge=8, le=512)
+    """Patch side, px."""
+
+    margin_fraction: float = Field(default=0.0, ge=0, le=1)
+    """The box is enlarged by this fraction of its size on every side."""
+
     mask_background: bool = True
-
-    def __post_init__(self) -> None:
-        _require(8 <= self.size <= 512, "patch size must be between 8 and 512")
-        _require(0 <= self.margin_fraction <= 1, "margin_fraction must be in [0, 1]")
+    """Pixels outside the crystal are set to 0 (a cut-out crystal on black)."""
 
 
-@dataclass(frozen=True)
-class ClassifyConfig:
-    """Which classifier: a model name from the model registry, or a path to a Keras file.
-
-    ``unclear_below``: a crystal whose most probable class has a probability below this is
-    labelled ``unclear`` rather than forced into a class (0 turns this off). Default 0.5: below
-    it the model itself finds its best class less likely than all the others together. On
-    held-out synthetic crystals few labels fell below it (0.7-1.8 %) and 4 of those 11 were
-    right; higher thresholds flag more crystals that are mostly right (BENCHMARKS.md).
-    """
+class ClassifyConfig(Settings):
+    """Which classifier, and when its answer counts as unclear."""
 
     model: str = "reference-2023-11-19"
-    batch_size: int = 256
-    unclear_below: float = 0.5
+    """A model name from the model registry, or the path of a Keras file with its .json description."""
 
-    def __post_init__(self) -> None:
-        _require(self.batch_size >= 1, "batch_size must be >= 1")
-        _require(0 <= self.unclear_below <= 1, "unclear_below must be in [0, 1]")
+    batch_size: int = Field(default=256, ge=1)
+    """Patches classified together."""
 
-
-@dataclass(frozen=True)
-class AnalysisConfig:
-    """A complete analysis: input, preprocessing, segmentation, patches and classification settings."""
-
-    input: InputConfig = field(default_factory=InputConfig)
-    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
-    segment: SegmentConfig = field(default_factory=SegmentConfig)
-    patch: PatchConfig = field(default_factory=PatchConfig)
-    classify: ClassifyConfig = field(default_factory=ClassifyConfig)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "AnalysisConfig":
-        """Settings from a dict; ``{"extends": "base.json", ...}`` starts from that file's settings
-        (e.g. the output of ``tune-sam``) and overrides what the dict gives."""
-        if isinstance(data, dict) and "extends" in data:
-            data = dict(data)
-            base = cls.from_json(data.pop("extends")).to_dict()
-            data = _merged(base, data)
-        return _from_dict(cls, data)
-
-    @classmethod
-    def from_json(cls, path: str | Path) -> "AnalysisConfig":
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise ValueError(f"cannot read the configuration {path}: {error}") from error
-        return cls.from_dict(data)
+    unclear_below: float = Field(default=0.5, ge=0, le=1)
+    """A crystal whose most probable class has a probability below this is labelled ``unclear``
+    rather than forced into a class (0 turns this off). Below 0.5 the model itself finds its best
+    class less likely than all the others together. On held-out synthetic crystals few labels fell
+    below it (0.7-1.8 %) and 4 of those 11 were right (BENCHMARKS.md)."""
 
 
-@dataclass(frozen=True)
-class TrainingConfig:
-    """How a classifier is trained; defaults are the paper's recipe (section 4.3).
+SETTINGS_VERSION = 1
 
-    Adam at ``learning_rate`` 1e-3, batch 32, 30 epochs, learning rate x ``reduce_lr_factor`` (0.1)
-    after ``reduce_lr_patience`` (5) epochs without a lower validation loss, early stopping after
-    ``early_stopping_patience`` epochs without one (the paper: "several"; 10 lets the learning-rate
-    reduction act first) with the best weights kept, 80/10/10 split stratified by class and grouped
-    by source image. ``folds`` > 1: k-fold cross-validation instead of one split (the paper: 5).
-    ``augment``: random 90-degree rotations and flips, which map a crystal patch onto a valid one
-    exactly (no interpolation, no cut corners); no brightness or colour changes (SEM gray levels
-    carry meaning). ``architecture``: one of ``classify.architecture.ARCHITECTURES``.
+
+class AnalysisConfig(Settings):
+    """A complete analysis: input, preprocessing, segmentation, patches and classification settings.
+
+    A settings file may start from another: ``{"extends": "base.json", ...}`` takes that file's
+    settings (a relative path is relative to the file naming it) and overrides what it gives.
     """
 
-    architecture: str = "microcrystalnet"
-    epochs: int = 30
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    reduce_lr_factor: float = 0.1
-    reduce_lr_patience: int = 5
-    early_stopping_patience: int = 10
-    validation_fraction: float = 0.1
-    test_fraction: float = 0.1
-    folds: int = 1
+    version: Literal[1] = SETTINGS_VERSION
+    """Version of this settings layout; files without it are read as version 1."""
+
+    input: InputConfig = InputConfig()
+    preprocess: PreprocessConfig = PreprocessConfig()
+    segment: SegmentConfig = SegmentConfig()
+    patch: PatchConfig = PatchConfig()
+    classify: ClassifyConfig = ClassifyConfig()
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str | Path | None = None) -> AnalysisConfig:
+        """Settings from JSON data; ``source`` (the file it came from) names it in errors and is
+        where a relative ``extends`` path starts."""
+        return _validated(cls, _resolve_extends(data, source, ()), source)
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> AnalysisConfig:
+        """Settings from a JSON file (the ``settings`` object of a summary.json works)."""
+        return cls.from_dict(_read_settings_file(Path(path), ()), source=path)
+
+
+class TrainingConfig(Settings):
+    """How a classifier is trained; defaults are the paper's recipe (section 4.3)."""
+
+    architecture: Architecture = "microcrystalnet"
+    """The network: microcrystalnet (the paper's, with the NSR block), reference (the authors'
+    released one) or a keras.applications baseline trained from scratch."""
+
+    epochs: int = Field(default=30, ge=1)
+    """Epochs at most."""
+
+    batch_size: int = Field(default=32, ge=1)
+    """Patches per batch."""
+
+    learning_rate: float = Field(default=1e-3, gt=0)
+    """Adam's learning rate."""
+
+    reduce_lr_factor: float = Field(default=0.1, gt=0, lt=1)
+    """The learning rate is multiplied by this after ``reduce_lr_patience`` epochs without a lower
+    validation loss."""
+
+    reduce_lr_patience: int = Field(default=5, ge=1)
+    """Epochs without a lower validation loss before the learning rate is reduced."""
+
+    early_stopping_patience: int = Field(default=10, ge=1)
+    """Epochs without a lower validation loss before training stops (the paper: "several"; 10 lets
+    the learning-rate reduction act first); the best weights are kept."""
+
+    validation_fraction: float = Field(default=0.1, gt=0, lt=0.5)
+    """Share of the images held out for validation (split by source image, stratified by class)."""
+
+    test_fraction: float = Field(default=0.1, gt=0, lt=0.5)
+    """Share of the images held out for the final test."""
+
+    folds: int = Field(default=1, ge=1)
+    """1: one split; k >= 3: k-fold cross-validation by image (the paper: 5)."""
+
     augment: bool = True
+    """Random 90-degree rotations and flips, which map a crystal patch onto a valid one exactly (no
+    interpolation, no cut corners); no brightness changes (SEM gray levels carry meaning)."""
+
     seed: int = 0
+    """Random seed of the split, the augmentation and the weights."""
 
-    def __post_init__(self) -> None:
-        _require(self.epochs >= 1 and self.batch_size >= 1, "epochs and batch_size must be >= 1")
-        _require(self.learning_rate > 0, "learning_rate must be > 0")
-        _require(0 < self.validation_fraction < 0.5 and 0 < self.test_fraction < 0.5,
-                 "validation_fraction and test_fraction must be in (0, 0.5)")
-        _require(self.folds == 1 or self.folds >= 3, "folds must be 1 (one split) or >= 3 (cross-validation)")
-
-
-T = TypeVar("T")
+    @model_validator(mode="after")
+    def _folds_make_sense(self) -> Self:
+        if self.folds == 2:
+            raise ValueError("folds must be 1 (one split) or >= 3 (cross-validation)")
+        return self
 
 
 def _merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in changes.items():
-        merged[key] = _merged(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+        nested = isinstance(value, dict) and isinstance(base.get(key), dict)
+        merged[key] = _merged(base[key], value) if nested else value
     return merged
 
 
-def _from_dict(kind: type[T], data: dict[str, Any], where: str = "") -> T:
-    if not isinstance(data, dict):
-        raise ValueError(f"configuration section {where or 'root'} must be an object, got {type(data).__name__}")
-    known = {f.name: f for f in fields(kind)}  # type: ignore[arg-type]
-    unknown = set(data) - set(known)
-    if unknown:
-        raise ValueError(f"unknown configuration key(s) {sorted(unknown)} in {where or 'root'}; "
-                         f"known: {sorted(known)}")
-    values = {}
-    for name, value in data.items():
-        default = getattr(kind(), name)  # type: ignore[call-arg]
-        if is_dataclass(default):
-            values[name] = _from_dict(type(default), value, f"{where}.{name}".lstrip("."))
-        elif isinstance(default, tuple):
-            values[name] = tuple(value)
-        else:
-            values[name] = value
-    return kind(**values)  # type: ignore[call-arg]
+def _read_settings_file(path: Path, chain: tuple[Path, ...]) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        via = f" (named by 'extends' in {chain[-1]})" if chain else ""
+        raise ConfigError(f"cannot read the settings file {path}{via}: {error}") from error
+
+
+def _resolve_extends(data: Any, source: str | Path | None, chain: tuple[Path, ...]) -> Any:
+    """``data`` with its ``extends`` chain merged in, base first; loops are refused."""
+    if not isinstance(data, dict) or "extends" not in data:
+        return data
+    where = f"settings file {source}" if source else "settings"
+    data = dict(data)
+    base_name = data.pop("extends")
+    if not isinstance(base_name, str) or not base_name:
+        raise ConfigError(f"{where}: 'extends' must be the path of a settings file, got {base_name!r}")
+    base_path = Path(base_name)
+    if not base_path.is_absolute() and source is not None:
+        base_path = Path(source).parent / base_path
+    here = (Path(source).resolve(),) if source is not None else ()
+    seen = chain + here
+    if base_path.resolve() in seen:
+        loop = " -> ".join(str(path) for path in (*seen, base_path.resolve()))
+        raise ConfigError(f"{where}: 'extends' makes a loop ({loop}); a settings file cannot extend itself")
+    base = _resolve_extends(_read_settings_file(base_path, seen), base_path, seen)
+    if not isinstance(base, dict):
+        raise ConfigError(f"settings file {base_path}: must hold a JSON object, got {type(base).__name__}")
+    return _merged(base, data)
+
+
+def _validated(kind: type[Settings], data: Any, source: str | Path | None = None) -> Any:
+    try:
+        return kind.model_validate(data)
+    except ValidationError as error:
+        where = f"settings file {source}" if source else "settings"
+        raise ConfigError(f"{where}: " + "; ".join(_describe(problem) for problem in error.errors())) from None
+
+
+def _describe(problem: dict[str, Any]) -> str:
+    field = ".".join(str(part) for part in problem["loc"]) or "(top level)"
+    if problem["type"] == "extra_forbidden":
+        return f"{field}: unknown setting (misspelt, or from another program?)"
+    if problem["type"] == "model_type":
+        return f"{field}: must be an object of settings (got {problem['input']!r})"
+    if problem["type"] == "value_error":  # a rule across fields: its message says it all
+        return f"{field}: {problem['msg'].removeprefix('Value error, ')}"
+    return f"{field}: {problem['msg']} (got {problem['input']!r})"

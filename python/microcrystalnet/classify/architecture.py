@@ -25,12 +25,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..classes import CLASS_CODES
+from ..config import TrainingConfig, choices_of
 from ..frameworks import import_keras
 
 keras = import_keras()
 ops = keras.ops
 
-ARCHITECTURES = ("microcrystalnet", "reference", "vgg16", "resnet50", "inceptionv3", "densenet121", "efficientnetb0")
+ARCHITECTURES = choices_of(TrainingConfig, "architecture")
 BASELINES = ARCHITECTURES[2:]
 #: keras.applications constructors and the smallest input each accepts
 _APPLICATIONS = {"vgg16": ("VGG16", 32), "resnet50": ("ResNet50", 32), "inceptionv3": ("InceptionV3", 75),

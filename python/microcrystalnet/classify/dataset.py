@@ -225,6 +225,19 @@ def load_annotated_images(pairs: Iterable[tuple[str | Path, str | Path]], config
     return concatenate(datasets)
 
 
+def load_training_data(sources: Sequence[str | Path], config: AnalysisConfig = AnalysisConfig(),
+                       classes_csv: str | Path | None = None,
+                       progress: Callable[[str], None] = lambda message: None) -> PatchDataset:
+    """Labelled patches from one folder of class folders, or from image / Fiji RoiSet.zip pairs
+    (``[image1, roiset1, image2, roiset2, ...]``) cut with ``config`` as analyses cut them."""
+    paths = [Path(source) for source in sources]
+    if len(paths) == 1 and paths[0].is_dir():
+        return load_class_folders(paths[0], config.patch.size)
+    if not paths or len(paths) % 2:
+        raise DatasetError("give one folder of class folders, or pairs of IMAGE ROISET")
+    return load_annotated_images(list(zip(paths[0::2], paths[1::2])), config, classes_csv, progress=progress)
+
+
 def synthetic_dataset(scenes: int, shape: tuple[int, int] = (1024, 1024), pixel_size_um: float = 0.02,
                       config: AnalysisConfig = AnalysisConfig(), first_seed: int = 1000,
                       progress: Callable[[str], None] | None = None) -> PatchDataset:

@@ -20,7 +20,6 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -172,7 +171,7 @@ def train_classifier(dataset: PatchDataset, out: str | Path, config: TrainingCon
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    settings = {"training": asdict(config), "analysis": analysis.to_dict(), "data": dataset.describe(),
+    settings = {"training": config.to_dict(), "analysis": analysis.to_dict(), "data": dataset.describe(),
                 "class_counts": dataset.class_counts(), "dropped": dataset.dropped}
     (out / "config.json").write_text(json.dumps(settings, indent=2) + "\n")
     log.info("training %s on %s", config.architecture, dataset.describe())

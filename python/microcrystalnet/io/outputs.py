@@ -24,7 +24,6 @@ import math
 import os
 import shutil
 import zipfile
-from dataclasses import asdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -178,7 +177,7 @@ def analysis_summary(analysis: CrystalAnalysis) -> dict[str, Any]:
         "segmentation": analysis.segmentation,
         "model": {"name": card.name, "file": str(analysis.classifier.path), "sha256": card.sha256,
                   "class_order": list(card.class_order), "input_size": card.input_size,
-                  "patch": asdict(analysis.classifier.patch_config(analysis.config.patch))},
+                  "patch": analysis.classifier.patch_config(analysis.config.patch).to_dict()},
         "settings": analysis.config.to_dict(),
         "versions": {"microcrystalnet": __version__, **framework_versions()},
         "seconds": analysis.seconds,

@@ -9,14 +9,16 @@ it never trains silently.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..config import PreprocessConfig
 from .filters import close_gray, non_local_means, open_gray, unsharp
-from .n2v import Noise2VoidDenoiser
+from .n2v import Noise2VoidDenoiser, train_noise2void
 from .quality import reference_scores, snr_db
 
 Array = np.ndarray
@@ -92,6 +94,19 @@ def denoise_as_trained(model: Noise2VoidDenoiser, image: Array, pixel_size_um: f
     (default parameters), so it sees images like its training images."""
     prepared, _ = preprocess(image, pixel_size_um, PreprocessConfig(steps=tuple(model.trained_after)))
     return model.denoise(prepared, tile_px)
+
+
+def train_noise2void_for_chain(images: Sequence[Array], pixel_sizes_um: Sequence[float], chain: Sequence[str],
+                               out: str | Path, steps: int = 1000, patch_px: int = 64, batch_size: int = 16) -> Path:
+    """Train Noise2Void for its place in ``chain``: each training image (float (Y, X) in [0, 1])
+    first goes through the chain's steps before ``n2v`` (default parameters, as analyses apply
+    them), and the model records them so :func:`denoise_as_trained` repeats them."""
+    if "n2v" not in chain:
+        raise ValueError(f"the chain {', '.join(chain) or '(empty)'} has no n2v step to train a model for")
+    before = PreprocessConfig(steps=tuple(chain[:list(chain).index("n2v")]))
+    prepared = [preprocess(image, size, before)[0] for image, size in zip(images, pixel_sizes_um)]
+    train_noise2void(prepared, out, steps, patch_px, batch_size, trained_after=before.steps)
+    return Path(out)
 
 
 def reports_as_dicts(reports: list[StepReport]) -> list[dict[str, Any]]:

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..config import SamConfig, SegmentConfig
+from ..config import AnalysisConfig, SamConfig, SegmentConfig
+from ..io import read_sem_image, to_unit_range
+from ..io.roiset import read_reference_crystals
 from ..metrics import match_instances
 from .postprocess import tidy_labels
 from .sam import SamCrystalSegmenter
@@ -48,6 +51,20 @@ class TuningImage:
     reference: Array
 
 
+def load_tuning_images(pairs: Sequence[tuple[str | Path, str | Path]], config: AnalysisConfig,
+                       progress: Callable[[str], None] = lambda message: None) -> list[TuningImage]:
+    """Tuning images from (image file, Fiji RoiSet.zip of its reference crystals) pairs, read as
+    analyses read them (pixel size, data bar). Raises ImageInputError or RoiInputError."""
+    images = []
+    for image_path, roi_path in pairs:
+        image = read_sem_image(image_path, config.input.pixel_size_um, config.input.exclude_data_bar)
+        reference = read_reference_crystals(roi_path, image.analysed_pixels.shape)
+        size = image.pixel_size_um or config.input.assumed_pixel_size_um
+        images.append(TuningImage(Path(image_path).name, to_unit_range(image.analysed_pixels), size, reference.labels))
+        progress(f"{Path(image_path).name}: {reference.labels.max()} reference crystals")
+    return images
+
+
 def _tidy(labels: Array, pixel_size_um: float, segment: SegmentConfig) -> Array:
     area = pixel_size_um ** 2
     return tidy_labels(labels, segment.min_crystal_area_um2 / area, segment.max_crystal_area_um2 / area,
@@ -71,7 +88,7 @@ def tune_sam(segmenter: SamCrystalSegmenter, images: Sequence[TuningImage], segm
     base = segmenter.config
     results = []
     progress("prompt mode")
-    prompt = replace(base, mode="prompt")
+    prompt = base.updated(mode="prompt")
     matches = []
     for item in images:
         proposals = segmenter.propose(item.image, item.pixel_size_um, segment, prompt)
@@ -80,12 +97,12 @@ def tune_sam(segmenter: SamCrystalSegmenter, images: Sequence[TuningImage], segm
     results.append({"sam": {"mode": "prompt"}, **_f1(matches)})
     for points in grid.points_per_side:
         progress(f"automatic mode, {points} x {points} points")
-        permissive = replace(base, mode="automatic", points_per_side=points, pred_iou_thresh=0.0,
-                             stability_score_thresh=0.0, box_nms_thresh=1.0)
+        permissive = base.updated(mode="automatic", points_per_side=points, pred_iou_thresh=0.0,
+                                       stability_score_thresh=0.0, box_nms_thresh=1.0)
         proposals = [segmenter.propose(item.image, item.pixel_size_um, segment, permissive) for item in images]
         for iou, stability, nms in itertools.product(grid.pred_iou_thresh, grid.stability_score_thresh,
                                                      grid.box_nms_thresh):
-            candidate = replace(permissive, pred_iou_thresh=iou, stability_score_thresh=stability, box_nms_thresh=nms)
+            candidate = permissive.updated(pred_iou_thresh=iou, stability_score_thresh=stability, box_nms_thresh=nms)
             matches = [match_instances(item.reference, _tidy(segmenter.finish(p, candidate), item.pixel_size_um, segment))
                        for item, p in zip(images, proposals)]
             results.append({"sam": {"mode": "automatic", "points_per_side": points, "pred_iou_thresh": iou,

@@ -1,0 +1,181 @@
+"""What the commands share: exit statuses, option types, the analysis options and the settings
+they make, and progress output.
+
+Only light modules are imported here (argparse, the settings models): ``microcrystalnet --help``
+must not wait for TensorFlow or torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..config import (AnalysisConfig, ClassifyConfig, PreprocessConfig, SamConfig, SegmentConfig, choices_of,
+                      default_of)
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_MODEL = 0, 1, 2, 3
+EXIT_INTERRUPTED = 130
+log = logging.getLogger("microcrystalnet")
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: a whole number >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    value = non_negative_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def finite_float(text: str) -> float:
+    """argparse type: a finite number (the settings check its range)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    value = finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text!r}")
+    return value
+
+
+def add_quiet_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+
+
+def add_analysis_options(parser: argparse.ArgumentParser) -> None:
+    """The options every analysing command takes; choices and defaults come from the settings models."""
+    add_quiet_option(parser)
+    group = parser.add_argument_group("analysis settings (every setting: microcrystalnet.config)")
+    group.add_argument("--config", type=Path, metavar="JSON",
+                       help="settings file (the 'settings' object of a summary.json works); "
+                            "options below override it")
+    group.add_argument("--pixel-size-nm", type=positive_float, metavar="NM",
+                       help="pixel size in nanometres; overrides the calibration in the file")
+    group.add_argument("--keep-data-bar", action="store_true",
+                       help="do not look for and exclude the instrument's data bar at the bottom")
+    group.add_argument("--model", metavar="NAME_OR_PATH",
+                       help=f"classifier: a known model name (default {default_of(ClassifyConfig, 'model')}) "
+                            "or a Keras .h5/.keras file with a <file>.json description")
+    group.add_argument("--unclear-below", type=finite_float, metavar="P",
+                       help="label a crystal 'unclear' when its most probable class has a probability below P "
+                            f"(default {default_of(ClassifyConfig, 'unclear_below')}; 0 turns it off)")
+    group.add_argument("--no-download", action="store_true",
+                       help="never download a model; fail with instructions if it is not on this machine")
+    group.add_argument("--min-area-um2", type=finite_float, metavar="UM2",
+                       help=f"smallest crystal area kept, um^2 (default {default_of(SegmentConfig, 'min_crystal_area_um2')})")
+    group.add_argument("--max-area-um2", type=finite_float, metavar="UM2",
+                       help=f"largest crystal area kept, um^2 (default {default_of(SegmentConfig, 'max_crystal_area_um2')})")
+    group.add_argument("--exclude-border", action="store_true", help="drop crystals touching the image border")
+    steps = ",".join(choices_of(PreprocessConfig, "steps"))
+    group.add_argument("--preprocess", metavar="STEPS",
+                       help=f"preprocessing steps in order, comma-separated, from {steps} "
+                            "(default: all, the paper's chain), or 'none'")
+    group.add_argument("--n2v-model", metavar="MODEL",
+                       help="Noise2Void model (bioimage.io zip or careamics .ckpt) for the n2v step; without one "
+                            "that step is skipped (train one with 'microcrystalnet n2v train')")
+    group.add_argument("--segmenter", choices=choices_of(SegmentConfig, "backend"),
+                       help=f"crystal segmenter (default {default_of(SegmentConfig, 'backend')})")
+    group.add_argument("--sam-mode", choices=choices_of(SamConfig, "mode"),
+                       help=f"SAM: prompt each crystal candidate, or SAM's automatic mask generator "
+                            f"(default {default_of(SamConfig, 'mode')})")
+    group.add_argument("--sam-model-type", choices=choices_of(SamConfig, "model_type"),
+                       help=f"SAM model size (default {default_of(SamConfig, 'model_type')})")
+    group.add_argument("--sam-checkpoint", metavar="PTH",
+                       help="SAM checkpoint file (e.g. fine-tuned); default: the official one for the model type")
+    group.add_argument("--sam-device", choices=choices_of(SamConfig, "device"),
+                       help="SAM device (default: the fastest available)")
+
+
+def _steps(text: str) -> list[str]:
+    return [] if text.strip().lower() == "none" else [step.strip() for step in text.split(",") if step.strip()]
+
+
+#: analysis option -> (settings path, conversion); None values (option not given) change nothing
+_OPTION_SETTINGS: dict[str, tuple[tuple[str, ...], Callable[[Any], Any]]] = {
+    "pixel_size_nm": (("input", "pixel_size_um"), lambda nm: nm / 1000),
+    "keep_data_bar": (("input", "exclude_data_bar"), lambda keep: False if keep else None),
+    "min_area_um2": (("segment", "min_crystal_area_um2"), float),
+    "max_area_um2": (("segment", "max_crystal_area_um2"), float),
+    "exclude_border": (("segment", "exclude_border"), lambda exclude: True if exclude else None),
+    "preprocess": (("preprocess", "steps"), _steps),
+    "n2v_model": (("preprocess", "n2v_model"), str),
+    "segmenter": (("segment", "backend"), str),
+    "sam_mode": (("segment", "sam", "mode"), str),
+    "sam_model_type": (("segment", "sam", "model_type"), str),
+    "sam_checkpoint": (("segment", "sam", "checkpoint"), str),
+    "sam_device": (("segment", "sam", "device"), str),
+    "model": (("classify", "model"), str),
+    "unclear_below": (("classify", "unclear_below"), float),
+}
+
+
+def analysis_config(arguments: argparse.Namespace) -> AnalysisConfig:
+    """The settings file (or the defaults) with the options given on the command line; raises
+    :class:`microcrystalnet.config.ConfigError` naming the file or option and the field."""
+    config = AnalysisConfig.from_json(arguments.config) if arguments.config else AnalysisConfig()
+    changes: dict[str, Any] = {}
+    for option, (path, convert) in _OPTION_SETTINGS.items():
+        value = getattr(arguments, option, None)
+        value = None if value is None else convert(value)
+        if value is None:
+            continue
+        section = changes
+        for key in path[:-1]:
+            section = section.setdefault(key, {})
+        section[path[-1]] = value
+    return config.updated(**changes) if changes else config
+
+
+class Progress:
+    """Stage-by-stage progress: a bar on a terminal, one line per stage otherwise, or
+    machine-readable lines on stdout (``MCN-PROGRESS <fraction of all images> <stage>``)."""
+
+    MACHINE_PREFIX = "MCN-PROGRESS"
+    RESULT_PREFIX = "MCN-RESULT"
+
+    def __init__(self, total: int, quiet: bool, machine: bool = False) -> None:
+        self.total, self.quiet, self.machine, self.bar = total, quiet, machine, None
+        if not quiet and not machine and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="image", file=sys.stderr)
+
+    def callback(self, number: int, name: str) -> Callable[[str, float], None]:
+        def report(stage: str, fraction: float) -> None:
+            if self.machine:
+                overall = (number - 1 + fraction) / self.total
+                print(f"{self.MACHINE_PREFIX} {overall:.4f} {name}: {stage}", flush=True)
+            elif self.bar is not None:
+                self.bar.set_postfix_str(f"{name}: {stage}")
+                if stage == "done":
+                    self.bar.update(1)
+            elif not self.quiet:
+                print(f"[{number}/{self.total}] {name}: {stage}", file=sys.stderr, flush=True)
+        return report
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -1,0 +1,54 @@
+"""``microcrystalnet tune-sam``: choose SAM settings on images with reference crystals from Fiji."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from .common import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, add_analysis_options, analysis_config, log
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    tune = commands.add_parser(
+        "tune-sam", help="tune SAM on images with reference crystals drawn in Fiji (RoiSet.zip)",
+        description="Tune SAM for your crystals: on 1-3 images with reference crystals outlined in Fiji "
+                    "(saved from the ROI Manager as RoiSet.zip), score prompt mode and a grid of automatic-mode "
+                    "settings by F1 at IoU 0.5, and write the best as a settings file for 'analyze --config' and "
+                    "the Fiji command, plus a report of every setting's score (<OUT>.report.json).")
+    tune.add_argument("pairs", nargs="+", metavar="IMAGE ROISET", help="image files, each followed by its RoiSet.zip")
+    tune.add_argument("--out", required=True, type=Path, metavar="JSON", help="settings file to write")
+    tune.add_argument("--grid", choices=("full", "quick"), default="full",
+                      help="full: 2 grid densities x 4 x 4 x 2 thresholds (default); quick: 4 settings")
+    add_analysis_options(tune)
+    tune.set_defaults(run=run_tune_sam)
+
+
+def run_tune_sam(arguments: argparse.Namespace) -> int:
+    config = analysis_config(arguments)
+    if len(arguments.pairs) % 2:
+        log.error("tune-sam takes pairs: IMAGE ROISET [IMAGE ROISET ...]")
+        return EXIT_USAGE
+    from ..io import ImageInputError
+    from ..io.outputs import write_json
+    from ..io.roiset import RoiInputError
+    from ..segment.sam import SamCrystalSegmenter, load_sam
+    from ..segment.sam_tuning import QUICK_GRID, TuningGrid, load_tuning_images, tune_sam, tuned_settings
+
+    try:
+        images = load_tuning_images(list(zip(arguments.pairs[::2], arguments.pairs[1::2])), config, progress=log.info)
+    except (ImageInputError, RoiInputError) as error:
+        log.error("%s", error)
+        return EXIT_SOME_FAILED
+    sam_config = config.segment.sam
+    sam = load_sam(sam_config.model_type, sam_config.checkpoint, sam_config.device, download=not arguments.no_download)
+    grid = QUICK_GRID if arguments.grid == "quick" else TuningGrid()
+    report = tune_sam(SamCrystalSegmenter(sam, sam_config), images, config.segment, grid,
+                      progress=lambda message: log.info("tuning: %s", message))
+    report["checkpoint"] = sam.describe()
+    settings = tuned_settings(report, sam_config)
+    write_json(arguments.out, settings)
+    write_json(arguments.out.with_name(arguments.out.stem + ".report.json"), report)
+    log.info("best: %s (F1 %.3f at IoU 0.5); settings written to %s", json.dumps(settings["segment"]["sam"]),
+             report["best"]["f1"], arguments.out)
+    return EXIT_OK

@@ -1,0 +1,162 @@
+"""Bad input, table by table: every case gets its documented exit status and a message that says
+what is wrong, and nothing outside the program's own output folder changes.
+
+Each case runs the real command line in a subprocess inside a sandbox folder holding an input
+image and a user's other files; the sandbox is fingerprinted (every file's bytes) before and after.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import tifffile
+
+from microcrystalnet.synth import SceneSpec, render_scene
+
+EXIT_USAGE, EXIT_SOME_FAILED, EXIT_MODEL = 2, 1, 3
+
+
+@dataclass(frozen=True)
+class Case:
+    """One bad input: the arguments (``{sandbox}`` is replaced by the sandbox folder), an optional
+    set-up writing more files, the exit status and a regular expression the messages must match."""
+
+    name: str
+    arguments: tuple[str, ...]
+    status: int
+    message: str
+    setup: Callable[[Path], None] | None = None
+    may_create: tuple[str, ...] = field(default=())  # sandbox paths the program may create (its outputs)
+
+
+def _settings(content: object, name: str = "settings.json") -> Callable[[Path], None]:
+    def write(sandbox: Path) -> None:
+        (sandbox / name).write_text(json.dumps(content) if not isinstance(content, str) else content)
+    return write
+
+
+ANALYZE = ("analyze", "{sandbox}/sample.tif", "--out", "{sandbox}/results", "--no-download")
+
+OPTION_CASES = [
+    Case("workers negative", ("batch", "{sandbox}", "--out", "{sandbox}/results", "--workers", "-3"), EXIT_USAGE,
+         r"--workers: .*must be 0 or more, got -3"),
+    Case("workers not a number", ("batch", "{sandbox}", "--out", "{sandbox}/results", "--workers", "two"),
+         EXIT_USAGE, r"--workers: .*expected a whole number"),
+    Case("pixel size infinite", (*ANALYZE, "--pixel-size-nm", "inf"), EXIT_USAGE,
+         r"--pixel-size-nm: .*expected a finite number"),
+    Case("pixel size NaN", (*ANALYZE, "--pixel-size-nm", "nan"), EXIT_USAGE, r"--pixel-size-nm: .*finite"),
+    Case("pixel size zero", (*ANALYZE, "--pixel-size-nm", "0"), EXIT_USAGE,
+         r"--pixel-size-nm: .*must be greater than 0"),
+    Case("pixel size negative", (*ANALYZE, "--pixel-size-nm", "-5"), EXIT_USAGE, r"--pixel-size-nm"),
+    Case("area limits swapped", (*ANALYZE, "--min-area-um2", "5", "--max-area-um2", "1"), EXIT_USAGE,
+         r"invalid settings: .*min_crystal_area_um2 \(5.0\) must be smaller than max_crystal_area_um2 \(1.0\)"),
+    Case("negative area", (*ANALYZE, "--min-area-um2", "-1"), EXIT_USAGE,
+         r"segment\.min_crystal_area_um2: Input should be greater than or equal to 0"),
+    Case("unclear above 1", (*ANALYZE, "--unclear-below", "2"), EXIT_USAGE, r"classify\.unclear_below"),
+    Case("unknown preprocessing step", (*ANALYZE, "--preprocess", "nlm,sharpen"), EXIT_USAGE,
+         r"preprocess\.steps\.1: Input should be 'nlm', 'n2v', 'unsharp', 'opening' or 'closing'"),
+    Case("unknown segmenter", (*ANALYZE, "--segmenter", "cellpose"), EXIT_USAGE, r"invalid choice: 'cellpose'"),
+    Case("demo too small", ("demo", "--out", "{sandbox}/results", "--size", "100"), EXIT_USAGE,
+         r"--size must be at least 256"),
+    Case("n2v chain without n2v", ("n2v", "train", "{sandbox}/sample.tif", "--out", "{sandbox}/n2v.zip", "--chain",
+                                   "nlm,unsharp"), EXIT_USAGE, r"--chain must contain n2v"),
+    Case("train with two folds", ("train", "{sandbox}", "--out", "{sandbox}/run", "--folds", "2"), EXIT_USAGE,
+         r"folds must be 1 \(one split\) or >= 3"),
+]
+
+SETTINGS_CASES = [
+    Case("settings: text for a number", (*ANALYZE, "--config", "{sandbox}/settings.json"), EXIT_USAGE,
+         r"settings file .*settings\.json: input\.pixel_size_um: Input should be a valid number \(got 'ten'\)",
+         _settings({"input": {"pixel_size_um": "ten"}})),
+    Case("settings: number for steps", (*ANALYZE, "--config", "{sandbox}/settings.json"), EXIT_USAGE,
+         r"preprocess\.steps: Input should be a valid tuple \(got 5\)", _settings({"preprocess": {"steps": 5}})),
+    Case("settings: null area", (*ANALYZE, "--config", "{sandbox}/settings.json"), EXIT_USAGE,
+         r"segment\.min_crystal_area_um2: Input should be a valid number \(got None\)",
+         _settings({"segment": {"min_crystal_area_um2": None}})),
+    Case("settings: text for an integer", (*ANALYZE, "--config", "{sandbox}/settings.json"), EXIT_USAGE,
+         r"segment\.sam\.decoder_batch: Input should be a valid integer \(got '8'\)",
+         _settings({"segment": {"sam": {"decoder_batch": "8"}}})),
+    Case("settings: fraction for an integer", (*ANALYZE, "--config", "{sandbox}/settings.json"), EXIT_USAGE,
+         r"preprocess\.nlm_patch_px: Input should be a valid integer \(got 2\.7\)",
+         _settings({"preprocess": {"nlm_patch_px": 2.7}})),
+    Case("settings: 'no' for a switch", (*ANALYZE, "--config", "{sandbox}/settings.json"), EXIT_USAGE,
+         r"input\.exclude_data_bar: Input should be a valid boolean \(got 'no'\)",
+         _settings({"input": {"exclude_data_bar": "no"}})),
+    Case("settings: true for a probability", (*ANALYZE, "--config", "{sandbox}/settings.json"), EXIT_USAGE,
+         r"classify\.unclear_below: Input should be a valid number \(got True\)",
+         _settings({"classify": {"unclear_below": True}})),
+    Case("settings: unknown key", (*ANALYZE, "--config", "{sandbox}/settings.json"), EXIT_USAGE,
+         r"segment\.minimum_area: unknown setting", _settings({"segment": {"minimum_area": 1}})),
+    Case("settings: extends loop", (*ANALYZE, "--config", "{sandbox}/settings.json"), EXIT_USAGE,
+         r"'extends' makes a loop", _settings({"extends": "settings.json"})),
+    Case("settings: not JSON", (*ANALYZE, "--config", "{sandbox}/settings.json"), EXIT_USAGE,
+         r"cannot read the settings file .*settings\.json", _settings("{not json")),
+    Case("settings: missing file", (*ANALYZE, "--config", "{sandbox}/absent.json"), EXIT_USAGE,
+         r"cannot read the settings file .*absent\.json"),
+    Case("settings: newer version", (*ANALYZE, "--config", "{sandbox}/settings.json"), EXIT_USAGE,
+         r"version: Input should be 1 \(got 2\)", _settings({"version": 2})),
+    Case("training settings: bad patch size", ("patches", "--synthetic", "1", "--out", "{sandbox}/p", "--config",
+                                               "{sandbox}/settings.json"), EXIT_USAGE,
+         r"patch\.size: Input should be greater than or equal to 8", _settings({"patch": {"size": 2}})),
+]
+
+CASES = OPTION_CASES + SETTINGS_CASES
+
+
+def _fingerprint(folder: Path) -> dict[str, str]:
+    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "dir"
+            for path in sorted(folder.rglob("*"))}
+
+
+@pytest.fixture(scope="module")
+def sample_image(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("image") / "sample.tif"
+    scene = render_scene(SceneSpec(shape=(256, 256), pixel_size_um=0.04, seed=3))
+    tifffile.imwrite(path, scene.image, imagej=True, resolution=(25, 25), metadata={"unit": "um"})
+    return path
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_bad_input_gets_a_clear_message_and_changes_nothing(case, sample_image, tmp_path, reference_model_path):
+    sandbox = tmp_path / "sandbox"
+    sandbox.mkdir()
+    (sandbox / "sample.tif").write_bytes(sample_image.read_bytes())
+    (sandbox / "notes.txt").write_text("a user's notes\n")
+    if case.setup:
+        case.setup(sandbox)
+    before = _fingerprint(sandbox)
+    arguments = [argument.replace("{sandbox}", str(sandbox)) for argument in case.arguments]
+    env = {**os.environ, "MICROCRYSTALNET_MODEL_DIR": str(reference_model_path.parent)}
+    done = subprocess.run([sys.executable, "-m", "microcrystalnet", *arguments], capture_output=True, text=True,
+                          env=env, timeout=600)
+    messages = done.stdout + done.stderr
+    assert done.returncode == case.status, messages
+    assert "Traceback" not in messages
+    import re
+
+    assert re.search(case.message, messages), messages
+    after = {path: digest for path, digest in _fingerprint(sandbox).items()
+             if not any(path == allowed or path.startswith(allowed + "/") for allowed in case.may_create)}
+    assert after == before
+
+
+def test_help_loads_no_numerical_library():
+    """`microcrystalnet --help` and every command's --help answer without numpy, TensorFlow or torch
+    (their import is what made --help take seconds; the time itself is in BENCHMARKS.md)."""
+    script = ("import sys, contextlib, io\n"
+              "from microcrystalnet.cli import build_parser\n"
+              "parser = build_parser()\n"
+              "for command in ([], ['analyze'], ['batch'], ['train'], ['n2v', 'train'], ['tune-sam']):\n"
+              "    with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+              "        parser.parse_args([*command, '--help'])\n"
+              "print(sorted(m for m in ('numpy', 'scipy', 'tensorflow', 'torch', 'keras', 'skimage') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
