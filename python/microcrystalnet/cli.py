@@ -1,8 +1,9 @@
 """Command line: ``microcrystalnet analyze``, ``batch``, ``demo``, ``n2v``, ``train``, ``evaluate``, ``patches``,
 ``tune-sam`` and ``imagej`` (argument parsing only).
 
-Exit status: 0 all images analysed; 1 some images could not be analysed (the others were);
-2 wrong usage or settings; 3 the classifier model cannot be had.
+Exit status: 0 all images analysed; 1 some images could not be analysed or written (the others
+were); 2 wrong usage or settings, or an output folder refused (not MicroCrystalNet's, or in use by
+another batch); 3 the classifier model cannot be had.
 """
 
 from __future__ import annotations
@@ -134,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--out", required=True, type=Path, metavar="OUT_DIR", help="folder for the results")
     batch.add_argument("--recursive", action="store_true", help="also the images in sub-folders")
     batch.add_argument("--force", action="store_true", help="analyse finished images again")
+    batch.add_argument("--wait", action="store_true",
+                       help="if another batch is writing into OUT_DIR, wait for it to end (default: refuse at once)")
     batch.add_argument("--workers", type=int, metavar="N",
                        help="local Dask worker processes (default: one per core as memory allows, "
                             "about 3 GB each); 0: no Dask, one image after another in this process")
@@ -368,9 +371,19 @@ def _run_analyze(arguments: argparse.Namespace, config: AnalysisConfig) -> int:
     if duplicates:
         log.error("several images share the name(s) %s; their results would share a folder. Rename them.", duplicates)
         return EXIT_USAGE
-    from .io.outputs import write_analysis
+    from .io.outputs import check_result_folders, write_analysis
+    from .io.result_folder import OutputFolderError, OutputWriteError
     from .pipeline import AnalysisModels, analyze_image
 
+    try:
+        check_result_folders(arguments.out, [Path(arguments.image_name).stem] if arguments.image_name else stems,
+                             arguments.images)
+    except OutputFolderError as error:
+        log.error("%s", error)
+        return EXIT_USAGE
+    except OutputWriteError as error:
+        log.error("%s", error)
+        return EXIT_SOME_FAILED
     models = AnalysisModels.load(config, download=not arguments.no_download)
 
     progress = _Progress(len(arguments.images), arguments.quiet, arguments.progress == "machine")
@@ -383,7 +396,7 @@ def _run_analyze(arguments: argparse.Namespace, config: AnalysisConfig) -> int:
             analysis = analyze_image(image, models.classifier, config, progress.callback(number, image.path.name),
                                      models.segmenter, models.n2v)
             folder = write_analysis(arguments.out, analysis, overlay=not arguments.no_overlay)
-        except ImageInputError as error:
+        except (ImageInputError, OutputFolderError, OutputWriteError) as error:
             failed += 1
             log.error("%s", error)
             continue
@@ -405,14 +418,15 @@ def _run_analyze(arguments: argparse.Namespace, config: AnalysisConfig) -> int:
 
 
 def _run_batch(arguments: argparse.Namespace, config: AnalysisConfig) -> int:
-    from .batch import BATCH_ERRORS_NAME, BATCH_RESULTS_NAME, find_images, run_batch
+    from .batch import BATCH_ERRORS_NAME, BATCH_RESULTS_NAME, find_batch_inputs, run_batch
+    from .io.result_folder import OutputFolderError, OutputWriteError
 
     try:
-        images = find_images(arguments.input_dir, arguments.recursive)
+        inputs = find_batch_inputs(arguments.input_dir, arguments.recursive, arguments.out)
     except FileNotFoundError as error:
         log.error("%s", error)
         return EXIT_USAGE
-    if not images:
+    if not inputs.images:
         log.error("%s holds no images (%s)", arguments.input_dir, ", ".join(SUPPORTED_SUFFIXES))
         return EXIT_USAGE
     state = {"bar": None, "done": 0, "total": 0}
@@ -440,12 +454,16 @@ def _run_batch(arguments: argparse.Namespace, config: AnalysisConfig) -> int:
             state["bar"].update(1)
 
     try:
-        outcomes = run_batch(images, arguments.out, config, force=arguments.force, overlay=not arguments.no_overlay,
-                             download=not arguments.no_download, scheduler=arguments.scheduler,
-                             workers=arguments.workers, on_outcome=finished, on_start=started)
-    except ValueError as error:
+        outcomes = run_batch(inputs.images, arguments.out, config, skipped=inputs.skipped, force=arguments.force,
+                             overlay=not arguments.no_overlay, download=not arguments.no_download,
+                             scheduler=arguments.scheduler, workers=arguments.workers, wait=arguments.wait,
+                             on_outcome=finished, on_start=started)
+    except OutputFolderError as error:
         log.error("%s", error)
         return EXIT_USAGE
+    except OutputWriteError as error:
+        log.error("%s", error)
+        return EXIT_SOME_FAILED
     finally:
         if state["bar"] is not None:
             state["bar"].close()
