@@ -26,10 +26,13 @@ scheduler, images are analysed one after another in this process.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
 import os
+import signal
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -311,10 +314,27 @@ def run_batch(images: Sequence[Path], out: str | Path, config: AnalysisConfig = 
     return outcomes
 
 
+@contextlib.contextmanager
+def _workers_ignore_ctrl_c() -> Iterator[None]:
+    """Ctrl-C at a terminal interrupts every process of the group, and each Dask worker printed a
+    traceback. Worker processes started in this block inherit an ignored SIGINT, so only this
+    process handles Ctrl-C: it stops the cluster and keeps the finished images. (A Ctrl-C while
+    the workers start is ignored too.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _run_on_dask(images: Sequence[Path], out: Path, config_json: str, overlay: bool, download: bool,
                  scheduler: str | None, workers: int | None, finished: Callable[[ImageOutcome], None]) -> None:
-    # Dask's own start/stop messages at INFO would bury ours; its warnings and errors still show
-    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+    # Dask's own start/stop messages at INFO would bury ours; its warnings and errors still show,
+    # but for the one each worker gives for its task cancelled by Ctrl-C (workers read this too)
+    os.environ.setdefault("DASK_LOGGING", repr({"distributed": "warning", "distributed.worker.state_machine": "error"}))
     from dask.distributed import Client, LocalCluster, as_completed
 
     if scheduler is not None:
@@ -323,8 +343,9 @@ def _run_on_dask(images: Sequence[Path], out: Path, config_json: str, overlay: b
     else:
         count = workers or default_worker_count()
         # one thread per worker: TensorFlow and NumPy use the cores inside each task already
-        cluster = LocalCluster(n_workers=count, threads_per_worker=1, processes=True, dashboard_address=None,
-                               memory_limit=0)
+        with _workers_ignore_ctrl_c():
+            cluster = LocalCluster(n_workers=count, threads_per_worker=1, processes=True, dashboard_address=None,
+                                   memory_limit=0)
         client = Client(cluster)
     try:
         log.info("Dask: %d worker(s) at %s", len(client.scheduler_info()["workers"]), client.scheduler.address)
