@@ -189,6 +189,7 @@ def find_batch_inputs(folder: str | Path, recursive: bool = False, out: str | Pa
         raise FileNotFoundError(f"{folder}: no such folder")
     inputs = BatchInputs()
     _gather(folder, recursive, Path(out) if out is not None else folder, inputs)
+    inputs.images.sort()
     for skipped in inputs.skipped:
         log.warning("%s", skipped.error)
     if inputs.own_results:
