@@ -371,13 +371,13 @@ def _run_analyze(arguments: argparse.Namespace, config: AnalysisConfig) -> int:
     if duplicates:
         log.error("several images share the name(s) %s; their results would share a folder. Rename them.", duplicates)
         return EXIT_USAGE
-    from .io.outputs import check_result_folders, write_analysis
+    from .io.outputs import prepare_result_folders, write_analysis
     from .io.result_folder import OutputFolderError, OutputWriteError
     from .pipeline import AnalysisModels, analyze_image
 
     try:
-        check_result_folders(arguments.out, [Path(arguments.image_name).stem] if arguments.image_name else stems,
-                             arguments.images)
+        prepare_result_folders(arguments.out, [Path(arguments.image_name).stem] if arguments.image_name else stems,
+                               arguments.images)
     except OutputFolderError as error:
         log.error("%s", error)
         return EXIT_USAGE

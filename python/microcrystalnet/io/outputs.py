@@ -42,7 +42,7 @@ from ..results import RESULT_COLUMNS, class_statistics
 from .atomic import replaced_atomically
 from .image_file import to_unit_range
 from .report import REPORT_FILE_NAMES, write_image_report
-from .result_folder import MARKER_NAME, OutputWriteError, check_replaceable, result_folder_written
+from .result_folder import MARKER_NAME, check_replaceable, output_write_error, result_folder_written
 
 if TYPE_CHECKING:  # the pipeline imports this package; only type checkers need the reverse
     from ..pipeline import CrystalAnalysis
@@ -207,14 +207,15 @@ def write_json(path: Path, content: dict[str, Any]) -> None:
     path.write_text(json.dumps(_json_safe(content), indent=2, default=_json_default) + "\n", encoding="utf-8")
 
 
-def check_result_folders(out_dir: Path, folder_names: Sequence[str], inputs: Sequence[Path]) -> None:
-    """Before any work: raise ``OutputFolderError`` if a result folder ``out_dir/<name>/`` could not
-    be replaced (see :func:`microcrystalnet.io.result_folder.check_replaceable`), or
-    ``OutputWriteError`` if ``out_dir`` is a file."""
+def prepare_result_folders(out_dir: Path, folder_names: Sequence[str], inputs: Sequence[Path]) -> None:
+    """Before any work: create ``out_dir`` (``OutputWriteError`` if that fails) and raise
+    ``OutputFolderError`` if a result folder ``out_dir/<name>/`` could not be replaced (see
+    :func:`microcrystalnet.io.result_folder.check_replaceable`)."""
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputWriteError(f"cannot write the results to {out_dir}: it is a file, not a folder; choose a folder "
-                               f"with --out")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise output_write_error(error, out_dir) from error
     for name in folder_names:
         check_replaceable(out_dir / name, OUTPUT_NAMES, inputs)
 
