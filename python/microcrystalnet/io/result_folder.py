@@ -156,14 +156,16 @@ def recover_leftovers(out_dir: Path, name: str | None = None) -> list[str]:
     put back. Every other leftover of ours is removed. A leftover of a running process, or one
     without our marker, is left where it is.
     """
-    notices = []
+    notices: list[str] = []
     try:
-        entries = sorted(out_dir.iterdir())
+        with os.scandir(out_dir) as listing:  # thousands of result folders: match names before making paths
+            matches = sorted(((Path(entry.path), match) for entry in listing
+                              if (match := _LEFTOVER.match(entry.name)) and name in (None, match["name"])),
+                             key=lambda found: found[0])
     except FileNotFoundError:
         return notices
-    for leftover in entries:
-        match = _LEFTOVER.match(leftover.name)
-        if not match or (name is not None and match["name"] != name) or leftover.is_symlink() or not leftover.is_dir():
+    for leftover, match in matches:
+        if leftover.is_symlink() or not leftover.is_dir():
             continue
         final = out_dir / match["name"]
         host, pid = _writer_host(leftover), int(match["pid"])
