@@ -378,12 +378,9 @@ def _run_analyze(arguments: argparse.Namespace, config: AnalysisConfig) -> int:
     try:
         prepare_result_folders(arguments.out, [Path(arguments.image_name).stem] if arguments.image_name else stems,
                                arguments.images)
-    except OutputFolderError as error:
+    except (OutputFolderError, OutputWriteError) as error:
         log.error("%s", error)
-        return EXIT_USAGE
-    except OutputWriteError as error:
-        log.error("%s", error)
-        return EXIT_SOME_FAILED
+        return EXIT_USAGE if isinstance(error, OutputFolderError) else EXIT_SOME_FAILED
     models = AnalysisModels.load(config, download=not arguments.no_download)
 
     progress = _Progress(len(arguments.images), arguments.quiet, arguments.progress == "machine")
@@ -458,12 +455,9 @@ def _run_batch(arguments: argparse.Namespace, config: AnalysisConfig) -> int:
                              overlay=not arguments.no_overlay, download=not arguments.no_download,
                              scheduler=arguments.scheduler, workers=arguments.workers, wait=arguments.wait,
                              on_outcome=finished, on_start=started)
-    except OutputFolderError as error:
+    except (OutputFolderError, OutputWriteError) as error:
         log.error("%s", error)
-        return EXIT_USAGE
-    except OutputWriteError as error:
-        log.error("%s", error)
-        return EXIT_SOME_FAILED
+        return EXIT_USAGE if isinstance(error, OutputFolderError) else EXIT_SOME_FAILED
     finally:
         if state["bar"] is not None:
             state["bar"].close()
