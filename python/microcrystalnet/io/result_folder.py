@@ -36,9 +36,6 @@ log = logging.getLogger(__name__)
 MARKER_NAME = ".microcrystalnet-result"
 PROGRAM = "MicroCrystalNet"
 _LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?P<kind>partial|previous)-(?P<pid>\d+)$")
-#: tests kill the process at these points (``MICROCRYSTALNET_TEST_CRASH_AT=<point>``) to prove
-#: that a rerun recovers: a kill at a random moment almost never lands between two renames
-CRASH_POINTS = ("written", "previous-moved", "final-placed")
 
 
 class OutputFolderError(Exception):
@@ -87,8 +84,9 @@ def check_replaceable(final: Path, own_names: Collection[str], inputs: Sequence[
         return
     choose = "choose another --out, or rename or move it away"
     if final.is_symlink() or not final.is_dir():
-        raise OutputFolderError(f"{final} exists and is not a result folder ({'a link' if final.is_symlink() else 'a file'}); "
-                                f"MicroCrystalNet never replaces it: {choose}")
+        kind = "a link" if final.is_symlink() else "a file"
+        raise OutputFolderError(f"{final} exists and is not a result folder ({kind}); MicroCrystalNet never "
+                                f"replaces it: {choose}")
     if not is_result_folder(final):
         raise OutputFolderError(f"{final} exists and was not written by MicroCrystalNet (it has no {MARKER_NAME} "
                                 f"file); MicroCrystalNet never replaces or deletes such a folder: {choose}")
@@ -97,7 +95,7 @@ def check_replaceable(final: Path, own_names: Collection[str], inputs: Sequence[
     if held_inputs:
         raise OutputFolderError(f"{final} holds the input(s) {', '.join(held_inputs)}, which replacing it would "
                                 f"delete: move them out, or {choose}")
-    foreign = sorted(entry.name for entry in final.iterdir() if entry.name not in own_names and entry.name != MARKER_NAME)
+    foreign = sorted(entry.name for entry in final.iterdir() if entry.name not in {*own_names, MARKER_NAME})
     if foreign:
         raise OutputFolderError(f"{final} holds files MicroCrystalNet did not write ({', '.join(foreign)}), which "
                                 f"replacing it would delete: move them out, or {choose}")
@@ -192,6 +190,9 @@ def recover_leftovers(out_dir: Path, name: str | None = None) -> list[str]:
 
 
 def _crash_point(point: str) -> None:
+    """Tests kill the process at ``point`` (``MICROCRYSTALNET_TEST_CRASH_AT=written``,
+    ``previous-moved`` or ``final-placed``) to prove that a rerun recovers: a kill at a random
+    moment almost never lands between two renames."""
     if os.environ.get("MICROCRYSTALNET_TEST_CRASH_AT") == point:
         os.kill(os.getpid(), signal.SIGKILL)
 
@@ -209,8 +210,9 @@ def result_folder_written(final: Path, own_names: Collection[str], inputs: Seque
     when the block ends it is flushed to disk and swapped into place as ``final``.
 
     Raises :class:`OutputFolderError` when ``final`` may not be replaced (see
-    :func:`check_replaceable`; ``inputs`` are the files the results come from), :class:`OutputWriteError` when the files cannot be written.
-    If the block raises, nothing at ``final`` changes and the new folder is removed.
+    :func:`check_replaceable`; ``inputs``: the files the results come from), and
+    :class:`OutputWriteError` when the files cannot be written. If the block raises, nothing at
+    ``final`` changes and the new folder is removed.
     """
     out_dir = final.parent
     partial = out_dir / f".{final.name}.partial-{os.getpid()}"
