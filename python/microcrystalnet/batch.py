@@ -390,7 +390,8 @@ IMAGE_COLUMNS = ["Image", "Crystals", "PixelSize_um", "PixelSizeSource", "Unit",
 
 def write_batch_tables(out: Path, errors: Sequence[ImageOutcome]) -> None:
     """Rebuild the batch tables and batch_report.html from every finished result folder in
-    ``out`` (whichever run wrote it); a damaged one is left out with a notice."""
+    ``out`` (whichever run wrote it); a damaged one is left out with a notice. Raises
+    ``OutputWriteError`` when they cannot be written."""
     crystal_rows: list[dict[str, Any]] = []
     image_rows: list[dict[str, Any]] = []
     for folder in sorted(out.iterdir()):
@@ -407,8 +408,11 @@ def write_batch_tables(out: Path, errors: Sequence[ImageOutcome]) -> None:
             log.warning("%s: left out of the batch tables (%s)", folder, error)
             continue
         crystal_rows.extend(rows)
-    _write_csv(out / BATCH_RESULTS_NAME, ["Image", *RESULT_COLUMNS], crystal_rows)
-    _write_csv(out / BATCH_IMAGES_NAME, IMAGE_COLUMNS, image_rows)
     error_rows = [{"Image": Path(o.image).name, "Error": o.error} for o in errors]
-    _write_csv(out / BATCH_ERRORS_NAME, ["Image", "Error"], error_rows)
-    write_batch_report(out, image_rows, crystal_rows, error_rows)
+    try:
+        _write_csv(out / BATCH_RESULTS_NAME, ["Image", *RESULT_COLUMNS], crystal_rows)
+        _write_csv(out / BATCH_IMAGES_NAME, IMAGE_COLUMNS, image_rows)
+        _write_csv(out / BATCH_ERRORS_NAME, ["Image", "Error"], error_rows)
+        write_batch_report(out, image_rows, crystal_rows, error_rows)
+    except OSError as error:  # a full disk, say: the result folders are complete all the same
+        raise output_write_error(error, out) from error
