@@ -177,9 +177,9 @@ def _gather(folder: Path, recursive: bool, out: Path, inputs: BatchInputs) -> No
 
 
 def find_batch_inputs(folder: str | Path, recursive: bool = False, out: str | Path | None = None) -> BatchInputs:
-    """The image files (by suffix) in ``folder``, sorted, hidden files left out, and what looks
-    like an image but cannot be analysed (a folder or a broken link named like an image, an
-    unreadable file or folder), each logged.
+    """The image files (by suffix) in ``folder``, sorted, hidden files and folders left out, and
+    what looks like an image but cannot be analysed (a folder or a broken link named like an
+    image, an unreadable file or folder), each logged.
 
     The program's own outputs are never inputs: result folders (anywhere below ``folder``) and
     the batch files of ``out`` are left out, so ``out`` may be ``folder`` or inside it.
