@@ -20,6 +20,7 @@ from .classes import RESULT_CODES
 from .classify import DEFAULT_MODEL, MODEL_CARDS, CrystalClassifier, ModelDescriptionError, ModelUnavailableError
 from .config import AnalysisConfig
 from .io import SUPPORTED_SUFFIXES, ImageInputError, read_sem_image
+from .io.result_folder import OutputFolderError, OutputWriteError
 from .preprocess.n2v import Noise2VoidModelError
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_MODEL = 0, 1, 2, 3
@@ -372,15 +373,10 @@ def _run_analyze(arguments: argparse.Namespace, config: AnalysisConfig) -> int:
         log.error("several images share the name(s) %s; their results would share a folder. Rename them.", duplicates)
         return EXIT_USAGE
     from .io.outputs import prepare_result_folders, write_analysis
-    from .io.result_folder import OutputFolderError, OutputWriteError
     from .pipeline import AnalysisModels, analyze_image
 
-    try:
-        prepare_result_folders(arguments.out, [Path(arguments.image_name).stem] if arguments.image_name else stems,
-                               arguments.images)
-    except (OutputFolderError, OutputWriteError) as error:
-        log.error("%s", error)
-        return EXIT_USAGE if isinstance(error, OutputFolderError) else EXIT_SOME_FAILED
+    prepare_result_folders(arguments.out, [Path(arguments.image_name).stem] if arguments.image_name else stems,
+                           arguments.images)
     models = AnalysisModels.load(config, download=not arguments.no_download)
 
     progress = _Progress(len(arguments.images), arguments.quiet, arguments.progress == "machine")
@@ -416,7 +412,6 @@ def _run_analyze(arguments: argparse.Namespace, config: AnalysisConfig) -> int:
 
 def _run_batch(arguments: argparse.Namespace, config: AnalysisConfig) -> int:
     from .batch import BATCH_ERRORS_NAME, BATCH_RESULTS_NAME, find_batch_inputs, run_batch
-    from .io.result_folder import OutputFolderError, OutputWriteError
 
     try:
         inputs = find_batch_inputs(arguments.input_dir, arguments.recursive, arguments.out)
@@ -455,9 +450,6 @@ def _run_batch(arguments: argparse.Namespace, config: AnalysisConfig) -> int:
                              overlay=not arguments.no_overlay, download=not arguments.no_download,
                              scheduler=arguments.scheduler, workers=arguments.workers, wait=arguments.wait,
                              on_outcome=finished, on_start=started)
-    except (OutputFolderError, OutputWriteError) as error:
-        log.error("%s", error)
-        return EXIT_USAGE if isinstance(error, OutputFolderError) else EXIT_SOME_FAILED
     finally:
         if state["bar"] is not None:
             state["bar"].close()
@@ -639,6 +631,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ModelUnavailableError, ModelDescriptionError, Noise2VoidModelError) as error:
         log.error("model: %s", error)
         return EXIT_MODEL
+    except (OutputFolderError, OutputWriteError) as error:
+        log.error("%s", error)
+        return EXIT_USAGE if isinstance(error, OutputFolderError) else EXIT_SOME_FAILED
     except KeyboardInterrupt:
         log.error("interrupted; results of finished images are complete, the image in progress was not written")
         return 130
