@@ -1,15 +1,21 @@
 """Batch analysis of many SEM images: resumable, on this machine or a Dask cluster.
 
 Each image's results go to ``OUT/<image name>/`` exactly as ``analyze`` writes them, renamed into
-place only when complete; a folder holding ``summary.json`` is a finished image, skipped on the
-next run unless ``force``. A run that is interrupted (Ctrl-C, a kill, a lost machine) therefore
-loses only the images in progress. After every run the batch tables are rebuilt from the
-finished folders::
+place only when complete (:mod:`microcrystalnet.io.result_folder`); a result folder with a
+readable ``summary.json`` and ``results.csv`` is a finished image, skipped on the next run unless
+``force``; a damaged one is analysed again. A run that is interrupted (Ctrl-C, a kill, a lost
+machine) therefore loses only the images in progress. One batch at a time writes into ``OUT``
+(:mod:`microcrystalnet.io.batch_lock`); it first recovers what interrupted runs left there, and
+refuses to start when an image's folder exists but is not a result folder of this program.
+After every run the batch tables are rebuilt from all finished result folders in ``OUT``::
 
     OUT/batch_results.csv   one row per crystal of every finished image (Image column first)
     OUT/batch_images.csv    one row per finished image: crystals, class counts and fractions, sizes
-    OUT/batch_errors.csv    the images of this run that could not be analysed, with the reason
+    OUT/batch_errors.csv    what of this run's input could not be analysed, with the reason
     OUT/batch_report.html   class fractions per image and size distributions across images (+ PNGs)
+
+The inputs are never written to. ``OUT`` may be the input folder or inside it: the program's own
+result folders and batch files are left out of the inputs (:func:`find_batch_inputs`).
 
 Work is spread with Dask (``dask.distributed``): by default a local cluster of worker processes
 sized to this machine; ``scheduler`` names a running Dask scheduler to use a real cluster (the
@@ -20,14 +26,17 @@ scheduler, images are analysed one after another in this process.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
 import os
-import shutil
+import signal
+import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,8 +44,11 @@ from .classes import RESULT_CODES
 from .config import AnalysisConfig
 from .io import SUPPORTED_SUFFIXES, ImageInputError, read_sem_image
 from .io.atomic import replaced_atomically
-from .io.outputs import RESULTS_NAME, SUMMARY_NAME
-from .io.report import write_batch_report
+from .io.batch_lock import LOCK_NAME, batch_lock
+from .io.outputs import OUTPUT_NAMES, RESULTS_NAME, SUMMARY_NAME
+from .io.report import BATCH_REPORT_FILE_NAMES, write_batch_report
+from .io.result_folder import (OutputFolderError, OutputWriteError, check_replaceable, is_result_folder,
+                               output_write_error, recover_leftovers)
 from .results import RESULT_COLUMNS
 
 if TYPE_CHECKING:
@@ -47,6 +59,8 @@ log = logging.getLogger(__name__)
 BATCH_RESULTS_NAME = "batch_results.csv"
 BATCH_IMAGES_NAME = "batch_images.csv"
 BATCH_ERRORS_NAME = "batch_errors.csv"
+#: the files a batch writes into OUT beside the result folders
+BATCH_FILE_NAMES = (BATCH_RESULTS_NAME, BATCH_IMAGES_NAME, BATCH_ERRORS_NAME, *BATCH_REPORT_FILE_NAMES, LOCK_NAME)
 #: memory one worker process needs (TensorFlow, the classifier, a 2048 x 2048 image at work)
 WORKER_MEMORY_GB = 3.0
 
@@ -62,6 +76,10 @@ class ImageOutcome:
     seconds: float = 0.0
 
 
+class DamagedResultError(Exception):
+    """A result folder that is not a finished result (a file missing, cut short or unreadable)."""
+
+
 #: the models of each configuration, inside each worker process (and this one, when serial)
 _models_in_this_process: dict[str, tuple[AnalysisConfig, AnalysisModels]] = {}
 
@@ -70,8 +88,8 @@ def analyse_image_file(image: str, out: str, config_json: str, overlay: bool = T
                        download: bool = True) -> ImageOutcome:
     """Analyse one image file into ``out/<image name>/``; runs in a worker or in this process.
 
-    An image that cannot be read or analysed gives an outcome with ``error`` (the batch goes
-    on); a model that cannot be had raises (no image could be analysed).
+    An image that cannot be read, analysed or written gives an outcome with ``error`` (the
+    batch goes on); a model that cannot be had raises (no image could be analysed).
     """
     from .io.outputs import write_analysis
     from .pipeline import AnalysisModels, analyze_image
@@ -86,25 +104,157 @@ def analyse_image_file(image: str, out: str, config_json: str, overlay: bool = T
         sem_image = read_sem_image(image, config.input.pixel_size_um, config.input.exclude_data_bar)
         analysis = analyze_image(sem_image, models.classifier, config, None, models.segmenter, models.n2v)
         folder = write_analysis(Path(out), analysis, overlay=overlay)
-    except ImageInputError as error:
+    except (ImageInputError, OutputFolderError, OutputWriteError) as error:
         return ImageOutcome(image, error=str(error))
     except (ValueError, RuntimeError, MemoryError) as error:  # one odd image must not stop thousands
         return ImageOutcome(image, error=f"{Path(image).name}: analysis failed ({type(error).__name__}: {error})")
     return ImageOutcome(image, str(folder), crystals=analysis.n_crystals, seconds=time.perf_counter() - started)
 
 
-def find_images(folder: str | Path, recursive: bool = False) -> list[Path]:
-    """The image files (by suffix) in ``folder``, sorted; hidden files left out."""
+@dataclass
+class BatchInputs:
+    """The images of a batch's input folder, and what looked like one but cannot be analysed.
+
+    ``skipped``: outcomes with the reason (they go to batch_errors.csv); ``own_results``: how
+    many files of the program's own results were left out (when OUT is inside the input folder).
+    """
+
+    images: list[Path] = field(default_factory=list)
+    skipped: list[ImageOutcome] = field(default_factory=list)
+    own_results: int = 0
+
+
+def _entries(folder: Path, inputs: BatchInputs) -> Iterator[os.DirEntry]:
+    try:
+        with os.scandir(folder) as listing:
+            yield from sorted(listing, key=lambda entry: entry.name)
+    except OSError as error:
+        inputs.skipped.append(ImageOutcome(str(folder), error=f"{folder}: folder cannot be read "
+                                                              f"({error.strerror}); its images were not analysed"))
+
+
+def _count_files(folder: Path) -> int:
+    return sum(len(files) for _, _, files in os.walk(folder))
+
+
+def _gather(folder: Path, recursive: bool, out: Path, inputs: BatchInputs) -> None:
+    is_out = folder.resolve() == out.resolve()
+    for entry in _entries(folder, inputs):
+        path = Path(entry.path)
+        if entry.name.startswith("."):  # hidden: the program's leftovers and lock, dot-folders
+            continue
+        if is_out and entry.name in BATCH_FILE_NAMES:
+            inputs.own_results += 1
+            continue
+        looks_like_image = path.suffix.lower() in SUPPORTED_SUFFIXES
+        if entry.is_symlink() and not path.exists():
+            if looks_like_image:
+                inputs.skipped.append(ImageOutcome(str(path), error=f"{path}: a link to {os.readlink(path)}, "
+                                                                    f"which does not exist; not analysed"))
+            continue
+        try:
+            is_folder = entry.is_dir()
+        except OSError as error:
+            inputs.skipped.append(ImageOutcome(str(path), error=f"{path} cannot be read ({error.strerror})"))
+            continue
+        if is_folder and is_result_folder(path):
+            inputs.own_results += _count_files(path)
+        elif is_folder and looks_like_image:
+            inputs.skipped.append(ImageOutcome(str(path), error=f"{path} is a folder named like an image; not "
+                                                                f"analysed (give it as its own batch folder if it "
+                                                                f"holds images)"))
+        elif is_folder and recursive and entry.is_symlink():
+            inputs.skipped.append(ImageOutcome(str(path), error=f"{path} is a link to a folder, not followed; give "
+                                                                f"that folder as a batch of its own"))
+        elif is_folder and recursive:
+            _gather(path, recursive, out, inputs)
+        elif looks_like_image and not is_folder:
+            if os.access(path, os.R_OK):
+                inputs.images.append(path)
+            else:
+                inputs.skipped.append(ImageOutcome(str(path), error=f"{path} cannot be read (no permission); not "
+                                                                    f"analysed"))
+
+
+def find_batch_inputs(folder: str | Path, recursive: bool = False, out: str | Path | None = None) -> BatchInputs:
+    """The image files (by suffix) in ``folder``, sorted, hidden files and folders left out, and
+    what looks like an image but cannot be analysed (a folder or a broken link named like an
+    image, an unreadable file or folder), each logged.
+
+    The program's own outputs are never inputs: result folders (anywhere below ``folder``) and
+    the batch files of ``out`` are left out, so ``out`` may be ``folder`` or inside it.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder")
-    candidates = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(p for p in candidates if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES
-                  and not p.name.startswith("."))
+    inputs = BatchInputs()
+    _gather(folder, recursive, Path(out) if out is not None else folder, inputs)
+    inputs.images.sort()
+    for skipped in inputs.skipped:
+        log.warning("%s", skipped.error)
+    if inputs.own_results:
+        log.info("%d file(s) of MicroCrystalNet's own results in %s left out of the inputs", inputs.own_results,
+                 folder)
+    return inputs
 
 
-def is_finished(out: Path, image: Path) -> bool:
-    return (out / image.stem / SUMMARY_NAME).is_file()
+def without_name_clashes(images: Sequence[Path]) -> tuple[list[Path], list[ImageOutcome]]:
+    """``images`` less those whose results would share a folder (same name but the suffix, e.g.
+    ``a.tif`` and ``a.jpg``, or ``x/a.tif`` and ``y/a.tif``), and an outcome saying what to do for each of those."""
+    by_stem: dict[str, list[Path]] = defaultdict(list)
+    for image in images:
+        by_stem[image.stem].append(image)
+    kept, clashing = [], []
+    for image in images:
+        sharing = by_stem[image.stem]
+        if len(sharing) == 1:
+            kept.append(image)
+            continue
+        others = ", ".join(str(other) for other in sharing if other != image)
+        advice = ("rename one of them" if len({other.parent for other in sharing}) == 1 else
+                  "rename one of them, or analyse their folders as separate batches, each with its own --out")
+        clashing.append(ImageOutcome(str(image), error=f"{image}: not analysed, its results would share the folder "
+                                                       f"'{image.stem}' with {others}: {advice}"))
+    return kept, clashing
+
+
+def read_finished_summary(folder: Path) -> dict[str, Any]:
+    """The ``summary.json`` of a finished result folder; :class:`DamagedResultError` (saying what
+    is wrong) when it or ``results.csv`` is missing, cut short or unreadable."""
+    summary_path, results_path = folder / SUMMARY_NAME, folder / RESULTS_NAME
+    try:
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        if not isinstance(summary.get("n_crystals"), int) or not all(code in summary["classes"]
+                                                                   for code in RESULT_CODES):
+            raise ValueError("counts per class missing")
+        with open(results_path, newline="", encoding="utf-8") as stream:
+            header = next(csv.reader(stream), [])
+    except FileNotFoundError as error:
+        raise DamagedResultError(f"{folder}: damaged result, {Path(error.filename).name} is missing") from None
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError, csv.Error) as error:
+        raise DamagedResultError(f"{folder}: damaged result, {summary_path.name} or {results_path.name} cannot be "
+                                 f"read ({type(error).__name__}: {error})") from None
+    if "Crystal" not in header:
+        raise DamagedResultError(f"{folder}: damaged result, {results_path.name} has no header row")
+    return summary
+
+
+def _to_do(out: Path, images: Sequence[Path], force: bool) -> list[Path]:
+    """The images without a finished result folder (all with ``force``); refuses to start when
+    an image's folder is there but may not be replaced."""
+    to_do = []
+    for image in images:
+        folder = out / image.stem
+        check_replaceable(folder, OUTPUT_NAMES)
+        if force or not folder.exists():
+            to_do.append(image)
+            continue
+        try:
+            read_finished_summary(folder)
+        except DamagedResultError as error:
+            log.warning("%s: analysing it again", error)
+            to_do.append(image)
+    return to_do
 
 
 def default_worker_count() -> int:
@@ -117,55 +267,75 @@ def default_worker_count() -> int:
     return max(1, min(cores, int(memory_gb // WORKER_MEMORY_GB)))
 
 
-def _remove_partial_folders(out: Path) -> None:
-    """Result folders a killed run left half-written (``.<name>.partial-<pid>``)."""
-    for leftover in out.glob(".*.partial-*"):
-        shutil.rmtree(leftover, ignore_errors=True)
-
-
 def run_batch(images: Sequence[Path], out: str | Path, config: AnalysisConfig = AnalysisConfig(), *,
-              force: bool = False, overlay: bool = True, download: bool = True, scheduler: str | None = None,
-              workers: int | None = None, on_outcome: Callable[[ImageOutcome], None] | None = None,
+              skipped: Sequence[ImageOutcome] = (), force: bool = False, overlay: bool = True,
+              download: bool = True, scheduler: str | None = None, workers: int | None = None, wait: bool = False,
+              on_outcome: Callable[[ImageOutcome], None] | None = None,
               on_start: Callable[[int, int], None] | None = None) -> list[ImageOutcome]:
-    """Analyse ``images`` into ``out`` (see the module notes); returns this run's outcomes.
+    """Analyse ``images`` into ``out`` (see the module notes); returns this run's outcomes,
+    ``skipped`` (inputs that cannot be analysed, from :func:`find_batch_inputs`) and images
+    whose names clash included.
 
     ``on_start(to_do, already_done)`` is called once the plan is known, ``on_outcome`` after each
     image. ``workers``: local worker processes (default: :func:`default_worker_count`; 0: no Dask).
+    ``wait``: wait for another batch writing into ``out`` to end (default: refuse at once).
+    Raises ``OutputFolderError`` (another batch at work in ``out``, or an image's folder that is
+    not a result folder of this program) and ``OutputWriteError`` (``out`` cannot be written).
     """
     out = Path(out)
-    images = [Path(image) for image in images]
-    stems = [image.stem for image in images]
-    clashing = sorted({stem for stem in stems if stems.count(stem) > 1})
-    if clashing:
-        raise ValueError(f"several images share the name(s) {clashing}; their results would share a folder")
-    out.mkdir(parents=True, exist_ok=True)
-    _remove_partial_folders(out)
-    to_do = [image for image in images if force or not is_finished(out, image)]
-    if on_start:
-        on_start(len(to_do), len(images) - len(to_do))
-    config_json = json.dumps(config.to_dict())
-    outcomes: list[ImageOutcome] = []
-
-    def finished(outcome: ImageOutcome) -> None:
-        outcomes.append(outcome)
-        if on_outcome:
-            on_outcome(outcome)
-
+    images, clashing = without_name_clashes([Path(image) for image in images])
+    for outcome in clashing:
+        log.warning("%s", outcome.error)
     try:
-        if to_do and scheduler is None and workers == 0:
-            for image in to_do:
-                finished(analyse_image_file(str(image), str(out), config_json, overlay, download))
-        elif to_do:
-            _run_on_dask(to_do, out, config_json, overlay, download, scheduler, workers, finished)
-    finally:
-        write_batch_tables(out, images, [o for o in outcomes if o.error])
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise output_write_error(error, out) from error
+    with batch_lock(out, wait):
+        for notice in recover_leftovers(out):
+            log.warning("%s", notice)
+        to_do = _to_do(out, images, force)
+        if on_start:
+            on_start(len(to_do), len(images) - len(to_do))
+        config_json = json.dumps(config.to_dict())
+        outcomes: list[ImageOutcome] = [*skipped, *clashing]
+
+        def finished(outcome: ImageOutcome) -> None:
+            outcomes.append(outcome)
+            if on_outcome:
+                on_outcome(outcome)
+
+        try:
+            if to_do and scheduler is None and workers == 0:
+                for image in to_do:
+                    finished(analyse_image_file(str(image), str(out), config_json, overlay, download))
+            elif to_do:
+                _run_on_dask(to_do, out, config_json, overlay, download, scheduler, workers, finished)
+        finally:
+            write_batch_tables(out, [o for o in outcomes if o.error])
     return outcomes
+
+
+@contextlib.contextmanager
+def _workers_ignore_ctrl_c() -> Iterator[None]:
+    """Ctrl-C at a terminal interrupts every process of the group, and each Dask worker printed a
+    traceback. Worker processes started in this block inherit an ignored SIGINT, so only this
+    process handles Ctrl-C: it stops the cluster and keeps the finished images. (A Ctrl-C while
+    the workers start is ignored too.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _run_on_dask(images: Sequence[Path], out: Path, config_json: str, overlay: bool, download: bool,
                  scheduler: str | None, workers: int | None, finished: Callable[[ImageOutcome], None]) -> None:
-    # Dask's own start/stop messages at INFO would bury ours; its warnings and errors still show
-    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+    # Dask's own start/stop messages at INFO would bury ours; its warnings and errors still show,
+    # but for the one each worker gives for its task cancelled by Ctrl-C (workers read this too)
+    os.environ.setdefault("DASK_LOGGING", repr({"distributed": "warning", "distributed.worker.state_machine": "error"}))
     from dask.distributed import Client, LocalCluster, as_completed
 
     if scheduler is not None:
@@ -174,8 +344,9 @@ def _run_on_dask(images: Sequence[Path], out: Path, config_json: str, overlay: b
     else:
         count = workers or default_worker_count()
         # one thread per worker: TensorFlow and NumPy use the cores inside each task already
-        cluster = LocalCluster(n_workers=count, threads_per_worker=1, processes=True, dashboard_address=None,
-                               memory_limit=0)
+        with _workers_ignore_ctrl_c():
+            cluster = LocalCluster(n_workers=count, threads_per_worker=1, processes=True, dashboard_address=None,
+                                   memory_limit=0)
         client = Client(cluster)
     try:
         log.info("Dask: %d worker(s) at %s", len(client.scheduler_info()["workers"]), client.scheduler.address)
@@ -217,20 +388,31 @@ IMAGE_COLUMNS = ["Image", "Crystals", "PixelSize_um", "PixelSizeSource", "Unit",
                  *[f"{kind}_{code}" for code in RESULT_CODES for kind in ("Count", "Fraction", "MeanArea", "MeanFeret")]]
 
 
-def write_batch_tables(out: Path, images: Sequence[Path], errors: Sequence[ImageOutcome]) -> None:
-    """Rebuild the batch tables and batch_report.html from the finished folders of ``images``."""
+def write_batch_tables(out: Path, errors: Sequence[ImageOutcome]) -> None:
+    """Rebuild the batch tables and batch_report.html from every finished result folder in
+    ``out`` (whichever run wrote it); a damaged one is left out with a notice. Raises
+    ``OutputWriteError`` when they cannot be written."""
     crystal_rows: list[dict[str, Any]] = []
     image_rows: list[dict[str, Any]] = []
-    for image in images:
-        if not is_finished(out, image):
+    for folder in sorted(out.iterdir()):
+        if folder.name.startswith(".") or not is_result_folder(folder):
             continue
-        folder = out / image.stem
-        summary = json.loads((folder / SUMMARY_NAME).read_text())
-        image_rows.append(image_summary_row(image, summary))
-        with open(folder / RESULTS_NAME, newline="") as stream:
-            crystal_rows.extend({"Image": image.name, **row} for row in csv.DictReader(stream))
-    _write_csv(out / BATCH_RESULTS_NAME, ["Image", *RESULT_COLUMNS], crystal_rows)
-    _write_csv(out / BATCH_IMAGES_NAME, IMAGE_COLUMNS, image_rows)
+        try:
+            summary = read_finished_summary(folder)
+            image = Path(str(summary.get("image", folder.name)))
+            with open(folder / RESULTS_NAME, newline="", encoding="utf-8") as stream:
+                rows = [{"Image": image.name, **row} for row in csv.DictReader(stream)]
+            image_rows.append(image_summary_row(image, summary))
+        except (DamagedResultError, OSError, UnicodeDecodeError, csv.Error, KeyError, TypeError,
+                AttributeError) as error:
+            log.warning("%s: left out of the batch tables (%s)", folder, error)
+            continue
+        crystal_rows.extend(rows)
     error_rows = [{"Image": Path(o.image).name, "Error": o.error} for o in errors]
-    _write_csv(out / BATCH_ERRORS_NAME, ["Image", "Error"], error_rows)
-    write_batch_report(out, image_rows, crystal_rows, error_rows)
+    try:
+        _write_csv(out / BATCH_RESULTS_NAME, ["Image", *RESULT_COLUMNS], crystal_rows)
+        _write_csv(out / BATCH_IMAGES_NAME, IMAGE_COLUMNS, image_rows)
+        _write_csv(out / BATCH_ERRORS_NAME, ["Image", "Error"], error_rows)
+        write_batch_report(out, image_rows, crystal_rows, error_rows)
+    except OSError as error:  # a full disk, say: the result folders are complete all the same
+        raise output_write_error(error, out) from error

@@ -202,6 +202,7 @@ def register_backend() -> Any:
     from jpype import JImplements, JOverride
 
     from .io import ImageInputError, pixel_size_from_unit
+    from .io.result_folder import OutputFolderError, OutputWriteError
 
     core = InProcessAnalysis()
     java_exception = jimport("java.lang.Exception")
@@ -229,7 +230,7 @@ def register_backend() -> Any:
                                       str(settings_json), report)
             except _Cancelled:
                 raise cancelled_exception() from None
-            except (ImageInputError, ValueError, RuntimeError) as error:
+            except (ImageInputError, OutputFolderError, OutputWriteError, ValueError, RuntimeError) as error:
                 raise java_exception(str(error)) from None
             return str(folder)
 

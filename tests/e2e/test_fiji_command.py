@@ -270,6 +270,25 @@ def test_errors_are_reported_and_a_macro_goes_on(ij, tmp_path):
     assert Macro.getOptions() is None
 
 
+def test_saving_never_replaces_a_folder_that_is_not_a_result_folder(ij, scene_file, tmp_path):
+    use_backend(ij, "In-process")
+    saved = tmp_path / "results" / "scene"
+    saved.mkdir(parents=True)
+    (saved / "notes.txt").write_text("mine")
+    options = OPTIONS.replace("save_results_to=[]", f"save_results_to=[{saved.parent}]")
+    image, error = analyze(ij, scene_file, options)
+    image.close()
+    assert f"{saved} exists and was not written by MicroCrystalNet" in error
+    assert [p.name for p in saved.iterdir()] == ["notes.txt"] and (saved / "notes.txt").read_text() == "mine"
+    (saved / "notes.txt").unlink()
+    saved.rmdir()
+    for _ in range(2):  # saved, then replaced: it is a result folder now
+        image, error = analyze(ij, scene_file, options)
+        image.close()
+        assert error == "" and (saved / ".microcrystalnet-result").is_file() and (saved / "results.csv").is_file()
+    assert not [p.name for p in saved.parent.iterdir() if p.name != "scene"]
+
+
 def test_external_backend_explains_a_missing_python_or_package(ij, scene_file, tmp_path):
     ij.run("Settings...", "python=/nonexistent/bin/python backend=External model=reference-2023-11-19")
     image, error = analyze(ij, scene_file, OPTIONS)

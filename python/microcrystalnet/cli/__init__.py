@@ -3,8 +3,9 @@
 call the library, nothing more. Heavy frameworks load only once a command runs, so ``--help``
 answers at once.
 
-Exit status: 0 all images analysed; 1 some images could not be analysed (the others were);
-2 wrong usage or settings; 3 a model cannot be had or used; 130 interrupted.
+Exit status: 0 all images analysed; 1 some images could not be analysed or written (the others
+were); 2 wrong usage or settings, or an output folder refused (not MicroCrystalNet's, or in use by
+another batch); 3 a model cannot be had or used; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 from .. import __version__
 from ..config import ConfigError
 from . import analyze, batch, classifier, imagej, n2v, sam
-from .common import EXIT_INTERRUPTED, EXIT_MODEL, EXIT_USAGE, log
+from .common import EXIT_INTERRUPTED, EXIT_MODEL, EXIT_SOME_FAILED, EXIT_USAGE, log
 
 __all__ = ["build_parser", "main"]
 
@@ -34,18 +35,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _is_model_error(error: BaseException) -> bool:
-    """Whether ``error`` says a model (classifier, Noise2Void, SAM) cannot be had or used. The
-    error types are looked up here, not imported at start: their modules load numpy and more."""
-    model_errors = []
-    for module, name in (("microcrystalnet.weights", "ModelUnavailableError"),
-                         ("microcrystalnet.classify.classifier", "ModelDescriptionError"),
-                         ("microcrystalnet.preprocess.n2v", "Noise2VoidModelError"),
-                         ("microcrystalnet.segment.sam", "SamCheckpointError")):
-        loaded = sys.modules.get(module)
-        if loaded is not None and hasattr(loaded, name):
-            model_errors.append(getattr(loaded, name))
-    return isinstance(error, tuple(model_errors))
+#: errors of the library and the exit status they mean, looked up by module and name: importing
+#: them at start would load numpy and more, and an error can only come from a loaded module
+_EXIT_STATUS_OF_ERRORS = (
+    ("microcrystalnet.io.result_folder", "OutputFolderError", EXIT_USAGE),  # not ours, or a batch holds it
+    ("microcrystalnet.io.result_folder", "OutputWriteError", EXIT_SOME_FAILED),
+    ("microcrystalnet.weights", "ModelUnavailableError", EXIT_MODEL),
+    ("microcrystalnet.classify.classifier", "ModelDescriptionError", EXIT_MODEL),
+    ("microcrystalnet.preprocess.n2v", "Noise2VoidModelError", EXIT_MODEL),
+    ("microcrystalnet.segment.sam", "SamCheckpointError", EXIT_MODEL),
+)
+
+
+def _exit_status_of(error: BaseException) -> int | None:
+    """The exit status an error of the library stands for, or None for a bug."""
+    for module, name, status in _EXIT_STATUS_OF_ERRORS:
+        kind = getattr(sys.modules.get(module), name, None)
+        if kind is not None and isinstance(error, kind):
+            return status
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -62,7 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("interrupted; results of finished images are complete, the image in progress was not written")
         return EXIT_INTERRUPTED
     except Exception as error:
-        if not _is_model_error(error):
+        status = _exit_status_of(error)
+        if status is None:
             raise
-        log.error("model: %s", error)
-        return EXIT_MODEL
+        log.error("model: %s" if status == EXIT_MODEL else "%s", error)
+        return status

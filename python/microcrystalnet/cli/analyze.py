@@ -52,9 +52,12 @@ def run_analyze(arguments: argparse.Namespace) -> int:
         return EXIT_USAGE
     from ..classes import RESULT_CODES
     from ..io import ImageInputError, read_sem_image
-    from ..io.outputs import write_analysis
+    from ..io.outputs import prepare_result_folders, write_analysis
+    from ..io.result_folder import OutputFolderError, OutputWriteError
     from ..pipeline import AnalysisModels, analyze_image
 
+    prepare_result_folders(arguments.out, [Path(arguments.image_name).stem] if arguments.image_name else stems,
+                           arguments.images)
     models = AnalysisModels.load(config, download=not arguments.no_download)
     progress = Progress(len(arguments.images), arguments.quiet, arguments.progress == "machine")
     failed = 0
@@ -66,7 +69,7 @@ def run_analyze(arguments: argparse.Namespace) -> int:
             analysis = analyze_image(image, models.classifier, config, progress.callback(number, image.path.name),
                                      models.segmenter, models.n2v)
             folder = write_analysis(arguments.out, analysis, overlay=not arguments.no_overlay)
-        except ImageInputError as error:
+        except (ImageInputError, OutputFolderError, OutputWriteError) as error:
             failed += 1
             log.error("%s", error)
             continue

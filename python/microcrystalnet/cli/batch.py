@@ -23,6 +23,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     batch.add_argument("--out", required=True, type=Path, metavar="OUT_DIR", help="folder for the results")
     batch.add_argument("--recursive", action="store_true", help="also the images in sub-folders")
     batch.add_argument("--force", action="store_true", help="analyse finished images again")
+    batch.add_argument("--wait", action="store_true",
+                       help="if another batch is writing into OUT_DIR, wait for it to end (default: refuse at once)")
     batch.add_argument("--workers", type=non_negative_int, metavar="N",
                        help="local Dask worker processes (default: one per core as memory allows, "
                             "about 3 GB each); 0: no Dask, one image after another in this process")
@@ -38,15 +40,15 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
 def run_batch(arguments: argparse.Namespace) -> int:
     config = analysis_config(arguments)
-    from ..batch import BATCH_ERRORS_NAME, BATCH_RESULTS_NAME, find_images, run_batch as analyse_folder
+    from ..batch import BATCH_ERRORS_NAME, BATCH_RESULTS_NAME, find_batch_inputs, run_batch as analyse_folder
     from ..io import SUPPORTED_SUFFIXES
 
     try:
-        images = find_images(arguments.input_dir, arguments.recursive)
+        inputs = find_batch_inputs(arguments.input_dir, arguments.recursive, arguments.out)
     except FileNotFoundError as error:
         log.error("%s", error)
         return EXIT_USAGE
-    if not images:
+    if not inputs.images:
         log.error("%s holds no images (%s)", arguments.input_dir, ", ".join(SUPPORTED_SUFFIXES))
         return EXIT_USAGE
     state = {"bar": None, "done": 0, "total": 0}
@@ -74,13 +76,10 @@ def run_batch(arguments: argparse.Namespace) -> int:
             state["bar"].update(1)
 
     try:
-        outcomes = analyse_folder(images, arguments.out, config, force=arguments.force,
+        outcomes = analyse_folder(inputs.images, arguments.out, config, skipped=inputs.skipped, force=arguments.force,
                                   overlay=not arguments.no_overlay, download=not arguments.no_download,
-                                  scheduler=arguments.scheduler, workers=arguments.workers, on_outcome=finished,
-                                  on_start=started)
-    except ValueError as error:
-        log.error("%s", error)
-        return EXIT_USAGE
+                                  scheduler=arguments.scheduler, workers=arguments.workers, wait=arguments.wait,
+                                  on_outcome=finished, on_start=started)
     finally:
         if state["bar"] is not None:
             state["bar"].close()

@@ -10,10 +10,12 @@ Per image, one folder holding:
 * ``labels.tif``: the crystal label image (16-bit, crystal n has value n), calibrated;
 * ``overlay.png``: the image with crystal outlines coloured by class, numbers and a legend;
 * ``summary.json``: counts per class, settings, versions, model and its sha256, timings;
-* ``report.html`` with ``size_distributions.png`` and ``snr.png`` (:mod:`microcrystalnet.io.report`).
+* ``report.html`` with ``size_distributions.png`` and ``snr.png`` (:mod:`microcrystalnet.io.report`);
+* ``.microcrystalnet-result``: the marker that makes it a result folder of this program.
 
-Everything is written into a hidden temporary folder that is renamed into place at the end,
-so an interrupted or failed run never leaves half-written results.
+Everything is written into a hidden temporary folder that is flushed to disk and renamed into
+place at the end (:mod:`microcrystalnet.io.result_folder`), so an interrupted or failed run,
+or a power cut, never leaves half-written results, and no folder but our own is ever replaced.
 """
 
 from __future__ import annotations
@@ -21,8 +23,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-import shutil
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,6 +41,7 @@ from ..results import RESULT_COLUMNS, class_statistics
 from .atomic import replaced_atomically
 from .image_file import to_unit_range
 from .report import REPORT_FILE_NAMES, write_image_report
+from .result_folder import MARKER_NAME, check_replaceable, output_write_error, result_folder_written
 
 if TYPE_CHECKING:  # the pipeline imports this package; only type checkers need the reverse
     from ..pipeline import CrystalAnalysis
@@ -55,7 +56,7 @@ SUMMARY_NAME = "summary.json"
 CLASS_SUMMARY_NAME = "class_summary.csv"
 PREPROCESSING_NAME = "preprocessing.csv"
 OUTPUT_NAMES = (ROISET_NAME, RESULTS_NAME, CLASS_SUMMARY_NAME, PREPROCESSING_NAME, LABELS_NAME, OVERLAY_NAME,
-                SUMMARY_NAME, *REPORT_FILE_NAMES)
+                SUMMARY_NAME, *REPORT_FILE_NAMES, MARKER_NAME)
 PREPROCESSING_COLUMNS = ("Step", "Applied", "SNR_dB", "Seconds", "Note")
 CLASS_SUMMARY_COLUMNS = ("Image", "Class", "Name", "Colour", "Count", "Fraction", "MeanArea", "MeanFeret",
                          "MeanConfidence")
@@ -205,21 +206,31 @@ def write_json(path: Path, content: dict[str, Any]) -> None:
     path.write_text(json.dumps(_json_safe(content), indent=2, default=_json_default) + "\n", encoding="utf-8")
 
 
+def prepare_result_folders(out_dir: Path, folder_names: Sequence[str], inputs: Sequence[Path]) -> None:
+    """Before any work: create ``out_dir`` (``OutputWriteError`` if that fails) and raise
+    ``OutputFolderError`` if a result folder ``out_dir/<name>/`` could not be replaced (see
+    :func:`microcrystalnet.io.result_folder.check_replaceable`)."""
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise output_write_error(error, out_dir) from error
+    for name in folder_names:
+        check_replaceable(out_dir / name, OUTPUT_NAMES, inputs)
+
+
 def write_analysis(out_dir: Path, analysis: CrystalAnalysis, folder_name: str | None = None,
                    overlay: bool = True) -> Path:
-    """Write all outputs of one analysis (and its report.html) into ``out_dir/<image stem>/``, atomically.
+    """Write all outputs of one analysis (and its report.html) into ``out_dir/<image stem>/``.
 
-    An earlier result folder of the same name is replaced only once the new one is complete.
-    ``overlay=False`` skips overlay.png (the slowest output; Fiji draws the ROIs itself).
-    Returns the result folder.
+    The folder appears complete or not at all, and replaces an earlier result folder of the
+    same name only once the new one is complete; a folder that is not a result folder of this
+    program is never replaced (:mod:`microcrystalnet.io.result_folder`, whose
+    ``OutputFolderError`` and ``OutputWriteError`` this raises). ``overlay=False`` skips
+    overlay.png (the slowest output; Fiji draws the ROIs itself). Returns the result folder.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    final = out_dir / (folder_name or analysis.image.path.stem)
-    partial = out_dir / f".{final.name}.partial-{os.getpid()}"
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir()
-    try:
+    final = Path(out_dir) / (folder_name or analysis.image.path.stem)
+    with result_folder_written(final, OUTPUT_NAMES, inputs=(analysis.image.path,)) as partial:
         write_roiset(partial / ROISET_NAME, analysis.outlines, analysis.rows)
         write_results_csv(partial / RESULTS_NAME, analysis.rows)
         write_results_csv(partial / CLASS_SUMMARY_NAME, class_summary_rows(analysis.image.path.name, analysis.rows),
@@ -237,12 +248,4 @@ def write_analysis(out_dir: Path, analysis: CrystalAnalysis, folder_name: str | 
                            f"{size * 1000:g} nm ({analysis.image.pixel_size_source})" if size else
                            "unknown: results in pixels", OVERLAY_NAME if overlay else None, analysis.notices)
         write_json(partial / SUMMARY_NAME, analysis_summary(analysis))
-        previous = out_dir / f".{final.name}.previous-{os.getpid()}"
-        if final.exists():
-            os.replace(final, previous)
-        os.replace(partial, final)
-        shutil.rmtree(previous, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
     return final

@@ -30,6 +30,10 @@ SNR_PLOT_NAME = "snr.png"
 #: the files of an image's report, beside the other results
 REPORT_FILE_NAMES = (IMAGE_REPORT_NAME, SIZE_PLOT_NAME, SNR_PLOT_NAME)
 BATCH_REPORT_NAME = "batch_report.html"
+BATCH_FRACTIONS_PLOT_NAME = "batch_class_fractions.png"
+BATCH_SIZES_PLOT_NAME = "batch_sizes.png"
+#: the files of a batch's report, in the batch folder
+BATCH_REPORT_FILE_NAMES = (BATCH_REPORT_NAME, BATCH_FRACTIONS_PLOT_NAME, BATCH_SIZES_PLOT_NAME)
 #: beyond this many images the batch size plot shows classes only, not one box per image
 MAX_IMAGES_PER_PLOT = 60
 
@@ -175,8 +179,8 @@ def write_batch_report(out: Path, image_rows: Sequence[dict[str, Any]], crystal_
     unit = units.pop() if len(units) == 1 else "mixed units"
     figures = []
     if image_rows:
-        figures.append(plot_batch_fractions(image_rows, out / "batch_class_fractions.png"))
-        figures.append(plot_batch_sizes(crystal_rows, unit, out / "batch_sizes.png"))
+        figures.append(plot_batch_fractions(image_rows, out / BATCH_FRACTIONS_PLOT_NAME))
+        figures.append(plot_batch_sizes(crystal_rows, unit, out / BATCH_SIZES_PLOT_NAME))
     codes = [c.code for c in RESULT_CLASSES]
     table = html_table(["image", "crystals", *[f"{code} %" for code in codes]],
                        [[f"<a href='{html.escape(Path(str(r['Image'])).stem)}/{IMAGE_REPORT_NAME}'>"

@@ -13,6 +13,8 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.util.Arrays;
+import java.util.List;
 
 /**
  * Shows a result folder in ImageJ: crystals in the ROI Manager, the Results and Summary tables,
@@ -23,8 +25,11 @@ public final class ResultsDisplay {
 	static final String RESULTS_TITLE = "MicroCrystalNet Results";
 	static final String SUMMARY_TITLE = "MicroCrystalNet Summary";
 	static final String PREPROCESSING_TITLE = "MicroCrystalNet Preprocessing";
-	static final String[] RESULT_FILES = {"RoiSet.zip", "results.csv", "class_summary.csv", "preprocessing.csv",
-		"summary.json", "labels.tif", "overlay.png", "report.html", "size_distributions.png", "snr.png"};
+	/** The marker of a result folder (see microcrystalnet.io.result_folder): only such folders are replaced. */
+	static final String MARKER = ".microcrystalnet-result";
+	static final String[] RESULT_FILES = {MARKER, "RoiSet.zip", "results.csv", "class_summary.csv",
+		"preprocessing.csv", "summary.json", "labels.tif", "overlay.png", "report.html", "size_distributions.png",
+		"snr.png"};
 
 	private ResultsDisplay() {
 	}
@@ -84,11 +89,16 @@ public final class ResultsDisplay {
 		}
 	}
 
-	/** Copies the result files of {@code folder} to {@code destination}, replacing it only when complete. */
+	/**
+	 * Copies the result files of {@code folder} to {@code destination}, replacing it only when complete, and
+	 * only if it is a result folder that holds nothing but result files: no one else's folder is ever deleted.
+	 */
 	static void save(File folder, File destination) throws IOException {
 		File parent = destination.getAbsoluteFile().getParentFile();
 		if (!parent.isDirectory() && !parent.mkdirs()) throw new IOException("cannot create " + parent);
-		Path partial = Files.createTempDirectory(parent.toPath(), "." + destination.getName() + ".partial-");
+		checkReplaceable(destination);
+		// not named like the Python side's ".<name>.partial-<pid>", which a batch starting may clean up
+		Path partial = Files.createTempDirectory(parent.toPath(), "." + destination.getName() + ".saving-");
 		try {
 			for (String name : RESULT_FILES) {
 				File file = new File(folder, name);
@@ -99,6 +109,20 @@ public final class ResultsDisplay {
 		} finally {
 			if (Files.exists(partial)) deleteTree(partial.toFile());
 		}
+	}
+
+	private static void checkReplaceable(File destination) throws IOException {
+		if (!destination.exists()) return;
+		String choose = ": choose another folder to save to, or rename or move it away";
+		if (!destination.isDirectory() || !new File(destination, MARKER).isFile())
+			throw new IOException(destination + " exists and was not written by MicroCrystalNet (it has no " + MARKER
+				+ " file); it is never replaced" + choose);
+		List<String> known = Arrays.asList(RESULT_FILES);
+		String[] names = destination.list();
+		for (String name : names == null ? new String[0] : names)
+			if (!known.contains(name))
+				throw new IOException(destination + " holds " + name + ", which MicroCrystalNet did not write and "
+					+ "replacing the folder would delete" + choose);
 	}
 
 	static void deleteTree(File file) {
