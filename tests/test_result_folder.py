@@ -114,3 +114,21 @@ def test_leftovers_of_gone_processes_are_recovered_and_those_of_running_ones_kep
         running.wait()
     recover_leftovers(tmp_path, "c")  # its writer is gone now
     assert not live.exists() and (user / "mine.txt").read_text() == "not ours"
+
+
+def test_a_result_folder_of_an_earlier_version_is_taken_as_ours_and_a_look_alike_is_not(tmp_path):
+    earlier = tmp_path / "scene"
+    earlier.mkdir()
+    (earlier / "results.csv").write_text("old")
+    (earlier / "summary.json").write_text(json.dumps({"versions": {"microcrystalnet": "0.1.0"}}))
+    check_replaceable(earlier, OWN)
+    assert (earlier / MARKER_NAME).is_file()
+    write_result(tmp_path, "scene", "new")
+    assert (earlier / "results.csv").read_text() == "new"
+    look_alike = tmp_path / "other"
+    look_alike.mkdir()
+    (look_alike / "results.csv").write_text("a user's table")
+    (look_alike / "summary.json").write_text(json.dumps({"written_by": "someone else"}))
+    with pytest.raises(OutputFolderError, match="was not written by MicroCrystalNet"):
+        check_replaceable(look_alike, OWN)
+    assert not (look_alike / MARKER_NAME).exists()

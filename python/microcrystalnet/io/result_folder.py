@@ -74,11 +74,25 @@ def is_result_folder(folder: Path) -> bool:
     return folder.is_dir() and not folder.is_symlink() and (folder / MARKER_NAME).is_file()
 
 
+def _written_by_an_earlier_version(folder: Path, own_names: Collection[str]) -> bool:
+    """Whether an unmarked ``folder`` is a result folder of a version before markers: it holds
+    only files this program writes, and a summary.json that names MicroCrystalNet's version."""
+    try:
+        entries = {entry.name for entry in folder.iterdir()}
+        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return entries <= set(own_names) and isinstance(summary, dict) and \
+        isinstance(summary.get("versions"), dict) and "microcrystalnet" in summary["versions"]
+
+
 def check_replaceable(final: Path, own_names: Collection[str], inputs: Sequence[Path] = ()) -> None:
     """Raise :class:`OutputFolderError` unless a result folder may be written at ``final``.
 
     It may when nothing is there, or a result folder of this program that holds nothing but
-    ``own_names`` (the files it writes) and none of ``inputs``.
+    ``own_names`` (the files it writes) and none of ``inputs``. A result folder of an earlier
+    version, from before markers (only our files, and a summary.json naming MicroCrystalNet), is
+    marked as ours first.
     """
     if not final.exists() and not final.is_symlink():
         return
@@ -87,6 +101,10 @@ def check_replaceable(final: Path, own_names: Collection[str], inputs: Sequence[
         kind = "a link" if final.is_symlink() else "a file"
         raise OutputFolderError(f"{final} exists and is not a result folder ({kind}); MicroCrystalNet never "
                                 f"replaces it: {choose}")
+    if not is_result_folder(final) and _written_by_an_earlier_version(final, own_names):
+        write_marker(final)
+        log.warning("%s: a result folder of an earlier MicroCrystalNet version (before result-folder markers); "
+                    "marked as ours", final)
     if not is_result_folder(final):
         raise OutputFolderError(f"{final} exists and was not written by MicroCrystalNet (it has no {MARKER_NAME} "
                                 f"file); MicroCrystalNet never replaces or deletes such a folder: {choose}")
