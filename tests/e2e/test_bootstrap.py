@@ -52,7 +52,7 @@ def test_two_bootstraps_at_once_build_one_environment_and_each_checkout_sees_its
         assert run.returncode == 0, stderr[-3000:]
     assert [stdout.strip() for stdout, _ in outputs] == [str(first_checkout), str(second_checkout)]
     messages = "".join(stderr for _, stderr in outputs)
-    assert messages.count("building the Python environment") == 1, messages
+    assert messages.count("] building the Python environment") == 1, messages
     assert "waiting for it" in messages
     environments = [path for path in venv_root.iterdir() if path.name.startswith("venv-")]
     assert len(environments) == 1 and (environments[0] / ".complete").is_file()

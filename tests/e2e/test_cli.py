@@ -96,7 +96,7 @@ def test_settings_file_and_invalid_settings(tmp_path, scene_tiff, model_dir_env)
         assert min(float(row["Area"]) for row in csv.DictReader(stream)) >= 2.0
     settings.write_text(json.dumps({"segment": {"min_crystal_area": 2.0}}))
     done = run_cli("analyze", scene_tiff, "--out", out, "--config", settings)
-    assert done.returncode == 2 and "unknown configuration key" in done.stderr
+    assert done.returncode == 2 and "segment.min_crystal_area: unknown setting" in done.stderr
     assert run_cli("analyze", scene_tiff, "--out", out, "--min-area-um2", "5", "--max-area-um2", "1").returncode == 2
 
 
