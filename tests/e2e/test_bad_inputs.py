@@ -10,12 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pytest
 import tifffile
 
@@ -32,9 +34,10 @@ class Case:
     name: str
     arguments: tuple[str, ...]
     status: int
-    message: str
+    message: str | tuple[str, ...]  # one regular expression, or several that must all match
     setup: Callable[[Path], None] | None = None
     may_create: tuple[str, ...] = field(default=())  # sandbox paths the program may create (its outputs)
+    env: tuple[tuple[str, str], ...] = ()  # environment changes ({sandbox} replaced)
 
 
 def _settings(content: object, name: str = "settings.json") -> Callable[[Path], None]:
@@ -108,7 +111,78 @@ SETTINGS_CASES = [
          r"patch\.size: Input should be greater than or equal to 8", _settings({"patch": {"size": 2}})),
 ]
 
-CASES = OPTION_CASES + SETTINGS_CASES
+def _bad_image_files(sandbox: Path) -> None:
+    good = tifffile.imread(sandbox / "sample.tif")
+    (sandbox / "empty.tif").write_bytes(b"")
+    (sandbox / "corrupt.tif").write_bytes(b"II*\x00" + b"\x13" * 200)
+    (sandbox / "truncated.tif").write_bytes((sandbox / "sample.tif").read_bytes()[:3000])
+    (sandbox / "text.tif").write_text("not an image")
+    tifffile.imwrite(sandbox / "small.tif", good[:32, :32])
+    tifffile.imwrite(sandbox / "stack.tif", np.stack([good, good]))
+    with_nan = good.astype(np.float32)
+    with_nan[5, 5] = np.nan
+    tifffile.imwrite(sandbox / "nan.tif", with_nan)
+    tifffile.imwrite(sandbox / "blank.tif", np.full((128, 128), 7, np.uint8))
+    (sandbox / "folder.tif").mkdir()
+
+
+BAD_FILES = ("missing.tif", "empty.tif", "corrupt.tif", "truncated.tif", "text.tif", "small.tif", "stack.tif",
+             "nan.tif", "blank.tif", "folder.tif", "notes.txt")
+
+FILE_CASES = [
+    Case("bad image files, each reported, the good one analysed",
+         ("analyze", *(f"{{sandbox}}/{name}" for name in BAD_FILES), "{sandbox}/sample.tif", "--out",
+          "{sandbox}/results", "--no-download", "--no-overlay", "-q"), EXIT_SOME_FAILED,
+         (r"missing\.tif.*no such file", r"empty\.tif.*empty", r"corrupt\.tif.*cannot be read",
+          r"truncated\.tif.*cannot be read", r"text\.tif.*cannot be read", r"small\.tif.*at least 64 x 64",
+          r"stack\.tif.*stack", r"nan\.tif.*NaN", r"blank\.tif.*blank", r"folder\.tif.*is a folder",
+          r"notes\.txt.*unsupported file type", r"11 of 12 images could not be analysed"),
+         _bad_image_files, may_create=("results",)),
+]
+
+
+def _user_folder(sandbox: Path) -> None:
+    """The reproduction of issue 12's first bug: an image in a folder of the user's, with the
+    user's other files, and results asked for in that folder's parent."""
+    folder = sandbox / "d" / "s"
+    folder.mkdir(parents=True)
+    (folder / "s.tif").write_bytes((sandbox / "sample.tif").read_bytes())
+    (folder / "raw2.tif").write_bytes((sandbox / "sample.tif").read_bytes())
+    (folder / "notes.txt").write_text("x\n")
+
+
+FOLDER_CASES = [
+    Case("results over the input's folder", ("analyze", "{sandbox}/d/s/s.tif", "--out", "{sandbox}/d"), EXIT_USAGE,
+         r"d/s exists and was not written by MicroCrystalNet .* choose another --out", _user_folder),
+    Case("recursive batch into its input folder", ("batch", "{sandbox}/d", "--recursive", "--out", "{sandbox}/d",
+                                                   "--workers", "0"), EXIT_USAGE,
+         r"d/s exists and was not written by MicroCrystalNet", _user_folder,
+         may_create=("d/.microcrystalnet-batch.lock",)),
+    Case("output path is a file", ("analyze", "{sandbox}/sample.tif", "--out", "{sandbox}/notes.txt"),
+         EXIT_SOME_FAILED, r"cannot write the results to .*notes\.txt: a file is in the way"),
+    Case("batch of a missing folder", ("batch", "{sandbox}/absent", "--out", "{sandbox}/results"), EXIT_USAGE,
+         r"absent: no such folder"),
+    Case("batch of a folder without images", ("batch", "{sandbox}/d/s", "--out", "{sandbox}/results"), EXIT_USAGE,
+         r"holds no images", lambda sandbox: (sandbox / "d" / "s").mkdir(parents=True)),
+]
+
+MODEL_CASES = [
+    Case("classifier file missing", (*ANALYZE, "--model", "{sandbox}/absent.keras"), EXIT_MODEL,
+         r"model: .*absent\.keras"),
+    Case("classifier file of random bytes", (*ANALYZE, "--model", "{sandbox}/random.keras"), EXIT_MODEL,
+         r"model: .*random\.keras", lambda sandbox: (
+             (sandbox / "random.keras").write_bytes(os.urandom(4096)),
+             (sandbox / "random.keras.json").write_text(json.dumps({"class_order": ["AA", "PES", "RES", "RA/SA"],
+                                                                   "input_size": 64})))),
+    Case("classifier not on this machine, no download", ANALYZE, EXIT_MODEL,
+         r"model: .*(download|https://).*sha256", env=(("MICROCRYSTALNET_MODEL_DIR", ""),
+                                                      ("MICROCRYSTALNET_CACHE_DIR", "{sandbox}/cache")),
+         may_create=("cache",)),
+    Case("Noise2Void model missing", (*ANALYZE, "--n2v-model", "{sandbox}/absent.zip"), EXIT_MODEL,
+         r"model: .*absent\.zip"),
+]
+
+CASES = OPTION_CASES + SETTINGS_CASES + FILE_CASES + FOLDER_CASES + MODEL_CASES
 
 
 def _fingerprint(folder: Path) -> dict[str, str]:
@@ -134,15 +208,15 @@ def test_bad_input_gets_a_clear_message_and_changes_nothing(case, sample_image, 
         case.setup(sandbox)
     before = _fingerprint(sandbox)
     arguments = [argument.replace("{sandbox}", str(sandbox)) for argument in case.arguments]
-    env = {**os.environ, "MICROCRYSTALNET_MODEL_DIR": str(reference_model_path.parent)}
+    env = {**os.environ, "MICROCRYSTALNET_MODEL_DIR": str(reference_model_path.parent),
+           **{name: value.replace("{sandbox}", str(sandbox)) for name, value in case.env}}
     done = subprocess.run([sys.executable, "-m", "microcrystalnet", *arguments], capture_output=True, text=True,
                           env=env, timeout=600)
     messages = done.stdout + done.stderr
     assert done.returncode == case.status, messages
     assert "Traceback" not in messages
-    import re
-
-    assert re.search(case.message, messages), messages
+    for message in (case.message,) if isinstance(case.message, str) else case.message:
+        assert re.search(message, messages), f"{message!r} not in:\n{messages}"
     after = {path: digest for path, digest in _fingerprint(sandbox).items()
              if not any(path == allowed or path.startswith(allowed + "/") for allowed in case.may_create)}
     assert after == before

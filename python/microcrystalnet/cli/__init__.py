@@ -61,6 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.ERROR if arguments.quiet else logging.INFO, format="%(message)s",
                         stream=sys.stderr)
     logging.getLogger("microcrystalnet.pipeline").setLevel(logging.WARNING)
+    logging.getLogger("tifffile").setLevel(logging.ERROR)  # a damaged file gets our message, not its warnings too
     try:
         return arguments.run(arguments)
     except ConfigError as error:

@@ -21,6 +21,7 @@ or a power cut, never leaves half-written results, and no folder but our own is 
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import math
 import zipfile
@@ -207,14 +208,12 @@ def write_json(path: Path, content: dict[str, Any]) -> None:
 
 
 def prepare_result_folders(out_dir: Path, folder_names: Sequence[str], inputs: Sequence[Path]) -> None:
-    """Before any work: create ``out_dir`` (``OutputWriteError`` if that fails) and raise
-    ``OutputFolderError`` if a result folder ``out_dir/<name>/`` could not be replaced (see
-    :func:`microcrystalnet.io.result_folder.check_replaceable`)."""
+    """Before any work, without creating anything: raise ``OutputWriteError`` if ``out_dir`` is
+    a file, and ``OutputFolderError`` if a result folder ``out_dir/<name>/`` could not be
+    replaced (see :func:`microcrystalnet.io.result_folder.check_replaceable`)."""
     out_dir = Path(out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise output_write_error(error, out_dir) from error
+    if out_dir.exists() and not out_dir.is_dir():
+        raise output_write_error(FileExistsError(errno.EEXIST, "exists", str(out_dir)), out_dir)
     for name in folder_names:
         check_replaceable(out_dir / name, OUTPUT_NAMES, inputs)
 
