@@ -90,6 +90,28 @@ def to_unit_range(pixels: Array) -> Array:
     return unit
 
 
+#: rows converted at once by :func:`to_8bit` (bounds its float32 working copy)
+_BAND_ROWS = 1024
+
+
+def to_8bit(pixels: Array) -> Array:
+    """Uint8 (Y, X) for display: 8-bit images as they are, other types scaled from their min to
+    max to 0-255 as ImageJ converts them to 8-bit; worked in bands of rows, so a large image never
+    has a full-size float copy."""
+    if pixels.dtype == np.uint8:
+        return pixels
+    low, high = float(np.min(pixels)), float(np.max(pixels))
+    display = np.zeros(pixels.shape, np.uint8)
+    if high <= low:
+        return display
+    for top in range(0, pixels.shape[0], _BAND_ROWS):
+        band = pixels[top:top + _BAND_ROWS].astype(np.float32)
+        band -= low
+        band *= 255.0 / (high - low)
+        display[top:top + _BAND_ROWS] = np.rint(band)
+    return display
+
+
 LUMINANCE = "luminance 0.299 R + 0.587 G + 0.114 B"
 
 
