@@ -5,16 +5,22 @@ process minutes later. :func:`check_analysis_memory` refuses it at once instead,
 naming the estimate, the limit and what to do; the pipeline calls it before any heavy work.
 
 The estimate is linear in the number of pixels, with coefficients measured as the peak resident
-memory of a whole analysis and its outputs (overlay.png included) above that of the process with
-its models loaded, on synthetic 8-bit scenes of 2048 x 2048 to 8000 x 8000 px with the default
-settings (bench/bench_large_image.py; BENCHMARKS.md, "Large images"):
+memory of ``microcrystalnet analyze`` (outputs and overlay.png included) above that of the process
+with its models loaded (1.52 GB), on synthetic 8-bit scenes with the default settings
+(bench/bench_large_image.py; BENCHMARKS.md, "Large images"): 0.39 GB above it at 2048 x 2048 px,
+1.36 GB at 6000 x 6000 and 5.11 GB at 12000 x 12000 (35.5 bytes per pixel there):
 
 * watershed segmentation and the default preprocessing chain: ``PER_PIXEL_BYTES`` per pixel
-  (float32 copies of the image, the segmentation's distance map and labels, skimage's watershed
-  working in float64) plus ``FIXED_BYTES`` (TensorFlow's working memory on the first prediction);
-* the other settings add what their models need at any image size: SAM's image encoder on its
-  1024 px tiles (``SAM_MODEL_BYTES``; prompt mode also runs the watershed segmenter for its
-  prompts) and Noise2Void's tiled prediction (``N2V_MODEL_BYTES``).
+  (the image, its float32 preprocessed copy, the segmentation's distance map and labels, and
+  skimage's watershed, which works on a padded float64 copy) plus ``FIXED_BYTES`` (TensorFlow's
+  working memory on the first prediction). Both are rounded up: the estimate exceeds the
+  measurements by 7-25 %;
+* the other settings add what their models need at any image size: SAM's weights and image
+  encoder on one 1024 px tile (``SAM_MODEL_BYTES``; prompt mode also runs the watershed segmenter
+  for its prompts): 3.0 GB measured for vit_b on the CPU (0.38 GB of weights); vit_l and vit_h
+  are that plus their larger weights and attention maps, not measured. Noise2Void's tiled
+  prediction (``N2V_MODEL_BYTES``) is not measured either; 1 GB covers PyTorch's working memory
+  on 256 px tiles.
 """
 
 from __future__ import annotations
@@ -29,9 +35,9 @@ from .io import ImageInputError
 #: measured peak memory per image pixel of the default analysis, bytes (see the module notes)
 PER_PIXEL_BYTES = 36.0
 #: measured memory of an analysis that does not grow with the image, bytes
-FIXED_BYTES = 0.6e9
-#: SAM's model and the activations of its image encoder on one 1024 px tile, bytes per model type
-SAM_MODEL_BYTES = {"vit_b": 2.0e9, "vit_l": 4.5e9, "vit_h": 8.0e9}
+FIXED_BYTES = 0.3e9
+#: SAM's weights and the activations of its image encoder on one 1024 px tile, bytes per model type
+SAM_MODEL_BYTES = {"vit_b": 3.0e9, "vit_l": 4.5e9, "vit_h": 6.0e9}
 #: careamics' Noise2Void prediction (PyTorch, tiles of 256 px), bytes
 N2V_MODEL_BYTES = 1.0e9
 #: share of the memory available when an analysis starts that it may plan to use by default
