@@ -1,10 +1,10 @@
 """Reading SEM images: pixels, pixel size, and what was done to them on the way in.
 
 Accepted: TIFF (8-, 16-bit integer or 32-bit float; ImageJ and instrument TIFFs), PNG, JPEG.
-RGB is converted to gray (with a notice), and so are palette (indexed-colour) images, through their
-colour table: their pixel values are indices, not brightness. A single 2D image is expected: stacks, empty,
-unreadable or too small files and images holding NaN raise :class:`ImageInputError` with a
-message naming the file and what to do.
+RGB is converted to gray (with a notice), and so are palette (indexed-colour) images, through
+their colour table: their pixel values are indices, not brightness. A single 2D image is
+expected: stacks, empty, unreadable or too small files and images holding NaN raise
+:class:`ImageInputError` with a message naming the file and what to do.
 
 Pixel size, in order: the caller's value -> ImageJ calibration -> FEI/Thermo Fisher metadata
 (``[Scan] PixelWidth``, read by tifffile) -> Zeiss SEM metadata (``ap_image_pixel_size``, read by
@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import configparser
 import re
-from dataclasses import dataclass, field
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import imageio.v3 as iio

@@ -127,14 +127,10 @@ def write_label_tiff(path: Path, labels: Array, pixel_size_um: float | None) -> 
 _OVERLAY_TEXT_PX = (7, 17)
 
 
-def _overlay_font(size_px: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    return ImageFont.load_default(size=size_px)
-
-
 def _draw_legend(draw: ImageDraw.ImageDraw, image_size: tuple[int, int], rows: Sequence[dict[str, Any]],
                  text_px: int) -> None:
     """Lower-right box: a colour square, the code, the name and the count of each class."""
-    font = _overlay_font(text_px)
+    font = ImageFont.load_default(size=text_px)
     counts = {code: sum(1 for row in rows if row["Class"] == code) for code in RESULT_CODES}
     lines = [(c.colour_rgb, f"{c.code}  {c.name}  (n={counts[c.code]})") for c in RESULT_CLASSES]
     line_px = round(text_px * 1.4)
@@ -176,7 +172,7 @@ def write_overlay_png(path: Path, pixels: Array, labels: Array, rows: Sequence[d
     del rgb  # PIL holds its own copy
     draw = ImageDraw.Draw(canvas)
     text_px = int(np.clip(round(width / 200 * 100 / 72), *_OVERLAY_TEXT_PX))
-    font = _overlay_font(text_px)
+    font = ImageFont.load_default(size=text_px)
     for index, x, y in centres:
         draw.text((x, y), str(index), fill=(255, 255, 255), font=font, anchor="mm")
     _draw_legend(draw, (width, height), rows, round(text_px * 1.2))
