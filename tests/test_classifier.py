@@ -87,3 +87,24 @@ def test_unregistered_model_needs_a_description(tmp_path, reference_model_path):
     (tmp_path / "broken.h5.json").write_text(json.dumps({"class_order": list(CLASS_CODES), "input_size": 64}))
     with pytest.raises(ModelDescriptionError, match="cannot be loaded"):
         CrystalClassifier.load(broken)
+
+
+def test_a_model_with_code_in_a_lambda_layer_is_refused_without_running_it(tmp_path):
+    import traceback
+
+    from microcrystalnet.frameworks import import_keras
+
+    keras = import_keras()
+    marker = tmp_path / "code-ran"
+    marker_name = str(marker)  # Keras saves the lambda's closure; it serialises strings, not paths
+    inputs = keras.Input((64, 64, 1))
+    hidden = keras.layers.Lambda(lambda tensor: (open(marker_name, "w").close(), tensor)[1])(inputs)
+    outputs = keras.layers.Dense(4, activation="softmax")(keras.layers.Flatten()(hidden))
+    path = tmp_path / "crafted.keras"
+    keras.Model(inputs, outputs).save(path)
+    path.with_name(path.name + ".json").write_text(json.dumps({"class_order": list(CLASS_CODES), "input_size": 64}))
+    marker.unlink()  # building the model ran the lambda once; loading must not
+    with pytest.raises(ModelDescriptionError, match="could run code") as raised:
+        CrystalClassifier.load(path)
+    assert not marker.exists()
+    assert "safe_mode" not in "".join(traceback.format_exception(raised.value))

@@ -191,3 +191,50 @@ def test_bad_inputs_give_clear_messages(tmp_path):
     expect_input_error(tmp_path / "nan.tif", "NaN")
     tifffile.imwrite(tmp_path / "blank.tif", np.full((100, 100), 7, np.uint8))
     expect_input_error(tmp_path / "blank.tif", "blank")
+
+
+def inverted_gray_palette_16bit():
+    """A TIFF colour map (3, 256) of 16-bit values: index i shows gray 255 - i."""
+    return np.repeat(((255 - np.arange(256)) * 257)[None].astype(np.uint16), 3, axis=0)
+
+
+def test_palette_tiff_is_converted_through_its_colour_table(tmp_path):
+    indices = sem_like()
+    path = tmp_path / "palette.tif"
+    tifffile.imwrite(path, indices, photometric="palette", colormap=inverted_gray_palette_16bit())
+    image = read_sem_image(path)
+    assert image.pixels.dtype == np.uint8
+    np.testing.assert_array_equal(image.pixels, 255 - indices)  # gray follows the palette, not the index
+    assert any("palette" in notice and "colour table" in notice for notice in image.notices)
+
+
+def test_colour_palette_tiff_gives_the_luminance_of_each_colour(tmp_path):
+    indices = np.tile(np.arange(4, dtype=np.uint8), (80, 20))
+    colormap = np.zeros((3, 256), np.uint16)
+    colormap[:, :4] = np.array([[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255]]).T * 257
+    path = tmp_path / "colours.tif"
+    tifffile.imwrite(path, indices, photometric="palette", colormap=colormap)
+    image = read_sem_image(path)
+    np.testing.assert_array_equal(image.pixels[0, :4], [0, 76, 150, 29])  # 0.299, 0.587, 0.114 x 255
+    assert any("luminance" in notice for notice in image.notices)
+
+
+def test_palette_png_is_converted_through_its_colour_table(tmp_path):
+    from PIL import Image
+
+    indices = sem_like()
+    palette = Image.fromarray(indices, "P")
+    palette.putpalette([level for index in range(256) for level in (255 - index,) * 3])
+    path = tmp_path / "palette.png"
+    palette.save(path)
+    image = read_sem_image(path)
+    np.testing.assert_array_equal(image.pixels, 255 - indices)
+    assert any("palette" in notice for notice in image.notices)
+
+
+def test_a_folder_named_like_an_image_is_reported_as_a_folder(tmp_path):
+    folder = tmp_path / "x.tif"
+    folder.mkdir()
+    with pytest.raises(ImageInputError, match="is a folder, not an image file") as raised:
+        read_sem_image(folder)
+    assert "no such file" not in str(raised.value) and str(folder) in str(raised.value)

@@ -12,6 +12,7 @@ import math
 import os
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -278,3 +279,46 @@ def test_tune_sam_command_writes_settings_that_analyze_uses(tmp_path, random_vit
     odd = subprocess.run([sys.executable, "-m", "microcrystalnet", "tune-sam", str(image), "--out", str(settings)],
                          capture_output=True, text=True, timeout=300)
     assert odd.returncode == 2 and "pairs" in odd.stderr
+
+
+@pytest.mark.parametrize("content", [b"", bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8)),
+                                     b"PK\x03\x04" + bytes(2000)], ids=["empty", "random", "zip-like"])
+def test_a_file_that_is_no_checkpoint_gives_a_model_error_not_a_traceback(tmp_path, content):
+    from microcrystalnet.segment.sam import SamCheckpointError
+
+    path = tmp_path / "sam.pth"
+    path.write_bytes(content)
+    with pytest.raises(SamCheckpointError, match="is not a SAM vit_b checkpoint") as raised:
+        load_sam("vit_b", path, "cpu")
+    message = str(raised.value)
+    assert isinstance(raised.value, ModelUnavailableError)  # the CLI's model errors: exit 3
+    assert str(path) in message and SAM_CHECKPOINTS["vit_b"].url in message
+    assert "weights_only" not in "".join(traceback.format_exception(raised.value))  # nor torch's advice to turn it off
+    if not content:
+        assert "empty" in message
+
+
+class _RunsCodeWhenUnpickled:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (exec, (f"open({str(self.marker)!r}, 'w').close()",))
+
+
+def test_a_checkpoint_whose_pickle_would_run_code_is_refused_without_running_it(tmp_path):
+    from microcrystalnet.segment.sam import SamCheckpointError
+
+    torch = import_torch()
+    marker = tmp_path / "code-ran"
+    path = tmp_path / "crafted.pth"
+    torch.save({"model_state": {"weight": torch.zeros(2)}, "extra": _RunsCodeWhenUnpickled(marker)}, path)
+    with pytest.raises(SamCheckpointError, match="could run code") as raised:
+        load_sam("vit_b", path, "cpu")
+    assert not marker.exists()
+    assert "exec" in str(raised.value) and "weights_only" not in str(raised.value)
+
+
+def test_a_folder_given_as_checkpoint_is_named_a_folder(tmp_path):
+    with pytest.raises(ModelUnavailableError, match="is a folder"):
+        load_sam("vit_b", tmp_path, "cpu")

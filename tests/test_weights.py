@@ -88,3 +88,29 @@ def test_offline_error_names_url_sha256_and_where_to_put_the_file(private_cache)
 def test_registered_url_points_at_the_authors_repository():
     assert CARD.url.startswith("https://raw.githubusercontent.com/YaqoobAnsari/MicroCrystalNet-")
     assert CARD.url.endswith("/CNN_2023-11-19_11-47-51_run1.h5") and len(CARD.sha256) == 64
+
+
+def test_corrupted_cache_file_is_named_and_the_message_says_what_happened(private_cache, caplog):
+    private_cache.mkdir(parents=True)
+    cached = private_cache / CARD.filename
+    cached.write_bytes(b"truncated")
+    with pytest.raises(ModelUnavailableError) as raised:
+        locate_weights(CARD, download=False)
+    message = str(raised.value)
+    assert str(cached) in message and "corrupted" in message and "sha256" in message and CARD.sha256 in message
+    assert "deleted" in message and "without --no-download" in message and CARD.url in message
+    assert not cached.exists()
+
+
+def test_corrupted_cache_file_is_named_when_no_fresh_copy_can_be_downloaded(private_cache):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    private_cache.mkdir(parents=True)
+    (private_cache / CARD.filename).write_bytes(b"truncated")
+    card = dataclasses.replace(CARD, url=f"http://127.0.0.1:{port}/model.h5")
+    with pytest.raises(ModelUnavailableError) as raised:
+        locate_weights(card)
+    message = str(raised.value)
+    assert "found corrupted" in message and str(private_cache / CARD.filename) in message
+    assert "could not be downloaded" in message

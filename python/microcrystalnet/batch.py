@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from .classes import RESULT_CODES
 from .config import AnalysisConfig
-from .io import SUPPORTED_SUFFIXES, ImageInputError, read_sem_image
+from .io import SUPPORTED_SUFFIXES, ImageInputError
 from .io.atomic import replaced_atomically
 from .io.batch_lock import LOCK_NAME, batch_lock
 from .io.outputs import OUTPUT_NAMES, RESULTS_NAME, SUMMARY_NAME
@@ -91,8 +91,7 @@ def analyse_image_file(image: str, out: str, config_json: str, overlay: bool = T
     An image that cannot be read, analysed or written gives an outcome with ``error`` (the
     batch goes on); a model that cannot be had raises (no image could be analysed).
     """
-    from .io.outputs import write_analysis
-    from .pipeline import AnalysisModels, analyze_image
+    from .pipeline import AnalysisModels, analyze_file
 
     key = f"{config_json}|{download}"
     if key not in _models_in_this_process:
@@ -101,9 +100,7 @@ def analyse_image_file(image: str, out: str, config_json: str, overlay: bool = T
     config, models = _models_in_this_process[key]
     started = time.perf_counter()
     try:
-        sem_image = read_sem_image(image, config.input.pixel_size_um, config.input.exclude_data_bar)
-        analysis = analyze_image(sem_image, models.classifier, config, None, models.segmenter, models.n2v)
-        folder = write_analysis(Path(out), analysis, overlay=overlay)
+        analysis, folder = analyze_file(image, out, models, config, overlay=overlay)
     except (ImageInputError, OutputFolderError, OutputWriteError) as error:
         return ImageOutcome(image, error=str(error))
     except (ValueError, RuntimeError, MemoryError) as error:  # one odd image must not stop thousands

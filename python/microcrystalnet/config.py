@@ -80,6 +80,11 @@ class InputConfig(Settings):
     exclude_data_bar: bool = True
     """Find the instrument's data bar at the bottom of the image and leave it out."""
 
+    memory_limit_gb: float | None = Field(default=None, gt=0)
+    """An image whose analysis is estimated to need more memory than this (GB, 10^9 bytes) is
+    refused before any work, with the estimate (microcrystalnet.memory); None: 80 % of the memory
+    available when the analysis starts."""
+
     assumed_pixel_size_um: float = Field(default=0.01, gt=0)
     """For images without a pixel size: segmentation converts its crystal-size limits with this
     (the paper's 10 nm), and the summary says so."""

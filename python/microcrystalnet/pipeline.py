@@ -6,14 +6,16 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 
 from .classify import CrystalClassifier
 from .config import AnalysisConfig
-from .io import SEMImage, to_unit_range
+from .io import SEMImage, read_sem_image, to_unit_range
 from .measure import measure_crystals
+from .memory import check_analysis_memory, estimate_analysis_bytes
 from .outline import outlines_from_labels
 from .patches import extract_patches
 from .preprocess import N2V_MISSING, Noise2VoidDenoiser, Noise2VoidModel, preprocess, reports_as_dicts
@@ -79,7 +81,8 @@ class AnalysisModels:
 
 def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: AnalysisConfig = AnalysisConfig(),
                   progress: ProgressCallback | None = None,
-                  segmenter: CrystalSegmenter | None = None, n2v: Noise2VoidDenoiser | None = None) -> CrystalAnalysis:
+                  segmenter: CrystalSegmenter | None = None, n2v: Noise2VoidDenoiser | None = None
+                  ) -> CrystalAnalysis:
     """Preprocess, segment, classify and measure every crystal of ``image``.
 
     ``segmenter``: a loaded segmenter (:func:`microcrystalnet.segment.make_segmenter`) to reuse
@@ -87,14 +90,21 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
     ``n2v``: a loaded Noise2Void model to reuse; by default ``config.preprocess.n2v_model`` is
     loaded for this call when given. Segmentation and classification see the preprocessed image;
     Mean is measured on the image as given.
+
+    First the memory the analysis will need is estimated (:mod:`microcrystalnet.memory`); an image
+    needing more than ``config.input.memory_limit_gb`` (None: 80 % of the memory available now) is
+    refused at once with :class:`microcrystalnet.memory.ImageTooLargeError` (an ``ImageInputError``).
     """
+    backend = segmenter.describe()["backend"] if segmenter is not None else config.segment.backend
+    check_analysis_memory(image.path, image.analysed_pixels.shape, estimate_analysis_bytes(
+        image.analysed_pixels.shape, backend, config.segment.sam.model_type,
+        n2v is not None or config.preprocess.runs_n2v_model), config.input.memory_limit_gb)
     report = progress or (lambda stage, fraction: None)
     notices = list(image.notices)
     seconds: dict[str, float] = {}
     segmentation_pixel_size = image.pixel_size_um or config.input.assumed_pixel_size_um
     if image.pixel_size_um is None:
         notices.append(f"segmentation assumed {segmentation_pixel_size * 1000:g} nm/px to apply the crystal-size limits")
-    analysed = to_unit_range(image.analysed_pixels)
     if n2v is None and config.preprocess.runs_n2v_model:
         n2v = Noise2VoidModel.load(config.preprocess.n2v_model)
 
@@ -106,8 +116,9 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
         seconds[stage] = time.perf_counter() - started
         return result
 
+    # the float copy of the image lives only while preprocessing needs it: large images
     preprocessed, step_reports = timed("preprocess", 0.0, lambda: preprocess(
-        analysed, segmentation_pixel_size, config.preprocess, n2v))
+        to_unit_range(image.analysed_pixels), segmentation_pixel_size, config.preprocess, n2v))
     if any(r.step == "n2v" and not r.applied for r in step_reports):
         notices.append(N2V_MISSING)
     segmentation = timed("segment", 0.3, lambda: segment_crystals(preprocessed, segmentation_pixel_size, config.segment,
@@ -122,10 +133,31 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
     report("done", 1.0)
     if labels.max() == 0:
         notices.append("no crystals found; see the segmentation message above, or check the crystal area limits")
-    full_labels = np.zeros(image.pixels.shape, np.int32)
-    full_labels[: labels.shape[0]] = labels
+    full_labels = labels
+    if labels.shape != image.pixels.shape:  # data bar rows: no crystals
+        full_labels = np.zeros(image.pixels.shape, np.int32)
+        full_labels[: labels.shape[0]] = labels
     rows = results_rows(probabilities, measurements, segmenter_label(segmentation.segmenter),
                         config.classify.unclear_below)
     return CrystalAnalysis(image, full_labels, outlines, rows, image.pixel_size_um, segmentation_pixel_size, config,
                            classifier, {"segmenter": segmentation.segmenter, "statistics": segmentation.statistics},
                            reports_as_dicts(step_reports), seconds, notices)
+
+
+def analyze_file(path: str | Path, out_dir: str | Path, models: AnalysisModels,
+                 config: AnalysisConfig = AnalysisConfig(), *, image_name: str | None = None, overlay: bool = True,
+                 progress: ProgressCallback | None = None) -> tuple[CrystalAnalysis, Path]:
+    """Read an image file, analyse it and write its result folder ``out_dir/<image name>/``
+    (:func:`microcrystalnet.io.outputs.write_analysis`); returns the analysis and the folder.
+
+    ``image_name`` names the image in the outputs instead of the file name (the Fiji command
+    passes the image title). Raises ``ImageInputError`` for an image that cannot be read or
+    analysed, ``OutputFolderError``/``OutputWriteError`` when its results cannot be written.
+    """
+    from .io.outputs import write_analysis
+
+    image = read_sem_image(path, config.input.pixel_size_um, config.input.exclude_data_bar)
+    if image_name:
+        image.path = Path(image_name)
+    analysis = analyze_image(image, models.classifier, config, progress, models.segmenter, models.n2v)
+    return analysis, write_analysis(Path(out_dir), analysis, overlay=overlay)

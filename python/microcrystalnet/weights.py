@@ -9,13 +9,16 @@ Resolution order for a registered weights file:
 4. download from the model's URL into the cache, checked against its sha256.
 
 Every file found for a registered model is checked against its sha256, so a truncated
-download or a different file is never used silently. Offline, the error names the URL, the
-sha256 and where to put the file.
+download or a different file is never used silently. A damaged copy in the cache is deleted
+(the cache is ours; the file is never used) and fetched again, and a warning names it; if no good
+copy can be fetched the error says the cached file was found corrupted. Offline, the error names
+the URL, the sha256 and where to put the file.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
 import urllib.error
@@ -26,6 +29,7 @@ from typing import Protocol
 MODEL_DIR_VARIABLE = "MICROCRYSTALNET_MODEL_DIR"
 CACHE_DIR_VARIABLE = "MICROCRYSTALNET_CACHE_DIR"
 DOWNLOAD_TIMEOUT_S = 60
+log = logging.getLogger(__name__)
 
 
 class ModelUnavailableError(RuntimeError):
@@ -123,10 +127,20 @@ def locate_weights(card: WeightsFile, explicit_path: str | Path | None = None, d
             if candidate.is_file():
                 return _checked(candidate, card, MODEL_DIR_VARIABLE)
     cached = cache_dir() / "models" / card.filename
+    damage = ""
     if cached.is_file():
-        if file_sha256(cached) == card.sha256:
+        actual = file_sha256(cached)
+        if actual == card.sha256:
             return cached
-        cached.unlink()  # our own cache: a damaged file is replaced by a fresh download
+        cached.unlink()  # our own cache: a damaged file is never used, and a fresh copy replaces it
+        damage = (f"The cached copy {cached} was found corrupted (sha256 {actual}, expected {card.sha256}: "
+                  "an interrupted copy or a damaged disk) and was deleted. ")
+        log.warning("%s%s", damage, "Fetching a fresh copy." if download else "")
     if not download:
-        raise ModelUnavailableError(f"the model {card.name} is not on this machine. " + _how_to_provide(card))
-    return download_model(card, cached)
+        where = "no good copy is" if damage else "it is not"
+        raise ModelUnavailableError(f"{damage}The model {card.name} is needed and {where} on this machine; "
+                                    "run again without --no-download to fetch it, or: " + _how_to_provide(card))
+    try:
+        return download_model(card, cached)
+    except ModelUnavailableError as error:
+        raise ModelUnavailableError(damage + str(error)) from error

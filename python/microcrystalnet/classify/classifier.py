@@ -85,6 +85,10 @@ class CrystalClassifier:
         try:
             network = keras.models.load_model(path, compile=False)
         except Exception as error:  # Keras raises many types for unreadable model files
+            if "safe_mode" in str(error):  # Keras' safe mode refused code; its advice is to turn that off
+                raise ModelDescriptionError(
+                    f"{path}: the model holds Python code (a Lambda layer), which is not loaded because loading it "
+                    "could run code; use a model made of Keras' standard layers only") from None
             raise ModelDescriptionError(f"{path}: cannot be loaded as a Keras model ({error})") from error
         expected = (None, card.input_size, card.input_size, 1)
         if tuple(network.input_shape) != expected:

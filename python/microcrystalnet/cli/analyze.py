@@ -51,10 +51,10 @@ def run_analyze(arguments: argparse.Namespace) -> int:
                   "into different --out folders, or rename them.", duplicates)
         return EXIT_USAGE
     from ..classes import RESULT_CODES
-    from ..io import ImageInputError, read_sem_image
-    from ..io.outputs import prepare_result_folders, write_analysis
+    from ..io import ImageInputError
+    from ..io.outputs import prepare_result_folders
     from ..io.result_folder import OutputFolderError, OutputWriteError
-    from ..pipeline import AnalysisModels, analyze_image
+    from ..pipeline import AnalysisModels, analyze_file
 
     prepare_result_folders(arguments.out, [Path(arguments.image_name).stem] if arguments.image_name else stems,
                            arguments.images)
@@ -62,13 +62,10 @@ def run_analyze(arguments: argparse.Namespace) -> int:
     progress = Progress(len(arguments.images), arguments.quiet, arguments.progress == "machine")
     failed = 0
     for number, path in enumerate(arguments.images, start=1):
+        name = arguments.image_name or path.name
         try:
-            image = read_sem_image(path, config.input.pixel_size_um, config.input.exclude_data_bar)
-            if arguments.image_name:
-                image.path = Path(arguments.image_name)
-            analysis = analyze_image(image, models.classifier, config, progress.callback(number, image.path.name),
-                                     models.segmenter, models.n2v)
-            folder = write_analysis(arguments.out, analysis, overlay=not arguments.no_overlay)
+            analysis, folder = analyze_file(path, arguments.out, models, config, image_name=arguments.image_name,
+                                            overlay=not arguments.no_overlay, progress=progress.callback(number, name))
         except (ImageInputError, OutputFolderError, OutputWriteError) as error:
             failed += 1
             log.error("%s", error)

@@ -74,6 +74,9 @@ def add_analysis_options(parser: argparse.ArgumentParser) -> None:
                             "options below override it")
     group.add_argument("--pixel-size-nm", type=positive_float, metavar="NM",
                        help="pixel size in nanometres; overrides the calibration in the file")
+    group.add_argument("--memory-limit-gb", type=positive_float, metavar="GB",
+                       help="refuse an image whose analysis would need more memory than this (default: 80%% of "
+                            "the memory available at the start)")
     group.add_argument("--keep-data-bar", action="store_true",
                        help="do not look for and exclude the instrument's data bar at the bottom")
     group.add_argument("--model", metavar="NAME_OR_PATH",
@@ -117,6 +120,7 @@ def _steps(text: str) -> list[str]:
 _OPTION_SETTINGS: dict[str, tuple[tuple[str, ...], Callable[[Any], Any]]] = {
     "pixel_size_nm": (("input", "pixel_size_um"), lambda nm: nm / 1000),
     "keep_data_bar": (("input", "exclude_data_bar"), lambda keep: False if keep else None),
+    "memory_limit_gb": (("input", "memory_limit_gb"), float),
     "min_area_um2": (("segment", "min_crystal_area_um2"), float),
     "max_area_um2": (("segment", "max_crystal_area_um2"), float),
     "exclude_border": (("segment", "exclude_border"), lambda exclude: True if exclude else None),

@@ -1,9 +1,10 @@
 """Reading SEM images: pixels, pixel size, and what was done to them on the way in.
 
 Accepted: TIFF (8-, 16-bit integer or 32-bit float; ImageJ and instrument TIFFs), PNG, JPEG.
-RGB is converted to gray (with a notice). A single 2D image is expected: stacks, empty,
-unreadable or too small files and images holding NaN raise :class:`ImageInputError` with a
-message naming the file and what to do.
+RGB is converted to gray (with a notice), and so are palette (indexed-colour) images, through
+their colour table: their pixel values are indices, not brightness. A single 2D image is
+expected: stacks, empty, unreadable or too small files and images holding NaN raise
+:class:`ImageInputError` with a message naming the file and what to do.
 
 Pixel size, in order: the caller's value -> ImageJ calibration -> FEI/Thermo Fisher metadata
 (``[Scan] PixelWidth``, read by tifffile) -> Zeiss SEM metadata (``ap_image_pixel_size``, read by
@@ -17,12 +18,14 @@ from __future__ import annotations
 
 import configparser
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
 import tifffile
+from PIL import Image
 
 from ..databar import find_data_bar
 
@@ -74,12 +77,42 @@ def to_unit_range(pixels: Array) -> Array:
     8-bit images keep their values, as the reference classifier was trained on 8-bit patches
     divided by 255. Other types are stretched as ImageJ converts them to 8-bit.
     """
+    # in place on one float32 copy: a float64 copy of a 12000 x 12000 image alone is 1.2 GB
+    unit = pixels.astype(np.float32)
     if pixels.dtype == np.uint8:
-        return pixels.astype(np.float32) / 255.0
+        unit /= 255.0
+        return unit
     low, high = float(np.min(pixels)), float(np.max(pixels))
     if high <= low:
         return np.zeros(pixels.shape, np.float32)
-    return ((pixels.astype(np.float64) - low) / (high - low)).astype(np.float32)
+    unit -= low
+    unit /= high - low
+    return unit
+
+
+#: rows converted at once by :func:`to_8bit` (bounds its float32 working copy)
+_BAND_ROWS = 1024
+
+
+def to_8bit(pixels: Array) -> Array:
+    """Uint8 (Y, X) for display: 8-bit images as they are, other types scaled from their min to
+    max to 0-255 as ImageJ converts them to 8-bit; worked in bands of rows, so a large image never
+    has a full-size float copy."""
+    if pixels.dtype == np.uint8:
+        return pixels
+    low, high = float(np.min(pixels)), float(np.max(pixels))
+    display = np.zeros(pixels.shape, np.uint8)
+    if high <= low:
+        return display
+    for top in range(0, pixels.shape[0], _BAND_ROWS):
+        band = pixels[top:top + _BAND_ROWS].astype(np.float32)
+        band -= low
+        band *= 255.0 / (high - low)
+        display[top:top + _BAND_ROWS] = np.rint(band)
+    return display
+
+
+LUMINANCE = "luminance 0.299 R + 0.587 G + 0.114 B"
 
 
 def _rgb_to_gray(pixels: Array, notices: list[str]) -> Array:
@@ -87,9 +120,39 @@ def _rgb_to_gray(pixels: Array, notices: list[str]) -> Array:
     if np.array_equal(channels[..., 0], channels[..., 1]) and np.array_equal(channels[..., 0], channels[..., 2]):
         notices.append("RGB image with three equal channels: using one channel as gray")
         return pixels[..., 0]
-    notices.append("RGB image converted to gray (luminance 0.299 R + 0.587 G + 0.114 B)")
+    notices.append(f"RGB image converted to gray ({LUMINANCE})")
     gray = channels @ np.array([0.299, 0.587, 0.114])
     return np.round(gray).astype(pixels.dtype) if np.issubdtype(pixels.dtype, np.integer) else gray.astype(np.float32)
+
+
+def palette_to_gray(indices: Array, palette_rgb: Array) -> tuple[Array, str]:
+    """Gray pixels of a palette (indexed-colour) image, and a notice saying how they were made.
+
+    ``indices``: integer (Y, X), each pixel an entry of ``palette_rgb``: (N, 3) R, G, B of each
+    entry, 8-bit (PNG) or 16-bit (TIFF colour maps). Gray palettes give their gray level, colour
+    palettes the luminance of each entry. Returns uint8 when every entry is 8-bit (TIFF colour maps
+    store 8-bit palettes as multiples of 257), else uint16.
+    """
+    palette = np.asarray(palette_rgb).astype(np.int64)
+    if palette.max(initial=0) > 255 and not np.any(palette % 257):
+        palette //= 257
+    gray_palette = bool(np.all(palette == palette[:, :1]))
+    table = palette[:, 0] if gray_palette else np.round(palette @ np.array([0.299, 0.587, 0.114]))
+    table = table.astype(np.uint8 if palette.max(initial=0) <= 255 else np.uint16)
+    if indices.max(initial=0) >= len(table):
+        raise ValueError(f"pixel value {indices.max()} has no entry in the colour table of {len(table)} entries")
+    how = "gray levels of its gray palette" if gray_palette else f"{LUMINANCE} of each palette colour"
+    return table[indices], f"palette (indexed-colour) image converted to gray through its colour table ({how})"
+
+
+def _read_png_or_jpeg(path: Path) -> tuple[Array, list[str]]:
+    with Image.open(path) as opened:
+        if opened.mode in ("P", "PA"):
+            indices = np.asarray(opened.convert("P") if opened.mode == "PA" else opened)
+            palette = np.asarray(opened.getpalette(), np.uint8).reshape(-1, 3)
+            gray, notice = palette_to_gray(indices, palette)
+            return gray, [notice]
+    return iio.imread(path), []
 
 
 def _imagej_pixel_size(tif: tifffile.TiffFile) -> float | None:
@@ -165,12 +228,17 @@ def _fei_data_bar_row(tif: tifffile.TiffFile, height: int) -> int | None:
     return int(rows) if isinstance(rows, int) and 0 < rows < height else None
 
 
-def _read_tiff(path: Path) -> tuple[Array, float | None, str | None, int | None]:
+def _read_tiff(path: Path) -> tuple[Array, float | None, str | None, int | None, list[str]]:
+    notices = []
     with tifffile.TiffFile(path) as tif:
         if not tif.series:
             raise ImageInputError(f"{path}: cannot be read as an image (the TIFF holds no readable image); "
                                   "is the file complete?")
         pixels = tif.series[0].asarray()  # later series of instrument TIFFs are thumbnails
+        page = tif.series[0].keyframe
+        if page.photometric == tifffile.PHOTOMETRIC.PALETTE and page.colormap is not None:
+            pixels, notice = palette_to_gray(pixels, np.asarray(page.colormap).T)
+            notices.append(notice)
         size, source = None, None
         for reader, name in ((_imagej_pixel_size, "ImageJ calibration"), (_fei_pixel_size, "FEI metadata"),
                              (_zeiss_pixel_size, "Zeiss SEM metadata"), (_tescan_pixel_size, "Tescan metadata"),
@@ -180,7 +248,7 @@ def _read_tiff(path: Path) -> tuple[Array, float | None, str | None, int | None]
                 source = name
                 break
         bar_row = _fei_data_bar_row(tif, pixels.shape[-2] if pixels.ndim >= 2 else 0) if tif.is_fei else None
-    return pixels, size, source, bar_row
+    return pixels, size, source, bar_row, notices
 
 
 def read_sem_image(path: str | Path, pixel_size_um: float | None = None, exclude_data_bar: bool = True) -> SEMImage:
@@ -191,6 +259,9 @@ def read_sem_image(path: str | Path, pixel_size_um: float | None = None, exclude
     and left out of the analysis.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ImageInputError(f"{path}: is a folder, not an image file; give the image files inside it "
+                              f"(e.g. {path / '*.tif'}), or analyse the whole folder with 'microcrystalnet batch'")
     if not path.is_file():
         raise ImageInputError(f"{path}: no such file")
     suffix = path.suffix.lower()
@@ -201,9 +272,9 @@ def read_sem_image(path: str | Path, pixel_size_um: float | None = None, exclude
     size, source, bar_row = None, None, None
     try:
         if suffix in TIFF_SUFFIXES:
-            pixels, size, source, bar_row = _read_tiff(path)
+            pixels, size, source, bar_row, notices = _read_tiff(path)
         else:
-            pixels = iio.imread(path)
+            pixels, notices = _read_png_or_jpeg(path)
     except ImageInputError:
         raise
     except Exception as error:  # every reader raises its own types for broken files
@@ -212,7 +283,7 @@ def read_sem_image(path: str | Path, pixel_size_um: float | None = None, exclude
 
     if pixel_size_um is not None:
         size, source = pixel_size_um, "given by the user"
-    return sem_image_from_array(pixels, path, size, source, exclude_data_bar, bar_row)
+    return sem_image_from_array(pixels, path, size, source, exclude_data_bar, bar_row, notices)
 
 
 def _normalised_unit(unit: str) -> str:
@@ -231,15 +302,16 @@ def pixel_size_from_unit(length: float, unit: str) -> float | None:
 
 def sem_image_from_array(pixels: Array, path: str | Path, pixel_size_um: float | None = None,
                          pixel_size_source: str | None = None, exclude_data_bar: bool = True,
-                         data_bar_row: int | None = None) -> SEMImage:
+                         data_bar_row: int | None = None, reading_notices: Sequence[str] = ()) -> SEMImage:
     """Check an image already in memory (e.g. handed over by ImageJ) like a file read from disk.
 
     ``pixels``: (Y, X) gray or (Y, X, 3|4) RGB, any integer or float type; ``path`` names the
     image in messages and outputs. ``data_bar_row`` comes from metadata when known; otherwise,
-    with ``exclude_data_bar``, the bar is looked for in the pixels.
+    with ``exclude_data_bar``, the bar is looked for in the pixels. ``reading_notices``: what
+    reading the file did that a user should know (e.g. a palette converted to gray).
     """
     path = Path(path)
-    notices: list[str] = []
+    notices = list(reading_notices)
     source = pixel_size_source if pixel_size_um else None
     bar_row = data_bar_row
     pixels = np.asarray(pixels)

@@ -28,7 +28,7 @@ def tidy_labels(labels: Array, min_area_px: float = 0, max_area_px: float = np.i
     if labels.ndim != 2:
         raise ValueError(f"a label image must be 2D, got shape {labels.shape}")
     tidy = np.zeros(labels.shape, np.int32)
-    for index, box in enumerate(ndi.find_objects(labels.astype(np.int64, copy=False)), start=1):
+    for index, box in enumerate(ndi.find_objects(labels), start=1):
         if box is None:
             continue
         region = labels[box] == index
@@ -43,7 +43,7 @@ def tidy_labels(labels: Array, min_area_px: float = 0, max_area_px: float = np.i
         if exclude_border and _touches_border(region, box, labels.shape):
             continue
         tidy[box][region] = index
-    return relabel_sequential(tidy)[0].astype(np.int32)
+    return relabel_sequential(tidy)[0].astype(np.int32, copy=False)
 
 
 def _touches_border(region: Array, box: tuple[slice, slice], shape: tuple[int, ...]) -> bool:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -61,6 +63,37 @@ SAM_CHECKPOINTS: dict[str, SamCheckpoint] = {c.model_type: c for c in (
     SamCheckpoint("vit_h", "sam_vit_h_4b8939.pth", "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
                   2_564_550_879),
 )}
+
+
+class SamCheckpointError(ModelUnavailableError):
+    """A file given as SAM checkpoint is not one (empty, damaged, another format, or holding code)."""
+
+
+def _load_checkpoint(path: Path, model_type: str) -> Any:
+    """The unpickled content of a SAM checkpoint, tensors and plain containers only.
+
+    ``weights_only=True`` refuses anything whose unpickling could run code; the message says so
+    without repeating torch's advice to turn that protection off.
+    """
+    torch = import_torch()
+    official = SAM_CHECKPOINTS[model_type]
+    get_one = (f"Use the .pth file of a SAM {model_type} model: the official one ({official.url}, "
+               f"sha256 {official.sha256}), or a SAM-format checkpoint of the same type fine-tuned elsewhere "
+               "(e.g. micro-sam) that holds only its weights.")
+    if path.stat().st_size == 0:
+        raise SamCheckpointError(f"{path} is not a SAM {model_type} checkpoint: the file is empty (0 bytes; "
+                                 f"an interrupted download or copy?). {get_one}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        code = re.search(r"GLOBAL (\S+)", str(error))
+        reason = (f"it holds Python objects other than weights (first: {code.group(1)}), which are not loaded "
+                  "because loading them could run code" if code else
+                  "it is not a PyTorch checkpoint (unreadable pickle data)")
+        raise SamCheckpointError(f"{path} is not a SAM {model_type} checkpoint: {reason}. {get_one}") from None
+    except (EOFError, RuntimeError, OSError) as error:
+        raise SamCheckpointError(f"{path} is not a SAM {model_type} checkpoint: it is damaged or not a PyTorch "
+                                 f"file ({type(error).__name__}: {str(error)[:200]}). {get_one}") from None
 
 
 def choose_device(requested: str | None = None) -> str:
@@ -122,15 +155,17 @@ def load_sam(model_type: str = "vit_b", checkpoint: str | Path | None = None, de
         sha256, official = SAM_CHECKPOINTS[model_type].sha256, True
     else:
         path = Path(checkpoint)
+        if path.is_dir():
+            raise ModelUnavailableError(f"SAM checkpoint {path} is a folder; give the checkpoint file (.pth) in it")
         if not path.is_file():
             raise ModelUnavailableError(f"SAM checkpoint {path} does not exist")
         sha256, official = file_sha256(path), False
+    checkpoint_content = _load_checkpoint(path, model_type)
     model = segment_anything.sam_model_registry[model_type](checkpoint=None)
     try:
-        state = _state_dict_of(torch.load(path, map_location="cpu", weights_only=True))
-        model.load_state_dict(state)
-    except (RuntimeError, ValueError, OSError) as error:
-        raise ModelUnavailableError(f"{path} is not a SAM {model_type} checkpoint ({str(error)[:300]})") from error
+        model.load_state_dict(_state_dict_of(checkpoint_content))
+    except (RuntimeError, ValueError) as error:
+        raise SamCheckpointError(f"{path} is not a SAM {model_type} checkpoint ({str(error)[:300]})") from error
     chosen = choose_device(device)
     if chosen == "cpu":
         torch.set_num_threads(os.cpu_count() or 1)

@@ -36,7 +36,7 @@ def otsu_effectiveness(image: Array, threshold: float) -> float:
 def crystal_foreground(image: Array, pixel_size_um: float, config: WatershedConfig,
                        min_crystal_area_px: float) -> Array:
     """Bool (Y, X): crystal (True) or pore space. ``image``: float (Y, X) scaled to [0, 1]."""
-    smoothed = ndi.gaussian_filter(image.astype(np.float32), config.smoothing_um / pixel_size_um)
+    smoothed = ndi.gaussian_filter(np.asarray(image, np.float32), config.smoothing_um / pixel_size_um)
     if config.foreground_threshold is not None:
         threshold = config.foreground_threshold
     else:
@@ -53,6 +53,27 @@ def crystal_foreground(image: Array, pixel_size_um: float, config: WatershedConf
     return remove_small_holes(foreground, max_size=max(int(min_crystal_area_px), 1))
 
 
+#: rows of the distance map computed at once from the nearest-pore indices (bounds a float64 band)
+_DISTANCE_BAND_ROWS = 256
+
+
+def distance_to_pores(foreground: Array) -> Array:
+    """Float32 (Y, X): Euclidean distance (px) of each crystal pixel to the nearest pore pixel, 0 on pores.
+
+    The same values as ``scipy.ndimage.distance_transform_edt`` (rounded to float32), computed
+    from its nearest-pore indices band by band: scipy's own distance output goes through four
+    full-size int32/float64 arrays (~40 bytes/px), this through the indices alone (8 bytes/px).
+    """
+    nearest = ndi.distance_transform_edt(foreground, return_distances=False, return_indices=True)
+    distance = np.empty(foreground.shape, np.float32)
+    columns = np.arange(foreground.shape[1])
+    for top in range(0, foreground.shape[0], _DISTANCE_BAND_ROWS):
+        rows = np.arange(top, min(top + _DISTANCE_BAND_ROWS, foreground.shape[0]))
+        distance[rows[0]:rows[-1] + 1] = np.hypot(nearest[0, rows[0]:rows[-1] + 1] - rows[:, None],
+                                                  nearest[1, rows[0]:rows[-1] + 1] - columns)
+    return distance
+
+
 def segment_watershed(image: Array, pixel_size_um: float, config: WatershedConfig,
                       min_crystal_area_px: float) -> Array:
     """Label crystals: int32 (Y, X), 0 pore space, 1..N crystals (not yet tidied).
@@ -61,10 +82,12 @@ def segment_watershed(image: Array, pixel_size_um: float, config: WatershedConfi
     the configured lengths into pixels.
     """
     foreground = crystal_foreground(image, pixel_size_um, config, min_crystal_area_px)
-    distance = ndi.distance_transform_edt(foreground)
+    distance = distance_to_pores(foreground)
     components, _ = ndi.label(foreground)
     separation_px = max(int(round(config.marker_separation_um / pixel_size_um)), 1)
     peaks = peak_local_max(distance, min_distance=separation_px, labels=components, exclude_border=False)
+    del components  # full-size arrays are freed as soon as they are done with: large images
     markers = np.zeros(image.shape, np.int32)
     markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
-    return watershed(-distance, markers, mask=foreground).astype(np.int32)
+    basins = np.negative(distance, out=distance)
+    return watershed(basins, markers, mask=foreground).astype(np.int32, copy=False)

@@ -1,0 +1,98 @@
+"""How much memory analysing an image takes, known before the work starts.
+
+An image too large for the machine used to be found out by the operating system killing the
+process minutes later. :func:`check_analysis_memory` refuses it at once instead, with a message
+naming the estimate, the limit and what to do; the pipeline calls it before any heavy work.
+
+The estimate is linear in the number of pixels, with coefficients measured as the peak resident
+memory of ``microcrystalnet analyze`` (outputs and overlay.png included) above that of the process
+with its models loaded (1.52 GB), on synthetic 8-bit scenes with the default settings
+(bench/bench_large_image.py; BENCHMARKS.md, "Large images"): 0.39 GB above it at 2048 x 2048 px,
+1.36 GB at 6000 x 6000 and 5.11 GB at 12000 x 12000 (35.5 bytes per pixel there):
+
+* watershed segmentation and the default preprocessing chain: ``PER_PIXEL_BYTES`` per pixel
+  (the image, its float32 preprocessed copy, the segmentation's distance map and labels, and
+  skimage's watershed, which works on a padded float64 copy) plus ``FIXED_BYTES`` (TensorFlow's
+  working memory on the first prediction). Both are rounded up: the estimate exceeds the
+  measurements by 7-25 %;
+* the other settings add what their models need at any image size: SAM's weights and image
+  encoder on one 1024 px tile (``SAM_MODEL_BYTES``; prompt mode also runs the watershed segmenter
+  for its prompts): 3.0 GB measured for vit_b on the CPU (0.38 GB of weights); vit_l and vit_h
+  are that plus their larger weights and attention maps, not measured. Noise2Void's tiled
+  prediction (``N2V_MODEL_BYTES``) is not measured either; 1 GB covers PyTorch's working memory
+  on 256 px tiles.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import psutil  # installed with dask.distributed, which the batch runs use
+
+from .io import ImageInputError
+
+#: measured peak memory per image pixel of the default analysis, bytes (see the module notes)
+PER_PIXEL_BYTES = 36.0
+#: measured memory of an analysis that does not grow with the image, bytes
+FIXED_BYTES = 0.3e9
+#: SAM's weights and the activations of its image encoder on one 1024 px tile, bytes per model type
+SAM_MODEL_BYTES = {"vit_b": 3.0e9, "vit_l": 4.5e9, "vit_h": 6.0e9}
+#: careamics' Noise2Void prediction (PyTorch, tiles of 256 px), bytes
+N2V_MODEL_BYTES = 1.0e9
+#: share of the memory available when an analysis starts that it may plan to use by default
+DEFAULT_AVAILABLE_FRACTION = 0.8
+
+GB = 1e9
+
+
+class ImageTooLargeError(ImageInputError):
+    """An image needs more memory than the limit allows; the message names both and what to do."""
+
+
+def estimate_analysis_bytes(shape: tuple[int, ...], segmenter: str = "watershed", sam_model_type: str = "vit_b",
+                            n2v: bool = False) -> int:
+    """Peak memory (bytes) that analysing an image of ``shape`` (Y, X) pixels adds to a process
+    whose models are loaded, outputs included.
+
+    ``segmenter``: "watershed" or "sam" (with ``sam_model_type``); ``n2v``: whether a Noise2Void
+    model denoises the image.
+    """
+    pixels = int(shape[0]) * int(shape[1])
+    estimate = FIXED_BYTES + PER_PIXEL_BYTES * pixels
+    if segmenter == "sam":
+        estimate += SAM_MODEL_BYTES[sam_model_type]
+    if n2v:
+        estimate += N2V_MODEL_BYTES
+    return int(estimate)
+
+
+def available_memory_bytes() -> int:
+    """Memory the operating system can give this process now without swapping, bytes."""
+    return int(psutil.virtual_memory().available)
+
+
+def check_analysis_memory(path: str | Path, shape: tuple[int, ...], estimate_bytes: int,
+                          memory_limit_gb: float | None = None) -> None:
+    """Raise :class:`ImageTooLargeError` when ``estimate_bytes`` exceeds the limit.
+
+    ``memory_limit_gb``: the limit in gigabytes (10^9 bytes); None: ``DEFAULT_AVAILABLE_FRACTION``
+    of the memory available now. ``path`` and ``shape`` (Y, X) name the image in the message.
+    """
+    if memory_limit_gb is None:
+        available = available_memory_bytes()
+        limit = DEFAULT_AVAILABLE_FRACTION * available
+        source = f"{DEFAULT_AVAILABLE_FRACTION:.0%} of the {available / GB:.1f} GB of memory available now"
+        first_fix = "Close other programs to free memory, or, if the memory will be there, raise"
+    else:
+        limit = memory_limit_gb * GB
+        source = "the limit given"
+        first_fix = "If the machine has the memory, raise"
+    if estimate_bytes <= limit:
+        return
+    needed_gb = math.ceil(estimate_bytes / GB * 1.1)
+    raise ImageTooLargeError(
+        f"{path}: analysing this {shape[1]} x {shape[0]} px image needs about {estimate_bytes / GB:.1f} GB of "
+        f"memory (estimate), more than the limit of {limit / GB:.1f} GB ({source}). {first_fix} the limit "
+        f"(--memory-limit-gb {needed_gb}; input.memory_limit_gb in a settings file). Otherwise analyse the image "
+        "in parts (crop it) or at a coarser pixel size (bin it, e.g. Image > Scale in Fiji).")
