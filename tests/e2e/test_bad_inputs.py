@@ -135,9 +135,12 @@ FILE_CASES = [
           "{sandbox}/results", "--no-download", "--no-overlay", "-q"), EXIT_SOME_FAILED,
          (r"missing\.tif.*no such file", r"empty\.tif.*empty", r"corrupt\.tif.*cannot be read",
           r"truncated\.tif.*cannot be read", r"text\.tif.*cannot be read", r"small\.tif.*at least 64 x 64",
-          r"stack\.tif.*stack", r"nan\.tif.*NaN", r"blank\.tif.*blank", r"folder\.tif.*is a folder",
+          r"stack\.tif.*stack", r"nan\.tif.*NaN", r"blank\.tif.*blank", r"folder\.tif.*is a folder, not an image",
           r"notes\.txt.*unsupported file type", r"11 of 12 images could not be analysed"),
          _bad_image_files, may_create=("results",)),
+    Case("image over the memory limit", (*ANALYZE, "--memory-limit-gb", "0.01"), EXIT_SOME_FAILED,
+         (r"sample\.tif: analysing this 256 x 256 px image needs about .* GB of memory \(estimate\), more than the "
+          r"limit of 0\.0 GB", r"--memory-limit-gb")),
 ]
 
 
@@ -171,13 +174,20 @@ MODEL_CASES = [
          r"model: .*absent\.keras"),
     Case("classifier file of random bytes", (*ANALYZE, "--model", "{sandbox}/random.keras"), EXIT_MODEL,
          r"model: .*random\.keras", lambda sandbox: (
-             (sandbox / "random.keras").write_bytes(os.urandom(4096)),
+             (sandbox / "random.keras").write_bytes(np.random.default_rng(2).bytes(4096)),
              (sandbox / "random.keras.json").write_text(json.dumps({"class_order": ["AA", "PES", "RES", "RA/SA"],
                                                                    "input_size": 64})))),
     Case("classifier not on this machine, no download", ANALYZE, EXIT_MODEL,
          r"model: .*(download|https://).*sha256", env=(("MICROCRYSTALNET_MODEL_DIR", ""),
                                                       ("MICROCRYSTALNET_CACHE_DIR", "{sandbox}/cache")),
          may_create=("cache",)),
+    Case("SAM checkpoint of zero bytes", (*ANALYZE, "--segmenter", "sam", "--sam-checkpoint", "{sandbox}/empty.pth"),
+         EXIT_MODEL, r"model: .*empty\.pth is not a SAM vit_b checkpoint: the file is empty",
+         lambda sandbox: (sandbox / "empty.pth").write_bytes(b"")),
+    Case("SAM checkpoint of random bytes", (*ANALYZE, "--segmenter", "sam", "--sam-checkpoint",
+                                            "{sandbox}/random.pth"), EXIT_MODEL,
+         r"model: .*random\.pth is not a SAM vit_b checkpoint", lambda sandbox: (sandbox / "random.pth").write_bytes(
+             np.random.default_rng(1).bytes(4096))),
     Case("Noise2Void model missing", (*ANALYZE, "--n2v-model", "{sandbox}/absent.zip"), EXIT_MODEL,
          r"model: .*absent\.zip"),
 ]

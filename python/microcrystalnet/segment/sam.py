@@ -91,7 +91,7 @@ def _load_checkpoint(path: Path, model_type: str) -> Any:
                   "because loading them could run code" if code else
                   "it is not a PyTorch checkpoint (unreadable pickle data)")
         raise SamCheckpointError(f"{path} is not a SAM {model_type} checkpoint: {reason}. {get_one}") from None
-    except (EOFError, RuntimeError, OSError) as error:
+    except Exception as error:  # unpickling arbitrary bytes fails in arbitrary ways (IndexError, KeyError, ...)
         raise SamCheckpointError(f"{path} is not a SAM {model_type} checkpoint: it is damaged or not a PyTorch "
                                  f"file ({type(error).__name__}: {str(error)[:200]}). {get_one}") from None
 
