@@ -117,7 +117,9 @@ def render_mosaic(spec: SceneSpec) -> SyntheticScene:
     to_boundary = ndi.distance_transform_edt(~find_boundaries(cells, mode="thick"))
     labels = np.where(to_boundary < half_width_px, 0, cells)
     darkness = spec.boundary_darkness * rng.uniform(0.6, 1.0, n_cells + 1)[cells]  # uneven along boundaries
-    clean *= 1 - darkness * np.exp(-(to_boundary / max(half_width_px, 0.8)) ** 2)
+    # the dark valley may reach into the crystals beyond the gap, as along rounded crystal edges
+    valley_px = max(half_width_px, 0.8) * rng.uniform(1.0, 2.5)
+    clean *= 1 - darkness * np.exp(-(to_boundary / valley_px) ** 2)
 
     junctions = _triple_junctions(cells)
     pores = junctions[rng.random(len(junctions)) < spec.micropore_fraction]
