@@ -45,7 +45,8 @@ def render_clusters(spec: SceneSpec) -> SyntheticScene:
     labels = layer.labels
     clean = add_edge_rims(layer.clean, labels, brightness=spec.sem.edge_brightness, width_px=spec.rim_width_um / px)
     clean = add_crevices(clean, labels, depth=0.3, width_px=spec.crevice_width_um / px)
-    clean = np.where(labels > 0, clean * (1 + 0.08 * smooth_noise(rng, spec.shape, 1.0)), clean).astype(np.float32)
+    surface = rng.uniform(0.0, 0.1) * smooth_noise(rng, spec.shape, 1.0)  # dimpled particle surfaces
+    clean = np.where(labels > 0, clean * (1 + surface), clean).astype(np.float32)
     image, clean = render_sem(clean, labels, rng, effects=spec.sem, scene_blur_px=0.6,
                               electrons_at_white=spec.electrons_at_white, read_noise=spec.read_noise)
     return SyntheticScene(image, clean, labels, tuple(layer.classes), px, spec)

@@ -21,6 +21,8 @@ DIAMETER_RANGE_PX = (8.0, 120.0)
 #: smallest median diameter of ``separate`` scenes, pixels: their placement slows with the number
 #: of crystals (about 2 s for 8 px crystals on 256 x 256); the other kinds cover small crystals
 SEPARATE_MIN_DIAMETER_PX = 24.0
+#: range of the noise standard deviation at mid-gray (intensity units), drawn log-uniformly
+NOISE_SIGMA_RANGE = (0.004, 0.15)
 #: most crystals laid in a ``clusters`` or ``matrix`` scene (lower cover for small crystals): each
 #: costs about 1-2 ms to place
 MAX_LAID_CRYSTALS = 300
@@ -73,19 +75,22 @@ def random_training_scene(seed: int, shape: tuple[int, int] = (256, 256)) -> Syn
                        rhombic_bias=rng.uniform(0.0, 1.0)),
         # sparse particles on a substrate, or dense powders
         "clusters": dict(coverage=float(np.exp(rng.uniform(np.log(0.02), np.log(0.3)))) if rng.random() < 0.5
-                         else rng.uniform(0.3, 0.72), max_overlap_fraction=rng.uniform(0.15, 0.5),
+                         else rng.uniform(0.3, 0.8), max_overlap_fraction=rng.uniform(0.15, 0.5),
                          min_visible_fraction=rng.uniform(0.35, 0.6)),
         "matrix": dict(coverage=rng.uniform(0.1, 0.4), matrix_texture=str(rng.choice(["speckle", "lamellae"])),
                        matrix_contrast=rng.uniform(0.04, 0.5), max_overlap_fraction=rng.uniform(0.0, 0.15)),
     }[kind]
+    # noise level at mid-gray from frame-averaged (0.004) to fast-scan (0.15) images, part shot noise
+    noise_sigma = float(np.exp(rng.uniform(np.log(NOISE_SIGMA_RANGE[0]), np.log(NOISE_SIGMA_RANGE[1]))))
+    shot_share = rng.uniform(0.3, 1.0)
     if kind in ("clusters", "matrix"):
         most = MAX_LAID_CRYSTALS * np.pi / 4 * median_px ** 2 / (shape[0] * shape[1])
         kind_look["coverage"] = min(kind_look["coverage"], most)
     spec = SceneSpec(
         shape=tuple(shape), pixel_size_um=pixel_size_um, kind=kind,  # type: ignore[arg-type]
         crystal_size_um=(median_um / spread, median_um * spread), class_weights=tuple(weights),  # type: ignore[arg-type]
-        electrons_at_white=float(np.exp(rng.uniform(np.log(10.0), np.log(20000.0)))),
-        read_noise=rng.uniform(0.002, 0.03), rim_width_um=rng.uniform(0.5, 3.0) * pixel_size_um,
+        electrons_at_white=0.5 / (shot_share * noise_sigma ** 2), read_noise=np.sqrt(1 - shot_share) * noise_sigma,
+        rim_width_um=rng.uniform(0.5, 3.0) * pixel_size_um,
         crevice_width_um=rng.uniform(0.5, 1.5) * pixel_size_um,
         sem=random_sem_effects(rng, median_diameter_px=median_px), seed=int(rng.integers(2**31)), **kind_look)
     return render_scene(spec)
