@@ -33,6 +33,7 @@ def random_sem_effects(rng: np.random.Generator, *, median_diameter_px: float) -
     def sometimes(chance: float, value: float) -> float:
         return value if rng.random() < chance else 0.0
 
+    contrast = rng.uniform(0.5, 1.6)
     return SemEffects(
         edge_brightness=rng.uniform(0.0, 0.35),
         detector_direction_rad=rng.uniform(0, 2 * np.pi),
@@ -43,8 +44,8 @@ def random_sem_effects(rng: np.random.Generator, *, median_diameter_px: float) -
         row_offset_std=sometimes(0.4, rng.uniform(0.005, 0.03)),
         row_jitter_px=sometimes(0.3, rng.uniform(0.2, 0.7)),
         blur_px=rng.uniform(0.0, 2.5),
-        contrast=rng.uniform(0.5, 1.6),
-        offset=rng.uniform(-0.1, 0.1),
+        contrast=contrast,
+        offset=0.5 * (1 - contrast) + rng.uniform(-0.1, 0.1),  # about mid-gray, so few scenes clip
         gamma=float(np.exp(rng.uniform(-0.4, 0.4))),
     )
 
