@@ -62,9 +62,14 @@ def add_detector_shading(clean: Array, labels: Array, *, direction_rad: float, s
     # a background pixel is in shadow when a crystal lies between it and the detector
     crystals = labels > 0
     shadow = np.zeros(labels.shape, np.float32)
+    height, width = labels.shape
     for step in range(1, int(round(shadow_length_px)) + 1):
-        shift = np.round(toward * step).astype(int)
-        blocked = np.roll(crystals, (-shift[0], -shift[1]), axis=(0, 1))
+        dr, dc = np.round(toward * step).astype(int)
+        if abs(dr) >= height or abs(dc) >= width:
+            break
+        blocked = np.zeros_like(crystals)  # crystals seen from `step` px further towards the detector
+        blocked[max(0, -dr):height - max(0, dr), max(0, -dc):width - max(0, dc)] = \
+            crystals[max(0, dr):height - max(0, -dr), max(0, dc):width - max(0, -dc)]
         shadow = np.maximum(shadow, blocked * (1 - (step - 1) / max(shadow_length_px, 1)))
     return np.where(crystals, shaded, shaded * (1 - 1.5 * strength * shadow)).astype(np.float32)
 
@@ -125,6 +130,7 @@ def render_sem(clean: Array, labels: Array, rng: np.random.Generator, *, effects
     if effects.charging_streaks > 0:
         clean = add_charging_streaks(clean, rng, n_streaks=effects.charging_streaks,
                                      brightness=effects.charging_brightness)
+    # also after streaks alone: they may push intensities above 1
     if (effects.contrast, effects.offset, effects.gamma) != (1.0, 0.0, 1.0) or effects.charging_streaks > 0:
         clean = adjust_contrast(clean, contrast=effects.contrast, offset=effects.offset, gamma=effects.gamma)
     noisy = detect(clean, rng, electrons_at_white=electrons_at_white, read_noise=read_noise)
