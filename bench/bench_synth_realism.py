@@ -1,0 +1,172 @@
+"""How close synthetic scenes look to real SEM images: simple image statistics of the randomised
+training scenes (``microcrystalnet.synth.random_training_scene``) and of the default scenes, beside
+the same statistics of the real development images with hand-drawn outlines
+(``../shared/real-sem``, four materials), and how long a training scene takes to render.
+
+Statistics, each on the analysed part of an 8-bit gray image with its instance labels:
+
+* ``gray spread``: 95th minus 5th gray-level percentile, in units of the full 0-255 range;
+* ``edge contrast``: mean gray of the interiors (>= 2 px inside an outline) minus mean gray of the
+  band of 1 px on both sides of every outline, over the gray spread (> 0: outlines darker);
+* ``noise sigma``: ``skimage.restoration.estimate_sigma`` of the image in [0, 1];
+* ``PSD slope``: slope of the radially averaged power spectrum (Hann window) in log-log, over
+  0.02-0.25 cycles/px (about -2 for sharp-edged piecewise flat images, flatter with more noise);
+* ``cover``: fraction of the image inside outlines; ``diameter px``: median equivalent diameter.
+
+A synthetic kind covers a real material's look where the material's value lies inside the kind's
+5-95 % range. The decisive test, a model trained on these scenes meeting the real-image targets,
+belongs to the learned segmenter.
+
+    scripts/bench bench/bench_synth_realism.py [--scenes 120] [--real ../shared/real-sem]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import tifffile
+from scipy import ndimage as ndi
+from skimage import io
+from skimage.draw import polygon as fill_polygon
+from skimage.restoration import estimate_sigma
+from skimage.segmentation import find_boundaries
+
+from microcrystalnet.synth import SceneSpec, random_training_scene, render_scene
+
+#: the synthetic kind meant to cover each real material's look
+KIND_FOR_MATERIAL = {"tio2": "clusters", "perovskite": "mosaic", "spheroidite": "matrix", "powder": "clusters"}
+STATISTICS = ("gray spread", "edge contrast", "noise sigma", "PSD slope", "cover", "diameter px")
+
+
+# --- real images and their instance labels (formats in ../shared/real-sem/README.md) -----------------
+
+def _gray(path: Path) -> np.ndarray:
+    image = tifffile.imread(path) if path.suffix.lower() in (".tif", ".tiff") else io.imread(path)
+    if image.ndim == 3:
+        image = image[..., :3].mean(axis=-1)
+    return image.astype(np.float64)
+
+
+def _via_labels(json_path: Path, image_name: str, shape: tuple[int, int]) -> np.ndarray:
+    metadata = json.loads(json_path.read_text())["_via_img_metadata"]
+    labels = np.zeros(shape, np.int32)
+    regions = [r for entry in metadata.values() if entry["filename"] == image_name for r in entry["regions"]]
+    for index, region in enumerate(regions, start=1):
+        points = region["shape_attributes"]
+        rows, cols = fill_polygon(points["all_points_y"], points["all_points_x"], shape)
+        labels[rows, cols] = index
+    return labels
+
+
+def real_images(root: Path):
+    """(material, 8-bit-range gray image, instance labels) for every image of the manifest."""
+    for entry in json.loads((root / "manifest.json").read_text()):
+        image = _gray(root / entry["image"])
+        truth_path = root / entry["ground_truth"]
+        if entry["ground_truth_kind"] == "binary_4conn":
+            labels = ndi.label(_gray(truth_path) > 0)[0]
+        elif entry["ground_truth_kind"] == "boundary_white":
+            labels = ndi.label(~(_gray(truth_path) > 127))[0]
+            image = image[:labels.shape[0], :labels.shape[1]]  # the outlines are narrower than the image
+        else:
+            labels = _via_labels(truth_path, entry["image_name"], image.shape)
+        rows = entry["analysed_rows"] or image.shape[0]
+        yield entry["dataset"], image[:rows], labels[:rows]
+
+
+# --- statistics --------------------------------------------------------------------------------
+
+def power_spectrum_slope(image: np.ndarray, *, band_cycles_per_px: tuple[float, float] = (0.02, 0.25)) -> float:
+    """Slope of log power against log spatial frequency, radially averaged, Hann-windowed."""
+    window = np.outer(np.hanning(image.shape[0]), np.hanning(image.shape[1]))
+    power = np.abs(np.fft.fftshift(np.fft.fft2((image - image.mean()) * window))) ** 2
+    fy = np.fft.fftshift(np.fft.fftfreq(image.shape[0]))[:, None]
+    fx = np.fft.fftshift(np.fft.fftfreq(image.shape[1]))[None, :]
+    radius = np.hypot(fy, fx)
+    bins = np.geomspace(*band_cycles_per_px, 16)
+    which = np.digitize(radius, bins)
+    centres, means = [], []
+    for b in range(1, len(bins)):
+        ring = which == b
+        if ring.any():
+            centres.append(np.sqrt(bins[b - 1] * bins[b]))
+            means.append(power[ring].mean())
+    return float(np.polyfit(np.log(centres), np.log(means), 1)[0])
+
+
+def image_statistics(image: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """The statistics of the module docstring for a gray image (0-255) and its instance labels."""
+    low, high = np.percentile(image, [5, 95])
+    spread = max(high - low, 1e-9)
+    band = find_boundaries(labels, mode="thick")
+    interior = (labels > 0) & (ndi.distance_transform_edt(~band) >= 2)
+    areas = np.bincount(labels.ravel())[1:]
+    return {"gray spread": spread / 255,
+            "edge contrast": float((image[interior].mean() - image[band].mean()) / spread) if interior.any() else np.nan,
+            "noise sigma": float(estimate_sigma(image / 255)),
+            "PSD slope": power_spectrum_slope(image),
+            "cover": float(np.mean(labels > 0)),
+            "diameter px": float(np.median(np.sqrt(4 * areas[areas > 0] / np.pi)))}
+
+
+# --- the comparison ------------------------------------------------------------------------------
+
+def _range(values: list[float], low: float = 10, high: float = 90) -> str:
+    a, b = np.nanpercentile(values, [low, high])
+    return f"{a:.3g} – {b:.3g}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenes", type=int, default=120, help="randomised training scenes (256 x 256)")
+    parser.add_argument("--real", type=Path, default=Path("../shared/real-sem"))
+    arguments = parser.parse_args()
+    if not (arguments.real / "manifest.json").exists():
+        sys.exit(f"no real images at {arguments.real}: pass --real with the folder of manifest.json")
+
+    real: dict[str, list[dict]] = defaultdict(list)
+    for material, image, labels in real_images(arguments.real):
+        real[material].append(image_statistics(image, labels))
+
+    by_kind: dict[str, list[dict]] = defaultdict(list)
+    seconds: dict[str, list[float]] = defaultdict(list)
+    for seed in range(arguments.scenes):
+        started = time.perf_counter()
+        scene = random_training_scene(seed)
+        seconds[scene.spec.kind].append(time.perf_counter() - started)
+        stats = image_statistics(scene.image.astype(np.float64), scene.labels)
+        by_kind[scene.spec.kind].append(stats)
+        by_kind["all"].append(stats)
+    default = [image_statistics(s.image.astype(np.float64), s.labels)
+               for s in (render_scene(SceneSpec(shape=(256, 256), pixel_size_um=0.04, seed=seed)) for seed in range(20))]
+
+    print(f"| material (images) | statistic | real: median (min – max) | matching kind: 10–90 % | "
+          f"real inside kind's 5–95 %? | all training scenes: 10–90 % | default scenes: 10–90 % |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for material, stats in real.items():
+        kind = KIND_FOR_MATERIAL[material]
+        for name in STATISTICS:
+            values = [s[name] for s in stats]
+            kind_values = [s[name] for s in by_kind[kind]]
+            p5, p95 = np.nanpercentile(kind_values, [5, 95])
+            inside = sum(p5 <= v <= p95 for v in values)
+            print(f"| {material} ({len(values)}) | {name} | {np.median(values):.3g} ({min(values):.3g} – {max(values):.3g}) "
+                  f"| {kind}: {_range(kind_values)} | {inside}/{len(values)} | {_range([s[name] for s in by_kind['all']])} "
+                  f"| {_range([s[name] for s in default])} |")
+    print()
+    print("| kind | scenes | render seconds per 256 x 256 scene: mean | median | max |")
+    print("| --- | --- | --- | --- | --- |")
+    for kind, times in sorted(seconds.items()):
+        print(f"| {kind} | {len(times)} | {np.mean(times):.3f} | {np.median(times):.3f} | {np.max(times):.3f} |")
+    everything = [t for times in seconds.values() for t in times]
+    print(f"| all | {len(everything)} | {np.mean(everything):.3f} | {np.median(everything):.3f} | {np.max(everything):.3f} |")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
