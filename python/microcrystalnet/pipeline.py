@@ -18,7 +18,8 @@ from .outline import outlines_from_labels
 from .patches import extract_patches
 from .preprocess import N2V_MISSING, Noise2VoidDenoiser, Noise2VoidModel, preprocess, reports_as_dicts
 from .results import results_rows, segmenter_label
-from .segment import CrystalSegmenter, make_segmenter, segment_crystals
+from .segment import CrystalSegmenter, empty_result_notice, make_segmenter, segment_crystals
+from .segment.scale import crystal_scale, scaled_config
 
 Array = np.ndarray
 T = TypeVar("T")
@@ -95,6 +96,13 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
     if image.pixel_size_um is None:
         notices.append(f"segmentation assumed {segmentation_pixel_size * 1000:g} nm/px to apply the crystal-size limits")
     analysed = to_unit_range(image.analysed_pixels)
+    scale = crystal_scale(analysed, config.segment, image.pixel_size_um, config.input.assumed_pixel_size_um)
+    if scale.source != "micrite default":
+        config = scaled_config(config, scale.diameter_px * segmentation_pixel_size)
+    if scale.source == "estimated from the image":
+        notices.append(f"typical crystal diameter estimated from the image: {scale.diameter_px:.1f} px; if it is "
+                       "wrong, give it with --crystal-size-px (or a pixel size and --crystal-size-um)")
+    log.info("%s: typical crystal diameter %.1f px (%s)", image.path.name, scale.diameter_px, scale.source)
     if n2v is None and config.preprocess.runs_n2v_model:
         n2v = Noise2VoidModel.load(config.preprocess.n2v_model)
 
@@ -120,12 +128,15 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
     measurements = timed("measure", 0.85, lambda: measure_crystals(labels, outlines, image.analysed_pixels,
                                                                    image.pixel_size_um))
     report("done", 1.0)
-    if labels.max() == 0:
-        notices.append("no crystals found; see the segmentation message above, or check the crystal area limits")
+    empty_notice = empty_result_notice(segmentation.statistics, int(labels.max()))
+    if empty_notice:
+        log.warning("%s: %s", image.path.name, empty_notice)
+        notices.append(empty_notice)
     full_labels = np.zeros(image.pixels.shape, np.int32)
     full_labels[: labels.shape[0]] = labels
     rows = results_rows(probabilities, measurements, segmenter_label(segmentation.segmenter),
                         config.classify.unclear_below)
     return CrystalAnalysis(image, full_labels, outlines, rows, image.pixel_size_um, segmentation_pixel_size, config,
-                           classifier, {"segmenter": segmentation.segmenter, "statistics": segmentation.statistics},
+                           classifier, {"segmenter": segmentation.segmenter, "statistics": segmentation.statistics,
+                            "crystal_scale": scale.as_dict()},
                            reports_as_dicts(step_reports), seconds, notices)
