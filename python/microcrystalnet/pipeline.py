@@ -19,7 +19,7 @@ from .patches import extract_patches
 from .preprocess import N2V_MISSING, Noise2VoidDenoiser, Noise2VoidModel, preprocess, reports_as_dicts
 from .results import results_rows, segmenter_label
 from .segment import CrystalSegmenter, empty_result_notice, make_segmenter, segment_crystals
-from .segment.scale import crystal_scale, scaled_config
+from .segment.scale import CrystalScale, crystal_scale, scaled_config
 
 Array = np.ndarray
 T = TypeVar("T")
@@ -78,6 +78,21 @@ class AnalysisModels:
                    make_segmenter(config.segment, download=download), n2v)
 
 
+def settings_for_image(analysed: Array, pixel_size_um: float | None,
+                       config: AnalysisConfig) -> tuple[AnalysisConfig, CrystalScale, list[str]]:
+    """``config`` scaled to the typical crystal diameter of an image (float (Y, X) in [0, 1], the
+    analysed part; ``pixel_size_um`` None: uncalibrated), that diameter, and notices for the user
+    (:mod:`microcrystalnet.segment.scale`)."""
+    scale = crystal_scale(analysed, config.segment, pixel_size_um, config.input.assumed_pixel_size_um)
+    if scale.source == "micrite default":
+        return config, scale, []
+    config = scaled_config(config, scale.diameter_px * (pixel_size_um or config.input.assumed_pixel_size_um))
+    if scale.source != "estimated from the image":
+        return config, scale, []
+    return config, scale, [f"typical crystal diameter estimated from the image: {scale.diameter_px:.1f} px; if it "
+                           "is wrong, give it with --crystal-size-px (or a pixel size and --crystal-size-um)"]
+
+
 def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: AnalysisConfig = AnalysisConfig(),
                   progress: ProgressCallback | None = None,
                   segmenter: CrystalSegmenter | None = None, n2v: Noise2VoidDenoiser | None = None) -> CrystalAnalysis:
@@ -96,12 +111,8 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
     if image.pixel_size_um is None:
         notices.append(f"segmentation assumed {segmentation_pixel_size * 1000:g} nm/px to apply the crystal-size limits")
     analysed = to_unit_range(image.analysed_pixels)
-    scale = crystal_scale(analysed, config.segment, image.pixel_size_um, config.input.assumed_pixel_size_um)
-    if scale.source != "micrite default":
-        config = scaled_config(config, scale.diameter_px * segmentation_pixel_size)
-    if scale.source == "estimated from the image":
-        notices.append(f"typical crystal diameter estimated from the image: {scale.diameter_px:.1f} px; if it is "
-                       "wrong, give it with --crystal-size-px (or a pixel size and --crystal-size-um)")
+    config, scale, scale_notices = settings_for_image(analysed, image.pixel_size_um, config)
+    notices += scale_notices
     log.info("%s: typical crystal diameter %.1f px (%s)", image.path.name, scale.diameter_px, scale.source)
     if n2v is None and config.preprocess.runs_n2v_model:
         n2v = Noise2VoidModel.load(config.preprocess.n2v_model)

@@ -130,3 +130,31 @@ def read_reference_labels(path: str | Path, kind: ReferenceKind | None = None, s
         return read_label_image(path)
     pixels = _read_pixels(path)
     return labels_from_binary_4conn(pixels) if kind == "binary_4conn" else labels_from_boundary_white(pixels)
+
+
+def _has_own_shape(path: Path, kind: str | None) -> bool:
+    return (kind or ("roiset" if path.suffix.lower() in (".zip", ".roi") else "labels")) not in ("roiset", "via_json")
+
+
+def read_label_pair(prediction: str | Path, reference: str | Path, *, prediction_kind: ReferenceKind | None = None,
+                    reference_kind: ReferenceKind | None = None, image_name: str | None = None,
+                    rows: int | None = None) -> tuple[Array, Array]:
+    """Predicted and reference crystals as int32 (Y, X) labels over their common area.
+
+    Either side may be outlines without an image size (RoiSet.zip, VIA polygons): they are drawn
+    on the other side's size. Labels are cut to the columns both have (a ground truth may be
+    narrower than its image) and, with ``rows``, to rows 0..rows-1 (leaving out a data bar).
+    """
+    prediction, reference = Path(prediction), Path(reference)
+    if not (_has_own_shape(prediction, prediction_kind) or _has_own_shape(reference, reference_kind)):
+        raise ReferenceInputError(f"{prediction} and {reference} both are outlines without an image size; "
+                                  "one of them must be a label image or mask")
+    if _has_own_shape(prediction, prediction_kind):
+        predicted = read_reference_labels(prediction, prediction_kind)
+        true = read_reference_labels(reference, reference_kind, predicted.shape, image_name)
+    else:
+        true = read_reference_labels(reference, reference_kind, image_name=image_name)
+        predicted = read_reference_labels(prediction, prediction_kind, true.shape, image_name)
+    height = min(predicted.shape[0], true.shape[0], rows or predicted.shape[0])
+    width = min(predicted.shape[1], true.shape[1])
+    return predicted[:height, :width], true[:height, :width]
