@@ -32,7 +32,7 @@ SEGMENTERS: dict[str, dict[str, Any] | str] = {
     "watershed-threshold": {"segment": {"backend": "watershed", "watershed": {"mode": "threshold"}}},
     "watershed-boundary": {"segment": {"backend": "watershed", "watershed": {"mode": "boundary"}}},
     "watershed-auto (default)": {"segment": {"backend": "watershed", "watershed": {"mode": "auto"}}},
-    "sam-prompt": "not run: needs SAM weights (vit_b checkpoint, 375 MB) that this machine does not hold",
+    "sam-prompt": "not run: needs a SAM checkpoint, which the benchmark does not download",
 }
 HINTS = ("without hint", "size hint")
 
