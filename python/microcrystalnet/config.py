@@ -97,7 +97,7 @@ class WatershedConfig(Settings):
     below apply to it only). auto: boundary when a crystal size is set (``segment.crystal_size_um``
     or ``_px``, or estimated for an image without pixel size), threshold with the micrite
     defaults. Measured (BENCHMARKS.md): boundary is far better on real SEM images of four
-    materials, threshold on synthetic micrite scenes (F1 0.95 vs 0.6-0.9)."""
+    materials, threshold on synthetic micrite scenes (F1 0.95 vs 0.55-0.85)."""
 
     smoothing_um: float = Field(default=0.025, ge=0)
     """Gaussian sigma applied first, um (SEM shot noise is strong at the pixel scale; 0.02-0.03 um

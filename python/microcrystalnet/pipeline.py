@@ -19,7 +19,7 @@ from .patches import extract_patches
 from .preprocess import N2V_MISSING, Noise2VoidDenoiser, Noise2VoidModel, preprocess, reports_as_dicts
 from .results import results_rows, segmenter_label
 from .segment import CrystalSegmenter, empty_result_notice, make_segmenter, segment_crystals
-from .segment.scale import CrystalScale, crystal_scale, scaled_config
+from .segment.scale import REFERENCE_CRYSTAL_DIAMETER_UM, CrystalScale, crystal_scale, scaled_config
 
 Array = np.ndarray
 T = TypeVar("T")
@@ -113,7 +113,6 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
     analysed = to_unit_range(image.analysed_pixels)
     config, scale, scale_notices = settings_for_image(analysed, image.pixel_size_um, config)
     notices += scale_notices
-    log.info("%s: typical crystal diameter %.1f px (%s)", image.path.name, scale.diameter_px, scale.source)
     if n2v is None and config.preprocess.runs_n2v_model:
         n2v = Noise2VoidModel.load(config.preprocess.n2v_model)
 
@@ -140,8 +139,10 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
                                                                    image.pixel_size_um))
     report("done", 1.0)
     empty_notice = empty_result_notice(segmentation.statistics, int(labels.max()))
+    if empty_notice and scale.source == "micrite default":
+        empty_notice += (f"; the settings assumed micrite crystals of {REFERENCE_CRYSTAL_DIAMETER_UM:g} um "
+                         f"({scale.diameter_px:.0f} px here): for other crystals give --crystal-size-um")
     if empty_notice:
-        log.warning("%s: %s", image.path.name, empty_notice)
         notices.append(empty_notice)
     full_labels = np.zeros(image.pixels.shape, np.int32)
     full_labels[: labels.shape[0]] = labels
