@@ -5,7 +5,8 @@ is a thin dark line (a crevice or grain boundary), not pore space. A dark-ridge 
 (Sato's tubeness, ``skimage.filters.sato`` with ``black_ridges``) tuned to the crystal scale finds
 those lines; crystal centres are the maxima of the distance to lines and background; the
 watershed floods the ridge response from them. Background is only dark area wider than a
-fraction of a crystal, so the dark lines between grains stay inside the crystal area.
+fraction of a crystal, so the dark lines between grains stay inside the crystal area. (Gray
+level added to the marker score was measured and did not help: BENCHMARKS.md.)
 
 Every parameter is a fraction of the typical crystal diameter ``crystal_diameter_px``, so one
 number adapts it to any magnification and material (chosen on real images of four materials,
