@@ -48,3 +48,15 @@ def test_auto_mode_runs_the_boundary_watershed_once_a_size_is_set():
     config, _, _ = settings_for_image(image, None, AnalysisConfig().updated(segment={"crystal_size_px": 20.0}))
     assert segment_crystals(image, 0.01, config.segment).statistics["watershed_mode"] == "boundary"
     assert segment_crystals(image, 0.01).statistics["watershed_mode"] == "threshold"
+
+
+def test_large_crystals_are_segmented_on_a_shrunken_image_with_the_same_result(small_scene):
+    from microcrystalnet.segment.boundary import MAX_WORKING_DIAMETER_PX, segment_boundary_watershed
+
+    image = to_unit_range(small_scene.image)[:256, :256]
+    diameter_px = MAX_WORKING_DIAMETER_PX * 0.75
+    labels = segment_boundary_watershed(image, crystal_diameter_px=diameter_px)
+    doubled = segment_boundary_watershed(np.kron(image, np.ones((2, 2), np.float32)),
+                                         crystal_diameter_px=2 * diameter_px)
+    assert doubled.shape == (512, 512)
+    assert match_instances(np.kron(labels, np.ones((2, 2), np.int32)), doubled).f1 > 0.9
