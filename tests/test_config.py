@@ -68,6 +68,8 @@ BAD_SETTINGS = [
     ({"classify": {"unclear_below": True}}, r"classify\.unclear_below: Input should be a valid number"),
     ({"classify": {"unclear_below": 1.5}}, r"classify\.unclear_below: Input should be less than or equal to 1"),
     ({"segment": {"min_crystal_area_um2": 5, "max_crystal_area_um2": 1}}, r"segment: min_crystal_area_um2 .* smaller"),
+    ({"segment": {"crystal_size_um": 0.2, "crystal_size_px": 20}}, r"segment: give crystal_size_um or crystal_size_px"),
+    ({"segment": {"watershed": {"mode": "ridge"}}}, r"segment\.watershed\.mode: Input should be 'auto', 'boundary'"),
     ({"version": 2}, r"version: Input should be 1"),
     ({"extends": 7}, r"'extends' must be the path of a settings file"),
     ([1, 2], r"\(top level\): must be an object"),

@@ -27,3 +27,23 @@ def test_perfect_and_empty():
     assert match_instances(truth, np.zeros_like(truth)).recall == 0.0
     with pytest.raises(ValueError):
         match_instances(truth, truth, 0.3)
+
+
+def test_score_segmentation_counts_and_size_distribution_by_hand():
+    from microcrystalnet.metrics import ks_statistic, score_segmentation
+
+    truth = np.zeros((10, 10), np.int32)
+    truth[0:4, 0:4] = 5     # labels need not be consecutive
+    truth[6:10, 6:10] = 9
+    predicted = np.zeros_like(truth)
+    predicted[0:4, 0:2] = 1  # IoU 8/16 = 0.5: a match
+    predicted[6:10, 6:10] = 2  # IoU 1
+    predicted[5, 0:2] = 3      # a false positive
+    score = score_segmentation(truth, predicted)
+    assert (score.match.true_positives, score.match.f1) == (2, pytest.approx(0.8))
+    assert score.match.mean_matched_iou == pytest.approx(0.75)
+    assert (score.count_error, score.relative_count_error) == (1, pytest.approx(0.5))
+    # diameters: truth {4.51, 4.51}; found {3.19, 4.51, 1.60}: the CDFs differ most below 4.51, by 2/3
+    assert score.size_ks_statistic == pytest.approx(2 / 3)
+    assert ks_statistic([1, 2], []) == 1.0 and ks_statistic([1, 2], [2, 1]) == 0.0
+    assert set(score.as_dict()) >= {"f1", "precision", "recall", "mean_matched_iou", "count_error", "size_ks_statistic"}

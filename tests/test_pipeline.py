@@ -102,3 +102,14 @@ def test_crystals_below_the_threshold_are_unclear_in_every_output(tmp_path, smal
     marked = [roi for roi in rois if roi.name.endswith("-unclear")]
     assert len(marked) == len(unclear)
     assert all(roi.stroke_color == bytes((255, *UNCLEAR.colour_rgb)) for roi in marked)
+
+
+def test_no_silent_empty_result_when_the_area_limits_drop_every_crystal(small_scene, reference_classifier):
+    image = sem_image_from_array(small_scene.image, "scene.tif", small_scene.pixel_size_um)
+    config = AnalysisConfig().updated(segment={"min_crystal_area_um2": 30.0})
+    analysis = analyze_image(image, reference_classifier, config)
+    candidates = analysis.segmentation["statistics"]["candidates"]
+    assert analysis.n_crystals == 0 and candidates > 50
+    assert any(f"0 of {candidates} crystal candidates kept" in notice and "--min-area-um2" in notice
+               for notice in analysis.notices)
+    assert analysis.segmentation["crystal_scale"] == {"diameter_px": 50.0, "source": "micrite default"}

@@ -20,7 +20,8 @@ from .outline import outlines_from_labels
 from .patches import extract_patches
 from .preprocess import N2V_MISSING, Noise2VoidDenoiser, Noise2VoidModel, preprocess, reports_as_dicts
 from .results import results_rows, segmenter_label
-from .segment import CrystalSegmenter, make_segmenter, segment_crystals
+from .segment import CrystalSegmenter, empty_result_notice, make_segmenter, segment_crystals
+from .segment.scale import REFERENCE_CRYSTAL_DIAMETER_UM, CrystalScale, crystal_scale, scaled_config
 
 Array = np.ndarray
 T = TypeVar("T")
@@ -79,6 +80,21 @@ class AnalysisModels:
                    make_segmenter(config.segment, download=download), n2v)
 
 
+def settings_for_image(analysed: Array, pixel_size_um: float | None,
+                       config: AnalysisConfig) -> tuple[AnalysisConfig, CrystalScale, list[str]]:
+    """``config`` scaled to the typical crystal diameter of an image (float (Y, X) in [0, 1], the
+    analysed part; ``pixel_size_um`` None: uncalibrated), that diameter, and notices for the user
+    (:mod:`microcrystalnet.segment.scale`)."""
+    scale = crystal_scale(analysed, config.segment, pixel_size_um, config.input.assumed_pixel_size_um)
+    if scale.source == "micrite default":
+        return config, scale, []
+    config = scaled_config(config, scale.diameter_px * (pixel_size_um or config.input.assumed_pixel_size_um))
+    if scale.source != "estimated from the image":
+        return config, scale, []
+    return config, scale, [f"typical crystal diameter estimated from the image: {scale.diameter_px:.1f} px; if it "
+                           "is wrong, give it with --crystal-size-px (or a pixel size and --crystal-size-um)"]
+
+
 def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: AnalysisConfig = AnalysisConfig(),
                   progress: ProgressCallback | None = None,
                   segmenter: CrystalSegmenter | None = None, n2v: Noise2VoidDenoiser | None = None
@@ -105,6 +121,9 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
     segmentation_pixel_size = image.pixel_size_um or config.input.assumed_pixel_size_um
     if image.pixel_size_um is None:
         notices.append(f"segmentation assumed {segmentation_pixel_size * 1000:g} nm/px to apply the crystal-size limits")
+    config, scale, scale_notices = settings_for_image(to_unit_range(image.analysed_pixels), image.pixel_size_um,
+                                                      config)
+    notices += scale_notices
     if n2v is None and config.preprocess.runs_n2v_model:
         n2v = Noise2VoidModel.load(config.preprocess.n2v_model)
 
@@ -131,8 +150,12 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
     measurements = timed("measure", 0.85, lambda: measure_crystals(labels, outlines, image.analysed_pixels,
                                                                    image.pixel_size_um))
     report("done", 1.0)
-    if labels.max() == 0:
-        notices.append("no crystals found; see the segmentation message above, or check the crystal area limits")
+    empty_notice = empty_result_notice(segmentation.statistics, int(labels.max()))
+    if empty_notice and scale.source == "micrite default":
+        empty_notice += (f"; the settings assumed micrite crystals of {REFERENCE_CRYSTAL_DIAMETER_UM:g} um "
+                         f"({scale.diameter_px:.0f} px here): for other crystals give --crystal-size-um")
+    if empty_notice:
+        notices.append(empty_notice)
     full_labels = labels
     if labels.shape != image.pixels.shape:  # data bar rows: no crystals
         full_labels = np.zeros(image.pixels.shape, np.int32)
@@ -140,7 +163,8 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
     rows = results_rows(probabilities, measurements, segmenter_label(segmentation.segmenter),
                         config.classify.unclear_below)
     return CrystalAnalysis(image, full_labels, outlines, rows, image.pixel_size_um, segmentation_pixel_size, config,
-                           classifier, {"segmenter": segmentation.segmenter, "statistics": segmentation.statistics},
+                           classifier, {"segmenter": segmentation.segmenter, "statistics": segmentation.statistics,
+                                        "crystal_scale": scale.as_dict()},
                            reports_as_dicts(step_reports), seconds, notices)
 
 

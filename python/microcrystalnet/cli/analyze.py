@@ -74,6 +74,8 @@ def run_analyze(arguments: argparse.Namespace) -> int:
             print(f"{progress.RESULT_PREFIX} {folder.resolve()}", flush=True)
         for notice in analysis.notices:
             log.info("%s: %s", path.name, notice)
+        scale = analysis.segmentation["crystal_scale"]
+        log.info("%s: typical crystal diameter %.1f px (%s)", path.name, scale["diameter_px"], scale["source"])
         log.info("%s: SNR after each preprocessing step: %s", path.name, ", ".join(
             f"{step['step']} {step['snr_db']:.1f} dB" for step in analysis.preprocessing if step["applied"]
             or step["step"] == "input"))

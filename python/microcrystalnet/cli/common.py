@@ -15,8 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..config import (AnalysisConfig, ClassifyConfig, PreprocessConfig, SamConfig, SegmentConfig, choices_of,
-                      default_of)
+from ..config import (AnalysisConfig, ClassifyConfig, PreprocessConfig, SamConfig, SegmentConfig, WatershedConfig,
+                      choices_of, default_of)
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_MODEL = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130
@@ -87,6 +87,13 @@ def add_analysis_options(parser: argparse.ArgumentParser) -> None:
                             f"(default {default_of(ClassifyConfig, 'unclear_below')}; 0 turns it off)")
     group.add_argument("--no-download", action="store_true",
                        help="never download a model; fail with instructions if it is not on this machine")
+    size = group.add_mutually_exclusive_group()
+    size.add_argument("--crystal-size-um", type=positive_float, metavar="UM",
+                      help="typical crystal diameter, um: scales area limits, marker separation, smoothing and "
+                           "preprocessing footprints (default: 2 um, micrite, for images with a pixel size; "
+                           "estimated from the image for images without)")
+    size.add_argument("--crystal-size-px", type=positive_float, metavar="PX",
+                      help="typical crystal diameter in pixels, for images without a pixel size")
     group.add_argument("--min-area-um2", type=finite_float, metavar="UM2",
                        help=f"smallest crystal area kept, um^2 (default {default_of(SegmentConfig, 'min_crystal_area_um2')})")
     group.add_argument("--max-area-um2", type=finite_float, metavar="UM2",
@@ -101,6 +108,10 @@ def add_analysis_options(parser: argparse.ArgumentParser) -> None:
                             "that step is skipped (train one with 'microcrystalnet n2v train')")
     group.add_argument("--segmenter", choices=choices_of(SegmentConfig, "backend"),
                        help=f"crystal segmenter (default {default_of(SegmentConfig, 'backend')})")
+    group.add_argument("--watershed-mode", choices=choices_of(WatershedConfig, "mode"),
+                       help="watershed: boundary (split along dark lines at the crystal scale; real images), "
+                            "threshold (bright crystals on dark pores; synthetic micrite), auto (boundary when "
+                            f"a crystal size is set or estimated) (default {default_of(WatershedConfig, 'mode')})")
     group.add_argument("--sam-mode", choices=choices_of(SamConfig, "mode"),
                        help=f"SAM: prompt each crystal candidate, or SAM's automatic mask generator "
                             f"(default {default_of(SamConfig, 'mode')})")
@@ -121,6 +132,9 @@ _OPTION_SETTINGS: dict[str, tuple[tuple[str, ...], Callable[[Any], Any]]] = {
     "pixel_size_nm": (("input", "pixel_size_um"), lambda nm: nm / 1000),
     "keep_data_bar": (("input", "exclude_data_bar"), lambda keep: False if keep else None),
     "memory_limit_gb": (("input", "memory_limit_gb"), float),
+    "crystal_size_um": (("segment", "crystal_size_um"), float),
+    "crystal_size_px": (("segment", "crystal_size_px"), float),
+    "watershed_mode": (("segment", "watershed", "mode"), str),
     "min_area_um2": (("segment", "min_crystal_area_um2"), float),
     "max_area_um2": (("segment", "max_crystal_area_um2"), float),
     "exclude_border": (("segment", "exclude_border"), lambda exclude: True if exclude else None),

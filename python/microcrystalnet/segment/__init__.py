@@ -14,7 +14,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..config import SegmentConfig
-from .postprocess import tidy_labels
+from .boundary import segment_boundary_watershed
+from .postprocess import tidy_labels, tidy_labels_counting_drops
+from .scale import REFERENCE_CRYSTAL_DIAMETER_UM
 from .watershed import segment_watershed
 
 Array = np.ndarray
@@ -30,15 +32,35 @@ class CrystalSegmenter(Protocol):
         """Raw labels of ``image`` (float (Y, X) in [0, 1]) and statistics of the run."""
 
 
+def crystal_diameter_px(config: SegmentConfig, pixel_size_um: float) -> float:
+    """The typical crystal diameter ``config`` sets, in pixels (2 um, micrite, when it sets none)."""
+    if config.crystal_size_px is not None:
+        return config.crystal_size_px
+    return (config.crystal_size_um or REFERENCE_CRYSTAL_DIAMETER_UM) / pixel_size_um
+
+
 class WatershedSegmenter:
-    """The classical segmenter (:mod:`.watershed`): always available, no model."""
+    """The classical segmenter: always available, no model. Mode ``boundary``
+    (:mod:`.boundary`) or ``threshold`` (:mod:`.watershed`)."""
+
+    def __init__(self, mode: str = "auto") -> None:
+        self.mode = mode
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": "watershed"}
+        return {"backend": "watershed", "mode": self.mode}
 
     def segment(self, image: Array, pixel_size_um: float, config: SegmentConfig) -> tuple[Array, dict[str, Any]]:
-        min_area_px = config.min_crystal_area_um2 / pixel_size_um ** 2
-        return segment_watershed(image, pixel_size_um, config.watershed, min_area_px), {}
+        """Raw labels and, in ``statistics["watershed_mode"]``, the mode that ran (auto resolved)."""
+        mode = self.mode
+        if mode == "auto":
+            size_set = config.crystal_size_um is not None or config.crystal_size_px is not None
+            mode = "boundary" if size_set else "threshold"
+        if mode == "boundary":
+            labels = segment_boundary_watershed(image, crystal_diameter_px=crystal_diameter_px(config, pixel_size_um))
+        else:
+            labels = segment_watershed(image, pixel_size_um, config.watershed,
+                                       config.min_crystal_area_um2 / pixel_size_um ** 2)
+        return labels, {"watershed_mode": mode}
 
 
 def make_segmenter(config: SegmentConfig = SegmentConfig(), download: bool = True) -> CrystalSegmenter:
@@ -48,7 +70,7 @@ def make_segmenter(config: SegmentConfig = SegmentConfig(), download: bool = Tru
 
         sam = load_sam(config.sam.model_type, config.sam.checkpoint, config.sam.device, download=download)
         return SamCrystalSegmenter(sam, config.sam)
-    return WatershedSegmenter()
+    return WatershedSegmenter(config.watershed.mode)
 
 
 @dataclass
@@ -74,10 +96,30 @@ def segment_crystals(image: Array, pixel_size_um: float, config: SegmentConfig =
     segmenter = segmenter or make_segmenter(config)
     raw, statistics = segmenter.segment(image, pixel_size_um, config)
     pixel_area = pixel_size_um ** 2
-    labels = tidy_labels(raw, config.min_crystal_area_um2 / pixel_area, config.max_crystal_area_um2 / pixel_area,
-                         config.exclude_border)
+    labels, dropped = tidy_labels_counting_drops(raw, config.min_crystal_area_um2 / pixel_area,
+                                                 config.max_crystal_area_um2 / pixel_area, config.exclude_border)
+    statistics = {**statistics, "candidates": len(np.unique(raw[raw > 0])), "dropped": dropped}
     return Segmentation(labels, segmenter.describe(), statistics)
 
 
-__all__ = ["CrystalSegmenter", "Segmentation", "WatershedSegmenter", "make_segmenter", "segment_crystals",
-           "tidy_labels"]
+def empty_result_notice(statistics: dict[str, Any], n_kept: int) -> str | None:
+    """What to tell the user when segmentation kept nothing or dropped most candidates, or None.
+
+    ``statistics``: a :class:`Segmentation`'s (``candidates``, ``dropped`` by reason)."""
+    candidates = int(statistics.get("candidates", 0))
+    if candidates == 0:
+        return ("no crystals found: the segmenter found no candidate at all. If there are crystals, give their "
+                "typical diameter (--crystal-size-um, or --crystal-size-px without a pixel size) or try "
+                "--watershed-mode boundary")
+    dropped = statistics.get("dropped", {})
+    if n_kept > candidates / 2:
+        return None
+    advice = {"too_small": "smaller than --min-area-um2 (lower it, or set --crystal-size-um/--crystal-size-px)",
+              "too_large": "larger than --max-area-um2 (raise it, or set --crystal-size-um/--crystal-size-px)",
+              "on_border": "touching the border (leave out --exclude-border)"}
+    reasons = "; ".join(f"{count} {advice[reason]}" for reason, count in dropped.items() if count)
+    return f"{n_kept} of {candidates} crystal candidates kept; dropped: {reasons}"
+
+
+__all__ = ["CrystalSegmenter", "Segmentation", "WatershedSegmenter", "crystal_diameter_px", "empty_result_notice",
+           "make_segmenter", "segment_crystals", "tidy_labels"]

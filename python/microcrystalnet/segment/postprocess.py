@@ -24,11 +24,20 @@ def tidy_labels(labels: Array, min_area_px: float = 0, max_area_px: float = np.i
     ``exclude_border``, if it touches the image border. Returns a new int32 image numbered
     1..N in the order of the input labels.
     """
+    return tidy_labels_counting_drops(labels, min_area_px, max_area_px, exclude_border)[0]
+
+
+def tidy_labels_counting_drops(labels: Array, min_area_px: float = 0, max_area_px: float = np.inf,
+                               exclude_border: bool = False) -> tuple[Array, dict[str, int]]:
+    """:func:`tidy_labels`, and how many labels it dropped for each reason (``too_small``,
+    ``too_large``, ``on_border``), so an empty result can say why."""
     labels = np.asarray(labels)
     if labels.ndim != 2:
         raise ValueError(f"a label image must be 2D, got shape {labels.shape}")
     tidy = np.zeros(labels.shape, np.int32)
-    for index, box in enumerate(ndi.find_objects(labels), start=1):
+    dropped = {"too_small": 0, "too_large": 0, "on_border": 0}
+    for index, box in enumerate(ndi.find_objects(labels if labels.dtype.kind in "iu" else labels.astype(np.int64)),
+                                start=1):
         if box is None:
             continue
         region = labels[box] == index
@@ -38,12 +47,14 @@ def tidy_labels(labels: Array, min_area_px: float = 0, max_area_px: float = np.i
             region = pieces == (np.argmax(sizes) + 1)
         region = ndi.binary_fill_holes(region) & ((labels[box] == 0) | region)
         area = int(region.sum())
-        if not min_area_px <= area <= max_area_px:
+        if area < min_area_px or area > max_area_px:
+            dropped["too_small" if area < min_area_px else "too_large"] += 1
             continue
         if exclude_border and _touches_border(region, box, labels.shape):
+            dropped["on_border"] += 1
             continue
         tidy[box][region] = index
-    return relabel_sequential(tidy)[0].astype(np.int32, copy=False)
+    return relabel_sequential(tidy)[0].astype(np.int32, copy=False), dropped
 
 
 def _touches_border(region: Array, box: tuple[slice, slice], shape: tuple[int, ...]) -> bool:

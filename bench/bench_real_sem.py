@@ -1,0 +1,144 @@
+"""Segmenters on real SEM images with hand-drawn outlines (../shared/real-sem): F1 at IoU 0.5 per
+image and per material, with and without a size hint, seconds per image and peak memory.
+
+Each image goes through what ``analyze`` does before classifying: the typical crystal diameter
+(given, micrite default, or estimated), preprocessing with the scaled settings, segmentation.
+"without hint": the defaults (a calibrated image keeps the micrite defaults, an uncalibrated one
+gets an estimated diameter); "size hint": the manifest's median_diameter_px as crystal_size_px.
+Segmenters are settings changes, looked up by name in SEGMENTERS: a new segmenter plugs in with
+one entry. Each (segmenter, hint) runs in its own process, so its peak RSS is its own.
+
+    scripts/bench bench/bench_real_sem.py [--segmenters NAME ...] [--datasets tio2 ...] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REAL_SEM = Path(__file__).resolve().parents[1] / ".." / "shared" / "real-sem"
+
+#: segmenter name -> settings changes (AnalysisConfig.updated); None: cannot run here, with why
+SEGMENTERS: dict[str, dict[str, Any] | str] = {
+    "watershed-threshold": {"segment": {"backend": "watershed", "watershed": {"mode": "threshold"}}},
+    "watershed-boundary": {"segment": {"backend": "watershed", "watershed": {"mode": "boundary"}}},
+    "watershed-auto (default)": {"segment": {"backend": "watershed", "watershed": {"mode": "auto"}}},
+    "sam-prompt": "not run: needs a SAM checkpoint, which the benchmark does not download",
+}
+HINTS = ("without hint", "size hint")
+
+
+def load_entry(entry: dict[str, Any]):
+    """The image (SEMImage, data bar rows left out as the manifest says) and its reference labels."""
+    from microcrystalnet.io import read_sem_image
+    from microcrystalnet.io.reference import read_reference_labels
+
+    image = read_sem_image(REAL_SEM / entry["image"], exclude_data_bar=False)
+    rows = entry["analysed_rows"] or image.pixels.shape[0]
+    true = read_reference_labels(REAL_SEM / entry["ground_truth"], entry["ground_truth_kind"],
+                                 image.pixels.shape, entry["image_name"])
+    rows, columns = min(rows, true.shape[0]), min(image.pixels.shape[1], true.shape[1])
+    image.pixels = image.pixels[:rows, :columns]
+    return image, true[:rows, :columns]
+
+
+def run_configuration(name: str, hint: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """One segmenter with or without size hint over ``entries``; runs in a fresh process."""
+    from microcrystalnet.config import AnalysisConfig
+    from microcrystalnet.io import to_unit_range
+    from microcrystalnet.metrics import score_segmentation
+    from microcrystalnet.pipeline import settings_for_image
+    from microcrystalnet.preprocess import preprocess
+    from microcrystalnet.segment import make_segmenter, segment_crystals
+
+    base = AnalysisConfig().updated(**SEGMENTERS[name])
+    segmenter = make_segmenter(base.segment, download=False)
+    images = []
+    for entry in entries:
+        image, true = load_entry(entry)
+        config = base.updated(segment={"crystal_size_px": entry["median_diameter_px"]}) if hint == "size hint" else base
+        started = time.perf_counter()
+        analysed = to_unit_range(image.pixels)
+        config, scale, _ = settings_for_image(analysed, image.pixel_size_um, config)
+        pixel_size = image.pixel_size_um or config.input.assumed_pixel_size_um
+        preprocessed, _ = preprocess(analysed, pixel_size, config.preprocess)
+        segmentation = segment_crystals(preprocessed, pixel_size, config.segment, segmenter)
+        seconds = time.perf_counter() - started
+        score = score_segmentation(true, segmentation.labels)
+        images.append({"dataset": entry["dataset"], "image": entry["image"], "f1": round(score.match.f1, 3),
+                       "precision": round(score.match.precision, 3), "recall": round(score.match.recall, 3),
+                       "n_true": score.match.n_true, "n_predicted": score.match.n_predicted,
+                       "size_ks": round(score.size_ks_statistic, 3), "seconds": round(seconds, 2),
+                       "diameter_px": round(scale.diameter_px, 1), "diameter_source": scale.source,
+                       "true_median_diameter_px": entry["median_diameter_px"],
+                       "watershed_mode": segmentation.statistics.get("watershed_mode")})
+        print(f"{name} | {hint} | {entry['image']}: F1 {score.match.f1:.3f} ({seconds:.1f} s)", file=sys.stderr,
+              flush=True)
+    return {"segmenter": name, "hint": hint, "images": images,
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+
+
+def by_material(images: list[dict[str, Any]], key: str) -> dict[str, float]:
+    materials: dict[str, list[float]] = {}
+    for image in images:
+        materials.setdefault(image["dataset"], []).append(image[key])
+    return {material: round(statistics.mean(values), 3) for material, values in materials.items()}
+
+
+def machine() -> str:
+    try:
+        lines = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout.splitlines()
+        model = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("Model name"))
+    except (OSError, subprocess.CalledProcessError, StopIteration):
+        model = platform.processor() or "unknown CPU"
+    return f"{model}, {multiprocessing.cpu_count()} cores"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--segmenters", nargs="+", default=list(SEGMENTERS), choices=list(SEGMENTERS))
+    parser.add_argument("--datasets", nargs="+")
+    parser.add_argument("--json", type=Path, help="write every number here")
+    arguments = parser.parse_args()
+    if not (REAL_SEM / "manifest.json").is_file():
+        sys.exit(f"skipped: no real SEM images at {REAL_SEM.resolve()} (see the issue: ../shared/real-sem/ "
+                 "next to the repository)")
+    entries = [e for e in json.loads((REAL_SEM / "manifest.json").read_text())
+               if not arguments.datasets or e["dataset"] in arguments.datasets]
+    results = []
+    for name in arguments.segmenters:
+        if isinstance(SEGMENTERS[name], str):
+            results.append({"segmenter": name, "skipped": SEGMENTERS[name]})
+            print(f"{name}: {SEGMENTERS[name]}")
+            continue
+        for hint in HINTS:
+            with multiprocessing.get_context("spawn").Pool(1) as pool:
+                results.append(pool.apply(run_configuration, (name, hint, entries)))
+    print(f"\n{machine()}, {time.strftime('%Y-%m-%d', time.gmtime())}\n")
+    materials = sorted({e["dataset"] for e in entries}, key=[e["dataset"] for e in entries].index)
+    print("| segmenter | size | " + " | ".join(f"F1 {m}" for m in materials) + " | s/image | peak RSS MB |")
+    print("|---|---|" + "---|" * len(materials) + "---|---|")
+    for result in results:
+        if "skipped" in result:
+            print(f"| {result['segmenter']} | - | " + " | ".join("-" for _ in materials)
+                  + f" | - | {result['skipped']} |")
+            continue
+        f1 = by_material(result["images"], "f1")
+        seconds = statistics.mean(image["seconds"] for image in result["images"])
+        print(f"| {result['segmenter']} | {result['hint']} | " + " | ".join(f"{f1[m]:.3f}" for m in materials)
+              + f" | {seconds:.1f} | {result['peak_rss_mb']} |")
+    if arguments.json:
+        arguments.json.write_text(json.dumps({"machine": machine(), "results": results}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""``microcrystalnet compare``: score a segmentation against reference outlines (a petrographer's own)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .common import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, add_quiet_option, log, positive_int
+
+#: the kinds of io.reference.REFERENCE_KINDS, repeated so --help needs no numerical library
+_KINDS = ("labels", "roiset", "binary_4conn", "boundary_white", "via_json")
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    compare = commands.add_parser(
+        "compare", help="score crystals found (labels.tif or RoiSet.zip) against reference outlines",
+        description="Score a segmentation against reference outlines: F1, precision and recall at IoU 0.5, mean "
+                    "IoU of matched crystals, count error, and the size-distribution difference (Kolmogorov-"
+                    "Smirnov statistic on equivalent diameters). Either side: a label image (TIFF/PNG, e.g. "
+                    "labels.tif of a result folder) or ImageJ ROIs (RoiSet.zip).")
+    compare.add_argument("prediction", type=Path, metavar="PREDICTION", help="crystals found: label image or RoiSet.zip")
+    compare.add_argument("reference", type=Path, metavar="REFERENCE", help="reference outlines")
+    compare.add_argument("--reference-kind", choices=_KINDS,
+                         help="how REFERENCE draws crystals: labels (label image), roiset, binary_4conn (white "
+                              "objects, 1-px gaps between touching ones), boundary_white (white lines between "
+                              "grains), via_json (VGG Image Annotator polygons; needs --image-name); default: "
+                              "roiset for .zip/.roi, else labels")
+    compare.add_argument("--prediction-kind", choices=_KINDS, help="how PREDICTION draws crystals (default as above)")
+    compare.add_argument("--image-name", metavar="NAME", help="the image's file name inside a via_json file")
+    compare.add_argument("--rows", type=positive_int, metavar="N",
+                         help="score rows 0..N-1 only (leave out the instrument's data bar)")
+    compare.add_argument("--out", type=Path, metavar="FILE", help="also write the scores: .json or .csv")
+    add_quiet_option(compare)
+    compare.set_defaults(run=run_compare)
+
+
+def run_compare(arguments: argparse.Namespace) -> int:
+    if arguments.out is not None and arguments.out.suffix.lower() not in (".json", ".csv"):
+        log.error("--out must end in .json or .csv, got %s", arguments.out)
+        return EXIT_USAGE
+    from ..io.outputs import write_json, write_results_csv
+    from ..io.reference import ReferenceInputError, read_label_pair
+    from ..io.roiset import RoiInputError
+    from ..metrics import score_segmentation
+
+    try:
+        predicted, true = read_label_pair(arguments.prediction, arguments.reference,
+                                          prediction_kind=arguments.prediction_kind,
+                                          reference_kind=arguments.reference_kind, image_name=arguments.image_name,
+                                          rows=arguments.rows)
+    except (ReferenceInputError, RoiInputError) as error:
+        log.error("%s", error)
+        return EXIT_SOME_FAILED
+    scores = {"prediction": str(arguments.prediction), "reference": str(arguments.reference),
+              "rows": predicted.shape[0], "columns": predicted.shape[1],
+              **score_segmentation(true, predicted).as_dict()}
+    print(f"reference {scores['n_true']} crystals, found {scores['n_predicted']}: F1 {scores['f1']:.3f} at IoU 0.5 "
+          f"(precision {scores['precision']:.3f}, recall {scores['recall']:.3f}), mean matched IoU "
+          f"{scores['mean_matched_iou']:.3f}, count error {scores['count_error']:+d} "
+          f"({scores['relative_count_error']:+.1%}), size distribution KS {scores['size_ks_statistic']:.3f}")
+    if arguments.out is not None:
+        if arguments.out.suffix.lower() == ".json":
+            write_json(arguments.out, scores)
+        else:
+            write_results_csv(arguments.out, [scores], columns=list(scores))
+        log.info("scores written to %s", arguments.out)
+    return EXIT_OK

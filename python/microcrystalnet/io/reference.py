@@ -1,0 +1,160 @@
+"""Reading hand-drawn reference outlines of crystals (ground truth) into a label image.
+
+References come in several forms, each with its own rule for what one crystal is:
+
+- ``labels``: a label image (TIFF/PNG), 0 background, each crystal one value (e.g. our labels.tif).
+- ``roiset``: ImageJ ROIs (RoiSet.zip or .roi), read by :mod:`.roiset`.
+- ``binary_4conn``: white objects on black, touching objects separated by 1-px gaps; a crystal
+  is a 4-connected component of ``mask > 0``.
+- ``boundary_white``: white boundary lines between grains (gray or RGB(A); a pixel is boundary
+  when the mean of its colour channels is above 127); a grain is a 4-connected component of the
+  non-boundary pixels.
+- ``via_json``: VGG Image Annotator 2 polygons, one per crystal, of the image named ``image_name``.
+
+Every reader returns int32 (Y, X) labels, 0 background, crystals 1..N.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal, get_args
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage.draw import polygon
+
+Array = np.ndarray
+
+ReferenceKind = Literal["labels", "roiset", "binary_4conn", "boundary_white", "via_json"]
+REFERENCE_KINDS: tuple[str, ...] = get_args(ReferenceKind)
+
+
+class ReferenceInputError(ValueError):
+    """A reference (ground-truth) file cannot be used; the message names the file and the fix."""
+
+
+def _read_pixels(path: Path) -> Array:
+    import imageio.v3 as iio
+    import tifffile
+
+    if not path.is_file():
+        raise ReferenceInputError(f"{path}: no such file")
+    try:
+        pixels = tifffile.imread(path) if path.suffix.lower() in (".tif", ".tiff") else iio.imread(path)
+    except Exception as error:  # every reader raises its own types for broken files
+        raise ReferenceInputError(f"{path}: cannot be read as an image ({type(error).__name__}: {error})") from error
+    return np.asarray(pixels)
+
+
+def _gray(pixels: Array) -> Array:
+    """Mean of the colour channels for RGB(A), the values themselves for gray."""
+    if pixels.ndim == 3 and pixels.shape[-1] in (3, 4):
+        return pixels[..., :3].astype(np.float64).mean(axis=-1)
+    return pixels.astype(np.float64)
+
+
+def labels_from_binary_4conn(mask: Array) -> Array:
+    """Crystals of a white-on-black mask: 4-connected components of ``mask > 0`` (int32 (Y, X))."""
+    return ndi.label(_gray(mask) > 0)[0].astype(np.int32)
+
+
+def labels_from_boundary_white(boundaries: Array) -> Array:
+    """Grains between white boundary lines: 4-connected components of the pixels whose channel
+    mean is at most 127 (int32 (Y, X))."""
+    return ndi.label(_gray(boundaries) <= 127)[0].astype(np.int32)
+
+
+def labels_from_via_json(path: str | Path, image_name: str, shape: tuple[int, int]) -> Array:
+    """Polygons drawn in VGG Image Annotator 2 for ``image_name``, filled in file order (a later
+    polygon wins where two overlap), as int32 (Y, X) labels of ``shape``."""
+    path = Path(path)
+    try:
+        project = json.loads(path.read_text(encoding="utf-8"))
+        entries = project.get("_via_img_metadata", project).values()
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as error:
+        raise ReferenceInputError(f"{path}: not a VGG Image Annotator project file ({error})") from error
+    entry = next((e for e in entries if isinstance(e, dict) and e.get("filename") == image_name), None)
+    if entry is None:
+        names = sorted(e.get("filename", "?") for e in entries if isinstance(e, dict))
+        raise ReferenceInputError(f"{path}: no image named {image_name!r}; pass --image-name with one of "
+                                  f"{', '.join(names[:10])}{' ...' if len(names) > 10 else ''}")
+    labels = np.zeros(shape, np.int32)
+    regions = entry.get("regions", [])
+    for number, region in enumerate(regions.values() if isinstance(regions, dict) else regions, start=1):
+        shape_attributes = region.get("shape_attributes", {})
+        rows, cols = polygon(np.asarray(shape_attributes.get("all_points_y", []), float),
+                             np.asarray(shape_attributes.get("all_points_x", []), float), shape=shape)
+        labels[rows, cols] = number
+    return labels
+
+
+def read_label_image(path: str | Path) -> Array:
+    """A label image file (TIFF/PNG): int32 (Y, X), 0 background; RGB files are refused."""
+    path = Path(path)
+    pixels = _read_pixels(path)
+    if pixels.ndim != 2 or pixels.dtype.kind not in "ui":
+        raise ReferenceInputError(f"{path}: a label image must be one 2D integer image, got {pixels.dtype} "
+                                  f"{pixels.shape}; for a mask or boundary drawing name its kind "
+                                  f"(--reference-kind binary_4conn or boundary_white)")
+    return pixels.astype(np.int32)
+
+
+def read_reference_labels(path: str | Path, kind: ReferenceKind | None = None, shape: tuple[int, int] | None = None,
+                          image_name: str | None = None) -> Array:
+    """Crystals of a reference file as int32 (Y, X) labels.
+
+    ``kind``: one of :data:`REFERENCE_KINDS`; None: ``roiset`` for .zip/.roi files, else
+    ``labels``. ``shape`` (Y, X) is needed for ROIs and polygons, which carry no image size;
+    ``image_name`` names the image inside a ``via_json`` project.
+    """
+    path = Path(path)
+    kind = kind or ("roiset" if path.suffix.lower() in (".zip", ".roi") else "labels")
+    if kind not in REFERENCE_KINDS:
+        raise ReferenceInputError(f"{path}: unknown reference kind {kind!r}; use one of {', '.join(REFERENCE_KINDS)}")
+    if kind in ("roiset", "via_json"):
+        if shape is None:
+            raise ReferenceInputError(f"{path}: {kind} outlines carry no image size; compare them with a label "
+                                      "image, whose size is used")
+        if kind == "roiset":
+            from .roiset import read_reference_crystals
+
+            return read_reference_crystals(path, shape).labels
+        if not image_name:
+            raise ReferenceInputError(f"{path}: a VGG Image Annotator file holds many images; name one with "
+                                      "--image-name")
+        if not path.is_file():
+            raise ReferenceInputError(f"{path}: no such file")
+        return labels_from_via_json(path, image_name, shape)
+    if kind == "labels":
+        return read_label_image(path)
+    pixels = _read_pixels(path)
+    return labels_from_binary_4conn(pixels) if kind == "binary_4conn" else labels_from_boundary_white(pixels)
+
+
+def _has_own_shape(path: Path, kind: str | None) -> bool:
+    return (kind or ("roiset" if path.suffix.lower() in (".zip", ".roi") else "labels")) not in ("roiset", "via_json")
+
+
+def read_label_pair(prediction: str | Path, reference: str | Path, *, prediction_kind: ReferenceKind | None = None,
+                    reference_kind: ReferenceKind | None = None, image_name: str | None = None,
+                    rows: int | None = None) -> tuple[Array, Array]:
+    """Predicted and reference crystals as int32 (Y, X) labels over their common area.
+
+    Either side may be outlines without an image size (RoiSet.zip, VIA polygons): they are drawn
+    on the other side's size. Labels are cut to the columns both have (a ground truth may be
+    narrower than its image) and, with ``rows``, to rows 0..rows-1 (leaving out a data bar).
+    """
+    prediction, reference = Path(prediction), Path(reference)
+    if not (_has_own_shape(prediction, prediction_kind) or _has_own_shape(reference, reference_kind)):
+        raise ReferenceInputError(f"{prediction} and {reference} both are outlines without an image size; "
+                                  "one of them must be a label image or mask")
+    if _has_own_shape(prediction, prediction_kind):
+        predicted = read_reference_labels(prediction, prediction_kind)
+        true = read_reference_labels(reference, reference_kind, predicted.shape, image_name)
+    else:
+        true = read_reference_labels(reference, reference_kind, image_name=image_name)
+        predicted = read_reference_labels(prediction, prediction_kind, true.shape, image_name)
+    height = min(predicted.shape[0], true.shape[0], rows or predicted.shape[0])
+    width = min(predicted.shape[1], true.shape[1])
+    return predicted[:height, :width], true[:height, :width]

@@ -1,0 +1,110 @@
+"""The typical crystal diameter of an image, and settings scaled to it.
+
+Every length and area in :class:`microcrystalnet.config.AnalysisConfig` is written for micrite
+crystals of :data:`REFERENCE_CRYSTAL_DIAMETER_UM` (1-4 um, typically 2 um). One number, the
+typical crystal diameter, rescales them all (area limits, marker separation, smoothing,
+preprocessing footprints), so the same settings fit 25-nm TiO2 particles or 60-px grains.
+
+Where it comes from, in this order: ``segment.crystal_size_px``, ``segment.crystal_size_um``,
+the micrite default when the image has a pixel size, else an estimate from the image
+(:func:`estimate_crystal_diameter_px`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from ..config import AnalysisConfig, PreprocessConfig, SegmentConfig, WatershedConfig, default_of
+
+Array = np.ndarray
+
+#: the crystal diameter the default settings are written for, um (micrite: 1-4 um)
+REFERENCE_CRYSTAL_DIAMETER_UM = 2.0
+
+#: settings that are lengths (scale with the diameter) and areas (with its square)
+_LENGTHS = ((("preprocess", "unsharp_radius_um"), PreprocessConfig),
+            (("preprocess", "morphology_um"), PreprocessConfig),
+            (("segment", "watershed", "smoothing_um"), WatershedConfig),
+            (("segment", "watershed", "marker_separation_um"), WatershedConfig))
+_AREAS = ((("segment", "min_crystal_area_um2"), SegmentConfig),
+          (("segment", "max_crystal_area_um2"), SegmentConfig))
+
+#: a blob of diameter d answers the scale-normalised Laplacian of Gaussian most at sigma = d / (2 sqrt 2)
+_DIAMETER_PER_SIGMA = 2 * np.sqrt(2)
+
+
+@dataclass(frozen=True)
+class CrystalScale:
+    """The typical crystal diameter an analysis works with, and where it came from."""
+
+    diameter_px: float
+    source: str  # "crystal_size_px", "crystal_size_um", "micrite default" or "estimated from the image"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"diameter_px": round(self.diameter_px, 2), "source": self.source}
+
+
+def estimate_crystal_diameter_px(image: Array, *, min_diameter_px: float = 4.0, max_diameter_px: float | None = None,
+                                 n_scales: int = 24) -> float:
+    """Typical crystal diameter of ``image`` (float (Y, X)), px, from the scale of maximal
+    Laplacian-of-Gaussian energy.
+
+    The mean squared scale-normalised LoG response is computed at ``n_scales`` diameters from
+    ``min_diameter_px`` to ``max_diameter_px`` (default: a quarter of the shorter side); the
+    diameter with the most energy is returned. Images over 768 px are shrunk first (speed).
+    Measured error (BENCHMARKS.md): within 25 % on synthetic micrite scenes; on real images it
+    follows the scale of the strongest structure, which is the clusters for sparse TiO2 particles
+    (2-3x too large) and half the grain size for a mosaic.
+    """
+    image = np.asarray(image, np.float32)
+    max_diameter_px = max_diameter_px or min(image.shape) / 4
+    if not 0 < min_diameter_px < max_diameter_px:
+        raise ValueError(f"need 0 < min_diameter_px < max_diameter_px, got {min_diameter_px}, {max_diameter_px}")
+    shrink = max(1, int(min(image.shape) // 768) + (1 if min(image.shape) > 768 else 0))
+    small = image[::shrink, ::shrink] - image.mean()
+    diameters = np.geomspace(min_diameter_px, max_diameter_px, n_scales)
+    energy = []
+    for diameter in diameters:
+        sigma = diameter / _DIAMETER_PER_SIGMA / shrink
+        response = sigma ** 2 * ndi.gaussian_laplace(small, sigma) if sigma >= 0.5 else np.zeros(1)
+        energy.append(float(np.mean(response ** 2)))
+    return float(diameters[int(np.argmax(energy))])
+
+
+def crystal_scale(image: Array, segment: SegmentConfig, pixel_size_um: float | None,
+                  assumed_pixel_size_um: float) -> CrystalScale:
+    """The crystal diameter for ``image`` (float (Y, X)): set by the user, the micrite default when
+    the image is calibrated, else estimated. ``pixel_size_um`` None: the image has none, and
+    ``crystal_size_um`` is converted with ``assumed_pixel_size_um``."""
+    if segment.crystal_size_px is not None:
+        return CrystalScale(segment.crystal_size_px, "crystal_size_px")
+    if segment.crystal_size_um is not None:
+        return CrystalScale(segment.crystal_size_um / (pixel_size_um or assumed_pixel_size_um), "crystal_size_um")
+    if pixel_size_um is not None:
+        return CrystalScale(REFERENCE_CRYSTAL_DIAMETER_UM / pixel_size_um, "micrite default")
+    return CrystalScale(estimate_crystal_diameter_px(image), "estimated from the image")
+
+
+def scaled_config(config: AnalysisConfig, crystal_diameter_um: float) -> AnalysisConfig:
+    """``config`` with its lengths and areas rescaled from the reference micrite diameter to
+    ``crystal_diameter_um``, and ``segment.crystal_size_um`` set to it. Settings the user changed
+    from their defaults are kept as given."""
+    factor = crystal_diameter_um / REFERENCE_CRYSTAL_DIAMETER_UM
+    data = config.to_dict()
+    changes: dict[str, Any] = {"segment": {"crystal_size_um": crystal_diameter_um, "crystal_size_px": None}}
+    for paths, power in ((_LENGTHS, 1), (_AREAS, 2)):
+        for path, section in paths:
+            value = data
+            for key in path:
+                value = value[key]
+            if value != default_of(section, path[-1]):
+                continue
+            target = changes
+            for key in path[:-1]:
+                target = target.setdefault(key, {})
+            target[path[-1]] = value * factor ** power
+    return config.updated(**changes)

@@ -1,0 +1,78 @@
+"""Reading reference outlines of every kind, and pairing them with a prediction."""
+
+import json
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import roifile
+import tifffile
+
+from microcrystalnet.io.reference import (REFERENCE_KINDS, ReferenceInputError, read_label_pair,
+                                          read_reference_labels)
+
+
+def test_binary_4conn_separates_objects_touching_diagonally_or_across_a_gap(tmp_path):
+    mask = np.zeros((8, 8), np.uint8)
+    mask[0:3, 0:3] = 255
+    mask[3:5, 3] = 255  # touches the others only at corners: another object under 4-connectivity
+    mask[0:3, 4:8] = 255  # a 1-px gap (column 3) from the first
+    path = tmp_path / "mask.png"
+    iio.imwrite(path, mask)
+    labels = read_reference_labels(path, "binary_4conn")
+    assert labels.max() == 3 and labels.dtype == np.int32
+
+
+def test_boundary_white_gives_the_grains_between_the_lines(tmp_path):
+    rgba = np.zeros((9, 9, 4), np.uint8)
+    rgba[..., 3] = 255
+    rgba[4, :, :3] = 255  # a horizontal and a vertical white line: four grains
+    rgba[:, 4, :3] = 255
+    path = tmp_path / "grains.png"
+    iio.imwrite(path, rgba)
+    labels = read_reference_labels(path, "boundary_white")
+    assert labels.max() == 4 and (labels == 0).sum() == 17
+
+
+def test_via_json_polygons_of_the_named_image(tmp_path):
+    square = {"shape_attributes": {"name": "polygon", "all_points_x": [1, 5, 5, 1], "all_points_y": [1, 1, 5, 5]}}
+    other = {"shape_attributes": {"name": "polygon", "all_points_x": [7, 9, 9, 7], "all_points_y": [7, 7, 9, 9]}}
+    project = {"_via_img_metadata": {"a.png123": {"filename": "a.png", "regions": [square, other]},
+                                     "b.png9": {"filename": "b.png", "regions": [square]}}}
+    path = tmp_path / "via.json"
+    path.write_text(json.dumps(project))
+    labels = read_reference_labels(path, "via_json", shape=(12, 12), image_name="a.png")
+    assert labels.max() == 2 and (labels == 1).sum() == 25  # pixels 1..5 on or inside the polygon
+    with pytest.raises(ReferenceInputError, match="--image-name"):
+        read_reference_labels(path, "via_json", shape=(12, 12))
+    with pytest.raises(ReferenceInputError, match="a.png, b.png"):
+        read_reference_labels(path, "via_json", shape=(12, 12), image_name="c.png")
+
+
+def test_a_roiset_reference_is_drawn_on_the_prediction_size_and_rows_cut(tmp_path):
+    predicted = np.zeros((20, 30), np.uint16)
+    predicted[2:6, 2:6] = 7
+    tifffile.imwrite(tmp_path / "labels.tif", predicted)
+    roi = roifile.ImagejRoi.frompoints([[2, 2], [6, 2], [6, 6], [2, 6]])
+    roi.roitype = roifile.ROI_TYPE.POLYGON
+    roifile.roiwrite(tmp_path / "RoiSet.zip", [roi])
+    found, true = read_label_pair(tmp_path / "labels.tif", tmp_path / "RoiSet.zip", rows=10)
+    assert found.shape == true.shape == (10, 30)
+    assert (true == 1).sum() == 16 and np.array_equal(true > 0, found > 0)
+
+
+def test_unusable_references_name_the_file_and_the_fix(tmp_path):
+    rgb = tmp_path / "drawing.png"
+    iio.imwrite(rgb, np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(ReferenceInputError, match="--reference-kind"):
+        read_reference_labels(rgb)
+    with pytest.raises(ReferenceInputError, match="no such file"):
+        read_reference_labels(tmp_path / "missing.tif")
+    with pytest.raises(ReferenceInputError, match="image size"):
+        read_label_pair(tmp_path / "a.zip", tmp_path / "b.zip")
+
+
+def test_the_command_offers_every_reference_kind():
+    from microcrystalnet.cli.compare import _KINDS
+
+    assert _KINDS == REFERENCE_KINDS

@@ -1,0 +1,59 @@
+"""The typical crystal diameter: estimated on scenes of known size, and the settings it scales."""
+
+import numpy as np
+import pytest
+from skimage.measure import regionprops
+
+from microcrystalnet.config import AnalysisConfig
+from microcrystalnet.io import to_unit_range
+from microcrystalnet.pipeline import settings_for_image
+from microcrystalnet.preprocess import preprocess, snr_db
+from microcrystalnet.segment import empty_result_notice, segment_crystals
+from microcrystalnet.segment.scale import REFERENCE_CRYSTAL_DIAMETER_UM, estimate_crystal_diameter_px
+from microcrystalnet.synth import SceneSpec, render_scene
+
+
+@pytest.mark.parametrize("crystal_size_um, pixel_size_um", [((1.0, 2.0), 0.02), ((1.0, 2.0), 0.04),
+                                                            ((0.5, 1.0), 0.02)])
+def test_estimated_diameter_within_25_percent_on_synthetic_scenes(crystal_size_um, pixel_size_um):
+    scene = render_scene(SceneSpec(shape=(384, 384), pixel_size_um=pixel_size_um, crystal_size_um=crystal_size_um,
+                                   seed=3))
+    true_median = np.median([region.equivalent_diameter_area for region in regionprops(scene.labels)])
+    estimate = estimate_crystal_diameter_px(to_unit_range(scene.image))
+    assert estimate == pytest.approx(true_median, rel=0.25)
+
+
+def test_one_diameter_scales_lengths_and_areas_but_keeps_what_the_user_set():
+    config = AnalysisConfig().updated(segment={"crystal_size_px": 20.0, "max_crystal_area_um2": 5.0})
+    scaled, scale, notices = settings_for_image(np.zeros((64, 64), np.float32), None, config)
+    factor = 20.0 * 0.01 / REFERENCE_CRYSTAL_DIAMETER_UM  # 20 px at the assumed 10 nm/px: 0.2 um
+    assert (scale.diameter_px, scale.source, notices) == (20.0, "crystal_size_px", [])
+    assert scaled.segment.crystal_size_um == pytest.approx(0.2)
+    assert scaled.preprocess.morphology_um == pytest.approx(0.05 * factor)
+    assert scaled.segment.watershed.marker_separation_um == pytest.approx(0.35 * factor)
+    assert scaled.segment.min_crystal_area_um2 == pytest.approx(0.25 * factor ** 2)
+    assert scaled.segment.max_crystal_area_um2 == 5.0
+    calibrated, scale, _ = settings_for_image(np.zeros((64, 64), np.float32), 0.01, AnalysisConfig())
+    assert calibrated == AnalysisConfig() and scale.source == "micrite default"
+    _, scale, notices = settings_for_image(np.zeros((64, 64), np.float32), None, AnalysisConfig())
+    assert scale.source == "estimated from the image" and "--crystal-size-px" in notices[0]
+
+
+def test_every_candidate_dropped_by_the_area_limits_is_reported_with_the_option(small_scene):
+    config = AnalysisConfig().updated(segment={"min_crystal_area_um2": 30.0})
+    segmentation = segment_crystals(to_unit_range(small_scene.image), small_scene.pixel_size_um, config.segment)
+    candidates = segmentation.statistics["candidates"]
+    assert segmentation.labels.max() == 0 and candidates > 50
+    notice = empty_result_notice(segmentation.statistics, 0)
+    assert f"0 of {candidates} crystal candidates kept" in notice
+    assert f"{segmentation.statistics['dropped']['too_small']} smaller than --min-area-um2" in notice
+    assert "--crystal-size-px" in empty_result_notice({"candidates": 0}, 0)
+    assert empty_result_notice({"candidates": 10, "dropped": {"too_small": 2}}, 8) is None
+
+
+def test_snr_stays_finite_after_morphology():
+    rng = np.random.default_rng(0)
+    image = np.clip(np.kron(rng.random((16, 16)), np.ones((16, 16))) + rng.normal(0, 0.05, (256, 256)), 0, 1)
+    _, reports = preprocess(image.astype(np.float32), 0.01)
+    closing = next(report for report in reports if report.step == "closing")
+    assert snr_db(image) < closing.snr_db < 60  # without the quantisation floor: hundreds of dB
