@@ -66,7 +66,7 @@ def test_analyze_writes_every_output_and_reports_bad_images(tmp_path, scene_tiff
     assert sum(c["count"] for c in summary["classes"].values()) == len(rows)
     assert {"microcrystalnet", "tensorflow", "keras", "numpy"} <= set(summary["versions"])
     assert summary["settings"]["segment"]["backend"] == "watershed"
-    assert summary["segmentation"]["segmenter"] == {"backend": "watershed"}
+    assert summary["segmentation"]["segmenter"] == {"backend": "watershed", "mode": "auto"}
     assert {row["Segmenter"] for row in rows} == {"watershed"}
 
     labels = tifffile.imread(folder / "labels.tif")
