@@ -23,61 +23,22 @@ belongs to the learned segmenter.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-import tifffile
 from scipy import ndimage as ndi
-from skimage import io
-from skimage.draw import polygon as fill_polygon
 from skimage.restoration import estimate_sigma
 from skimage.segmentation import find_boundaries
 
+from microcrystalnet.io.reference import read_reference_set
 from microcrystalnet.synth import SceneSpec, random_training_scene, render_scene
 
 #: the synthetic kind meant to cover each real material's look
 KIND_FOR_MATERIAL = {"tio2": "clusters", "perovskite": "mosaic", "spheroidite": "matrix", "powder": "clusters"}
 STATISTICS = ("gray spread", "edge contrast", "noise sigma", "PSD slope", "cover", "diameter px")
-
-
-# --- real images and their instance labels (formats in ../shared/real-sem/README.md) -----------------
-
-def _gray(path: Path) -> np.ndarray:
-    image = tifffile.imread(path) if path.suffix.lower() in (".tif", ".tiff") else io.imread(path)
-    if image.ndim == 3:
-        image = image[..., :3].mean(axis=-1)
-    return image.astype(np.float64)
-
-
-def _via_labels(json_path: Path, image_name: str, shape: tuple[int, int]) -> np.ndarray:
-    metadata = json.loads(json_path.read_text())["_via_img_metadata"]
-    labels = np.zeros(shape, np.int32)
-    regions = [r for entry in metadata.values() if entry["filename"] == image_name for r in entry["regions"]]
-    for index, region in enumerate(regions, start=1):
-        points = region["shape_attributes"]
-        rows, cols = fill_polygon(points["all_points_y"], points["all_points_x"], shape)
-        labels[rows, cols] = index
-    return labels
-
-
-def real_images(root: Path):
-    """(material, 8-bit-range gray image, instance labels) for every image of the manifest."""
-    for entry in json.loads((root / "manifest.json").read_text()):
-        image = _gray(root / entry["image"])
-        truth_path = root / entry["ground_truth"]
-        if entry["ground_truth_kind"] == "binary_4conn":
-            labels = ndi.label(_gray(truth_path) > 0)[0]
-        elif entry["ground_truth_kind"] == "boundary_white":
-            labels = ndi.label(~(_gray(truth_path) > 127))[0]
-            image = image[:labels.shape[0], :labels.shape[1]]  # the outlines are narrower than the image
-        else:
-            labels = _via_labels(truth_path, entry["image_name"], image.shape)
-        rows = entry["analysed_rows"] or image.shape[0]
-        yield entry["dataset"], image[:rows], labels[:rows]
 
 
 # --- statistics --------------------------------------------------------------------------------
@@ -131,8 +92,8 @@ def main() -> None:
         sys.exit(f"no real images at {arguments.real}: pass --real with the folder of manifest.json")
 
     real: dict[str, list[dict]] = defaultdict(list)
-    for material, image, labels in real_images(arguments.real):
-        real[material].append(image_statistics(image, labels))
+    for reference in read_reference_set(arguments.real / "manifest.json"):
+        real[reference.material].append(image_statistics(reference.pixels.astype(np.float64), reference.labels))
 
     by_kind: dict[str, list[dict]] = defaultdict(list)
     seconds: dict[str, list[float]] = defaultdict(list)

@@ -76,3 +76,19 @@ def test_the_command_offers_every_reference_kind():
     from microcrystalnet.cli.compare import _KINDS
 
     assert _KINDS == REFERENCE_KINDS
+
+
+def test_the_real_reference_set_reads_every_image_with_its_outlined_crystals():
+    import json
+    from pathlib import Path
+
+    from microcrystalnet.io.reference import read_reference_set
+
+    manifest = Path(__file__).resolve().parents[1].parent / "shared" / "real-sem" / "manifest.json"
+    if not manifest.is_file():
+        pytest.skip(f"real SEM images not found at {manifest.parent} (the shared folder beside the repository)")
+    entries = json.loads(manifest.read_text())
+    images = list(read_reference_set(manifest))
+    assert [image.labels.max() for image in images] == [entry["n_instances"] for entry in entries]
+    assert all(image.pixels.shape == image.labels.shape for image in images)
+    assert {image.material for image in images} == {"tio2", "perovskite", "spheroidite", "powder"}

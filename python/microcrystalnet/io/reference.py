@@ -17,6 +17,8 @@ Every reader returns int32 (Y, X) labels, 0 background, crystals 1..N.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -158,3 +160,38 @@ def read_label_pair(prediction: str | Path, reference: str | Path, *, prediction
     height = min(predicted.shape[0], true.shape[0], rows or predicted.shape[0])
     width = min(predicted.shape[1], true.shape[1])
     return predicted[:height, :width], true[:height, :width]
+
+
+@dataclass
+class ReferenceImage:
+    """One image of a reference set with its reference crystals, both cut to the part they share
+    (rows of a data bar left out): ``pixels`` as read (Y, X), ``labels`` int32 (Y, X)."""
+
+    material: str
+    path: Path
+    pixels: Array
+    labels: Array
+    pixel_size_um: float | None
+    median_diameter_px: float | None
+
+
+def read_reference_set(manifest: str | Path) -> Iterator[ReferenceImage]:
+    """The images of a reference set: a JSON list of entries with ``image``, ``ground_truth``,
+    ``ground_truth_kind``, optional ``image_name``, ``analysed_rows``, ``dataset``,
+    ``pixel_size_um`` and ``median_diameter_px``, paths relative to the manifest (the layout of
+    the project's real SEM development set)."""
+    from .image_file import read_sem_image
+
+    manifest = Path(manifest)
+    try:
+        entries = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ReferenceInputError(f"{manifest}: cannot read the reference set ({error})") from error
+    for entry in entries:
+        image = read_sem_image(manifest.parent / entry["image"], exclude_data_bar=False)
+        labels = read_reference_labels(manifest.parent / entry["ground_truth"], entry["ground_truth_kind"],
+                                       image.pixels.shape, entry.get("image_name"))
+        rows = min(entry.get("analysed_rows") or image.pixels.shape[0], labels.shape[0], image.pixels.shape[0])
+        columns = min(image.pixels.shape[1], labels.shape[1])
+        yield ReferenceImage(entry.get("dataset", ""), image.path, image.pixels[:rows, :columns],
+                             labels[:rows, :columns], entry.get("pixel_size_um"), entry.get("median_diameter_px"))
