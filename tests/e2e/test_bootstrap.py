@@ -59,3 +59,16 @@ def test_two_bootstraps_at_once_build_one_environment_and_each_checkout_sees_its
     listed = subprocess.run([str(environments[0] / "bin" / "python"), "-m", "pip", "list"], capture_output=True,
                             text=True, check=True).stdout
     assert "microcrystalnet" not in listed  # nothing of a checkout was installed into the shared environment
+
+
+def test_the_python_for_fiji_runs_this_checkouts_package():
+    """`scripts/mcn --python-path` names the program to enter as Python in Fiji's Settings; it must
+    import this checkout's microcrystalnet without any install into the environment."""
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
+    printed = subprocess.run([str(REPO_ROOT / "scripts" / "mcn"), "--python-path"], capture_output=True, text=True,
+                             env=env, timeout=600, check=True).stdout.strip()
+    assert printed == str(REPO_ROOT / "scripts" / "python")
+    done = subprocess.run([printed, "-c", "import microcrystalnet; print(microcrystalnet.__file__)"],
+                          capture_output=True, text=True, env=env, cwd="/", timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == str(REPO_ROOT / "python" / "microcrystalnet" / "__init__.py")
