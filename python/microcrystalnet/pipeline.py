@@ -121,8 +121,8 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
     segmentation_pixel_size = image.pixel_size_um or config.input.assumed_pixel_size_um
     if image.pixel_size_um is None:
         notices.append(f"segmentation assumed {segmentation_pixel_size * 1000:g} nm/px to apply the crystal-size limits")
-    config, scale, scale_notices = settings_for_image(to_unit_range(image.analysed_pixels), image.pixel_size_um,
-                                                      config)
+    analysed = to_unit_range(image.analysed_pixels)
+    config, scale, scale_notices = settings_for_image(analysed, image.pixel_size_um, config)
     notices += scale_notices
     if n2v is None and config.preprocess.runs_n2v_model:
         n2v = Noise2VoidModel.load(config.preprocess.n2v_model)
@@ -135,9 +135,9 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
         seconds[stage] = time.perf_counter() - started
         return result
 
-    # the float copy of the image lives only while preprocessing needs it: large images
     preprocessed, step_reports = timed("preprocess", 0.0, lambda: preprocess(
-        to_unit_range(image.analysed_pixels), segmentation_pixel_size, config.preprocess, n2v))
+        analysed, segmentation_pixel_size, config.preprocess, n2v))
+    del analysed  # the float copy of the image lives only while preprocessing needs it: large images
     if any(r.step == "n2v" and not r.applied for r in step_reports):
         notices.append(N2V_MISSING)
     segmentation = timed("segment", 0.3, lambda: segment_crystals(preprocessed, segmentation_pixel_size, config.segment,

@@ -16,7 +16,7 @@ import numpy as np
 from ..config import SegmentConfig
 from .boundary import segment_boundary_watershed
 from .postprocess import tidy_labels, tidy_labels_counting_drops
-from .scale import REFERENCE_CRYSTAL_DIAMETER_UM
+from .scale import crystal_scale
 from .watershed import segment_watershed
 
 Array = np.ndarray
@@ -30,13 +30,6 @@ class CrystalSegmenter(Protocol):
 
     def segment(self, image: Array, pixel_size_um: float, config: SegmentConfig) -> tuple[Array, dict[str, Any]]:
         """Raw labels of ``image`` (float (Y, X) in [0, 1]) and statistics of the run."""
-
-
-def crystal_diameter_px(config: SegmentConfig, pixel_size_um: float) -> float:
-    """The typical crystal diameter ``config`` sets, in pixels (2 um, micrite, when it sets none)."""
-    if config.crystal_size_px is not None:
-        return config.crystal_size_px
-    return (config.crystal_size_um or REFERENCE_CRYSTAL_DIAMETER_UM) / pixel_size_um
 
 
 class WatershedSegmenter:
@@ -55,8 +48,9 @@ class WatershedSegmenter:
         if mode == "auto":
             size_set = config.crystal_size_um is not None or config.crystal_size_px is not None
             mode = "boundary" if size_set else "threshold"
-        if mode == "boundary":
-            labels = segment_boundary_watershed(image, crystal_diameter_px=crystal_diameter_px(config, pixel_size_um))
+        if mode == "boundary":  # the segmentation pixel size is known here: the diameter is never estimated
+            diameter_px = crystal_scale(image, config, pixel_size_um, pixel_size_um).diameter_px
+            labels = segment_boundary_watershed(image, crystal_diameter_px=diameter_px)
         else:
             labels = segment_watershed(image, pixel_size_um, config.watershed,
                                        config.min_crystal_area_um2 / pixel_size_um ** 2)
@@ -98,7 +92,7 @@ def segment_crystals(image: Array, pixel_size_um: float, config: SegmentConfig =
     pixel_area = pixel_size_um ** 2
     labels, dropped = tidy_labels_counting_drops(raw, config.min_crystal_area_um2 / pixel_area,
                                                  config.max_crystal_area_um2 / pixel_area, config.exclude_border)
-    statistics = {**statistics, "candidates": len(np.unique(raw[raw > 0])), "dropped": dropped}
+    statistics = {**statistics, "candidates": int(labels.max()) + sum(dropped.values()), "dropped": dropped}
     return Segmentation(labels, segmenter.describe(), statistics)
 
 
@@ -121,5 +115,5 @@ def empty_result_notice(statistics: dict[str, Any], n_kept: int) -> str | None:
     return f"{n_kept} of {candidates} crystal candidates kept; dropped: {reasons}"
 
 
-__all__ = ["CrystalSegmenter", "Segmentation", "WatershedSegmenter", "crystal_diameter_px", "empty_result_notice",
+__all__ = ["CrystalSegmenter", "Segmentation", "WatershedSegmenter", "empty_result_notice",
            "make_segmenter", "segment_crystals", "tidy_labels"]
