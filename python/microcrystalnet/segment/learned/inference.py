@@ -1,0 +1,111 @@
+"""Crystals of an image from a trained segmenter: rescale to the model's working scale,
+predict class probabilities tile by tile, grow interior seeds by watershed, scale back.
+
+The network sees every image at its working scale (the typical crystal spans
+``model.working_diameter_px`` pixels), so one model serves any magnification once the crystal
+diameter of the image is known (given, or estimated: :func:`refined_crystal_diameter_px`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy import ndimage as ndi
+from skimage.segmentation import watershed
+from skimage.transform import rescale, resize
+
+from .model_file import SegmenterModel, WatershedThresholds
+
+Array = np.ndarray
+
+#: tiles the network sees at once, px (working scale); memory grows with its square
+TILE_PX = 1024
+#: context around each tile, px (working scale): more than the network's receptive field reaches
+TILE_MARGIN_PX = 48
+#: gray levels are scaled to these percentiles of the image
+NORMALIZE_PERCENTILES = (1.0, 99.8)
+
+
+def normalized(image: Array) -> Array:
+    """``image`` as float32 with its 1st and 99.8th percentiles at 0 and 1 (the training convention)."""
+    low, high = np.percentile(image, NORMALIZE_PERCENTILES)
+    return ((image.astype(np.float32) - low) / max(float(high - low), 1e-6)).astype(np.float32)
+
+
+@torch.no_grad()
+def class_probabilities(model: SegmenterModel, image: Array, *, tile_px: int = TILE_PX,
+                        margin_px: int = TILE_MARGIN_PX) -> Array:
+    """Softmax probabilities (3, Y, X) float32 of a normalised float image at working scale,
+    computed in tiles of ``tile_px`` with ``margin_px`` of context on each side."""
+    network = model.network.eval()
+    multiple = network.size_multiple
+    height, width = image.shape
+    result = np.empty((3, height, width), np.float32)
+    step = max(tile_px - 2 * margin_px, multiple)
+    for top in range(0, height, step):
+        for left in range(0, width, step):
+            bottom, right = min(top + step, height), min(left + step, width)
+            y0, x0 = max(top - margin_px, 0), max(left - margin_px, 0)
+            y1, x1 = min(bottom + margin_px, height), min(right + margin_px, width)
+            tile = image[y0:y1, x0:x1]
+            pad_y, pad_x = -tile.shape[0] % multiple, -tile.shape[1] % multiple
+            mode = "reflect" if min(tile.shape) > max(pad_y, pad_x) else "edge"
+            tile = np.pad(tile, ((0, pad_y), (0, pad_x)), mode=mode)
+            logits = network(torch.from_numpy(np.ascontiguousarray(tile))[None, None])
+            probabilities = torch.softmax(logits, 1)[0].numpy()
+            result[:, top:bottom, left:right] = probabilities[:, top - y0:bottom - y0, left - x0:right - x0]
+    return result
+
+
+def crystal_instances(probabilities: Array, *, thresholds: WatershedThresholds = WatershedThresholds(),
+                      crystal_diameter_px: float = 28.0) -> Array:
+    """Crystal labels (int32) from class probabilities (3, Y, X): connected regions of interior
+    probability above ``thresholds.seed`` of at least ``min_seed_fraction`` of a crystal of
+    ``crystal_diameter_px`` are seeds, grown by watershed on (boundary - interior) over the
+    foreground (interior + boundary above ``thresholds.foreground``)."""
+    interior, boundary = probabilities[1], probabilities[2]
+    seeds, n_seeds = ndi.label(interior > thresholds.seed)
+    if n_seeds:
+        min_seed_px = thresholds.min_seed_fraction * np.pi / 4 * crystal_diameter_px ** 2
+        small = np.bincount(seeds.ravel()) < min_seed_px
+        small[0] = False
+        seeds[small[seeds]] = 0
+    foreground = (interior + boundary) > thresholds.foreground
+    return watershed(boundary - interior, seeds, mask=foreground).astype(np.int32)
+
+
+def segment_with_model(image: Array, model: SegmenterModel, *, crystal_diameter_px: float) -> Array:
+    """Crystal labels (int32, shape of ``image``) of a gray image (float (Y, X)) whose typical
+    crystal is ``crystal_diameter_px`` pixels across."""
+    if crystal_diameter_px <= 0:
+        raise ValueError(f"crystal_diameter_px must be positive, got {crystal_diameter_px}")
+    factor = model.working_diameter_px / crystal_diameter_px
+    small = normalized(image)
+    if abs(factor - 1) > 0.02:
+        small = rescale(small, factor, order=1, anti_aliasing=factor < 1, preserve_range=True).astype(np.float32)
+    labels = crystal_instances(class_probabilities(model, small), thresholds=model.thresholds,
+                               crystal_diameter_px=model.working_diameter_px)
+    if labels.shape != image.shape:
+        labels = resize(labels, image.shape, order=0, preserve_range=True, anti_aliasing=False).astype(np.int32)
+    return labels
+
+
+def median_diameter_px(labels: Array) -> float | None:
+    """Median equivalent-circle diameter of the labelled regions, px (None without regions)."""
+    areas = np.bincount(labels.ravel())[1:]
+    areas = areas[areas > 0]
+    return float(np.median(2 * np.sqrt(areas / np.pi))) if areas.size else None
+
+
+def refined_crystal_diameter_px(image: Array, model: SegmenterModel, *, first_guess_px: float,
+                                rounds: int = 2) -> float:
+    """The typical crystal diameter of ``image``, px, by segmenting at a guess and re-segmenting at
+    the median diameter of what was found (as Cellpose refines its size estimate), ``rounds`` times.
+    Keeps the last guess when nothing is found."""
+    diameter = first_guess_px
+    for _ in range(rounds):
+        found = median_diameter_px(segment_with_model(image, model, crystal_diameter_px=diameter))
+        if found is None:
+            break
+        diameter = found
+    return diameter
