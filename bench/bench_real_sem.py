@@ -9,6 +9,12 @@ Segmenters are settings changes, looked up by name in SEGMENTERS: a new segmente
 one entry. Each (segmenter, hint) runs in its own process, so its peak RSS is its own.
 
     scripts/bench bench/bench_real_sem.py [--segmenters NAME ...] [--datasets tio2 ...] [--json FILE]
+                                          [--segmenter-model MODEL] [--held-out-models DIR]
+
+``--segmenter-model``: the learned segmenter's model file (default: the shipped one).
+``--held-out-models DIR``: for an image whose name (stem) has a model DIR/<stem>.pt, the learned
+segmenter uses that model, trained without that image (leave-one-image-out numbers for images a
+model was trained on: bench/train_default_segmenter.py --leave-out writes them).
 """
 
 from __future__ import annotations
@@ -31,7 +37,8 @@ REAL_SEM = Path(__file__).resolve().parents[1] / ".." / "shared" / "real-sem"
 SEGMENTERS: dict[str, dict[str, Any] | str] = {
     "watershed-threshold": {"segment": {"backend": "watershed", "watershed": {"mode": "threshold"}}},
     "watershed-boundary": {"segment": {"backend": "watershed", "watershed": {"mode": "boundary"}}},
-    "watershed-auto (default)": {"segment": {"backend": "watershed", "watershed": {"mode": "auto"}}},
+    "watershed-auto": {"segment": {"backend": "watershed", "watershed": {"mode": "auto"}}},
+    "learned": {"segment": {"backend": "learned"}},
     "sam-prompt": "not run: needs a SAM checkpoint, which the benchmark does not download",
 }
 HINTS = ("without hint", "size hint")
@@ -51,7 +58,8 @@ def load_entry(entry: dict[str, Any]):
     return image, true[:rows, :columns]
 
 
-def run_configuration(name: str, hint: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
+def run_configuration(name: str, hint: str, entries: list[dict[str, Any]], segmenter_model: str | None = None,
+                      held_out_models: Path | None = None) -> dict[str, Any]:
     """One segmenter with or without size hint over ``entries``; runs in a fresh process."""
     from microcrystalnet.config import AnalysisConfig
     from microcrystalnet.io import to_unit_range
@@ -61,14 +69,21 @@ def run_configuration(name: str, hint: str, entries: list[dict[str, Any]]) -> di
     from microcrystalnet.segment import make_segmenter, segment_crystals
 
     base = AnalysisConfig().updated(**SEGMENTERS[name])
-    segmenter = make_segmenter(base.segment, download=False)
+    if segmenter_model and base.segment.backend == "learned":
+        base = base.updated(segment={"learned": {"model": segmenter_model}})
+    shared_segmenter = make_segmenter(base.segment, download=False)
     images = []
     for entry in entries:
         image, true = load_entry(entry)
+        held_out = held_out_models / f"{Path(entry['image']).stem}.pt" if held_out_models else None
+        segmenter, model_used = shared_segmenter, base.segment.learned.model
+        if base.segment.backend == "learned" and held_out is not None and held_out.is_file():
+            segmenter = make_segmenter(base.segment.updated(learned={"model": str(held_out)}), download=False)
+            model_used = f"held out: {held_out.name}"
         config = base.updated(segment={"crystal_size_px": entry["median_diameter_px"]}) if hint == "size hint" else base
         started = time.perf_counter()
         analysed = to_unit_range(image.pixels)
-        config, scale, _ = settings_for_image(analysed, image.pixel_size_um, config)
+        config, scale, _ = settings_for_image(analysed, image.pixel_size_um, config, segmenter)
         pixel_size = image.pixel_size_um or config.input.assumed_pixel_size_um
         preprocessed, _ = preprocess(analysed, pixel_size, config.preprocess)
         segmentation = segment_crystals(preprocessed, pixel_size, config.segment, segmenter)
@@ -80,7 +95,8 @@ def run_configuration(name: str, hint: str, entries: list[dict[str, Any]]) -> di
                        "size_ks": round(score.size_ks_statistic, 3), "seconds": round(seconds, 2),
                        "diameter_px": round(scale.diameter_px, 1), "diameter_source": scale.source,
                        "true_median_diameter_px": entry["median_diameter_px"],
-                       "watershed_mode": segmentation.statistics.get("watershed_mode")})
+                       "watershed_mode": segmentation.statistics.get("watershed_mode"),
+                       "model": model_used if base.segment.backend == "learned" else None})
         print(f"{name} | {hint} | {entry['image']}: F1 {score.match.f1:.3f} ({seconds:.1f} s)", file=sys.stderr,
               flush=True)
     return {"segmenter": name, "hint": hint, "images": images,
@@ -108,6 +124,9 @@ def main() -> None:
     parser.add_argument("--segmenters", nargs="+", default=list(SEGMENTERS), choices=list(SEGMENTERS))
     parser.add_argument("--datasets", nargs="+")
     parser.add_argument("--json", type=Path, help="write every number here")
+    parser.add_argument("--segmenter-model", help="the learned segmenter's model file (default: the shipped one)")
+    parser.add_argument("--held-out-models", type=Path,
+                        help="folder of <image stem>.pt models each trained without that image")
     arguments = parser.parse_args()
     if not (REAL_SEM / "manifest.json").is_file():
         sys.exit(f"skipped: no real SEM images at {REAL_SEM.resolve()} (see the issue: ../shared/real-sem/ "
@@ -122,7 +141,8 @@ def main() -> None:
             continue
         for hint in HINTS:
             with multiprocessing.get_context("spawn").Pool(1) as pool:
-                results.append(pool.apply(run_configuration, (name, hint, entries)))
+                results.append(pool.apply(run_configuration, (name, hint, entries, arguments.segmenter_model,
+                                                              arguments.held_out_models)))
     print(f"\n{machine()}, {time.strftime('%Y-%m-%d', time.gmtime())}\n")
     materials = sorted({e["dataset"] for e in entries}, key=[e["dataset"] for e in entries].index)
     print("| segmenter | size | " + " | ".join(f"F1 {m}" for m in materials) + " | s/image | peak RSS MB |")

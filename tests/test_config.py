@@ -51,7 +51,7 @@ def test_an_extends_loop_is_refused_with_the_chain(tmp_path):
 
 #: (settings, what the message must say): wrong types are refused, never coerced into something else
 BAD_SETTINGS = [
-    ({"segment": {"backend": "cellpose"}}, r"segment\.backend: Input should be 'watershed' or 'sam'"),
+    ({"segment": {"backend": "cellpose"}}, r"segment\.backend: Input should be 'watershed', 'learned' or 'sam'"),
     ({"segment": {"sam": {"mode": "magic"}}}, r"segment\.sam\.mode"),
     ({"segment": {"sam": {"tile_px": 2048}}}, r"segment\.sam\.tile_px: Input should be less than or equal to 1024"),
     ({"classify": {"batch": 3}}, r"classify\.batch: unknown setting"),
@@ -127,7 +127,7 @@ def test_every_setting_is_documented():
     undocumented = [f"{section.__name__}.{name}" for section in sections
                     for name, field in section.model_fields.items()
                     if not field.description and section is not AnalysisConfig]
-    assert len(sections) == 9 and not undocumented
+    assert len(sections) == 10 and not undocumented
 
 
 def test_training_settings_are_checked():

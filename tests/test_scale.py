@@ -35,7 +35,8 @@ def test_one_diameter_scales_lengths_and_areas_but_keeps_what_the_user_set():
     assert scaled.segment.max_crystal_area_um2 == 5.0
     calibrated, scale, _ = settings_for_image(np.zeros((64, 64), np.float32), 0.01, AnalysisConfig())
     assert calibrated == AnalysisConfig() and scale.source == "micrite default"
-    _, scale, notices = settings_for_image(np.zeros((64, 64), np.float32), None, AnalysisConfig())
+    _, scale, notices = settings_for_image(np.random.default_rng(0).random((64, 64)).astype(np.float32), None,
+                                           AnalysisConfig())
     assert scale.source == "estimated from the image" and "--crystal-size-px" in notices[0]
 
 

@@ -59,12 +59,13 @@ def default_of(section: type[Settings], name: str) -> Any:
 
 PreprocessStep = Literal["nlm", "n2v", "unsharp", "opening", "closing"]
 PREPROCESS_STEPS: tuple[str, ...] = get_args(PreprocessStep)
-SegmenterName = Literal["watershed", "sam"]
+SegmenterName = Literal["watershed", "learned", "sam"]
 SEGMENTATION_BACKENDS: tuple[str, ...] = get_args(SegmenterName)
 WatershedMode = Literal["auto", "boundary", "threshold"]
 WATERSHED_MODES: tuple[str, ...] = get_args(WatershedMode)
 SamMode = Literal["prompt", "automatic"]
 SAM_MODES: tuple[str, ...] = get_args(SamMode)
+SamPrompter = Literal["watershed", "learned"]
 SamModelType = Literal["vit_b", "vit_l", "vit_h"]
 SAM_MODEL_TYPES: tuple[str, ...] = get_args(SamModelType)
 SamDevice = Literal["cuda", "mps", "cpu"]
@@ -181,6 +182,10 @@ class SamConfig(Settings):
     yet: about one decoder call per crystal. automatic: SAM's own automatic mask generator on a
     grid of points_per_side x points_per_side points."""
 
+    prompts_from: SamPrompter = "watershed"
+    """prompt mode: the segmenter whose crystals prompt SAM: watershed (the threshold watershed)
+    or learned (the learned segmenter with ``segment.learned``'s model)."""
+
     model_type: SamModelType = "vit_b"
     """The official checkpoint of this type is used (downloaded and checked) unless ``checkpoint``
     names another."""
@@ -229,6 +234,24 @@ class SamConfig(Settings):
     """A mask of which more than this fraction is already taken by better masks is a duplicate."""
 
 
+class LearnedConfig(Settings):
+    """Learned segmenter: a small U-Net predicts crystal interior, crystal boundary and background
+    with every image rescaled so its typical crystal spans the model's working diameter; a seeded
+    watershed grows interior cores into crystals (microcrystalnet.segment.learned)."""
+
+    model: str = "default"
+    """default: the segmenter shipped with the package (trained on synthetic scenes and MIT-licensed
+    real SEM images; its model card is python/microcrystalnet/models/segmenter-default.md); or the
+    path of a model file written by ``microcrystalnet train-segmenter``."""
+
+    seed_threshold: float | None = Field(default=None, gt=0, lt=1)
+    """Interior probability above which a pixel can seed a crystal; None: the model's own (chosen
+    when it was trained). Higher: fewer, surer crystals; lower: more, with more splits."""
+
+    foreground_threshold: float | None = Field(default=None, gt=0, lt=1)
+    """Interior + boundary probability above which a pixel belongs to a crystal; None: the model's own."""
+
+
 class SegmentConfig(Settings):
     """Which segmenter runs, and the crystal limits every segmenter applies.
 
@@ -237,7 +260,8 @@ class SegmentConfig(Settings):
     """
 
     backend: SegmenterName = "watershed"
-    """watershed (classical, fast, no model) or sam (Segment Anything)."""
+    """watershed (classical, fast, no model), learned (a small trained network, the shipped one or
+    your own from ``train-segmenter``) or sam (Segment Anything)."""
 
     crystal_size_um: float | None = Field(default=None, gt=0)
     """Typical crystal diameter, um. Scales every length and area of the settings (written for
@@ -259,6 +283,9 @@ class SegmentConfig(Settings):
 
     watershed: WatershedConfig = WatershedConfig()
     """Settings of the watershed segmenter."""
+
+    learned: LearnedConfig = LearnedConfig()
+    """Settings of the learned segmenter."""
 
     sam: SamConfig = SamConfig()
     """Settings of the SAM segmenter."""

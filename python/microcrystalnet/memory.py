@@ -38,6 +38,11 @@ PER_PIXEL_BYTES = 36.0
 FIXED_BYTES = 0.3e9
 #: SAM's weights and the activations of its image encoder on one 1024 px tile, bytes per model type
 SAM_MODEL_BYTES = {"vit_b": 3.0e9, "vit_l": 4.5e9, "vit_h": 6.0e9}
+#: the learned segmenter: its working-scale image, class probabilities (3 x float32) and the
+#: watershed, per pixel of the image at working scale, and the network's activations on one
+#: 1024 px tile, bytes (measured in bench/bench_real_sem.py's peak RSS)
+LEARNED_PER_WORKING_PIXEL_BYTES = 40.0
+LEARNED_MODEL_BYTES = 0.5e9
 #: careamics' Noise2Void prediction (PyTorch, tiles of 256 px), bytes
 N2V_MODEL_BYTES = 1.0e9
 #: share of the memory available when an analysis starts that it may plan to use by default
@@ -51,17 +56,19 @@ class ImageTooLargeError(ImageInputError):
 
 
 def estimate_analysis_bytes(shape: tuple[int, ...], segmenter: str = "watershed", sam_model_type: str = "vit_b",
-                            n2v: bool = False) -> int:
+                            n2v: bool = False, working_scale: float = 1.0) -> int:
     """Peak memory (bytes) that analysing an image of ``shape`` (Y, X) pixels adds to a process
     whose models are loaded, outputs included.
 
-    ``segmenter``: "watershed" or "sam" (with ``sam_model_type``); ``n2v``: whether a Noise2Void
-    model denoises the image.
+    ``segmenter``: "watershed", "learned" (which sees the image rescaled by ``working_scale``, per
+    side) or "sam" (with ``sam_model_type``); ``n2v``: whether a Noise2Void model denoises the image.
     """
     pixels = int(shape[0]) * int(shape[1])
     estimate = FIXED_BYTES + PER_PIXEL_BYTES * pixels
     if segmenter == "sam":
         estimate += SAM_MODEL_BYTES[sam_model_type]
+    if segmenter == "learned":
+        estimate += LEARNED_MODEL_BYTES + LEARNED_PER_WORKING_PIXEL_BYTES * pixels * working_scale ** 2
     if n2v:
         estimate += N2V_MODEL_BYTES
     return int(estimate)

@@ -21,7 +21,8 @@ from .patches import extract_patches
 from .preprocess import N2V_MISSING, Noise2VoidDenoiser, Noise2VoidModel, preprocess, reports_as_dicts
 from .results import results_rows, segmenter_label
 from .segment import CrystalSegmenter, empty_result_notice, make_segmenter, segment_crystals
-from .segment.scale import REFERENCE_CRYSTAL_DIAMETER_UM, CrystalScale, crystal_scale, scaled_config
+from .segment.scale import (REFERENCE_CRYSTAL_DIAMETER_UM, CrystalScale, crystal_scale,
+                             estimate_crystal_diameter_px, scaled_config)
 
 Array = np.ndarray
 T = TypeVar("T")
@@ -80,17 +81,25 @@ class AnalysisModels:
                    make_segmenter(config.segment, download=download), n2v)
 
 
-def settings_for_image(analysed: Array, pixel_size_um: float | None,
-                       config: AnalysisConfig) -> tuple[AnalysisConfig, CrystalScale, list[str]]:
+def settings_for_image(analysed: Array, pixel_size_um: float | None, config: AnalysisConfig,
+                       segmenter: CrystalSegmenter | None = None) -> tuple[AnalysisConfig, CrystalScale, list[str]]:
     """``config`` scaled to the typical crystal diameter of an image (float (Y, X) in [0, 1], the
     analysed part; ``pixel_size_um`` None: uncalibrated), that diameter, and notices for the user
-    (:mod:`microcrystalnet.segment.scale`)."""
-    scale = crystal_scale(analysed, config.segment, pixel_size_um, config.input.assumed_pixel_size_um)
+    (:mod:`microcrystalnet.segment.scale`). Where the diameter must be estimated, ``segmenter``'s
+    own estimate is used if it has one (the learned segmenter's)."""
+    estimate = getattr(segmenter, "estimate_crystal_diameter_px", None) or estimate_crystal_diameter_px
+    scale = crystal_scale(analysed, config.segment, pixel_size_um, config.input.assumed_pixel_size_um,
+                          estimate_diameter_px=estimate)
     if scale.source == "micrite default":
         return config, scale, []
     config = scaled_config(config, scale.diameter_px * (pixel_size_um or config.input.assumed_pixel_size_um))
     if scale.source != "estimated from the image":
         return config, scale, []
+    if pixel_size_um is not None:
+        return config, scale, [
+            f"the crystals look about {scale.diameter_px * pixel_size_um:.3g} um across, far from the micrite "
+            f"default of {REFERENCE_CRYSTAL_DIAMETER_UM:g} um: the settings follow the estimate; if it is wrong, "
+            "give the typical diameter with --crystal-size-um"]
     return config, scale, [f"typical crystal diameter estimated from the image: {scale.diameter_px:.1f} px; if it "
                            "is wrong, give it with --crystal-size-px (or a pixel size and --crystal-size-um)"]
 
@@ -122,7 +131,8 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
     if image.pixel_size_um is None:
         notices.append(f"segmentation assumed {segmentation_pixel_size * 1000:g} nm/px to apply the crystal-size limits")
     analysed = to_unit_range(image.analysed_pixels)
-    config, scale, scale_notices = settings_for_image(analysed, image.pixel_size_um, config)
+    segmenter = segmenter or make_segmenter(config.segment)
+    config, scale, scale_notices = settings_for_image(analysed, image.pixel_size_um, config, segmenter)
     notices += scale_notices
     if n2v is None and config.preprocess.runs_n2v_model:
         n2v = Noise2VoidModel.load(config.preprocess.n2v_model)

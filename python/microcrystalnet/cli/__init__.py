@@ -44,6 +44,7 @@ _EXIT_STATUS_OF_ERRORS = (
     ("microcrystalnet.classify.classifier", "ModelDescriptionError", EXIT_MODEL),
     ("microcrystalnet.preprocess.n2v", "Noise2VoidModelError", EXIT_MODEL),
     ("microcrystalnet.segment.sam", "SamCheckpointError", EXIT_MODEL),
+    ("microcrystalnet.segment.learned.model_file", "SegmenterModelError", EXIT_MODEL),
 )
 
 

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..config import (AnalysisConfig, ClassifyConfig, PreprocessConfig, SamConfig, SegmentConfig, WatershedConfig,
-                      choices_of, default_of)
+from ..config import (AnalysisConfig, ClassifyConfig, LearnedConfig, PreprocessConfig, SamConfig, SegmentConfig,
+                      WatershedConfig, choices_of, default_of)
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_MODEL = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130
@@ -108,6 +108,9 @@ def add_analysis_options(parser: argparse.ArgumentParser) -> None:
                             "that step is skipped (train one with 'microcrystalnet n2v train')")
     group.add_argument("--segmenter", choices=choices_of(SegmentConfig, "backend"),
                        help=f"crystal segmenter (default {default_of(SegmentConfig, 'backend')})")
+    group.add_argument("--segmenter-model", metavar="MODEL",
+                       help="learned segmenter: a model file from 'microcrystalnet train-segmenter' "
+                            f"(default {default_of(LearnedConfig, 'model')}: the one shipped with the package)")
     group.add_argument("--watershed-mode", choices=choices_of(WatershedConfig, "mode"),
                        help="watershed: boundary (split along dark lines at the crystal scale; real images), "
                             "threshold (bright crystals on dark pores; synthetic micrite), auto (boundary when "
@@ -115,6 +118,9 @@ def add_analysis_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--sam-mode", choices=choices_of(SamConfig, "mode"),
                        help=f"SAM: prompt each crystal candidate, or SAM's automatic mask generator "
                             f"(default {default_of(SamConfig, 'mode')})")
+    group.add_argument("--sam-prompts-from", choices=choices_of(SamConfig, "prompts_from"),
+                       help="SAM prompt mode: the segmenter whose crystals prompt SAM "
+                            f"(default {default_of(SamConfig, 'prompts_from')})")
     group.add_argument("--sam-model-type", choices=choices_of(SamConfig, "model_type"),
                        help=f"SAM model size (default {default_of(SamConfig, 'model_type')})")
     group.add_argument("--sam-checkpoint", metavar="PTH",
@@ -141,7 +147,9 @@ _OPTION_SETTINGS: dict[str, tuple[tuple[str, ...], Callable[[Any], Any]]] = {
     "preprocess": (("preprocess", "steps"), _steps),
     "n2v_model": (("preprocess", "n2v_model"), str),
     "segmenter": (("segment", "backend"), str),
+    "segmenter_model": (("segment", "learned", "model"), str),
     "sam_mode": (("segment", "sam", "mode"), str),
+    "sam_prompts_from": (("segment", "sam", "prompts_from"), str),
     "sam_model_type": (("segment", "sam", "model_type"), str),
     "sam_checkpoint": (("segment", "sam", "checkpoint"), str),
     "sam_device": (("segment", "sam", "device"), str),

@@ -1,6 +1,6 @@
 """Segmentation stage: one label image of crystals from a gray SEM image.
 
-Backends ("watershed", "sam") are segmenter objects with the same two methods (see
+Backends ("watershed", "learned", "sam") are segmenter objects with the same two methods (see
 :class:`CrystalSegmenter`); their raw labels all go through :func:`.postprocess.tidy_labels`, so
 every backend hands on the same contract: int32 (Y, X), 0 for pore space, crystals 1..N, each
 one solid 8-connected region within the area limits.
@@ -13,10 +13,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..config import SegmentConfig
+from ..config import LearnedConfig, SegmentConfig
 from .boundary import segment_boundary_watershed
 from .postprocess import tidy_labels, tidy_labels_counting_drops
-from .scale import crystal_scale
+from .scale import configured_diameter_px
 from .watershed import segment_watershed
 
 Array = np.ndarray
@@ -48,13 +48,46 @@ class WatershedSegmenter:
         if mode == "auto":
             size_set = config.crystal_size_um is not None or config.crystal_size_px is not None
             mode = "boundary" if size_set else "threshold"
-        if mode == "boundary":  # the segmentation pixel size is known here: the diameter is never estimated
-            diameter_px = crystal_scale(image, config, pixel_size_um, pixel_size_um).diameter_px
+        if mode == "boundary":
+            diameter_px = configured_diameter_px(config, pixel_size_um)
             labels = segment_boundary_watershed(image, crystal_diameter_px=diameter_px)
         else:
             labels = segment_watershed(image, pixel_size_um, config.watershed,
                                        config.min_crystal_area_um2 / pixel_size_um ** 2)
         return labels, {"watershed_mode": mode}
+
+
+class LearnedSegmenter:
+    """A trained network (:mod:`.learned`): crystal interior / boundary / background at the model's
+    working scale, crystals from a seeded watershed. Loaded once, reused for every image."""
+
+    def __init__(self, model: Any, config: LearnedConfig = LearnedConfig()) -> None:
+        from dataclasses import replace
+
+        thresholds = model.thresholds
+        if config.seed_threshold is not None:
+            thresholds = replace(thresholds, seed=config.seed_threshold)
+        if config.foreground_threshold is not None:
+            thresholds = replace(thresholds, foreground=config.foreground_threshold)
+        self.model = replace(model, thresholds=thresholds)
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": "learned", **self.model.describe()}
+
+    def estimate_crystal_diameter_px(self, image: Array) -> float:
+        """The typical crystal diameter of ``image`` (float (Y, X)), px: a first guess from the
+        image's texture scale, refined by segmenting at it (:func:`.learned.inference.refined_crystal_diameter_px`)."""
+        from .learned.inference import refined_crystal_diameter_px
+        from .scale import estimate_crystal_diameter_px
+
+        return refined_crystal_diameter_px(image, self.model, first_guess_px=estimate_crystal_diameter_px(image))
+
+    def segment(self, image: Array, pixel_size_um: float, config: SegmentConfig) -> tuple[Array, dict[str, Any]]:
+        from .learned.inference import segment_with_model
+
+        diameter_px = configured_diameter_px(config, pixel_size_um)
+        return segment_with_model(image, self.model, crystal_diameter_px=diameter_px), {
+            "crystal_diameter_px": round(float(diameter_px), 2)}
 
 
 def make_segmenter(config: SegmentConfig = SegmentConfig(), download: bool = True) -> CrystalSegmenter:
@@ -63,7 +96,14 @@ def make_segmenter(config: SegmentConfig = SegmentConfig(), download: bool = Tru
         from .sam import SamCrystalSegmenter, load_sam
 
         sam = load_sam(config.sam.model_type, config.sam.checkpoint, config.sam.device, download=download)
-        return SamCrystalSegmenter(sam, config.sam)
+        prompter = None
+        if config.sam.mode == "prompt" and config.sam.prompts_from == "learned":
+            prompter = make_segmenter(config.updated(backend="learned"))
+        return SamCrystalSegmenter(sam, config.sam, prompter)
+    if config.backend == "learned":
+        from .learned.model_file import load_segmenter_model
+
+        return LearnedSegmenter(load_segmenter_model(config.learned.model), config.learned)
     return WatershedSegmenter(config.watershed.mode)
 
 
@@ -115,5 +155,5 @@ def empty_result_notice(statistics: dict[str, Any], n_kept: int) -> str | None:
     return f"{n_kept} of {candidates} crystal candidates kept; dropped: {reasons}"
 
 
-__all__ = ["CrystalSegmenter", "Segmentation", "WatershedSegmenter", "empty_result_notice",
+__all__ = ["CrystalSegmenter", "LearnedSegmenter", "Segmentation", "WatershedSegmenter", "empty_result_notice",
            "make_segmenter", "segment_crystals", "tidy_labels"]

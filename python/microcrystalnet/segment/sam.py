@@ -231,16 +231,21 @@ def _box_nms(masks: list[CandidateMask], threshold: float) -> list[CandidateMask
 class SamCrystalSegmenter:
     """Segments crystals with a loaded SAM; ``segment`` returns raw labels and run statistics."""
 
-    def __init__(self, sam: LoadedSam, config: SamConfig = SamConfig()) -> None:
+    def __init__(self, sam: LoadedSam, config: SamConfig = SamConfig(), prompter: Any = None) -> None:
+        """``prompter``: the segmenter whose crystals prompt SAM in prompt mode (a
+        :class:`microcrystalnet.segment.CrystalSegmenter`); None: the threshold watershed."""
         self.sam = sam
         self.config = config
+        self.prompter = prompter
         self.decoder_batch = config.decoder_batch or (8 if sam.device == "cpu" else 64)
         segment_anything = import_segment_anything()
         self._predictor = segment_anything.SamPredictor(sam.model)
         self._generator_class = segment_anything.SamAutomaticMaskGenerator
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": "sam", "mode": self.config.mode, **self.sam.describe()}
+        prompts = self.prompter.describe()["backend"] if self.prompter is not None else "watershed"
+        return {"backend": "sam", "mode": self.config.mode, **self.sam.describe(),
+                **({"prompts": prompts} if self.config.mode == "prompt" else {})}
 
     def segment(self, image: Array, pixel_size_um: float, segment_config: SegmentConfig) -> tuple[Array, dict[str, Any]]:
         """Labels (int32 (Y, X), not yet tidied) of ``image`` (float (Y, X) in [0, 1]) and run statistics."""
@@ -258,9 +263,13 @@ class SamCrystalSegmenter:
         work_shape = (max(1, round(image.shape[0] * scale)), max(1, round(image.shape[1] * scale)))
         work_image = resize(image, work_shape, order=1, anti_aliasing=scale < 1, preserve_range=True).astype(np.float32)
         min_area_px = segment_config.min_crystal_area_um2 / work_size ** 2
-        foreground = crystal_foreground(work_image, work_size, segment_config.watershed, min_area_px)
-        candidates = (segment_watershed(work_image, work_size, segment_config.watershed, min_area_px)
-                      if config.mode == "prompt" else None)
+        if config.mode == "prompt" and self.prompter is not None:
+            candidates = self.prompter.segment(work_image, work_size, segment_config)[0]
+            foreground = ndi.binary_dilation(candidates > 0, iterations=2)  # its crystals, with their edges
+        else:
+            foreground = crystal_foreground(work_image, work_size, segment_config.watershed, min_area_px)
+            candidates = (segment_watershed(work_image, work_size, segment_config.watershed, min_area_px)
+                          if config.mode == "prompt" else None)
         largest_crystal_px = 2 * math.sqrt(segment_config.max_crystal_area_um2 / math.pi) / work_size
         overlap = int(min(largest_crystal_px, config.tile_px // 2))
         windows = tile_windows(work_shape, config.tile_px, overlap)

@@ -6,12 +6,14 @@ typical crystal diameter, rescales them all (area limits, marker separation, smo
 preprocessing footprints), so the same settings fit 25-nm TiO2 particles or 60-px grains.
 
 Where it comes from, in this order: ``segment.crystal_size_px``, ``segment.crystal_size_um``,
-the micrite default when the image has a pixel size, else an estimate from the image
-(:func:`estimate_crystal_diameter_px`).
+the micrite default when the image has a pixel size and its crystals look micrite-sized (within
+a factor :data:`MICRITE_DEFAULT_TOLERANCE`), else an estimate from the image (the segmenter's own
+where it has one, e.g. the learned segmenter's; else :func:`estimate_crystal_diameter_px`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +57,8 @@ def estimate_crystal_diameter_px(image: Array, *, min_diameter_px: float = 4.0, 
 
     The mean squared scale-normalised LoG response is computed at ``n_scales`` diameters from
     ``min_diameter_px`` to ``max_diameter_px`` (default: a quarter of the shorter side); the
-    diameter with the most energy is returned. Images over 768 px are shrunk first (speed).
+    diameter with the most energy is returned (NaN for a featureless image). Images over 768 px
+    are shrunk first (speed).
     Measured error (BENCHMARKS.md): within 25 % on synthetic micrite scenes; on real images it
     follows the scale of the strongest structure, which is the clusters for sparse TiO2 particles
     (2-3x too large) and half the grain size for a mosaic.
@@ -72,21 +75,44 @@ def estimate_crystal_diameter_px(image: Array, *, min_diameter_px: float = 4.0, 
         sigma = diameter / _DIAMETER_PER_SIGMA / shrink
         response = sigma ** 2 * ndi.gaussian_laplace(small, sigma) if sigma >= 0.5 else np.zeros(1)
         energy.append(float(np.mean(response ** 2)))
+    if max(energy) <= 0:  # a featureless image has no scale
+        return float("nan")
     return float(diameters[int(np.argmax(energy))])
 
 
-def crystal_scale(image: Array, segment: SegmentConfig, pixel_size_um: float | None,
-                  assumed_pixel_size_um: float) -> CrystalScale:
-    """The crystal diameter for ``image`` (float (Y, X)): set by the user, the micrite default when
-    the image is calibrated, else estimated. ``pixel_size_um`` None: the image has none, and
-    ``crystal_size_um`` is converted with ``assumed_pixel_size_um``."""
+#: with a pixel size and no crystal size, the micrite default stays unless the image's estimated
+#: crystal diameter is more than this factor away from it (the texture-scale estimate alone can be
+#: 2-3x off on real images: BENCHMARKS.md)
+MICRITE_DEFAULT_TOLERANCE = 3.0
+
+
+def configured_diameter_px(segment: SegmentConfig, pixel_size_um: float) -> float:
+    """The crystal diameter the settings give, px: ``crystal_size_px``, ``crystal_size_um`` at
+    ``pixel_size_um``, else the micrite default. Never estimated (segmenters use this; the
+    analysis has set the size already where it was estimated)."""
     if segment.crystal_size_px is not None:
-        return CrystalScale(segment.crystal_size_px, "crystal_size_px")
-    if segment.crystal_size_um is not None:
-        return CrystalScale(segment.crystal_size_um / (pixel_size_um or assumed_pixel_size_um), "crystal_size_um")
+        return segment.crystal_size_px
+    return (segment.crystal_size_um or REFERENCE_CRYSTAL_DIAMETER_UM) / pixel_size_um
+
+
+def crystal_scale(image: Array, segment: SegmentConfig, pixel_size_um: float | None,
+                  assumed_pixel_size_um: float, *,
+                  estimate_diameter_px: Callable[[Array], float] = estimate_crystal_diameter_px) -> CrystalScale:
+    """The crystal diameter for ``image`` (float (Y, X)): set by the user; for a calibrated image the
+    micrite default unless ``estimate_diameter_px(image)`` is more than
+    :data:`MICRITE_DEFAULT_TOLERANCE` times larger or smaller; else estimated. ``pixel_size_um``
+    None: the image has none, and ``crystal_size_um`` is converted with ``assumed_pixel_size_um``."""
+    if segment.crystal_size_px is not None or segment.crystal_size_um is not None:
+        source = "crystal_size_px" if segment.crystal_size_px is not None else "crystal_size_um"
+        return CrystalScale(configured_diameter_px(segment, pixel_size_um or assumed_pixel_size_um), source)
+    estimate = estimate_diameter_px(image)
+    if not np.isfinite(estimate):  # nothing to measure: the micrite default at the (assumed) pixel size
+        return CrystalScale(REFERENCE_CRYSTAL_DIAMETER_UM / (pixel_size_um or assumed_pixel_size_um), "micrite default")
     if pixel_size_um is not None:
-        return CrystalScale(REFERENCE_CRYSTAL_DIAMETER_UM / pixel_size_um, "micrite default")
-    return CrystalScale(estimate_crystal_diameter_px(image), "estimated from the image")
+        micrite_px = REFERENCE_CRYSTAL_DIAMETER_UM / pixel_size_um
+        if 1 / MICRITE_DEFAULT_TOLERANCE <= estimate / micrite_px <= MICRITE_DEFAULT_TOLERANCE:
+            return CrystalScale(micrite_px, "micrite default")
+    return CrystalScale(estimate, "estimated from the image")
 
 
 def scaled_config(config: AnalysisConfig, crystal_diameter_um: float) -> AnalysisConfig:

@@ -69,7 +69,7 @@ def crystal_instances(probabilities: Array, *, thresholds: WatershedThresholds =
         min_seed_px = thresholds.min_seed_fraction * np.pi / 4 * crystal_diameter_px ** 2
         small = np.bincount(seeds.ravel()) < min_seed_px
         small[0] = False
-        seeds[small[seeds]] = 0
+        seeds = ndi.label(~small[seeds] & (seeds > 0))[0]  # numbered 1..N again
     foreground = (interior + boundary) > thresholds.foreground
     return watershed(boundary - interior, seeds, mask=foreground).astype(np.int32)
 

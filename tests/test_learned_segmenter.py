@@ -1,0 +1,120 @@
+"""The learned segmenter: model files, tiled inference, seeded watershed, the backend's contract.
+
+Models here are untrained (random weights, seeded) or the shipped one; what a trained model scores
+on real images is measured by bench/bench_real_sem.py and tested in test_learned_segmenter_real.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from microcrystalnet.config import AnalysisConfig, ConfigError, SegmentConfig
+from microcrystalnet.segment import LearnedSegmenter, make_segmenter, segment_crystals
+from microcrystalnet.segment.learned.inference import (class_probabilities, crystal_instances, median_diameter_px,
+                                                       segment_with_model)
+from microcrystalnet.segment.learned.model_file import (SegmenterModel, SegmenterModelError, WatershedThresholds,
+                                                        load_segmenter_model, save_segmenter_model)
+from microcrystalnet.segment.learned.network import CrystalUNet
+
+
+def random_model(seed: int = 0) -> SegmenterModel:
+    torch.manual_seed(seed)
+    return SegmenterModel(CrystalUNet(), training={"data": "none (random weights)"}, name="random")
+
+
+def disc(shape, centre, radius):
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 <= radius ** 2
+
+
+def test_tiles_give_the_same_probabilities_as_the_whole_image():
+    model = random_model()
+    image = np.random.default_rng(1).random((300, 420)).astype(np.float32)
+    whole = class_probabilities(model, image, tile_px=2048)
+    tiled = class_probabilities(model, image, tile_px=160, margin_px=48)
+    assert whole.shape == (3, 300, 420)
+    np.testing.assert_allclose(whole.sum(axis=0), 1, atol=1e-5)
+    np.testing.assert_allclose(tiled, whole, atol=1e-5)
+
+
+def test_touching_crystals_are_split_at_their_boundary_and_tiny_seeds_are_dropped():
+    shape = (80, 120)
+    left, right = disc(shape, (40, 40), 20), disc(shape, (40, 78), 20)
+    speck = disc(shape, (10, 110), 1)
+    probabilities = np.zeros((3, *shape), np.float32)
+    probabilities[0] = 1
+    for crystal in (left, right):
+        core = disc(shape, (40, 40 if crystal is left else 78), 15)
+        probabilities[:, crystal] = np.array([0.05, 0.15, 0.8])[:, None]  # rim: boundary
+        probabilities[:, core] = np.array([0.0, 0.95, 0.05])[:, None]
+    probabilities[:, speck] = np.array([0.0, 0.95, 0.05])[:, None]
+    labels = crystal_instances(probabilities, thresholds=WatershedThresholds(seed=0.7, foreground=0.6,
+                                                                             min_seed_fraction=0.03),
+                               crystal_diameter_px=40)
+    assert labels.max() == 2 and labels[10, 110] == 0
+    assert labels[40, 40] != labels[40, 78] and (labels > 0).sum() == (left | right).sum()
+    assert median_diameter_px(labels) == pytest.approx(2 * np.sqrt((left.sum() + right.sum()) / 2 / np.pi), rel=0.05)
+
+
+def test_images_are_seen_at_the_models_working_scale_and_labels_come_back_at_full_size():
+    model = random_model()
+    image = np.random.default_rng(2).random((90, 130)).astype(np.float32)
+    for diameter in (10.0, 28.0, 70.0):
+        labels = segment_with_model(image, model, crystal_diameter_px=diameter)
+        assert labels.shape == image.shape and labels.dtype == np.int32
+    with pytest.raises(ValueError, match="positive"):
+        segment_with_model(image, model, crystal_diameter_px=0)
+
+
+def test_a_model_file_keeps_weights_scale_thresholds_and_training_record(tmp_path):
+    model = random_model()
+    model.working_diameter_px = 30.0
+    model.thresholds = WatershedThresholds(seed=0.65, foreground=0.55, min_seed_fraction=0.05)
+    path = tmp_path / "m.pt"
+    digest = save_segmenter_model(model, path)
+    loaded = load_segmenter_model(path)
+    assert loaded.sha256 == digest and loaded.working_diameter_px == 30.0
+    assert loaded.thresholds == model.thresholds and loaded.training == {"data": "none (random weights)"}
+    image = torch.rand(1, 1, 64, 64)
+    with torch.no_grad():  # float16 storage: the same network within half precision
+        np.testing.assert_allclose(loaded.network(image).numpy(), model.network.eval()(image).numpy(), atol=0.05)
+    with pytest.raises(FileExistsError):
+        save_segmenter_model(model, path)
+
+
+@pytest.mark.parametrize("content, message", [(b"\x00\x01 random bytes" * 50, "cannot be read as a PyTorch file"),
+                                              (None, "not one written by 'microcrystalnet train-segmenter'")])
+def test_a_file_that_is_no_segmenter_model_is_named_and_refused(tmp_path, content, message):
+    path = tmp_path / "model.pt"
+    if content is None:
+        torch.save({"state": {}}, path)  # a PyTorch file of something else
+    else:
+        path.write_bytes(content)
+    with pytest.raises(SegmenterModelError, match=message):
+        load_segmenter_model(path)
+    with pytest.raises(SegmenterModelError, match="is a folder"):
+        load_segmenter_model(tmp_path)
+
+
+def test_the_learned_backend_obeys_the_label_contract_and_says_which_model(tmp_path):
+    path = tmp_path / "m.pt"
+    save_segmenter_model(random_model(), path)
+    config = SegmentConfig(backend="learned", crystal_size_px=20.0,
+                           learned={"model": str(path), "seed_threshold": 0.4, "foreground_threshold": 0.3})
+    segmenter = make_segmenter(config)
+    assert isinstance(segmenter, LearnedSegmenter)
+    assert segmenter.model.thresholds.seed == 0.4 and segmenter.model.thresholds.foreground == 0.3
+    image = np.random.default_rng(3).random((96, 96)).astype(np.float32)
+    result = segment_crystals(image, 0.01, config, segmenter)
+    labels = result.labels
+    assert labels.dtype == np.int32 and sorted(np.unique(labels)) == list(range(labels.max() + 1))
+    assert result.segmenter["backend"] == "learned" and result.segmenter["model"] == str(path)
+    assert result.statistics["crystal_diameter_px"] == 20.0
+
+
+def test_learned_settings_are_validated():
+    with pytest.raises(ConfigError, match="seed_threshold"):
+        AnalysisConfig().updated(segment={"learned": {"seed_threshold": 1.5}})
+    assert AnalysisConfig().segment.learned.model == "default"
