@@ -116,8 +116,9 @@ def _fine_tuned_f1(image, labels, *, complete: bool, steps: int) -> tuple[float,
     base = untrained_model()
     tuned = train_segmenter(crops, base_model=base, steps=steps, learning_rate=2e-3, seed=0)
     held_out_image, held_out_labels = image[half:], labels[half:]
-    return (match_instances(held_out_labels, segment_with_model(held_out_image, base, crystal_diameter_px=diameter)).f1,
-            match_instances(held_out_labels, segment_with_model(held_out_image, tuned, crystal_diameter_px=diameter)).f1)
+    return tuple(match_instances(held_out_labels,
+                                 segment_with_model(held_out_image, model, crystal_diameter_px=diameter)).f1
+                 for model in (base, tuned))
 
 
 def test_fine_tuning_on_outlined_crystals_beats_the_model_it_started_from(small_scene):

@@ -98,7 +98,8 @@ def segment_with_model(image: Array, model: SegmenterModel, *, crystal_diameter_
     """Crystal labels (int32, shape of ``image``) of a gray image (float (Y, X)) whose typical
     crystal is ``crystal_diameter_px`` pixels across."""
     probabilities = working_scale_probabilities(image, model, crystal_diameter_px=crystal_diameter_px)
-    labels = crystal_instances(probabilities, thresholds=model.thresholds, crystal_diameter_px=model.working_diameter_px)
+    labels = crystal_instances(probabilities, thresholds=model.thresholds,
+                               crystal_diameter_px=model.working_diameter_px)
     return labels_at_shape(labels, image.shape)
 
 

@@ -60,6 +60,9 @@ SCRATCH_LEARNING_RATE = 2e-3
 FINE_TUNE_LEARNING_RATE = 5e-4
 #: when fine-tuning with replay crops, this fraction of every batch comes from them
 REPLAY_FRACTION = 0.25
+#: synthetic scenes rendered as replay crops when the command line fine-tunes (about 6 s), and the
+#: seed of the first (apart from the seeds the default model is trained on)
+REPLAY_SCENES, REPLAY_FIRST_SEED = 24, 900_000
 #: network size of models trained from scratch (see :mod:`.network`)
 NETWORK_BASE, NETWORK_DEPTH = 8, 4
 #: gray-level augmentation ranges: gamma, contrast factor, offset (on the normalised image)
@@ -187,7 +190,7 @@ def outlined_training_crops(image: Array, labels: Array, *, crystal_diameter_px:
                  partial_outline_loss_mask(small_labels, crystal_diameter_px=working_diameter_px))
     images, crop_labels, masks = _cut_crops(small, small_labels, loss_mask, crop_px)
     record = {**(source or {}), "crystal_diameter_px": round(float(crystal_diameter_px), 2),
-              "pixel_size_um": pixel_size_um, "complete_outlines": complete,
+              "pixel_size_um": None if pixel_size_um is None else float(pixel_size_um), "complete_outlines": complete,
               "outlined_crystals": int(len(np.unique(labels[labels > 0]))), "crops": len(images)}
     return TrainingCrops(images, crop_labels, masks, [record])
 
@@ -330,9 +333,9 @@ def train_segmenter(crops: TrainingCrops, *, base_model: SegmenterModel | None =
         seed=seed, batch_size=batch_size, replay_per_batch=n_replay, learning_rate=learning_rate,
         schedule="AdamW, cosine to 0 over the budget, weight decay 1e-4",
         class_weights=dict(zip(CLASS_NAMES, CLASS_WEIGHTS)), final_loss=round(loss_value, 4),
-        augmentation={"quarter_turns_and_mirrors": True, "gamma": GAMMA_RANGE, "contrast": CONTRAST_RANGE,
-                      "offset": OFFSET_RANGE},
-        torch_version=torch.__version__)
+        augmentation={"quarter_turns_and_mirrors": True, "gamma": list(GAMMA_RANGE),
+                      "contrast": list(CONTRAST_RANGE), "offset": list(OFFSET_RANGE)},
+        torch_version=str(torch.__version__))  # plain str: model files load with weights_only
     if fine_tuning:
         return SegmenterModel(network, base_model.working_diameter_px, base_model.thresholds, record, name="new")
     return SegmenterModel(network, working_diameter_px, WatershedThresholds(), record, name="new")
