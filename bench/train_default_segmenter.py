@@ -108,7 +108,8 @@ def balanced(parts: list) -> object:
     for part in parts:
         times = max(1, round(largest / len(part)))
         repeated.append(TrainingCrops(np.concatenate([part.images] * times), np.concatenate([part.labels] * times),
-                                      np.concatenate([part.loss_mask] * times), part.sources))
+                                      np.concatenate([part.loss_mask] * times), part.working_diameter_px,
+                                      part.sources))
     return TrainingCrops.joined(repeated)
 
 

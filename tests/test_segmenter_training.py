@@ -107,6 +107,13 @@ def test_a_step_or_time_budget_is_required(tiny_crops):
         train_segmenter(tiny_crops)
 
 
+def test_crops_at_another_working_scale_than_the_base_model_are_refused(tiny_crops):
+    base = untrained_model()
+    base.working_diameter_px = 40.0
+    with pytest.raises(ValueError, match="different working diameters"):
+        train_segmenter(tiny_crops, base_model=base, steps=1)
+
+
 def _fine_tuned_f1(image, labels, *, complete: bool, steps: int) -> tuple[float, float]:
     """F1 on the bottom half of an image before and after fine-tuning an untrained model on the
     outlines of its top half."""

@@ -86,12 +86,14 @@ def three_class_targets(labels: Array) -> Array:
 class TrainingCrops:
     """Training crops at a working scale: ``images`` float32 (N, C, C), normalised gray levels
     (mostly 0-1); ``labels`` int32 (N, C, C), 0 background, crystals 1..; ``loss_mask`` bool
-    (N, C, C), the pixels whose class is known; ``sources`` what they were cut from (for the
-    model's training record: names, licences, crystal size and pixel size)."""
+    (N, C, C), the pixels whose class is known; ``working_diameter_px`` the typical crystal
+    diameter the crops were rescaled to; ``sources`` what they were cut from (for the model's
+    training record: names, licences, crystal size and pixel size)."""
 
     images: Array
     labels: Array
     loss_mask: Array
+    working_diameter_px: float = WORKING_DIAMETER_PX
     sources: list[dict[str, Any]] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -99,13 +101,16 @@ class TrainingCrops:
 
     @staticmethod
     def joined(parts: Sequence[TrainingCrops]) -> TrainingCrops:
-        """All crops of ``parts`` in one set."""
+        """All crops of ``parts`` (at one working diameter) in one set."""
         parts = [part for part in parts if len(part)]
         if not parts:
             raise ValueError("no training crops to join")
+        diameters = {part.working_diameter_px for part in parts}
+        if len(diameters) > 1:
+            raise ValueError(f"training crops at different working diameters: {sorted(diameters)} px")
         return TrainingCrops(np.concatenate([part.images for part in parts]),
                              np.concatenate([part.labels for part in parts]),
-                             np.concatenate([part.loss_mask for part in parts]),
+                             np.concatenate([part.loss_mask for part in parts]), diameters.pop(),
                              [source for part in parts for source in part.sources])
 
 
@@ -192,7 +197,7 @@ def outlined_training_crops(image: Array, labels: Array, *, crystal_diameter_px:
     record = {**(source or {}), "crystal_diameter_px": round(float(crystal_diameter_px), 2),
               "pixel_size_um": None if pixel_size_um is None else float(pixel_size_um), "complete_outlines": complete,
               "outlined_crystals": int(len(np.unique(labels[labels > 0]))), "crops": len(images)}
-    return TrainingCrops(images, crop_labels, masks, [record])
+    return TrainingCrops(images, crop_labels, masks, working_diameter_px, [record])
 
 
 def synthetic_training_crops(*, n_scenes: int, first_seed: int, crop_px: int = CROP_PX,
@@ -225,7 +230,7 @@ def synthetic_training_crops(*, n_scenes: int, first_seed: int, crop_px: int = C
     source = {"data": "synthetic scenes", "scenes": n_scenes, "first_seed": first_seed, "crops": len(images),
               "licence": SYNTHETIC_LICENCE}
     return TrainingCrops(np.array(images, np.float32).reshape(shape), np.array(labels, np.int32).reshape(shape),
-                         np.ones(shape, bool), [source])
+                         np.ones(shape, bool), working_diameter_px, [source])
 
 
 def _augmented(image: Array, targets: Array, loss_mask: Array, rng: np.random.Generator) -> tuple[Array, Array, Array]:
@@ -258,10 +263,11 @@ def model_sha256(model: SegmenterModel) -> str:
 def train_segmenter(crops: TrainingCrops, *, base_model: SegmenterModel | None = None, minutes: float | None = None,
                     steps: int | None = None, batch_size: int = 8, learning_rate: float | None = None, seed: int = 0,
                     replay: TrainingCrops | None = None, replay_fraction: float = REPLAY_FRACTION,
-                    working_diameter_px: float = WORKING_DIAMETER_PX,
                     progress: Callable[[int, int | None, float], None] | None = None) -> SegmenterModel:
     """A segmenter trained on ``crops``: from scratch, or fine-tuned from ``base_model`` (a copy;
     the caller's model is not changed, and the new one keeps its working scale and thresholds).
+    The crops (and ``replay``) must be at the base model's working diameter; a new model works at
+    the crops'.
 
     Budget: ``steps`` (batches of ``batch_size`` crops) and/or ``minutes``; training stops at the
     first reached, and the learning rate follows a cosine from ``learning_rate`` (default
@@ -283,6 +289,13 @@ def train_segmenter(crops: TrainingCrops, *, base_model: SegmenterModel | None =
     if batch_size < 1:
         raise ValueError(f"batch_size must be 1 or more, got {batch_size}")
     fine_tuning = base_model is not None
+    diameters = {crops.working_diameter_px} | ({replay.working_diameter_px} if replay is not None else set())
+    if fine_tuning:
+        diameters.add(base_model.working_diameter_px)
+    if len(diameters) > 1:
+        raise ValueError(f"the crops, replay crops and base model are at different working diameters "
+                         f"({sorted(diameters)} px); cut the crops at the base model's")
+    working_diameter_px = crops.working_diameter_px
     learning_rate = learning_rate or (FINE_TUNE_LEARNING_RATE if fine_tuning else SCRATCH_LEARNING_RATE)
     n_replay = int(round(batch_size * replay_fraction)) if replay is not None and len(replay) else 0
     pools = [(crops, batch_size - n_replay), (replay, n_replay)]
@@ -328,7 +341,7 @@ def train_segmenter(crops: TrainingCrops, *, base_model: SegmenterModel | None =
         base = {"name": base_model.name, "sha256": model_sha256(base_model), "training": base_model.training}
     record = training_record(
         data=crops.sources, replay=replay.sources if n_replay else [], base_model=base,
-        working_diameter_px=float(base_model.working_diameter_px if fine_tuning else working_diameter_px),
+        working_diameter_px=float(working_diameter_px),
         steps=step, minutes=round((time.monotonic() - started) / 60, 2), budget={"steps": steps, "minutes": minutes},
         seed=seed, batch_size=batch_size, replay_per_batch=n_replay, learning_rate=learning_rate,
         schedule="AdamW, cosine to 0 over the budget, weight decay 1e-4",
@@ -336,9 +349,8 @@ def train_segmenter(crops: TrainingCrops, *, base_model: SegmenterModel | None =
         augmentation={"quarter_turns_and_mirrors": True, "gamma": list(GAMMA_RANGE),
                       "contrast": list(CONTRAST_RANGE), "offset": list(OFFSET_RANGE)},
         torch_version=str(torch.__version__))  # plain str: model files load with weights_only
-    if fine_tuning:
-        return SegmenterModel(network, base_model.working_diameter_px, base_model.thresholds, record, name="new")
-    return SegmenterModel(network, working_diameter_px, WatershedThresholds(), record, name="new")
+    thresholds = base_model.thresholds if fine_tuning else WatershedThresholds()
+    return SegmenterModel(network, working_diameter_px, thresholds, record, name="new")
 
 
 #: the default grid of :func:`choose_thresholds`: seed and foreground probabilities
