@@ -89,17 +89,15 @@ def run_train_segmenter(arguments: argparse.Namespace) -> int:
     from ..io.reference import ReferenceInputError, read_reference_labels
     from ..io.roiset import RoiInputError
     from ..segment.learned.model_file import is_segmenter_model_file, load_segmenter_model, write_segmenter_model
-    from ..segment.learned.training import (REPLAY_FIRST_SEED, REPLAY_SCENES, WORKING_DIAMETER_PX, TrainingCrops,
-                                            outlined_training_crops, synthetic_training_crops, train_segmenter)
+    from ..segment.learned.training import REPLAY_SCENES, OutlinedImage, train_on_outlines
 
     if out.exists() and not is_segmenter_model_file(out):
         log.error("train-segmenter: %s exists and is not a segmenter model file; it was left as it is. Choose "
                   "another --out", out)
         return EXIT_USAGE
     base = None if arguments.base == SCRATCH else load_segmenter_model(arguments.base)
-    working_diameter_px = base.working_diameter_px if base is not None else WORKING_DIAMETER_PX
     pixel_size_um = arguments.pixel_size_nm / 1000 if arguments.pixel_size_nm else None
-    parts = []
+    outlined_images = []
     try:
         for image_path, outline_path in zip(arguments.images, arguments.outlines):
             image = read_sem_image(image_path, pixel_size_um)
@@ -117,36 +115,29 @@ def run_train_segmenter(arguments: argparse.Namespace) -> int:
                     return EXIT_USAGE
                 diameter_px = arguments.crystal_size_um / image.pixel_size_um
             rows = image.analysed_pixels.shape[0]
-            crops = outlined_training_crops(
-                image.analysed_pixels, labels[:rows], crystal_diameter_px=diameter_px,
-                working_diameter_px=working_diameter_px, complete=arguments.complete_outlines,
-                pixel_size_um=image.pixel_size_um, source={"image": str(image_path), "outlines": str(outline_path)})
-            record = crops.sources[0]
-            log.info("%s: %d outlined crystals, typical diameter %.1f px (%s), %d training crops", image_path.name,
-                     record["outlined_crystals"], record["crystal_diameter_px"],
-                     "given" if diameter_px else "median of the outlines", len(crops))
-            parts.append(crops)
-    except (ImageInputError, ReferenceInputError, RoiInputError, ValueError) as error:
+            outlined_images.append(OutlinedImage(image.analysed_pixels, labels[:rows], diameter_px,
+                                                 image.pixel_size_um,
+                                                 {"image": str(image_path), "outlines": str(outline_path)}))
+    except (ImageInputError, ReferenceInputError, RoiInputError) as error:
         log.error("train-segmenter: %s", error)
         return EXIT_USAGE
-    crops = TrainingCrops.joined(parts) if any(len(part) for part in parts) else None
-    if crops is None:
-        log.error("train-segmenter: the outlines give no training crop; outline more crystals, or check the "
-                  "crystal size")
-        return EXIT_USAGE
 
-    replay = None
-    if base is not None:
-        log.info("rendering %d synthetic scenes to keep what the model knows while it learns yours", REPLAY_SCENES)
-        replay = synthetic_training_crops(n_scenes=REPLAY_SCENES, first_seed=REPLAY_FIRST_SEED,
-                                          working_diameter_px=working_diameter_px)
     minutes = arguments.minutes or (None if arguments.steps else DEFAULT_MINUTES)
-    log.info("training %s on %d crops (%s)", f"from {base.name}" if base is not None else "from scratch",
-             len(crops), " and ".join(filter(None, [arguments.steps and f"{arguments.steps} steps",
-                                                    minutes and f"{minutes:g} min"])))
-    model = train_segmenter(crops, base_model=base, minutes=minutes, steps=arguments.steps, seed=arguments.seed,
-                            replay=replay, progress=None if arguments.quiet else
-                            _training_progress(arguments.steps, minutes))
+    budget = " and ".join(filter(None, [arguments.steps and f"{arguments.steps} steps",
+                                        minutes and f"{minutes:g} min"]))
+    log.info("training %s (%s)%s", f"from {base.name}" if base is not None else "from scratch", budget,
+             f"; {REPLAY_SCENES} synthetic scenes are mixed in to keep what the model knows" if base else "")
+    try:
+        model, crops = train_on_outlines(outlined_images, base_model=base, complete=arguments.complete_outlines,
+                                         minutes=minutes, steps=arguments.steps, seed=arguments.seed,
+                                         progress=None if arguments.quiet else
+                                         _training_progress(arguments.steps, minutes))
+    except ValueError as error:  # outlines without a crystal, or none large enough at the working scale
+        log.error("train-segmenter: %s", error)
+        return EXIT_USAGE
+    for source in crops.sources:
+        log.info("%s: %d outlined crystals, typical diameter %.1f px, %d training crops", source["image"],
+                 source["outlined_crystals"], source["crystal_diameter_px"], source["crops"])
     digest = write_segmenter_model(model, out)
     print(f"wrote {out} (sha256 {digest}), {model.training['steps']} steps in {model.training['minutes']:.1f} min")
     print(f"use it: microcrystalnet analyze IMAGE --segmenter learned --segmenter-model {out}")

@@ -101,17 +101,17 @@ class TrainingCrops:
 
     @staticmethod
     def joined(parts: Sequence[TrainingCrops]) -> TrainingCrops:
-        """All crops of ``parts`` (at one working diameter) in one set."""
+        """All crops of ``parts`` (at one working diameter) in one set, with the sources of all."""
+        sources = [source for part in parts for source in part.sources]
         parts = [part for part in parts if len(part)]
         if not parts:
-            raise ValueError("no training crops to join")
+            raise ValueError("no training crops: outline more crystals, or check the crystal size")
         diameters = {part.working_diameter_px for part in parts}
         if len(diameters) > 1:
             raise ValueError(f"training crops at different working diameters: {sorted(diameters)} px")
         return TrainingCrops(np.concatenate([part.images for part in parts]),
                              np.concatenate([part.labels for part in parts]),
-                             np.concatenate([part.loss_mask for part in parts]), diameters.pop(),
-                             [source for part in parts for source in part.sources])
+                             np.concatenate([part.loss_mask for part in parts]), diameters.pop(), sources)
 
 
 def _at_working_scale(image: Array, labels: Array, factor: float) -> tuple[Array, Array]:
@@ -299,8 +299,8 @@ def train_segmenter(crops: TrainingCrops, *, base_model: SegmenterModel | None =
     learning_rate = learning_rate or (FINE_TUNE_LEARNING_RATE if fine_tuning else SCRATCH_LEARNING_RATE)
     n_replay = int(round(batch_size * replay_fraction)) if replay is not None and len(replay) else 0
     pools = [(crops, batch_size - n_replay), (replay, n_replay)]
-    targets = {id(pool): np.stack([three_class_targets(labels) for labels in pool.labels])
-               for pool, count in pools if count}
+    targets = {id(pool): np.stack([three_class_targets(labels).astype(np.uint8) for labels in pool.labels])
+               for pool, count in pools if count}  # uint8: an eighth of int64's memory for large crop sets
 
     rng = np.random.default_rng(seed)
     with torch.random.fork_rng(devices=[]):
@@ -326,7 +326,7 @@ def train_segmenter(crops: TrainingCrops, *, base_model: SegmenterModel | None =
             for index in rng.integers(0, len(pool), count) if count else ():
                 batch.append(_augmented(pool.images[index], targets[id(pool)][index], pool.loss_mask[index], rng))
         images, batch_targets, masks = (torch.from_numpy(np.stack(parts)) for parts in zip(*batch))
-        loss = masked_cross_entropy(network(images[:, None]), batch_targets, masks.float(), class_weights)
+        loss = masked_cross_entropy(network(images[:, None]), batch_targets.long(), masks.float(), class_weights)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -351,6 +351,45 @@ def train_segmenter(crops: TrainingCrops, *, base_model: SegmenterModel | None =
         torch_version=str(torch.__version__))  # plain str: model files load with weights_only
     thresholds = base_model.thresholds if fine_tuning else WatershedThresholds()
     return SegmenterModel(network, working_diameter_px, thresholds, record, name="new")
+
+
+@dataclass
+class OutlinedImage:
+    """One image with crystals a user outlined: ``image`` gray (Y, X), any numeric type;
+    ``labels`` int (Y, X), 0 where nothing is outlined; ``crystal_diameter_px`` the typical
+    crystal diameter (None: the median of the outlines); ``pixel_size_um`` if known; ``source``
+    what to record about it (e.g. file names)."""
+
+    image: Array
+    labels: Array
+    crystal_diameter_px: float | None = None
+    pixel_size_um: float | None = None
+    source: dict[str, Any] = field(default_factory=dict)
+
+
+def train_on_outlines(outlined_images: Sequence[OutlinedImage], *, base_model: SegmenterModel | None,
+                      complete: bool = False, minutes: float | None = None, steps: int | None = None,
+                      seed: int = 0, progress: Callable[[int, int | None, float], None] | None = None
+                      ) -> tuple[SegmenterModel, TrainingCrops]:
+    """What ``microcrystalnet train-segmenter`` does, for any caller (command line, Fiji): crops of
+    every outlined image at the working scale of ``base_model`` (:func:`outlined_training_crops`;
+    ``complete``: every crystal is outlined), then :func:`train_segmenter`, fine-tuning
+    ``base_model`` with :data:`REPLAY_SCENES` synthetic scenes as replay, or from scratch
+    (``base_model`` None) on the outlines alone. Returns the model and the crops it learned from
+    (their ``sources`` say per image how many crystals and crops, and at which diameter)."""
+    working_diameter_px = base_model.working_diameter_px if base_model is not None else WORKING_DIAMETER_PX
+    crops = TrainingCrops.joined([
+        outlined_training_crops(outlined.image, outlined.labels, crystal_diameter_px=outlined.crystal_diameter_px,
+                                working_diameter_px=working_diameter_px, complete=complete,
+                                pixel_size_um=outlined.pixel_size_um, source=outlined.source)
+        for outlined in outlined_images])
+    replay = None
+    if base_model is not None:
+        replay = synthetic_training_crops(n_scenes=REPLAY_SCENES, first_seed=REPLAY_FIRST_SEED,
+                                          working_diameter_px=working_diameter_px)
+    model = train_segmenter(crops, base_model=base_model, minutes=minutes, steps=steps, seed=seed, replay=replay,
+                            progress=progress)
+    return model, crops
 
 
 #: the default grid of :func:`choose_thresholds`: seed and foreground probabilities
