@@ -81,3 +81,15 @@ def test_a_model_that_cannot_be_read_exits_3(outlined_scene):
                    "--out", folder / "model.pt", "--from", folder / "labels.tif", "--steps", "1")
     assert done.returncode == 3 and "is not a MicroCrystalNet segmenter model" in done.stderr
     assert not (folder / "model.pt").exists()
+
+
+def test_a_crystal_size_in_um_needs_a_pixel_size(outlined_scene):
+    folder = outlined_scene
+    arguments = ("train-segmenter", folder / "scene.tif", "--outlines", folder / "labels.tif", "--out",
+                 folder / "model.pt", "--from", "scratch", "--steps", "1", "--crystal-size-um", "1.44", "-q")
+    done = run_cli(*arguments)
+    assert done.returncode == 2 and "has no pixel size" in done.stderr and not (folder / "model.pt").exists()
+    done = run_cli(*arguments, "--pixel-size-nm", "40")
+    assert done.returncode == 0, done.stderr
+    (source,) = load_segmenter_model(folder / "model.pt").training["data"]
+    assert source["crystal_diameter_px"] == pytest.approx(36.0) and source["pixel_size_um"] == pytest.approx(0.04)

@@ -60,14 +60,16 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run_train_segmenter)
 
 
-def _training_progress(total_steps: int | None, minutes: float | None):
+def _training_progress(minutes: float | None):
     """A progress callback logging the step and loss at most every few seconds, and at the end."""
-    started = last = time.monotonic()
+    started = last = None
 
     def report(step: int, total: int | None, loss: float) -> None:
-        nonlocal last
+        nonlocal started, last
         now = time.monotonic()
-        if now - last < _PROGRESS_EVERY_S and step != total:
+        if started is None:  # the clock starts with training, after the crops and replay scenes are made
+            started = last = now
+        elif now - last < _PROGRESS_EVERY_S and step != total:
             return
         last = now
         budget = f"/{total}" if total else f", {(now - started) / 60:.1f} of {minutes:g} min"
@@ -89,7 +91,8 @@ def run_train_segmenter(arguments: argparse.Namespace) -> int:
     from ..io.reference import ReferenceInputError, read_reference_labels
     from ..io.roiset import RoiInputError
     from ..segment.learned.model_file import is_segmenter_model_file, load_segmenter_model, write_segmenter_model
-    from ..segment.learned.training import REPLAY_SCENES, OutlinedImage, train_on_outlines
+    from ..segment.learned.training import (REPLAY_SCENES, WORKING_DIAMETER_PX, OutlinedImage,
+                                            crops_of_outlined_images, train_on_outlines)
 
     if out.exists() and not is_segmenter_model_file(out):
         log.error("train-segmenter: %s exists and is not a segmenter model file; it was left as it is. Choose "
@@ -122,22 +125,23 @@ def run_train_segmenter(arguments: argparse.Namespace) -> int:
         log.error("train-segmenter: %s", error)
         return EXIT_USAGE
 
-    minutes = arguments.minutes or (None if arguments.steps else DEFAULT_MINUTES)
-    budget = " and ".join(filter(None, [arguments.steps and f"{arguments.steps} steps",
-                                        minutes and f"{minutes:g} min"]))
-    log.info("training %s (%s)%s", f"from {base.name}" if base is not None else "from scratch", budget,
-             f"; {REPLAY_SCENES} synthetic scenes are mixed in to keep what the model knows" if base else "")
     try:
-        model, crops = train_on_outlines(outlined_images, base_model=base, complete=arguments.complete_outlines,
-                                         minutes=minutes, steps=arguments.steps, seed=arguments.seed,
-                                         progress=None if arguments.quiet else
-                                         _training_progress(arguments.steps, minutes))
+        crops = crops_of_outlined_images(outlined_images, complete=arguments.complete_outlines,
+                                         working_diameter_px=base.working_diameter_px if base is not None
+                                         else WORKING_DIAMETER_PX)
     except ValueError as error:  # outlines without a crystal, or none large enough at the working scale
         log.error("train-segmenter: %s", error)
         return EXIT_USAGE
     for source in crops.sources:
         log.info("%s: %d outlined crystals, typical diameter %.1f px, %d training crops", source["image"],
                  source["outlined_crystals"], source["crystal_diameter_px"], source["crops"])
+    minutes = arguments.minutes or (None if arguments.steps else DEFAULT_MINUTES)
+    budget = " and ".join(filter(None, [arguments.steps and f"{arguments.steps} steps",
+                                        minutes and f"{minutes:g} min"]))
+    log.info("training %s (%s)%s", f"from {base.name}" if base is not None else "from scratch", budget,
+             f"; {REPLAY_SCENES} synthetic scenes are mixed in to keep what the model knows" if base else "")
+    model = train_on_outlines(crops, base_model=base, minutes=minutes, steps=arguments.steps, seed=arguments.seed,
+                              progress=None if arguments.quiet else _training_progress(minutes))
     digest = write_segmenter_model(model, out)
     print(f"wrote {out} (sha256 {digest}), {model.training['steps']} steps in {model.training['minutes']:.1f} min")
     print(f"use it: microcrystalnet analyze IMAGE --segmenter learned --segmenter-model {out}")

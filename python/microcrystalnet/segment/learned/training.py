@@ -367,29 +367,37 @@ class OutlinedImage:
     source: dict[str, Any] = field(default_factory=dict)
 
 
-def train_on_outlines(outlined_images: Sequence[OutlinedImage], *, base_model: SegmenterModel | None,
-                      complete: bool = False, minutes: float | None = None, steps: int | None = None,
-                      seed: int = 0, progress: Callable[[int, int | None, float], None] | None = None
-                      ) -> tuple[SegmenterModel, TrainingCrops]:
-    """What ``microcrystalnet train-segmenter`` does, for any caller (command line, Fiji): crops of
-    every outlined image at the working scale of ``base_model`` (:func:`outlined_training_crops`;
-    ``complete``: every crystal is outlined), then :func:`train_segmenter`, fine-tuning
-    ``base_model`` with :data:`REPLAY_SCENES` synthetic scenes as replay, or from scratch
-    (``base_model`` None) on the outlines alone. Returns the model and the crops it learned from
-    (their ``sources`` say per image how many crystals and crops, and at which diameter)."""
-    working_diameter_px = base_model.working_diameter_px if base_model is not None else WORKING_DIAMETER_PX
-    crops = TrainingCrops.joined([
-        outlined_training_crops(outlined.image, outlined.labels, crystal_diameter_px=outlined.crystal_diameter_px,
-                                working_diameter_px=working_diameter_px, complete=complete,
-                                pixel_size_um=outlined.pixel_size_um, source=outlined.source)
-        for outlined in outlined_images])
+def crops_of_outlined_images(outlined_images: Sequence[OutlinedImage], *, working_diameter_px: float,
+                             complete: bool = False) -> TrainingCrops:
+    """Training crops of every outlined image at ``working_diameter_px`` (:func:`outlined_training_crops`;
+    ``complete``: every crystal of every image is outlined); their ``sources`` say per image how
+    many crystals and crops, at which diameter. Raises ValueError (naming the image's ``source``)
+    when an image has no outlined crystal, or when none gives a crop."""
+    parts = []
+    for number, outlined in enumerate(outlined_images, start=1):
+        try:
+            parts.append(outlined_training_crops(
+                outlined.image, outlined.labels, crystal_diameter_px=outlined.crystal_diameter_px,
+                working_diameter_px=working_diameter_px, complete=complete, pixel_size_um=outlined.pixel_size_um,
+                source=outlined.source))
+        except ValueError as error:
+            raise ValueError(f"{outlined.source.get('image', f'image {number}')}: {error}") from None
+    return TrainingCrops.joined(parts)
+
+
+def train_on_outlines(crops: TrainingCrops, *, base_model: SegmenterModel | None, minutes: float | None = None,
+                      steps: int | None = None, seed: int = 0,
+                      progress: Callable[[int, int | None, float], None] | None = None) -> SegmenterModel:
+    """What ``microcrystalnet train-segmenter`` trains, for any caller (command line, Fiji): fine-tune
+    ``base_model`` on the crops of outlined images (:func:`crops_of_outlined_images`, at its working
+    diameter) with :data:`REPLAY_SCENES` synthetic scenes as replay, or train from scratch
+    (``base_model`` None) on them alone; see :func:`train_segmenter`."""
     replay = None
     if base_model is not None:
         replay = synthetic_training_crops(n_scenes=REPLAY_SCENES, first_seed=REPLAY_FIRST_SEED,
-                                          working_diameter_px=working_diameter_px)
-    model = train_segmenter(crops, base_model=base_model, minutes=minutes, steps=steps, seed=seed, replay=replay,
-                            progress=progress)
-    return model, crops
+                                          working_diameter_px=base_model.working_diameter_px)
+    return train_segmenter(crops, base_model=base_model, minutes=minutes, steps=steps, seed=seed, replay=replay,
+                           progress=progress)
 
 
 #: the default grid of :func:`choose_thresholds`: seed and foreground probabilities
