@@ -155,3 +155,20 @@ def test_chosen_thresholds_are_the_best_of_the_grid(small_scene, tiny_crops):
         model.thresholds = WatershedThresholds(seed, foreground, model.thresholds.min_seed_fraction)
         assert match_instances(labels, segment_with_model(image, model, crystal_diameter_px=diameter)).f1 == \
             pytest.approx(f1)
+
+
+def test_a_trained_model_replaces_only_a_model_file(tmp_path):
+    from microcrystalnet.segment.learned.model_file import (is_segmenter_model_file, load_segmenter_model,
+                                                            write_segmenter_model)
+
+    path = tmp_path / "model.pt"
+    first = write_segmenter_model(untrained_model(0), path)
+    assert is_segmenter_model_file(path) and load_segmenter_model(path).sha256 == first
+    second = write_segmenter_model(untrained_model(1), path)
+    assert second != first and load_segmenter_model(path).sha256 == second
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]  # no partial file left
+    other = tmp_path / "other.pt"
+    other.write_bytes(b"not a model")
+    with pytest.raises(FileExistsError, match="not a segmenter model"):
+        write_segmenter_model(untrained_model(0), other)
+    assert other.read_bytes() == b"not a model" and not is_segmenter_model_file(other)
