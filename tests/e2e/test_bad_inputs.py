@@ -241,7 +241,7 @@ def test_help_loads_no_numerical_library():
     script = ("import sys, contextlib, io\n"
               "from microcrystalnet.cli import build_parser\n"
               "parser = build_parser()\n"
-              "for command in ([], ['analyze'], ['batch'], ['train'], ['n2v', 'train'], ['tune-sam']):\n"
+              "for command in ([], ['analyze'], ['batch'], ['train'], ['n2v', 'train'], ['tune-sam'], ['train-segmenter']):\n"
               "    with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
               "        parser.parse_args([*command, '--help'])\n"
               "print(sorted(m for m in ('numpy', 'scipy', 'tensorflow', 'torch', 'keras', 'skimage') if m in sys.modules))")

@@ -74,20 +74,33 @@ def crystal_instances(probabilities: Array, *, thresholds: WatershedThresholds =
     return watershed(boundary - interior, seeds, mask=foreground).astype(np.int32)
 
 
-def segment_with_model(image: Array, model: SegmenterModel, *, crystal_diameter_px: float) -> Array:
-    """Crystal labels (int32, shape of ``image``) of a gray image (float (Y, X)) whose typical
-    crystal is ``crystal_diameter_px`` pixels across."""
+def working_scale_probabilities(image: Array, model: SegmenterModel, *, crystal_diameter_px: float) -> Array:
+    """Class probabilities (3, Y', X') float32 of a gray image (Y, X) whose typical crystal is
+    ``crystal_diameter_px`` pixels across, at the model's working scale (Y' = Y * working
+    diameter / ``crystal_diameter_px``, likewise X')."""
     if crystal_diameter_px <= 0:
         raise ValueError(f"crystal_diameter_px must be positive, got {crystal_diameter_px}")
     factor = model.working_diameter_px / crystal_diameter_px
     small = normalized(image)
     if abs(factor - 1) > 0.02:
         small = rescale(small, factor, order=1, anti_aliasing=factor < 1, preserve_range=True).astype(np.float32)
-    labels = crystal_instances(class_probabilities(model, small), thresholds=model.thresholds,
+    return class_probabilities(model, small)
+
+
+def labels_at_shape(labels: Array, shape: tuple[int, int]) -> Array:
+    """Labels (int32) resized to ``shape`` by nearest neighbour (from working scale back to the image's)."""
+    if labels.shape == tuple(shape):
+        return labels.astype(np.int32, copy=False)
+    return resize(labels, shape, order=0, preserve_range=True, anti_aliasing=False).astype(np.int32)
+
+
+def segment_with_model(image: Array, model: SegmenterModel, *, crystal_diameter_px: float) -> Array:
+    """Crystal labels (int32, shape of ``image``) of a gray image (float (Y, X)) whose typical
+    crystal is ``crystal_diameter_px`` pixels across."""
+    probabilities = working_scale_probabilities(image, model, crystal_diameter_px=crystal_diameter_px)
+    labels = crystal_instances(probabilities, thresholds=model.thresholds,
                                crystal_diameter_px=model.working_diameter_px)
-    if labels.shape != image.shape:
-        labels = resize(labels, image.shape, order=0, preserve_range=True, anti_aliasing=False).astype(np.int32)
-    return labels
+    return labels_at_shape(labels, image.shape)
 
 
 def median_diameter_px(labels: Array) -> float | None:

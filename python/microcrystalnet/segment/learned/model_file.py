@@ -111,13 +111,46 @@ def save_segmenter_model(model: SegmenterModel, path: str | Path) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def is_segmenter_model_file(path: str | Path) -> bool:
+    """Whether ``path`` is a file this program wrote as a segmenter model (its ``format`` field
+    says so; any format version): such a file may be replaced by a newly trained model."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # any unreadable file is not ours (see SegmenterModel.from_bytes)
+        return False
+    return isinstance(payload, dict) and payload.get("format") == FORMAT
+
+
+def write_segmenter_model(model: SegmenterModel, path: str | Path) -> str:
+    """Write ``model`` to ``path`` atomically (complete or not at all); an existing file is
+    replaced only when it is a segmenter model file (:func:`is_segmenter_model_file`), any
+    other raises :class:`FileExistsError` and stays as it was. Returns the file's sha256."""
+    from ...io.atomic import replaced_atomically
+
+    path = Path(path)
+    if path.exists() and not is_segmenter_model_file(path):
+        raise FileExistsError(f"{path} exists and is not a segmenter model file; choose another name")
+    with replaced_atomically(path) as partial:
+        partial.unlink(missing_ok=True)  # left by an interrupted write
+        digest = save_segmenter_model(model, partial)
+    return digest
+
+
 def load_segmenter_model(path: str | Path | None = None) -> SegmenterModel:
     """The model in ``path``, or the shipped default (None or ``"default"``), checked against its
     sha256."""
     import hashlib
 
     if path is None or str(path) == DEFAULT_MODEL_NAME:
-        data = resources.files("microcrystalnet.models").joinpath(DEFAULT_MODEL_FILENAME).read_bytes()
+        try:
+            data = resources.files("microcrystalnet.models").joinpath(DEFAULT_MODEL_FILENAME).read_bytes()
+        except OSError:
+            raise SegmenterModelError(f"the shipped segmenter {DEFAULT_MODEL_FILENAME} is not in this installation; "
+                                      "give a model file, or train one (microcrystalnet train-segmenter ... "
+                                      "--from scratch)") from None
         digest = hashlib.sha256(data).hexdigest()
         if DEFAULT_MODEL_SHA256 and digest != DEFAULT_MODEL_SHA256:
             raise SegmenterModelError(f"the shipped segmenter {DEFAULT_MODEL_FILENAME} is damaged (sha256 {digest}, "

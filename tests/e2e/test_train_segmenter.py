@@ -1,0 +1,95 @@
+"""``microcrystalnet train-segmenter`` end to end: images and outlines in, a model file out."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import pytest
+import tifffile
+
+from microcrystalnet.io.outputs import write_roiset
+from microcrystalnet.outline import outlines_from_labels
+from microcrystalnet.segment.learned.model_file import load_segmenter_model
+
+from .test_cli import run_cli
+
+OUTLINED = 10
+
+
+@pytest.fixture
+def outlined_scene(tmp_path, small_scene):
+    """The small synthetic scene as a TIFF, its first crystals as a Fiji RoiSet.zip (a user's few
+    outlines) and all its crystals as a label image."""
+    tifffile.imwrite(tmp_path / "scene.tif", small_scene.image)
+    tifffile.imwrite(tmp_path / "labels.tif", small_scene.labels.astype("uint16"))
+    few = small_scene.labels.copy()
+    few[few > OUTLINED] = 0
+    rows = [{"Crystal": n, "Name": f"{n:04d}", "Class": "RES", "Confidence": 1.0} for n in range(1, OUTLINED + 1)]
+    write_roiset(tmp_path / "RoiSet.zip", outlines_from_labels(few), rows)
+    return tmp_path
+
+
+def test_trains_a_loadable_model_that_names_its_outlines_and_replaces_only_models(outlined_scene):
+    folder = outlined_scene
+    model_path = folder / "crystals.pt"
+    done = run_cli("train-segmenter", folder / "scene.tif", "--outlines", folder / "RoiSet.zip", "--out", model_path,
+                   "--from", "scratch", "--steps", "3")
+    assert done.returncode == 0, done.stderr
+    digest = hashlib.sha256(model_path.read_bytes()).hexdigest()
+    assert f"wrote {model_path} (sha256 {digest})" in done.stdout
+    assert f"--segmenter learned --segmenter-model {model_path}" in done.stdout
+    assert re.search(r"training: step 3/3, loss \d", done.stderr)
+    model = load_segmenter_model(model_path)
+    (source,) = model.training["data"]
+    assert source["outlines"].endswith("RoiSet.zip") and source["image"].endswith("scene.tif")
+    assert source["outlined_crystals"] == OUTLINED and source["complete_outlines"] is False
+    assert model.training["steps"] == 3 and model.training["base_model"] is None
+
+    # fine-tune it on every outline, writing over the model file: a model may be replaced
+    done = run_cli("train-segmenter", folder / "scene.tif", "--outlines", folder / "labels.tif", "--out", model_path,
+                   "--from", model_path, "--complete-outlines", "--steps", "2", "--crystal-size-px", "36", "-q")
+    assert done.returncode == 0, done.stderr
+    tuned = load_segmenter_model(model_path)
+    assert tuned.training["base_model"]["sha256"] == digest
+    assert tuned.training["data"][0]["complete_outlines"] is True
+    assert tuned.training["data"][0]["crystal_diameter_px"] == 36.0
+    assert tuned.training["replay"] and tuned.training["replay"][0]["data"] == "synthetic scenes"
+
+
+def test_refuses_to_overwrite_a_file_that_is_not_a_model(outlined_scene):
+    folder = outlined_scene
+    other = folder / "notes.pt"
+    other.write_bytes(b"my notes, not a model")
+    done = run_cli("train-segmenter", folder / "scene.tif", "--outlines", folder / "labels.tif", "--out", other,
+                   "--from", "scratch", "--steps", "1")
+    assert done.returncode == 2 and "not a segmenter model file" in done.stderr
+    assert other.read_bytes() == b"my notes, not a model"
+
+
+def test_refuses_images_and_outlines_that_do_not_pair_up(outlined_scene):
+    folder = outlined_scene
+    done = run_cli("train-segmenter", folder / "scene.tif", folder / "scene.tif", "--outlines", folder / "labels.tif",
+                   "--out", folder / "model.pt", "--from", "scratch", "--steps", "1")
+    assert done.returncode == 2 and "2 images but 1 outline files" in done.stderr
+    assert not (folder / "model.pt").exists()
+
+
+def test_a_model_that_cannot_be_read_exits_3(outlined_scene):
+    folder = outlined_scene
+    done = run_cli("train-segmenter", folder / "scene.tif", "--outlines", folder / "labels.tif",
+                   "--out", folder / "model.pt", "--from", folder / "labels.tif", "--steps", "1")
+    assert done.returncode == 3 and "is not a MicroCrystalNet segmenter model" in done.stderr
+    assert not (folder / "model.pt").exists()
+
+
+def test_a_crystal_size_in_um_needs_a_pixel_size(outlined_scene):
+    folder = outlined_scene
+    arguments = ("train-segmenter", folder / "scene.tif", "--outlines", folder / "labels.tif", "--out",
+                 folder / "model.pt", "--from", "scratch", "--steps", "1", "--crystal-size-um", "1.44", "-q")
+    done = run_cli(*arguments)
+    assert done.returncode == 2 and "has no pixel size" in done.stderr and not (folder / "model.pt").exists()
+    done = run_cli(*arguments, "--pixel-size-nm", "40")
+    assert done.returncode == 0, done.stderr
+    (source,) = load_segmenter_model(folder / "model.pt").training["data"]
+    assert source["crystal_diameter_px"] == pytest.approx(36.0) and source["pixel_size_um"] == pytest.approx(0.04)
