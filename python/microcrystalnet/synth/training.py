@@ -80,11 +80,6 @@ def random_training_scene(seed: int, shape: tuple[int, int] = (256, 256)) -> Syn
     weights = rng.uniform(0.2, 1.0, 4) * (rng.random(4) < 0.85)
     if weights.sum() == 0:
         weights[int(rng.integers(4))] = 1.0
-    if kind == "matrix":
-        # particles in a matrix (precipitates, spheroidised carbides) span tiny to large, are mostly
-        # rounded and rarely rough
-        spread = float(np.exp(2 * rng.uniform(*MATRIX_LOG_SIZE_SIGMA_RANGE)))
-        weights *= MATRIX_CLASS_BIAS
     kind_look: dict = {
         "separate": dict(coverage=rng.uniform(0.35, 0.55)),
         "mosaic": dict(boundary_width_um=rng.uniform(1.0, max(1.5, min(6.0, 0.12 * median_px))) * pixel_size_um,
@@ -95,10 +90,15 @@ def random_training_scene(seed: int, shape: tuple[int, int] = (256, 256)) -> Syn
                          else rng.uniform(0.3, 0.8), max_overlap_fraction=rng.uniform(0.15, 0.5),
                          min_visible_fraction=rng.uniform(0.35, 0.6)),
         "matrix": dict(coverage=rng.uniform(0.1, 0.4), matrix_texture=str(rng.choice(MATRIX_TEXTURES)),
-                       matrix_contrast=rng.uniform(*MATRIX_CONTRAST_RANGE), max_overlap_fraction=rng.uniform(0.0, 0.15),
-                       burial_fraction=rng.uniform(0.0, 0.4),
-                       max_elongation=float(np.exp(rng.uniform(0.0, np.log(MATRIX_MAX_ELONGATION))))),
+                       matrix_contrast=rng.uniform(*MATRIX_CONTRAST_RANGE), max_overlap_fraction=rng.uniform(0.0, 0.15)),
     }[kind]
+    if kind == "matrix":
+        # particles in a matrix (precipitates, spheroidised carbides) span tiny to large, are mostly
+        # rounded, rarely rough, and partly sunk; drawn last, so that other kinds' scenes stay as they were
+        spread = float(np.exp(2 * rng.uniform(*MATRIX_LOG_SIZE_SIGMA_RANGE)))
+        weights = weights * MATRIX_CLASS_BIAS
+        kind_look.update(burial_fraction=rng.uniform(0.0, 0.4),
+                         max_elongation=float(np.exp(rng.uniform(0.0, np.log(MATRIX_MAX_ELONGATION)))))
     # noise level at mid-gray from frame-averaged (0.004) to fast-scan (0.15) images, part shot noise
     noise_sigma = float(np.exp(rng.uniform(np.log(NOISE_SIGMA_RANGE[0]), np.log(NOISE_SIGMA_RANGE[1]))))
     shot_share = rng.uniform(0.3, 1.0)
