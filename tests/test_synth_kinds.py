@@ -4,6 +4,7 @@ training scenes of :mod:`microcrystalnet.synth`."""
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
+from skimage.measure import regionprops
 from skimage.segmentation import clear_border
 
 from microcrystalnet.classes import CLASS_CODES, UNCLEAR
@@ -115,3 +116,89 @@ def test_detector_shading_lights_the_side_facing_it_and_shadows_the_far_side():
 def test_unknown_kind_is_refused():
     with pytest.raises(ValueError, match="kind"):
         SceneSpec(kind="foam")  # type: ignore[arg-type]
+
+
+# --- the matrix kind: a matrix full of structure that is not particles ---------------------------
+
+def matrix_and_particle_interiors(scene, margin_px=3):
+    inside = scene.labels > 0
+    matrix = ndi.binary_erosion(~inside, iterations=margin_px, border_value=1)
+    interiors = ndi.binary_erosion(inside, iterations=margin_px)
+    return matrix, interiors
+
+
+def band_energy(image, region, sigma_px):
+    """Standard deviation, inside ``region``, of the difference of Gaussians at ``sigma_px`` and twice that."""
+    band = ndi.gaussian_filter(image, sigma_px) - ndi.gaussian_filter(image, 2 * sigma_px)
+    return band[region].std()
+
+
+@pytest.mark.parametrize("texture", ["speckle", "lamellae", "flakes"])
+def test_matrix_has_texture_at_several_scales(texture):
+    scene = render_scene(scene_spec("matrix", 24, matrix_texture=texture, matrix_contrast=0.3))
+    assert_exact_labels(scene)
+    matrix, _ = matrix_and_particle_interiors(scene)
+    energies = [band_energy(scene.clean.astype(float), matrix, sigma) for sigma in (1, 2, 4, 8, 16)]
+    # every scale from a pixel to a particle's size carries texture, none dominates
+    assert min(energies) > 0.004 and min(energies) > 0.15 * max(energies), energies
+
+
+def test_matrix_scene_is_the_same_per_seed():
+    spec = scene_spec("matrix", 16, matrix_texture="flakes", max_elongation=2.0)
+    first, again = render_scene(spec), render_scene(spec)
+    assert np.array_equal(first.image, again.image) and np.array_equal(first.labels, again.labels)
+    assert first.crystal_classes == again.crystal_classes
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_matrix_particles_are_brighter_and_smoother_than_the_matrix(seed):
+    scene = render_scene(scene_spec("matrix", 24, seed=seed, matrix_contrast=0.3, class_weights=(0, 0, 0, 1)))
+    clean = scene.clean.astype(float)
+    matrix, interiors = matrix_and_particle_interiors(scene)
+    assert clean[interiors].mean() > clean[matrix].mean() + 0.1
+    # roughness: local standard deviation over 5 x 5 px
+    mean = ndi.uniform_filter(clean, 5)
+    roughness = np.sqrt(np.clip(ndi.uniform_filter(clean ** 2, 5) - mean ** 2, 0, None))
+    assert roughness[interiors].mean() < 0.6 * roughness[matrix].mean()
+    # yet the matrix's brightest spots come at least halfway to the particles' brightness
+    halfway = (clean[matrix].mean() + clean[interiors].mean()) / 2
+    assert np.quantile(clean[matrix], 0.999) > halfway
+
+
+def test_sunk_particles_lose_their_edges_to_the_matrix_only():
+    on_top = render_scene(scene_spec("matrix", 24, burial_fraction=0.0))
+    sunk = render_scene(scene_spec("matrix", 24, burial_fraction=0.5))
+    assert_exact_labels(sunk)
+    # the same particles, each visible only where it was without burial, and less of it
+    assert np.all(on_top.labels[sunk.labels > 0] > 0)
+    assert np.count_nonzero(sunk.labels) < 0.9 * np.count_nonzero(on_top.labels)
+    covered = (on_top.labels > 0) & (sunk.labels == 0)
+    assert np.abs(sunk.clean[covered] - on_top.clean[covered]).mean() > 0.02
+
+
+def test_particles_are_stretched_up_to_max_elongation():
+    def median_aspect(scene):
+        regions = regionprops(clear_border(scene.labels))
+        return np.median([r.axis_major_length / max(r.axis_minor_length, 1) for r in regions])
+
+    round_ = render_scene(scene_spec("matrix", 24, class_weights=(0, 0, 0, 1), burial_fraction=0.0))
+    long_ = render_scene(scene_spec("matrix", 24, class_weights=(0, 0, 0, 1), burial_fraction=0.0, max_elongation=4.0))
+    assert_exact_labels(long_)
+    assert median_aspect(round_) < 1.3 < 1.6 < median_aspect(long_)
+
+
+def test_training_matrix_scenes_hold_tiny_to_large_particles():
+    ratios = []
+    for seed in range(40):
+        scene = random_training_scene(seed, shape=(128, 128))
+        if scene.spec.kind == "matrix":
+            low, high = scene.spec.crystal_size_um
+            ratios.append(high / low)
+    assert len(ratios) >= 3 and min(ratios) > 4
+
+
+@pytest.mark.parametrize("bad", [dict(burial_fraction=1.0), dict(burial_fraction=-0.1), dict(max_elongation=0.5),
+                                 dict(matrix_texture="plaid")])
+def test_invalid_matrix_specs_are_refused(bad):
+    with pytest.raises(ValueError):
+        SceneSpec(kind="matrix", **bad)

@@ -10,7 +10,8 @@ Scene kinds (``SceneSpec.kind``), one module each:
 * ``separate`` (:mod:`.separate`, the default): crystals over dark pore space;
 * ``mosaic`` (:mod:`.mosaic`): dense, space-filling micrite mosaic with thin dark boundaries;
 * ``clusters`` (:mod:`.clusters`): touching, partly hidden particles on a substrate;
-* ``matrix`` (:mod:`.matrix`): crystals in a textured matrix of similar gray level.
+* ``matrix`` (:mod:`.matrix`): bright, smooth particles of many sizes, partly sunk in a matrix
+  rough at several scales (flakes, lamellae, ridges, grooves, pits), whose structure is background.
 
 Crystal outlines and shading per class are in :mod:`.crystals`; the microscope's effects (edge
 rims, detector shading, charging, scan lines, blur, contrast, noise) in :mod:`.sem`; randomised

@@ -80,6 +80,15 @@ def _rounded_outline(rng: np.random.Generator, diameter_px: float) -> Array:
 _OUTLINES = {"RES": _rhombic_outline, "PES": _polyhedral_outline, "AA": _amorphous_outline, "RA/SA": _rounded_outline}
 
 
+def stretch_outline(outline: Array, factor: float, direction_rad: float) -> Array:
+    """``outline`` (centred on (0, 0)) stretched by ``factor`` along ``direction_rad`` and shrunk by
+    it across, so that its area stays the same."""
+    along = np.array([np.sin(direction_rad), np.cos(direction_rad)])
+    across = np.array([along[1], -along[0]])
+    return (np.outer(outline @ along * np.sqrt(factor), along)
+            + np.outer(outline @ across / np.sqrt(factor), across))
+
+
 def polygon_area(vertices: Array) -> float:
     """Area of a simple polygon given as (n, 2) vertices, in squared vertex units."""
     y, x = vertices[:, 0], vertices[:, 1]
@@ -270,7 +279,8 @@ def lay_crystals(rng: np.random.Generator, layer: CrystalLayer, spec: SceneSpec,
                  centre_for: Callable[[np.random.Generator, float, CrystalLayer], Array],
                  base_gray: tuple[float, float], light_rad: float) -> None:
     """Lay crystals of ``spec``'s classes and log-normal sizes on ``layer`` until it covers
-    ``spec.coverage`` of the image or enough attempts failed.
+    ``spec.coverage`` of the image or enough attempts failed; each one is stretched by up to
+    ``spec.max_elongation``.
 
     ``centre_for(rng, diameter_px, layer)`` says where the next crystal goes ((row, col), pixels);
     ``base_gray`` is the range of the crystals' gray levels, ``light_rad`` the detector azimuth.
@@ -283,7 +293,11 @@ def lay_crystals(rng: np.random.Generator, layer: CrystalLayer, spec: SceneSpec,
             break
         code = CLASS_CODES[rng.choice(len(CLASS_CODES), p=weights)]
         diameter_px = float(spec.draw_diameters_px(rng, 1)[0])
-        outline = crystal_outline(rng, code, diameter_px, equivalent_diameter=True) + centre_for(rng, diameter_px, layer)
+        outline = crystal_outline(rng, code, diameter_px, equivalent_diameter=True)
+        if spec.max_elongation > 1:
+            outline = stretch_outline(outline, float(np.exp(rng.uniform(0, np.log(spec.max_elongation)))),
+                                      rng.uniform(0, np.pi))
+        outline = outline + centre_for(rng, diameter_px, layer)
         footprint = crystal_footprint(outline, spec.shape, min_inside_fraction=spec.min_inside_fraction)
         # shading is the costly part: only for crystals that fit
         if footprint is not None and layer.fits(*footprint, max_overlap_fraction=spec.max_overlap_fraction,

@@ -16,10 +16,12 @@ Array = np.ndarray
 #: ``separate`` crystals over dark pores (the paper's micrite look, the default);
 #: ``mosaic`` space-filling polygonal/rhombic crystals with thin dark boundaries (tight micrite);
 #: ``clusters`` touching, partly hidden particles on a substrate;
-#: ``matrix`` crystals in a textured matrix of similar gray level.
+#: ``matrix`` particles partly sunk in a textured matrix whose structure is not particles.
 SceneKind = Literal["separate", "mosaic", "clusters", "matrix"]
 SCENE_KINDS: tuple[str, ...] = ("separate", "mosaic", "clusters", "matrix")
-MatrixTexture = Literal["speckle", "lamellae"]
+#: The fine texture that dominates a ``matrix`` scene's matrix, see :mod:`microcrystalnet.synth.matrix`.
+MatrixTexture = Literal["speckle", "lamellae", "flakes"]
+MATRIX_TEXTURES: tuple[str, ...] = ("speckle", "lamellae", "flakes")
 
 
 @dataclass(frozen=True)
@@ -106,10 +108,17 @@ class SceneSpec:
     micropore_fraction: float = 0.2
     #: ``mosaic``: bias to rhombic crystals, 0 (equant polygons) to 1 (strongly rhombic)
     rhombic_bias: float = 0.5
-    #: ``matrix``: the matrix's texture
+    #: ``matrix``: the matrix's dominant fine texture (:data:`MATRIX_TEXTURES`); every matrix also
+    #: has relief at several scales, pits, grooves, ridges and dim sunken particles
     matrix_texture: MatrixTexture = "speckle"
     #: ``matrix``: how much brighter crystals are than the matrix, intensity units
     matrix_contrast: float = 0.15
+    #: ``matrix``: how deep crystals sit in the matrix: along its edge, the matrix covers each
+    #: crystal unevenly up to this fraction of its radius (0 = crystals lie on top)
+    burial_fraction: float = 0.25
+    #: ``clusters``, ``matrix``: largest length-to-width stretch of a crystal; each one is stretched
+    #: along a random direction by a factor drawn log-uniformly from 1 to this, keeping its area
+    max_elongation: float = 1.0
     #: the microscope's rendering
     sem: SemEffects = field(default_factory=SemEffects)
     seed: int = 0
@@ -133,8 +142,12 @@ class SceneSpec:
                 raise ValueError(f"{name} must be between 0 and 1")
         if self.boundary_width_um <= 0:
             raise ValueError("boundary_width_um must be positive")
-        if self.matrix_texture not in ("speckle", "lamellae"):
-            raise ValueError(f"matrix_texture must be 'speckle' or 'lamellae', got {self.matrix_texture!r}")
+        if self.matrix_texture not in MATRIX_TEXTURES:
+            raise ValueError(f"matrix_texture must be one of {', '.join(MATRIX_TEXTURES)}, got {self.matrix_texture!r}")
+        if not 0 <= self.burial_fraction < 1:
+            raise ValueError(f"burial_fraction must be at least 0 and below 1, got {self.burial_fraction}")
+        if self.max_elongation < 1:
+            raise ValueError(f"max_elongation must be at least 1, got {self.max_elongation}")
 
     @property
     def median_diameter_px(self) -> float:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .render import render_scene
-from .spec import SCENE_KINDS, SceneSpec, SemEffects, SyntheticScene
+from .spec import MATRIX_TEXTURES, SCENE_KINDS, SceneSpec, SemEffects, SyntheticScene
 
 #: how often each kind of :data:`SCENE_KINDS` is drawn
 KIND_WEIGHTS = (0.2, 0.3, 0.3, 0.2)
@@ -23,6 +23,17 @@ DIAMETER_RANGE_PX = (8.0, 120.0)
 SEPARATE_MIN_DIAMETER_PX = 24.0
 #: range of the noise standard deviation at mid-gray (intensity units), drawn log-uniformly
 NOISE_SIGMA_RANGE = (0.004, 0.15)
+#: range of the log-normal sigma of particle diameters in ``matrix`` scenes (drawn uniformly): the
+#: 2-sigma range is the median */ 2.2-5, so one scene holds particles from tiny to large
+MATRIX_LOG_SIZE_SIGMA_RANGE = (0.4, 0.8)
+#: ``matrix``: class weights are multiplied by these (RES, PES, AA, RA/SA): mostly rounded, some
+#: faceted, few rough amorphous particles, whose mottled surface looks like the matrix
+MATRIX_CLASS_BIAS = np.array([0.3, 0.5, 0.1, 1.0])
+#: ``matrix``: range of particle brightness over the matrix, intensity units; fainter particles in a
+#: rough matrix are hardly there to see and teach a model to find particles in any texture
+MATRIX_CONTRAST_RANGE = (0.1, 0.5)
+#: ``matrix``: particles are stretched by up to 1 to this (drawn log-uniformly per scene)
+MATRIX_MAX_ELONGATION = 3.5
 #: most crystals laid in a ``clusters`` or ``matrix`` scene (lower cover for small crystals): each
 #: costs about 1-2 ms to place
 MAX_LAID_CRYSTALS = 300
@@ -78,9 +89,16 @@ def random_training_scene(seed: int, shape: tuple[int, int] = (256, 256)) -> Syn
         "clusters": dict(coverage=float(np.exp(rng.uniform(np.log(0.02), np.log(0.3)))) if rng.random() < 0.5
                          else rng.uniform(0.3, 0.8), max_overlap_fraction=rng.uniform(0.15, 0.5),
                          min_visible_fraction=rng.uniform(0.35, 0.6)),
-        "matrix": dict(coverage=rng.uniform(0.1, 0.4), matrix_texture=str(rng.choice(["speckle", "lamellae"])),
-                       matrix_contrast=rng.uniform(0.04, 0.5), max_overlap_fraction=rng.uniform(0.0, 0.15)),
+        "matrix": dict(coverage=rng.uniform(0.1, 0.4), matrix_texture=str(rng.choice(MATRIX_TEXTURES)),
+                       matrix_contrast=rng.uniform(*MATRIX_CONTRAST_RANGE), max_overlap_fraction=rng.uniform(0.0, 0.15)),
     }[kind]
+    if kind == "matrix":
+        # particles in a matrix (precipitates, spheroidised carbides) span tiny to large, are mostly
+        # rounded, rarely rough, and partly sunk; drawn last, so that other kinds' scenes stay as they were
+        spread = float(np.exp(2 * rng.uniform(*MATRIX_LOG_SIZE_SIGMA_RANGE)))
+        weights = weights * MATRIX_CLASS_BIAS
+        kind_look.update(burial_fraction=rng.uniform(0.0, 0.4),
+                         max_elongation=float(np.exp(rng.uniform(0.0, np.log(MATRIX_MAX_ELONGATION)))))
     # noise level at mid-gray from frame-averaged (0.004) to fast-scan (0.15) images, part shot noise
     noise_sigma = float(np.exp(rng.uniform(np.log(NOISE_SIGMA_RANGE[0]), np.log(NOISE_SIGMA_RANGE[1]))))
     shot_share = rng.uniform(0.3, 1.0)
