@@ -18,6 +18,8 @@ Recipe (every number is an option below, and is written into the model card):
    completely outlined MIT images (spheroidite is left out: its missing outlines would count as
    false detections).
 
+``--save-pretrained P`` writes the synthetic-only model; ``--pretrained P`` starts from it (all of
+``--minutes`` then goes to fine-tuning), so leave-one-out variants share one pretraining.
 ``--leave-out IMAGE`` (repeatable; a manifest path or file name) keeps images out of training and
 threshold choice: leave-one-image-out variants give honest benchmark numbers for the images
 trained on. Time budgets depend on the machine; the card lists the steps each phase reached and
@@ -68,6 +70,11 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
                                                                  "about 0.25 s each to render)")
     parser.add_argument("--replay-fraction", type=float, default=0.5,
                         help="share of every fine-tuning batch from synthetic crops (default %(default)s)")
+    parser.add_argument("--save-pretrained", type=Path, metavar="MODEL.pt",
+                        help="also write the synthetic-only pretrained model here (for --pretrained)")
+    parser.add_argument("--pretrained", type=Path, metavar="MODEL.pt",
+                        help="start from this synthetic-only model (written with --save-pretrained) instead of "
+                             "pretraining: the leave-one-image-out variants share one pretraining")
     parser.add_argument("--leave-out", action="append", default=[], metavar="IMAGE",
                         help="a real image (manifest path or file name) kept out of training and thresholds")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
@@ -178,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parse_arguments(argv)
     torch.set_num_threads(arguments.threads)
     from microcrystalnet.segment.learned.inference import median_diameter_px
-    from microcrystalnet.segment.learned.model_file import write_segmenter_model
+    from microcrystalnet.segment.learned.model_file import load_segmenter_model, write_segmenter_model
     from microcrystalnet.segment.learned.training import (TrainingCrops, choose_thresholds, outlined_training_crops,
                                                           synthetic_training_crops, train_segmenter)
     from microcrystalnet.synth import random_training_scene
@@ -194,10 +201,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"rendering {arguments.scenes} synthetic scenes", flush=True)
     synthetic = synthetic_training_crops(n_scenes=arguments.scenes, first_seed=0)
     print(f"{len(synthetic)} synthetic crops ({time.monotonic() - started:.0f} s)", flush=True)
-    pretrained = train_segmenter(synthetic, minutes=None if arguments.pretrain_steps else pretrain_minutes,
-                                 steps=arguments.pretrain_steps, seed=arguments.seed,
-                                 progress=progress_printer("pretraining"))
-    pretrained.name = "synthetic pretraining"
+    if arguments.pretrained:
+        pretrained = load_segmenter_model(arguments.pretrained)
+        fine_tune_minutes = arguments.minutes
+    else:
+        pretrained = train_segmenter(synthetic, minutes=None if arguments.pretrain_steps else pretrain_minutes,
+                                     steps=arguments.pretrain_steps, seed=arguments.seed,
+                                     progress=progress_printer("pretraining"))
+        pretrained.name = "synthetic pretraining"
+        if arguments.save_pretrained:
+            write_segmenter_model(pretrained, arguments.save_pretrained)
     print(f"pretraining: {pretrained.training['steps']} steps, loss {pretrained.training['final_loss']}", flush=True)
 
     images = mit_images(arguments.manifest, arguments.leave_out)
