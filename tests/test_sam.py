@@ -322,3 +322,23 @@ def test_a_checkpoint_whose_pickle_would_run_code_is_refused_without_running_it(
 def test_a_folder_given_as_checkpoint_is_named_a_folder(tmp_path):
     with pytest.raises(ModelUnavailableError, match="is a folder"):
         load_sam("vit_b", tmp_path, "cpu")
+
+
+def test_prompt_mode_can_take_its_prompts_from_the_learned_segmenter(scene, tmp_path):
+    from microcrystalnet.segment import LearnedSegmenter
+    from microcrystalnet.segment.learned.model_file import SegmenterModel, WatershedThresholds
+    from microcrystalnet.segment.learned.network import CrystalUNet
+
+    torch = import_torch()
+    torch.manual_seed(0)  # random weights, thresholds low enough that it proposes crystals
+    model = SegmenterModel(CrystalUNet(), thresholds=WatershedThresholds(seed=0.3, foreground=0.3,
+                                                                          min_seed_fraction=0.0))
+    prompter = LearnedSegmenter(model)
+    config = SegmentConfig(backend="sam", crystal_size_px=20.0, sam={"prompts_from": "learned"})
+    segmenter = SamCrystalSegmenter(reduced_sam(), SamConfig(decoder_batch=8, prompts_from="learned"), prompter)
+    image = to_unit_range(scene.image)
+    candidates = int(prompter.segment(image, SCENE.pixel_size_um, config)[0].max())
+    result = segment_crystals(image, SCENE.pixel_size_um, config, segmenter)
+    assert candidates > 0
+    assert result.statistics["decoder_prompts"] == candidates + result.statistics["extra"]["second_pass_prompts"]
+    assert result.segmenter["prompts"] == "learned"

@@ -114,10 +114,14 @@ def refined_crystal_diameter_px(image: Array, model: SegmenterModel, *, first_gu
                                 rounds: int = 2) -> float:
     """The typical crystal diameter of ``image``, px, by segmenting at a guess and re-segmenting at
     the median diameter of what was found (as Cellpose refines its size estimate), ``rounds`` times.
-    Keeps the last guess when nothing is found."""
+    Each round sees the central part of the image that fills one tile at working scale, so the cost
+    does not grow with the image. Keeps the last guess when nothing is found."""
     diameter = first_guess_px
     for _ in range(rounds):
-        found = median_diameter_px(segment_with_model(image, model, crystal_diameter_px=diameter))
+        side = max(int(TILE_PX * diameter / model.working_diameter_px), 64)
+        top, left = max((image.shape[0] - side) // 2, 0), max((image.shape[1] - side) // 2, 0)
+        centre = image[top:top + side, left:left + side]
+        found = median_diameter_px(segment_with_model(centre, model, crystal_diameter_px=diameter))
         if found is None:
             break
         diameter = found
