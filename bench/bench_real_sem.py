@@ -10,8 +10,11 @@ one entry. Each (segmenter, hint) runs in its own process, so its peak RSS is it
 
     scripts/bench bench/bench_real_sem.py [--segmenters NAME ...] [--datasets tio2 ...] [--json FILE]
                                           [--segmenter-model MODEL] [--held-out-models DIR]
+                                          [--synthetic N]
 
 ``--segmenter-model``: the learned segmenter's model file (default: the shipped one).
+``--synthetic N``: N held-out synthetic scenes of every kind instead of the real images (a check
+of the training distribution, never a result on real rocks).
 ``--held-out-models DIR``: for an image whose name (stem) has a model DIR/<stem>.pt, the learned
 segmenter uses that model, trained without that image (leave-one-image-out numbers for images a
 model was trained on: bench/train_default_segmenter.py --leave-out writes them).
@@ -44,10 +47,35 @@ SEGMENTERS: dict[str, dict[str, Any] | str] = {
 HINTS = ("without hint", "size hint")
 
 
+#: held-out synthetic scenes (``--synthetic N``): seeds far from the training seeds, side in px
+SYNTHETIC_FIRST_SEED, SYNTHETIC_SCENE_PX = 900_000, 512
+
+
+def synthetic_entries(count: int) -> list[dict[str, Any]]:
+    """Manifest-like entries for ``count`` held-out random training scenes (every kind and SEM
+    rendering), grouped by kind as their "dataset"."""
+    from microcrystalnet.segment.learned.inference import median_diameter_px
+    from microcrystalnet.synth import random_training_scene
+
+    entries = []
+    for seed in range(SYNTHETIC_FIRST_SEED, SYNTHETIC_FIRST_SEED + count):
+        scene = random_training_scene(seed, shape=(SYNTHETIC_SCENE_PX, SYNTHETIC_SCENE_PX))
+        entries.append({"dataset": f"synthetic {scene.spec.kind}", "image": f"scene {seed}", "synthetic_seed": seed,
+                        "median_diameter_px": round(median_diameter_px(scene.labels) or 0.0, 1)})
+    return entries
+
+
 def load_entry(entry: dict[str, Any]):
     """The image (SEMImage, data bar rows left out as the manifest says) and its reference labels."""
     from microcrystalnet.io import read_sem_image
     from microcrystalnet.io.reference import read_reference_labels
+
+    if "synthetic_seed" in entry:  # calibrated like a real micrite image: its pixel size is known
+        from microcrystalnet.io import SEMImage
+        from microcrystalnet.synth import random_training_scene
+
+        scene = random_training_scene(entry["synthetic_seed"], shape=(SYNTHETIC_SCENE_PX, SYNTHETIC_SCENE_PX))
+        return SEMImage(Path(entry["image"]), scene.image, scene.pixel_size_um, "synthetic"), scene.labels
 
     image = read_sem_image(REAL_SEM / entry["image"], exclude_data_bar=False)
     rows = entry["analysed_rows"] or image.pixels.shape[0]
@@ -124,15 +152,20 @@ def main() -> None:
     parser.add_argument("--segmenters", nargs="+", default=list(SEGMENTERS), choices=list(SEGMENTERS))
     parser.add_argument("--datasets", nargs="+")
     parser.add_argument("--json", type=Path, help="write every number here")
+    parser.add_argument("--synthetic", type=int, metavar="N",
+                        help="instead of the real images: N held-out random synthetic scenes, scored per kind")
     parser.add_argument("--segmenter-model", help="the learned segmenter's model file (default: the shipped one)")
     parser.add_argument("--held-out-models", type=Path,
                         help="folder of <image stem>.pt models each trained without that image")
     arguments = parser.parse_args()
-    if not (REAL_SEM / "manifest.json").is_file():
+    if arguments.synthetic:
+        entries = synthetic_entries(arguments.synthetic)
+    elif not (REAL_SEM / "manifest.json").is_file():
         sys.exit(f"skipped: no real SEM images at {REAL_SEM.resolve()} (see the issue: ../shared/real-sem/ "
                  "next to the repository)")
-    entries = [e for e in json.loads((REAL_SEM / "manifest.json").read_text())
-               if not arguments.datasets or e["dataset"] in arguments.datasets]
+    else:
+        entries = json.loads((REAL_SEM / "manifest.json").read_text())
+    entries = [e for e in entries if not arguments.datasets or e["dataset"] in arguments.datasets]
     results = []
     for name in arguments.segmenters:
         if isinstance(SEGMENTERS[name], str):
