@@ -20,6 +20,7 @@ import tifffile
 
 from microcrystalnet.classes import class_by_code
 from microcrystalnet.imagej import find_ij_jar, jimport, register_backend
+from microcrystalnet.measure import AREA_COLUMNS, LENGTH_COLUMNS, MEASUREMENT_COLUMNS
 from microcrystalnet.results import RESULT_COLUMNS
 from microcrystalnet.synth import SceneSpec, render_scene
 
@@ -29,6 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 OPTIONS = ("model=reference-2023-11-19 min_crystal_area=0.25 max_crystal_area=40 exclude_sem_data_bar "
            "save_results_to=[]")
 TEXT_COLUMNS = ("Name", "Class", "Segmenter")
+MICROMETRE = "\u00b5m"
 
 
 def write_scene(path: Path, spec: SceneSpec) -> Path:
@@ -85,24 +87,39 @@ def denoise(ij, image_path: Path, model):
     return image, str(jimport("microcrystalnet.fiji.AnalyzeCrystals").lastError())
 
 
-def results_table_rows():
-    table = jimport("ij.measure.ResultsTable").getResultsTable("MicroCrystalNet Results")
+def table_heading(column: str, unit: str) -> str:
+    """The Results table's heading of a results.csv column: lengths and areas carry their unit."""
+    if column in LENGTH_COLUMNS:
+        return f"{column} ({unit})"
+    return f"{column} ({unit}^2)" if column in AREA_COLUMNS else column
+
+
+def results_table_rows(unit: str = MICROMETRE, title: str = "MicroCrystalNet Results"):
+    """The rows of the Results table keyed by results.csv's columns ("Name": the row label), as shown."""
+    table = jimport("ij.measure.ResultsTable").getResultsTable(title)
     assert table is not None, "the MicroCrystalNet Results table is not shown"
     rows = []
     for index in range(table.size()):
-        rows.append({column: (str(table.getStringValue(column, index)) if column in TEXT_COLUMNS
-                              else float(table.getValue(column, index))) for column in RESULT_COLUMNS})
+        row = {column: (str(table.getStringValue(column, index)) if column in TEXT_COLUMNS
+                        else float(table.getValue(table_heading(column, unit), index)))
+               for column in RESULT_COLUMNS if column != "Name"}
+        row["Name"] = str(table.getLabel(index))
+        row["Image"] = str(table.getStringValue("Image", index))
+        rows.append(row)
     return rows
 
 
-def assert_same_as_cli(rows, cli_rows):
+def assert_same_as_cli(rows, cli_rows, per_micrometre: float = 1.0):
+    """``per_micrometre``: units of the table per micrometre of the CLI's results."""
     assert len(rows) == len(cli_rows)
     for ours, theirs in zip(rows, cli_rows):
         for column in RESULT_COLUMNS:
             if column in TEXT_COLUMNS:
                 assert ours[column] == theirs[column], column
             else:
-                assert ours[column] == pytest.approx(float(theirs[column]), rel=1e-12, abs=1e-12), column
+                power = 1 if column in LENGTH_COLUMNS else 2 if column in AREA_COLUMNS else 0
+                expected = float(theirs[column]) * per_micrometre ** power
+                assert ours[column] == pytest.approx(expected, rel=1e-12, abs=1e-12), column
 
 
 def roi_manager():
@@ -135,6 +152,94 @@ def test_in_process_command_gives_the_clis_crystals_names_colours_and_results(ij
         ["input", "nlm", "n2v", "unsharp", "opening", "closing"]
     assert steps.getValue("Applied", 2) == 0 and "n2v train" in str(steps.getStringValue("Note", 2))
     image.close()
+
+
+def assert_four_significant_digits_shown(table) -> None:
+    """Every number of ``table`` as shown keeps 4 significant digits (no 0.004 for 0.004123),
+    probabilities and fractions 4 decimals."""
+    for heading in (str(h) for h in table.getHeadings() if str(h) != "Label"):
+        probability = heading.startswith("Prob_") or heading.endswith("Confidence") or heading == "Fraction"
+        for row in range(table.size()):
+            value = float(table.getValue(heading, row))
+            if value == value:  # not a text column (NaN)
+                shown = float(str(table.getStringValue(heading, row)))
+                assert shown == pytest.approx(value, rel=0 if probability else 5e-4, abs=5e-5 if probability else 0), \
+                    (heading, row, value, shown)
+
+
+def test_results_table_is_in_the_images_unit_measurements_first_with_four_significant_digits(ij, scene_file,
+                                                                                           cli_rows):
+    use_backend(ij, "In-process")
+    ResultsTable = jimport("ij.measure.ResultsTable")
+    image = ij.openImage(str(scene_file))
+    calibration = image.getCalibration()  # the same pixel size, 40 nm, in nm
+    calibration.pixelWidth, calibration.pixelHeight = calibration.pixelWidth * 1000, calibration.pixelHeight * 1000
+    calibration.setUnit("nm")
+    image.show()
+    ij.run(image, "Analyze Crystals...", OPTIONS + " roi_manager=[Replace existing ROIs]")
+    assert str(jimport("microcrystalnet.fiji.AnalyzeCrystals").lastError()) == ""
+    table = ResultsTable.getResultsTable("MicroCrystalNet Results")
+    headings = [str(h) for h in table.getHeadings() if str(h) != "Label"]
+    measurements = headings[:len(MEASUREMENT_COLUMNS)]
+    assert measurements[:3] == ["Area (nm^2)", "Perim. (nm)", "Feret (nm)"]
+    assert sorted(measurements) == sorted(table_heading(column, "nm") for column in MEASUREMENT_COLUMNS)
+    assert headings[len(MEASUREMENT_COLUMNS):len(MEASUREMENT_COLUMNS) + 6] == \
+        ["Class", "Confidence", "Prob_RES", "Prob_PES", "Prob_AA", "Prob_RA/SA"]
+    assert_same_as_cli(results_table_rows("nm"), cli_rows, per_micrometre=1000)
+    assert_four_significant_digits_shown(table)
+    summary = ResultsTable.getResultsTable("MicroCrystalNet Summary")
+    assert {"MeanArea (nm^2)", "MeanFeret (nm)"} <= {str(h) for h in summary.getHeadings()}
+    assert_four_significant_digits_shown(summary)
+
+    image.setCalibration(None)  # uncalibrated: results in pixels, and the headings say so
+    ij.run(image, "Analyze Crystals...", OPTIONS + " roi_manager=[Replace existing ROIs]")
+    assert str(jimport("microcrystalnet.fiji.AnalyzeCrystals").lastError()) == ""
+    table = ResultsTable.getResultsTable("MicroCrystalNet Results")
+    assert [str(h) for h in table.getHeadings() if str(h) != "Label"][:2] == ["Area (px^2)", "Perim. (px)"]
+    assert_four_significant_digits_shown(table)
+    image.close()
+
+
+def test_java_knows_pythons_lengths_areas_and_units(imagej1):
+    """The plugin converts lengths and areas to the image's unit: its lists must be the backend's."""
+    from microcrystalnet.io.image_file import _UNIT_TO_UM
+
+    display = jimport("microcrystalnet.fiji.ResultsDisplay")
+    assert set(LENGTH_COLUMNS) | {"MeanFeret"} == {str(c) for c in display.LENGTHS}
+    assert set(AREA_COLUMNS) | {"MeanArea"} == {str(c) for c in display.AREAS}
+    assert sorted(str(c) for c in display.RESULTS_FIRST) == sorted((*MEASUREMENT_COLUMNS, "Class", "Confidence"))
+    for unit, micrometres in _UNIT_TO_UM.items():
+        assert float(display.unitsPerMicrometre(unit)) == pytest.approx(1 / micrometres), unit
+    assert display.unitsPerMicrometre("inch") is None
+
+
+def test_add_mode_names_rois_by_image_and_accumulates_the_tables(ij, scene_file, tmp_path, cli_rows):
+    second = write_scene(tmp_path / "second.tif", SceneSpec(shape=(256, 256), pixel_size_um=0.04, seed=32))
+    use_backend(ij, "In-process")
+    manager = roi_manager()
+    first_image, error = analyze(ij, scene_file, OPTIONS + " roi_manager=[Replace existing ROIs]")
+    assert error == ""
+    second_image, error = analyze(ij, second, OPTIONS + " roi_manager=[Add to existing ROIs]")
+    assert error == ""
+    third_image, error = analyze(ij, scene_file, OPTIONS + " roi_manager=[Add to existing ROIs]")
+    assert error == ""
+    names = [str(manager.getRoi(i).getName()) for i in range(manager.getCount())]
+    first_count = len(cli_rows)
+    assert names[:first_count] == [row["Name"] for row in cli_rows]
+    added = names[first_count:]
+    assert added and len(set(added)) == len(added)
+    second_names = [name for name in added if name.startswith("second.tif:")]
+    assert second_names and all(name.startswith("scene.tif:") for name in added[len(second_names):])
+    assert [name.split(":", 1)[1] for name in added[len(second_names):]] == [row["Name"] for row in cli_rows]
+    rows = results_table_rows()
+    assert [row["Name"] for row in rows] == names
+    assert [row["Image"] for row in rows] == \
+        ["scene.tif"] * first_count + ["second.tif"] * len(second_names) + ["scene.tif"] * first_count
+    summary = jimport("ij.measure.ResultsTable").getResultsTable("MicroCrystalNet Summary")
+    assert [str(summary.getStringValue("Image", i)) for i in range(summary.size())] == \
+        ["scene.tif"] * 5 + ["second.tif"] * 5 + ["scene.tif"] * 5
+    for image in (first_image, second_image, third_image):
+        image.close()
 
 
 def test_a_settings_file_from_the_dialog_applies_as_on_the_command_line(ij, scene_file, tmp_path, reference_model_path):
