@@ -454,14 +454,39 @@ def wait_for_dialog(title_part: str, seconds: float = 30):
     raise AssertionError(f"no dialog '{title_part}' appeared")
 
 
-def test_dialog_is_recorded_and_the_recorded_line_replays(ij, scene_file, cli_rows):
-    use_backend(ij, "In-process")
+def click(dialog, button_index: int) -> None:
+    """Press a dialog button (0: OK, 1: Cancel) as the user does."""
+    ActionEvent = jimport("java.awt.event.ActionEvent")
+    dialog.actionPerformed(ActionEvent(dialog.getButtons()[button_index], ActionEvent.ACTION_PERFORMED, "click"))
+
+
+def wait_until(condition, seconds: float = 120) -> None:
+    deadline = time.time() + seconds
+    while not condition():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def recorder(ij):
+    """The macro recorder, recording (without its window), switched off afterwards."""
     Recorder = jimport("ij.plugin.frame.Recorder")
-    recorder = Recorder(False)  # a recorder without its window; it switches recording on
+    recorder = Recorder(False)
     assert Recorder.record
-    image = ij.openImage(str(scene_file))
+    yield recorder
+    Recorder.class_.getField("record").setBoolean(None, False)
+
+
+def open_in_front(ij, path: Path):
+    image = ij.openImage(str(path))
     image.show()
     jimport("ij.WindowManager").setCurrentWindow(image.getWindow())
+    return image
+
+
+def test_only_the_commands_line_is_recorded_and_the_recording_replays_verbatim(ij, scene_file, cli_rows, recorder):
+    use_backend(ij, "In-process")
+    image = open_in_front(ij, scene_file)
     ij.doCommand("Analyze Crystals...")  # as from the menu: in its own thread, with the dialog
     dialog = wait_for_dialog("Analyze Crystals")
     dialog.getNumericFields().get(1).setText("0.5")  # field 0: unclear below; 1: minimum crystal area
@@ -469,26 +494,47 @@ def test_dialog_is_recorded_and_the_recorded_line_replays(ij, scene_file, cli_ro
     roi_manager_choice = next(c for c in choices if any(str(c.getItem(i)) == "Replace existing ROIs"
                                                         for i in range(c.getItemCount())))
     roi_manager_choice.select("Replace existing ROIs")
-    ActionEvent = jimport("java.awt.event.ActionEvent")
-    dialog.actionPerformed(ActionEvent(dialog.getButtons()[0], ActionEvent.ACTION_PERFORMED, "OK"))
-    manager = roi_manager()
-    deadline = time.time() + 120
-    while "Analyze Crystals" not in str(recorder.getText()) and time.time() < deadline:
-        time.sleep(0.2)
-    while ij.getInstance() is None and jimport("ij.IJ").isMacro() and time.time() < deadline:
-        time.sleep(0.2)
+    click(dialog, 0)
+    wait_until(lambda: "Analyze Crystals" in str(recorder.getText()))  # recorded when the command ends
     time.sleep(1)
-    recorded = [line for line in str(recorder.getText()).splitlines() if "Analyze Crystals" in line]
-    Recorder.class_.getField("record").setBoolean(None, False)
-    assert recorded, recorder.getText()
-    line = recorded[-1]
-    assert "min_crystal_area=0.5" in line and "roi_manager=[Replace existing ROIs]" in line
-    interactive_count = manager.getCount()
-    options = line.split('", "', 1)[1].rsplit('");', 1)[0]
+    recording = str(recorder.getText())
+    # ImageJ records bringing the image to front; beside that, only the command's own line
+    lines = [line for line in recording.splitlines() if line.strip() and not line.startswith("selectWindow(")]
+    assert len(lines) == 1 and lines[0].startswith('run("Analyze Crystals...", '), recording
+    assert "min_crystal_area=0.5" in lines[0] and "roi_manager=[Replace existing ROIs]" in lines[0]
+    manager = roi_manager()
+    interactive_names = [str(manager.getRoi(i).getName()) for i in range(manager.getCount())]
     manager.reset()
-    ij.run(image, "Analyze Crystals...", options)
-    assert manager.getCount() == interactive_count > 0
-    assert all(row["Area"] >= 0.5 for row in results_table_rows())
+    ij.runMacro(recording)  # verbatim
+    assert str(jimport("microcrystalnet.fiji.AnalyzeCrystals").lastError()) == ""
+    assert [str(manager.getRoi(i).getName()) for i in range(manager.getCount())] == interactive_names
+    assert interactive_names and all(row["Area"] >= 0.5 for row in results_table_rows())
+    image.close()
+
+
+def test_cancelled_runs_are_not_recorded(ij, scene_file, recorder):
+    use_backend(ij, "In-process")
+    IJ = jimport("ij.IJ")
+    KeyEvent = jimport("java.awt.event.KeyEvent")
+    image = open_in_front(ij, scene_file)
+    time.sleep(0.5)
+    before = str(recorder.getText()).count("Analyze Crystals")  # the recording so far (the recorder keeps its text)
+    ij.doCommand("Analyze Crystals...")
+    click(wait_for_dialog("Analyze Crystals"), 1)  # Cancel in the dialog
+    wait_until(lambda: not any(window.isVisible() for window in jimport("java.awt.Window").getWindows()
+                               if "Analyze Crystals" in str(getattr(window, "getTitle", lambda: "")())))
+    ij.doCommand("Analyze Crystals...")
+    click(wait_for_dialog("Analyze Crystals"), 0)  # OK, then Esc while it runs
+
+    def escape_pressed_and_cancelled() -> bool:
+        IJ.setKeyDown(KeyEvent.VK_ESCAPE)
+        return str(jimport("microcrystalnet.fiji.AnalyzeCrystals").lastError()) == "cancelled"
+
+    wait_until(escape_pressed_and_cancelled)
+    IJ.setKeyUp(KeyEvent.VK_ESCAPE)
+    IJ.resetEscape()
+    time.sleep(1)
+    assert str(recorder.getText()).count("Analyze Crystals") == before, recorder.getText()
     image.close()
 
 

@@ -7,6 +7,7 @@ import ij.WindowManager;
 import ij.gui.GenericDialog;
 import ij.macro.Interpreter;
 import ij.plugin.PlugIn;
+import ij.plugin.frame.Recorder;
 
 import java.io.File;
 import java.util.Locale;
@@ -61,7 +62,10 @@ public class AnalyzeCrystals implements PlugIn {
 			+ "Save results to: an optional folder; the results of this image go to <folder>/<image name>/.\n"
 			+ "Areas in um^2 apply when the image is calibrated; without calibration 10 nm/px is assumed for them.");
 		dialog.showDialog();
-		if (dialog.wasCanceled()) return;
+		if (dialog.wasCanceled()) {
+			Recorder.disableCommandRecording();
+			return;
+		}
 		String model = dialog.getNextString().trim();
 		double unclearBelow = dialog.getNextNumber();
 		double minArea = dialog.getNextNumber();
@@ -135,6 +139,7 @@ public class AnalyzeCrystals implements PlugIn {
 			IJ.showStatus(String.format(Locale.ROOT, "MicroCrystalNet: %d crystals in %.1f s (%s)", crystals,
 				(System.nanoTime() - started) / 1e9, backend.describe()));
 		} catch (CancelledException cancelled) {
+			Recorder.disableCommandRecording(); // a recording replays what the user finished, not what was stopped
 			lastError = "cancelled";
 			IJ.showStatus("MicroCrystalNet: cancelled");
 		} catch (Exception error) {
