@@ -538,6 +538,67 @@ def test_cancelled_runs_are_not_recorded(ij, scene_file, recorder):
     image.close()
 
 
+ERROR_DIALOG_SCRIPT = """
+import sys, time
+from microcrystalnet.imagej import find_plugin_jar, jimport, register_backend, start_imagej1
+
+home, image_path, model = sys.argv[1:4]
+IJ = start_imagej1(headless=False, plugin_jar=find_plugin_jar(), home=home, jvm_options=(f"-Duser.home={home}",))
+register_backend()
+ImageJ = jimport("ij.ImageJ")
+ImageJ(ImageJ.NO_SHOW)  # as in Fiji: with ImageJ's main window, errors open a dialog (without, they are printed)
+IJ.run("Settings...", "python=[] backend=In-process model=reference-2023-11-19")
+image = IJ.openImage(image_path)
+image.show()
+jimport("ij.WindowManager").setCurrentWindow(image.getWindow())
+IJ.doCommand("Analyze Crystals...")
+
+
+def visible(kind, title_part):
+    for _ in range(600):
+        for window in jimport("java.awt.Window").getWindows():
+            if isinstance(window, kind) and window.isVisible() and title_part in str(window.getTitle()):
+                return window
+        time.sleep(0.1)
+    raise SystemExit(f"no window '{title_part}' appeared")
+
+
+dialog = visible(jimport("ij.gui.GenericDialog"), "Analyze Crystals")
+dialog.getStringFields().get(0).setText(model)  # field 0: model
+ActionEvent = jimport("java.awt.event.ActionEvent")
+dialog.actionPerformed(ActionEvent(dialog.getButtons()[0], ActionEvent.ACTION_PERFORMED, "OK"))
+error = visible(jimport("java.awt.Dialog"), "MicroCrystalNet")
+bounds, screen = error.getBounds(), jimport("java.awt.Toolkit").getDefaultToolkit().getScreenSize()
+print(f"BOUNDS {bounds.x} {bounds.width} SCREEN {screen.width}", flush=True)
+jimport("java.lang.System").exit(0)
+"""
+
+
+def test_an_error_dialog_fits_a_1280_px_wide_screen(x_display, plugin_jar, scene_file, tmp_path):
+    """A missing model named by a long path: the message, one 330-character line, set the
+    dialog's width; its OK button went off the screen. Here in an ImageJ with its main window
+    (a process of its own), on the 1280 x 1024 Xvfb screen."""
+    model = "/nonexistent/" + "a-long-folder-name/" * 15 + "model.keras"
+    script = tmp_path / "error_dialog.py"
+    script.write_text(ERROR_DIALOG_SCRIPT)
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "home"), str(scene_file), model],
+                          capture_output=True, text=True, timeout=300)
+    reported = [line.split() for line in done.stdout.splitlines() if line.startswith("BOUNDS ")]
+    assert reported, done.stdout + done.stderr
+    x, width, screen = int(reported[0][1]), int(reported[0][2]), int(reported[0][4])
+    assert 0 <= x and x + width <= min(1280, screen), (x, width, screen)
+
+
+def test_messages_are_wrapped_at_spaces_and_slashes(imagej1):
+    wrapped = str(jimport("microcrystalnet.fiji.AnalyzeCrystals").wrapped(
+        "The model /data/" + "folder/" * 12 + "m.keras is missing.\n  indented short line", 40))
+    lines = wrapped.split("\n")
+    assert all(len(line) <= 40 for line in lines), lines
+    assert lines[-1] == "  indented short line"
+    assert "".join(lines[:-1]).replace(" ", "") == ("The model /data/" + "folder/" * 12 + "m.keras is missing.").replace(" ", "")
+    assert all(line.endswith("/") for line in lines[1:-2])
+
+
 def run_batch_macro(input_folder: Path, output_folder: Path, plugin_home: Path, user_home: Path,
                     model_dir: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "MICROCRYSTALNET_PYTHON": sys.executable, "MICROCRYSTALNET_MODEL_DIR": str(model_dir)}

@@ -29,6 +29,12 @@ public class AnalyzeCrystals implements PlugIn {
 	static final String REPLACE = "Replace existing ROIs";
 	static final String[] SEGMENTERS = {"Default", "Watershed", "SAM"};
 
+	/** Error dialogs: at most this many characters a line, fewer on a screen too narrow for them. */
+	static final int MAX_COLUMNS = 100;
+	static final int MIN_COLUMNS = 40;
+	static final int WIDEST_CHARACTER_PX = 12;
+	static final int SCREEN_MARGIN_PX = 160;
+
 	private static volatile String lastError = "";
 
 	/** The error of the last MicroCrystalNet command, or an empty string if it succeeded (for macros). */
@@ -174,10 +180,46 @@ public class AnalyzeCrystals implements PlugIn {
 		lastError = "";
 	}
 
-	/** In a macro: a Log line and the macro goes on; interactively: an error dialog. */
+	/** In a macro: a Log line and the macro goes on; interactively: an error dialog that fits the screen. */
 	static void fail(String message) {
 		lastError = message;
 		if (Macro.getOptions() != null || Interpreter.isBatchMode()) Settings.log("ERROR " + message);
-		else IJ.error(TITLE, message);
+		else IJ.error(TITLE, wrapped(message, Math.max(MIN_COLUMNS, Math.min(MAX_COLUMNS,
+			(IJ.getScreenSize().width - SCREEN_MARGIN_PX) / WIDEST_CHARACTER_PX))));
+	}
+
+	/**
+	 * {@code message} with every line broken at spaces to at most {@code columns} characters; a
+	 * longer word (a path, a URL) is broken after a '/' where it can be, else anywhere. ImageJ's
+	 * message dialog is as wide as its longest line: unbroken, a long path pushed the OK button
+	 * off the screen.
+	 */
+	public static String wrapped(String message, int columns) {
+		StringBuilder text = new StringBuilder();
+		for (String line : message.split("\n", -1)) {
+			if (line.length() <= columns) { // as it is, indentation included
+				text.append(line).append('\n');
+				continue;
+			}
+			StringBuilder current = new StringBuilder();
+			for (String word : line.split(" ")) {
+				while (word.length() > columns) {
+					int cut = word.lastIndexOf('/', columns - 1) + 1;
+					if (cut < columns / 2) cut = columns;
+					if (current.length() > 0) text.append(current).append('\n');
+					current.setLength(0);
+					text.append(word, 0, cut).append('\n');
+					word = word.substring(cut);
+				}
+				if (current.length() > 0 && current.length() + 1 + word.length() > columns) {
+					text.append(current).append('\n');
+					current.setLength(0);
+				}
+				if (current.length() > 0) current.append(' ');
+				current.append(word);
+			}
+			text.append(current).append('\n');
+		}
+		return text.substring(0, text.length() - 1);
 	}
 }
