@@ -154,8 +154,9 @@ class InProcessAnalysis:
         return self._denoisers[key]
 
     def analyze(self, pixels: "np.ndarray", title: str, pixel_size_um: float | None, settings_json: str,
-                report: Callable[[str, float], None]) -> Path:
-        """Analyse pixels handed over by ImageJ; return the result folder (inside a new temporary folder)."""
+                report: Callable[[str, float], None], overlay: bool = False) -> Path:
+        """Analyse pixels handed over by ImageJ; return the result folder (inside a new temporary folder).
+        ``overlay``: also write overlay.png (wanted when the user saves the results)."""
         from .classify import CrystalClassifier
         from .config import AnalysisConfig
         from .io import sem_image_from_array
@@ -172,7 +173,7 @@ class InProcessAnalysis:
         if config.preprocess.runs_n2v_model:
             n2v = self._denoiser(config.preprocess.n2v_model)
         analysis = analyze_image(image, self._classifiers[model], config, report, n2v=n2v)
-        return write_analysis(Path(tempfile.mkdtemp(prefix="microcrystalnet-")), analysis, overlay=False)
+        return write_analysis(Path(tempfile.mkdtemp(prefix="microcrystalnet-")), analysis, overlay=overlay)
 
     def denoise(self, pixels: "np.ndarray", title: str, pixel_size_um: float | None, model_path: str,
                 tile_px: int) -> Path:
@@ -219,7 +220,7 @@ def register_backend() -> Any:
     @JImplements("microcrystalnet.fiji.Backend")
     class PythonBackend:
         @JOverride
-        def analyze(self, image, settings_json, progress):
+        def analyze(self, image, settings_json, overlay, progress):
             def report(stage: str, fraction: float) -> None:
                 if progress.isCancelled():
                     raise _Cancelled()
@@ -227,7 +228,7 @@ def register_backend() -> Any:
 
             try:
                 folder = core.analyze(imageplus_pixels(image), str(image.getTitle()), pixel_size(image),
-                                      str(settings_json), report)
+                                      str(settings_json), report, bool(overlay))
             except _Cancelled:
                 raise cancelled_exception() from None
             except (ImageInputError, OutputFolderError, OutputWriteError, ValueError, RuntimeError) as error:

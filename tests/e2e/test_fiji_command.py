@@ -394,6 +394,34 @@ def test_saving_never_replaces_a_folder_that_is_not_a_result_folder(ij, scene_fi
     assert not [p.name for p in saved.parent.iterdir() if p.name != "scene"]
 
 
+@pytest.mark.parametrize("backend", ["In-process", "External"])
+def test_saved_results_follow_the_umask_hold_the_overlay_and_the_log_names_the_classes(ij, scene_file, tmp_path,
+                                                                                     capfd, backend):
+    import stat
+
+    from PIL import Image
+
+    from microcrystalnet.classes import RESULT_CLASSES
+
+    umask = os.umask(0)
+    os.umask(umask)  # ImageJ's JVM has this process's umask
+    assert umask & 0o077 != 0o077, "with this umask the folder mode says nothing"
+    use_backend(ij, backend)
+    capfd.readouterr()
+    image, error = analyze(ij, scene_file, OPTIONS.replace("save_results_to=[]", f"save_results_to=[{tmp_path}]"))
+    assert error == ""
+    saved = tmp_path / "scene"
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o777 & ~umask  # was drwx------
+    assert all(stat.S_IMODE(file.stat().st_mode) == 0o666 & ~umask for file in saved.iterdir())
+    with Image.open(saved / "overlay.png") as overlay:
+        assert overlay.size == (image.getWidth(), image.getHeight())
+    log = capfd.readouterr().out  # the legend: each class by code, name, count and outline colour
+    for result_class in RESULT_CLASSES:
+        assert any(result_class.code in line and result_class.name in line and result_class.colour_hex in line
+                   for line in log.splitlines()), (result_class.code, log)
+    image.close()
+
+
 def test_external_backend_explains_a_missing_python_or_package(ij, scene_file, tmp_path):
     ij.run("Settings...", "python=/nonexistent/bin/python backend=External model=reference-2023-11-19")
     image, error = analyze(ij, scene_file, OPTIONS)
@@ -437,7 +465,7 @@ def test_cancel_stops_the_backend(ij, scene_file, backend):
     stages: list = []
     started = time.perf_counter()
     with pytest.raises(JException) as raised:
-        chosen.analyze(image, settings, cancelling_progress(stages))
+        chosen.analyze(image, settings, False, cancelling_progress(stages))
     assert "CancelledException" in str(raised.type) or "Cancelled" in str(raised.value)
     assert stages and time.perf_counter() - started < 60
 

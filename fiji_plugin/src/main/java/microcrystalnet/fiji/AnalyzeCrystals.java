@@ -139,7 +139,7 @@ public class AnalyzeCrystals implements PlugIn {
 		long started = System.nanoTime();
 		try {
 			Backend backend = Settings.backend();
-			folder = new File(backend.analyze(image, settings, Progress.inStatusBar()));
+			folder = new File(backend.analyze(image, settings, !saveTo.isEmpty(), Progress.inStatusBar()));
 			int crystals = ResultsDisplay.show(image, folder, replace);
 			if (!saveTo.isEmpty()) ResultsDisplay.save(folder, new File(saveTo, baseName(image.getTitle())));
 			IJ.showStatus(String.format(Locale.ROOT, "MicroCrystalNet: %d crystals in %.1f s (%s)", crystals,

@@ -10,6 +10,7 @@ import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 
@@ -37,13 +38,15 @@ public class ExternalBackend implements Backend {
 	}
 
 	@Override
-	public String analyze(ImagePlus image, String settingsJson, Progress progress) throws Exception {
+	public String analyze(ImagePlus image, String settingsJson, boolean overlay, Progress progress) throws Exception {
 		File work = Files.createTempDirectory("microcrystalnet-").toFile();
 		File tiff = saveTemporaryTiff(image, work);
 		File settings = new File(work, "settings.json");
 		Files.write(settings.toPath(), settingsJson.getBytes(StandardCharsets.UTF_8));
-		runPython(work, progress, "analyze", tiff.getPath(), "--out", work.getPath(), "--config", settings.getPath(),
-			"--progress", "machine", "--no-overlay", "--image-name", image.getTitle());
+		List<String> arguments = new ArrayList<String>(Arrays.asList("analyze", tiff.getPath(), "--out", work.getPath(),
+			"--config", settings.getPath(), "--progress", "machine", "--image-name", image.getTitle()));
+		if (!overlay) arguments.add("--no-overlay");
+		runPython(work, progress, arguments.toArray(new String[0]));
 		File folder = resultFolder == null ? null : new File(resultFolder);
 		if (folder == null || !folder.getCanonicalFile().getParentFile().equals(work.getCanonicalFile())
 			|| !new File(folder, "RoiSet.zip").isFile())

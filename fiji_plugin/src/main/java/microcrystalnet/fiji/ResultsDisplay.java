@@ -12,6 +12,7 @@ import java.awt.Color;
 import java.awt.GraphicsEnvironment;
 import java.io.File;
 import java.io.IOException;
+import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.charset.StandardCharsets;
@@ -271,8 +272,7 @@ public final class ResultsDisplay {
 		File parent = destination.getAbsoluteFile().getParentFile();
 		if (!parent.isDirectory() && !parent.mkdirs()) throw new IOException("cannot create " + parent);
 		checkReplaceable(destination);
-		// not named like the Python side's ".<name>.partial-<pid>", which a batch starting may clean up
-		Path partial = Files.createTempDirectory(parent.toPath(), "." + destination.getName() + ".saving-");
+		Path partial = newFolder(parent.toPath(), "." + destination.getName() + ".saving-");
 		try {
 			for (String name : RESULT_FILES) {
 				File file = new File(folder, name);
@@ -282,6 +282,21 @@ public final class ResultsDisplay {
 			Files.move(partial, destination.toPath(), StandardCopyOption.ATOMIC_MOVE);
 		} finally {
 			if (Files.exists(partial)) deleteTree(partial.toFile());
+		}
+	}
+
+	/**
+	 * A new folder {@code prefix<number>} in {@code parent} with the permissions the user's umask
+	 * gives (Files.createTempDirectory would make it drwx------, and so the saved results).
+	 * Not named like the Python side's ".<name>.partial-<pid>", which a batch starting may clean up.
+	 */
+	private static Path newFolder(Path parent, String prefix) throws IOException {
+		for (int attempt = 0;; attempt++) {
+			try {
+				return Files.createDirectory(parent.resolve(prefix + Long.toHexString(System.nanoTime())));
+			} catch (FileAlreadyExistsException taken) {
+				if (attempt > 100) throw taken;
+			}
 		}
 	}
 
