@@ -426,13 +426,14 @@ def test_external_backend_explains_a_missing_python_or_package(ij, scene_file, t
     ij.run("Settings...", "python=/nonexistent/bin/python backend=External model=reference-2023-11-19")
     image, error = analyze(ij, scene_file, OPTIONS)
     assert "Python could not be started: /nonexistent/bin/python" in error and "Settings..." in error
+    assert "MICROCRYSTALNET_PYTHON" in error  # headless runs have no Settings dialog
     image.close()
     bare = tmp_path / "bare-python"  # a real Python, isolated from this environment: no microcrystalnet
     bare.write_text(f"#!/bin/sh\nexec {sys.base_prefix}/bin/python3 -I \"$@\"\n")
     bare.chmod(0o755)
     ij.run("Settings...", f"python=[{bare}] backend=External model=reference-2023-11-19")
     image, error = analyze(ij, scene_file, OPTIONS)
-    assert "does not have MicroCrystalNet installed" in error
+    assert "does not have MicroCrystalNet installed" in error and "MICROCRYSTALNET_PYTHON" in error
     image.close()
 
 
@@ -627,49 +628,71 @@ def test_messages_are_wrapped_at_spaces_and_slashes(imagej1):
     assert all(line.endswith("/") for line in lines[1:-2])
 
 
-def run_batch_macro(input_folder: Path, output_folder: Path, plugin_home: Path, user_home: Path,
-                    model_dir: Path) -> subprocess.CompletedProcess:
+def run_batch_macro(argument: str, plugin_home: Path, user_home: Path, model_dir: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "MICROCRYSTALNET_PYTHON": sys.executable, "MICROCRYSTALNET_MODEL_DIR": str(model_dir)}
     command = ["java", f"-Dplugins.dir={plugin_home}", f"-Duser.home={user_home}", "-cp", str(find_ij_jar()),
-               "ij.ImageJ", "-batch", str(REPO / "macros" / "batch_analyze_folder.ijm"),
-               f"input={input_folder} output={output_folder}"]
+               "ij.ImageJ", "-batch", str(REPO / "macros" / "batch_analyze_folder.ijm"), argument]
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
 
 
-def test_batch_macro_over_a_folder_with_a_corrupt_image_and_a_resumed_rerun(
+def test_batch_macro_over_a_folder_with_spaces_a_corrupt_image_a_settings_file_and_a_resumed_rerun(
         x_display, plugin_jar, tmp_path, reference_model_path):
+    import json
+
     from microcrystalnet.imagej import plugins_folder_with
 
-    images = tmp_path / "images"
+    images = tmp_path / "sem images"
     images.mkdir()
     for seed, name in ((31, "first"), (32, "second")):
         write_scene(images / f"{name}.tif", SceneSpec(shape=(256, 256), pixel_size_um=0.04, seed=seed))
     (images / "corrupt.tif").write_bytes(b"II*\x00" + b"\x00" * 64)
+    settings = tmp_path / "my settings" / "limits.json"
+    settings.parent.mkdir()
+    settings.write_text(json.dumps({"segment": {"min_crystal_area_um2": 0.6, "max_crystal_area_um2": 30}}))
     home = plugins_folder_with(plugin_jar, tmp_path / "imagej")
-    out = tmp_path / "results"
+    out = tmp_path / "my results"
+    argument = f"input=[{images}] output=[{out}] settings=[{settings}]"
 
-    done = run_batch_macro(images, out, home, tmp_path / "user", reference_model_path.parent)
+    done = run_batch_macro(argument, home, tmp_path / "user", reference_model_path.parent)
     log = done.stdout + done.stderr
-    assert done.returncode == 0, log
+    assert done.returncode == 1, log  # an image failed
     assert "corrupt.tif: ERROR" in log
     assert "2 analysed, 0 skipped (done before), 1 failed, of 3 images" in log
     for name in ("first", "second"):
         files = {p.name for p in (out / name).iterdir()}
-        assert {"RoiSet.zip", "results.csv", "class_summary.csv", "labels.tif", "summary.json"} <= files
+        assert {"RoiSet.zip", "results.csv", "class_summary.csv", "labels.tif", "summary.json", "overlay.png"} <= files
+        segment = json.loads((out / name / "summary.json").read_text())["settings"]["segment"]
+        assert (segment["min_crystal_area_um2"], segment["max_crystal_area_um2"]) == (0.6, 30)  # from the file
+        assert all(float(row["Area"]) >= 0.6 for row in read_rows(out / name / "results.csv"))
     assert not (out / "corrupt").exists()
     summary_rows = read_rows(out / "batch_summary.csv")
     assert len(summary_rows) == 10 and {row["Image"] for row in summary_rows}  # 4 classes + unclear each == {"first.tif", "second.tif"}
 
-    again = run_batch_macro(images, out, home, tmp_path / "user", reference_model_path.parent)
-    assert again.returncode == 0
-    assert "0 analysed, 2 skipped (done before), 1 failed" in again.stdout + again.stderr
+    (images / "corrupt.tif").unlink()
+    again = run_batch_macro(argument, home, tmp_path / "user", reference_model_path.parent)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "0 analysed, 2 skipped (done before), 0 failed" in again.stdout + again.stderr
     assert len(read_rows(out / "batch_summary.csv")) == 10
+
+
+def test_batch_macro_refuses_a_missing_folder_with_status_1(x_display, plugin_jar, tmp_path, reference_model_path):
+    from microcrystalnet.imagej import plugins_folder_with
+
+    home = plugins_folder_with(plugin_jar, tmp_path / "imagej")
+    (tmp_path / "sem images").mkdir()
+    # a path with spaces, not in brackets: ImageJ reads "input=.../sem"; before, 0 images and status 0
+    done = run_batch_macro(f"input={tmp_path / 'sem images'} output={tmp_path / 'out'}", home, tmp_path / "user",
+                           reference_model_path.parent)
+    log = done.stdout + done.stderr
+    assert done.returncode == 1, log
+    assert f"the input folder {tmp_path / 'sem'} does not exist" in log and "input=[" in log
 
 
 def test_imagej_command_runs_a_macro_with_this_python_as_in_process_backend(x_display, tmp_path, reference_model_path):
     images = tmp_path / "images"
     images.mkdir()
     write_scene(images / "only.tif", SceneSpec(shape=(256, 256), pixel_size_um=0.04, seed=41))
+    (images / "corrupt.tif").write_bytes(b"II*\x00" + b"\x00" * 64)
     out = tmp_path / "results"
     env = {**os.environ, "MICROCRYSTALNET_PYTHON": "/nonexistent/python",  # the external backend cannot run
            "MICROCRYSTALNET_MODEL_DIR": str(reference_model_path.parent)}
@@ -678,8 +701,9 @@ def test_imagej_command_runs_a_macro_with_this_python_as_in_process_backend(x_di
                            "--macro-argument", f"input={images} output={out}"],
                           capture_output=True, text=True, env=env, timeout=600)
     log = done.stdout + done.stderr
-    assert done.returncode == 0, log
-    assert "1 analysed, 0 skipped (done before), 0 failed" in log
+    assert done.returncode == 1, log  # the corrupt image failed
+    assert "1 analysed, 0 skipped (done before), 1 failed" in log
+    assert "1 of 2 images failed: corrupt.tif" in log
     assert (out / "only" / "RoiSet.zip").is_file()
 
 

@@ -84,7 +84,10 @@ public class AnalyzeCrystals implements PlugIn {
 		String settingsFile = dialog.getNextString().trim();
 		boolean replace = REPLACE.equals(dialog.getNextChoice());
 		String saveTo = dialog.getNextString().trim();
-		if (dialog.invalidNumber() || !(minArea >= 0) || !(maxArea > minArea)) {
+		Double givenMinArea = givenInMacro("min_crystal_area", minArea);
+		Double givenMaxArea = givenInMacro("max_crystal_area", maxArea);
+		if (dialog.invalidNumber() || !(minArea >= 0) || !(maxArea > 0)
+			|| givenMinArea != null && givenMaxArea != null && !(maxArea > minArea)) {
 			fail("The crystal area limits must be numbers with 0 <= minimum < maximum.");
 			return;
 		}
@@ -100,23 +103,41 @@ public class AnalyzeCrystals implements PlugIn {
 			fail("The Noise2Void model " + n2vModel + " does not exist.");
 			return;
 		}
-		String settings = settingsJson(model, unclearBelow, minArea, maxArea, excludeBorder, excludeDataBar, steps, n2vModel, segmenter,
-			settingsFile);
+		String settings = settingsJson(model, givenInMacro("unclear_below", unclearBelow), givenMinArea, givenMaxArea,
+			excludeBorder, excludeDataBar, steps, n2vModel, segmenter, settingsFile);
 		analyze(image, settings, replace, saveTo);
 	}
 
-	/** The analysis settings of the dialog's fields as the JSON of microcrystalnet.config.AnalysisConfig. */
-	public static String settingsJson(String model, double unclearBelow, double minArea, double maxArea, boolean excludeBorder,
-		boolean excludeDataBar, String steps, String n2vModel, String segmenter, String settingsFile) {
+	/**
+	 * {@code value}, or null in a macro whose options leave {@code key} out: the value then comes
+	 * from the settings file, else from the backend's defaults (so a batch macro can take its area
+	 * limits from a settings file). A dialog's fields always count.
+	 */
+	private static Double givenInMacro(String key, double value) {
+		String options = Macro.getOptions();
+		return options == null || Macro.getValue(options, key, null) != null ? Double.valueOf(value) : null;
+	}
+
+	/**
+	 * The analysis settings of the dialog's fields as the JSON of microcrystalnet.config.AnalysisConfig;
+	 * a null number is left out (the settings file's or the default value applies).
+	 */
+	public static String settingsJson(String model, Double unclearBelow, Double minArea, Double maxArea,
+		boolean excludeBorder, boolean excludeDataBar, String steps, String n2vModel, String segmenter,
+		String settingsFile) {
 		String backend = "Default".equals(segmenter) ? "" : String.format(", \"backend\": \"%s\"",
 			segmenter.toLowerCase(Locale.ROOT));
 		String base = settingsFile.isEmpty() ? "" : String.format("\"extends\": \"%s\", ", quoted(settingsFile));
-		return String.format(Locale.ROOT, "{%s%s, \"input\": {\"exclude_data_bar\": %b}, \"segment\": {\"min_crystal_area_um2\": %s, "
-			+ "\"max_crystal_area_um2\": %s, \"exclude_border\": %b%s}, \"classify\": {\"model\": \"%s\", "
-			+ "\"unclear_below\": %s}}", base,
-			preprocessingJson(steps, n2vModel),
-			excludeDataBar, Double.toString(minArea), Double.toString(maxArea), excludeBorder, backend, quoted(model),
-			Double.toString(unclearBelow));
+		return String.format(Locale.ROOT, "{%s%s, \"input\": {\"exclude_data_bar\": %b}, \"segment\": {%s%s"
+			+ "\"exclude_border\": %b%s}, \"classify\": {\"model\": \"%s\"%s}}", base,
+			preprocessingJson(steps, n2vModel), excludeDataBar, member("min_crystal_area_um2", minArea, ", "),
+			member("max_crystal_area_um2", maxArea, ", "), excludeBorder, backend, quoted(model),
+			unclearBelow == null ? "" : ", " + member("unclear_below", unclearBelow, ""));
+	}
+
+	/** {@code "key": value} followed by {@code separator}, or nothing for a null value. */
+	private static String member(String key, Double value, String separator) {
+		return value == null ? "" : "\"" + key + "\": " + Double.toString(value) + separator;
 	}
 
 	private static String preprocessingJson(String steps, String n2vModel) {
@@ -174,6 +195,22 @@ public class AnalyzeCrystals implements PlugIn {
 	static String baseName(String title) {
 		int dot = title.lastIndexOf('.');
 		return dot > 0 ? title.substring(0, dot) : title;
+	}
+
+	/**
+	 * Called by a batch macro at its end with what failed (empty: nothing): that becomes
+	 * {@link #lastError()}, and an ImageJ run as {@code ImageJ -batch} (no ImageJ window, no
+	 * Python session hosting it) exits with status 1 if something failed: ImageJ itself always
+	 * exits with 0. A Python session that hosts ImageJ reads lastError instead.
+	 */
+	public static String endBatch(String failures) {
+		lastError = failures == null ? "" : failures.trim();
+		if (!lastError.isEmpty() && IJ.getInstance() == null && BackendRegistry.inProcess() == null
+			&& Interpreter.isBatchMode()) {
+			System.out.flush();
+			System.exit(1);
+		}
+		return "";
 	}
 
 	static void clearError() {

@@ -24,6 +24,11 @@ public class ExternalBackend implements Backend {
 	static final String PROGRESS_PREFIX = "MCN-PROGRESS ";
 	static final String RESULT_PREFIX = "MCN-RESULT ";
 	private static final int EXIT_MODEL = 3;
+	/** How to point the plugin at the Python that has MicroCrystalNet: every message about a missing Python says it. */
+	static final String WHICH_PYTHON = "Set the Python that has MicroCrystalNet (the path that 'scripts/mcn --python-path' "
+		+ "prints in a MicroCrystalNet checkout) in Plugins > MicroCrystalNet > Settings..., or, for headless and batch "
+		+ "runs, in the environment variable " + Settings.PYTHON_VARIABLE + " (export " + Settings.PYTHON_VARIABLE
+		+ "=/path/to/python).";
 
 	private final String python;
 	private volatile String resultFolder;
@@ -91,7 +96,7 @@ public class ExternalBackend implements Backend {
 			process = builder.start();
 		} catch (IOException error) {
 			throw new Exception("Python could not be started: " + python + "\n(" + error.getMessage() + ")\n"
-				+ "Set the Python that has MicroCrystalNet installed in Plugins > MicroCrystalNet > Settings...");
+				+ WHICH_PYTHON);
 		}
 		Thread reader = new Thread(new Runnable() {
 			@Override
@@ -135,8 +140,7 @@ public class ExternalBackend implements Backend {
 	private String explain(int status, String errorOutput) {
 		String tail = lastLines(errorOutput, 12);
 		if (errorOutput.contains("No module named microcrystalnet"))
-			return "The Python at " + python + " does not have MicroCrystalNet installed.\n"
-				+ "Install it there, or choose the project's Python in Plugins > MicroCrystalNet > Settings...";
+			return "The Python at " + python + " does not have MicroCrystalNet installed.\n" + WHICH_PYTHON;
 		if (status == EXIT_MODEL)
 			return "The model is not available or not usable:\n" + tail;
 		return "The Python backend failed (exit status " + status + "):\n" + tail;
