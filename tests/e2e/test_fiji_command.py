@@ -714,6 +714,31 @@ def test_imagej_command_needs_a_display(tmp_path):
     assert done.returncode == 2 and "xvfb-run" in done.stderr
 
 
+def test_fiji_start_gets_past_pyimagejs_java_version_guess_with_the_installed_java(x_display, plugin_jar, tmp_path):
+    """Everything up to where a real Fiji is needed: with scyjava's fetch "never", pyimagej's
+    Java-version guess crashed (UnboundLocalError) before anything started. A Fiji.app with
+    nothing in it gets past that, onto the installed Java (no JRE download), and fails with a
+    message that says what to do."""
+    from microcrystalnet.imagej import system_java_major_version
+
+    done_version = subprocess.run(["java", "-version"], capture_output=True, text=True)
+    assert f'version "{system_java_major_version()}' in done_version.stderr or \
+        f'version "1.{system_java_major_version()}' in done_version.stderr
+    fiji = tmp_path / "Fiji.app"
+    (fiji / "jars").mkdir(parents=True)
+    (fiji / "plugins").mkdir()
+    macro = tmp_path / "hello.ijm"
+    macro.write_text('print("hello");\n')
+    done = subprocess.run([sys.executable, "-m", "microcrystalnet", "imagej", "--fiji", str(fiji), "--macro",
+                           str(macro), "--plugin-jar", str(plugin_jar)],
+                          capture_output=True, text=True, timeout=600)
+    log = done.stdout + done.stderr
+    assert "UnboundLocalError" not in log and "Traceback" not in log, log
+    assert "Using system Java" in log and "Fetching zulu" not in log, log
+    assert done.returncode == 2 and f"pyimagej could not start the Fiji at {fiji}" in log, log
+    assert (fiji / "plugins" / "MicroCrystalNet_.jar").is_file()
+
+
 @pytest.mark.skipif(not os.environ.get("MICROCRYSTALNET_FIJI"),
                     reason="set MICROCRYSTALNET_FIJI to a Fiji.app folder to test the pyimagej start-up: ImageJ2 "
                            "and Fiji are not on Maven Central, so no Fiji can be had in this environment")
