@@ -191,6 +191,15 @@ def test_results_table_is_in_the_images_unit_measurements_first_with_four_signif
     assert {"MeanArea (nm^2)", "MeanFeret (nm)"} <= {str(h) for h in summary.getHeadings()}
     assert_four_significant_digits_shown(summary)
 
+    calibration.pixelWidth, calibration.pixelHeight = calibration.pixelWidth / 1e6, calibration.pixelHeight / 1e6
+    calibration.setUnit("mm")  # areas of 1E-7 mm^2: beyond 9 decimals, in scientific notation
+    ij.run(image, "Analyze Crystals...", OPTIONS + " roi_manager=[Replace existing ROIs]")
+    assert str(jimport("microcrystalnet.fiji.AnalyzeCrystals").lastError()) == ""
+    table = ResultsTable.getResultsTable("MicroCrystalNet Results")
+    assert_same_as_cli(results_table_rows("mm"), cli_rows, per_micrometre=1e-3)
+    assert "E" in str(table.getStringValue("Area (mm^2)", 0))
+    assert_four_significant_digits_shown(table)
+
     image.setCalibration(None)  # uncalibrated: results in pixels, and the headings say so
     ij.run(image, "Analyze Crystals...", OPTIONS + " roi_manager=[Replace existing ROIs]")
     assert str(jimport("microcrystalnet.fiji.AnalyzeCrystals").lastError()) == ""

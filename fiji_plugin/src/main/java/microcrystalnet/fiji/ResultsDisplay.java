@@ -91,17 +91,12 @@ public final class ResultsDisplay {
 		}
 		TableUnit unit = TableUnit.of(image.getCalibration(), resultsInMicrometres(folder));
 		ResultsTable shown = shownTable(RESULTS_TITLE, replace);
-		for (int row = 0; row < results.size(); row++) {
-			shown.incrementCounter();
-			shown.setLabel(roiName(title, results.getStringValue("Name", row), replace), shown.size() - 1);
-			copyRow(results, row, shown, RESULTS_FIRST, RESULTS_LAST, unit, "Name");
-			shown.addValue("Image", title);
-		}
+		String[] labels = new String[results.size()];
+		for (int row = 0; row < results.size(); row++)
+			labels[row] = roiName(title, results.getStringValue("Name", row), replace);
+		appendRows(results, shown, columnOrder(results, RESULTS_FIRST, RESULTS_LAST, "Name"), unit, labels, title);
 		ResultsTable classes = shownTable(SUMMARY_TITLE, replace);
-		for (int row = 0; row < summary.size(); row++) {
-			classes.incrementCounter();
-			copyRow(summary, row, classes, new String[0], new String[0], unit);
-		}
+		appendRows(summary, classes, columnOrder(summary, new String[0], new String[0]), unit, null, null);
 		showWithSignificantDigits(shown, RESULTS_TITLE);
 		showWithSignificantDigits(classes, SUMMARY_TITLE);
 		preprocessing.show(PREPROCESSING_TITLE);
@@ -121,23 +116,42 @@ public final class ResultsDisplay {
 	}
 
 	/**
-	 * Adds the cells of {@code row} to the last row of {@code to}: the columns named in
-	 * {@code first} first, then the others in their order, then those in {@code last}, except
-	 * {@code skipped}; lengths and areas converted to {@code unit}, which their headings name.
+	 * The headings of {@code table}: those named in {@code first} first, then the others in their
+	 * order, then those in {@code last}, except {@code skipped}.
 	 */
-	private static void copyRow(ResultsTable from, int row, ResultsTable to, String[] first, String[] last,
-		TableUnit unit, String... skipped) {
-		List<String> order = new ArrayList<String>(Arrays.asList(first));
-		for (String heading : from.getHeadings())
+	private static List<String> columnOrder(ResultsTable table, String[] first, String[] last, String... skipped) {
+		List<String> headings = Arrays.asList(table.getHeadings());
+		List<String> order = new ArrayList<String>();
+		for (String heading : first)
+			if (headings.contains(heading)) order.add(heading);
+		for (String heading : headings)
 			if (!order.contains(heading) && !Arrays.asList(last).contains(heading)
 				&& !Arrays.asList(skipped).contains(heading) && !"Label".equals(heading))
 				order.add(heading);
-		order.addAll(Arrays.asList(last));
-		for (String heading : order) {
-			if (!from.columnExists(from.getColumnIndex(heading))) continue;
-			int power = LENGTHS.contains(heading) ? 1 : AREAS.contains(heading) ? 2 : 0;
-			if (isText(from, heading)) to.addValue(heading, from.getStringValue(heading, row));
-			else to.addValue(unit.heading(heading, power), unit.convert(from.getValue(heading, row), power));
+		for (String heading : last)
+			if (headings.contains(heading)) order.add(heading);
+		return order;
+	}
+
+	/**
+	 * Adds the rows of {@code from} to {@code to}, columns in {@code order}, lengths and areas
+	 * converted to {@code unit}, which their headings name; {@code labels}: the row labels (null:
+	 * none); {@code image}: the value of an Image column at the end (null: none).
+	 */
+	private static void appendRows(ResultsTable from, ResultsTable to, List<String> order, TableUnit unit, String[] labels,
+		String image) {
+		List<String> text = new ArrayList<String>();
+		for (String heading : order)
+			if (isText(from, heading)) text.add(heading);
+		for (int row = 0; row < from.size(); row++) {
+			to.incrementCounter();
+			if (labels != null) to.setLabel(labels[row], to.size() - 1);
+			for (String heading : order) {
+				int power = LENGTHS.contains(heading) ? 1 : AREAS.contains(heading) ? 2 : 0;
+				if (text.contains(heading)) to.addValue(heading, from.getStringValue(heading, row));
+				else to.addValue(unit.heading(heading, power), unit.convert(from.getValue(heading, row), power));
+			}
+			if (image != null) to.addValue("Image", image);
 		}
 	}
 
