@@ -633,7 +633,8 @@ def test_messages_are_wrapped_at_spaces_and_slashes(imagej1):
     lines = wrapped.split("\n")
     assert all(len(line) <= 40 for line in lines), lines
     assert lines[-1] == "  indented short line"
-    assert "".join(lines[:-1]).replace(" ", "") == ("The model /data/" + "folder/" * 12 + "m.keras is missing.").replace(" ", "")
+    original = "The model /data/" + "folder/" * 12 + "m.keras is missing."
+    assert "".join(lines[:-1]).replace(" ", "") == original.replace(" ", "")
     assert all(line.endswith("/") for line in lines[1:-2])
 
 

@@ -40,7 +40,10 @@ public final class ResultsDisplay {
 		"Angle", "Circ.", "AR", "Round", "Solidity", "Mean", "X", "Y", "Class", "Confidence"};
 	/** Columns after the class probabilities. */
 	static final String[] RESULTS_LAST = {"Crystal", "Segmenter"};
-	/** Lengths and areas of the backend's tables (microcrystalnet.measure's LENGTH_COLUMNS and AREA_COLUMNS, and the class summary's means). */
+	/**
+	 * Lengths and areas of the backend's tables: microcrystalnet.measure's LENGTH_COLUMNS and
+	 * AREA_COLUMNS, and the class summary's means.
+	 */
 	public static final List<String> LENGTHS = Arrays.asList("X", "Y", "Perim.", "Major", "Minor", "Feret", "MinFeret",
 		"MeanFeret");
 	public static final List<String> AREAS = Arrays.asList("Area", "MeanArea");
