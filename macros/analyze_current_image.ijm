@@ -1,7 +1,8 @@
 // MicroCrystalNet: analyse the SEM image in front.
 //
-// Crystals go to the ROI Manager (named 0001-RES, 0002-AA, ... and outlined in their class
-// colour), measurements to the "MicroCrystalNet Results" table, counts per class to the
+// Crystals go to the ROI Manager (named 0001-RES, 0002-AA, ..., with the image title in front
+// when added to existing ROIs: scene.tif:0001-RES; outlined in their class colour), measurements
+// to the "MicroCrystalNet Results" table (in the image's unit), counts per class to the
 // "MicroCrystalNet Summary" table, and a colour legend to the Log.
 //
 // Adapt the settings below; every one is also a field of Plugins > MicroCrystalNet >

@@ -1,29 +1,35 @@
 // MicroCrystalNet: analyse every SEM image of a folder.
 //
 // For each image, <output>/<image name>/ receives RoiSet.zip, results.csv, class_summary.csv,
-// labels.tif and summary.json; <output>/batch_summary.csv combines the class counts, fractions
-// and mean sizes of all images (one row per image and class).
+// labels.tif, overlay.png and summary.json; <output>/batch_summary.csv combines the class counts,
+// fractions and mean sizes of all images (one row per image and class).
 //
 // Resumable: an image whose result folder already holds summary.json is skipped, so a batch
 // that was interrupted continues where it stopped. An image that cannot be opened or analysed
-// is reported in the Log and the batch goes on with the next one.
+// is reported in the Log and the batch goes on with the next one; at the end, if any failed,
+// call("microcrystalnet.fiji.AnalyzeCrystals.lastError") names them and ImageJ run with -batch
+// exits with status 1.
 //
 // Interactive: Plugins > Macros > Run... asks for the two folders.
-// Without windows:  ImageJ -batch batch_analyze_folder.ijm "input=/data/sem output=/data/results"
+// Without windows (paths with spaces in brackets, as in every ImageJ option):
+//   ImageJ -batch batch_analyze_folder.ijm "input=[/data/sem images] output=[/data/results] settings=[/data/limits.json]"
 // (plain ImageJ 1.x needs an X display for its dialogs; on a server use xvfb-run, or Fiji --headless)
+// The Python that analyses: Plugins > MicroCrystalNet > Settings..., or for headless runs the
+// environment variable MICROCRYSTALNET_PYTHON (the path 'scripts/mcn --python-path' prints).
 //
-// Adapt the analysis settings here (the fields of Plugins > MicroCrystalNet > Analyze Crystals...;
-// model= also takes the path of a model you trained: model=[/data/run1/model.keras]):
-settings = "model=reference-2023-11-19 unclear_below=0.5 min_crystal_area=0.25 max_crystal_area=40 exclude_sem_data_bar "
-    + "preprocessing=[nlm,n2v,unsharp,opening,closing] n2v_model=[] segmenter=Default settings_file=[]";
+// settings= (optional): a MicroCrystalNet settings file (JSON), e.g. crystal area limits in um^2:
+//   {"segment": {"min_crystal_area_um2": 0.5, "max_crystal_area_um2": 20}, "classify": {"unclear_below": 0.6}}
+// or one written by 'microcrystalnet tune-sam'. What it leaves out takes MicroCrystalNet's defaults.
+// The fields below apply on top of it (the Analyze Crystals... fields; model= also takes the path
+// of a model you trained: model=[/data/run1/model.keras]):
+fields = "model=reference-2023-11-19 exclude_sem_data_bar preprocessing=[nlm,n2v,unsharp,opening,closing] "
+    + "n2v_model=[] segmenter=Default";
 
 extensions = newArray(".tif", ".tiff", ".png", ".jpg", ".jpeg");
 
 function argumentValue(arguments, key) {
-    parts = split(arguments, " ");
-    for (k = 0; k < parts.length; k++)
-        if (startsWith(parts[k], key + "=")) return substring(parts[k], lengthOf(key) + 1);
-    return "";
+    // ImageJ's own option parsing: key=value, or key=[value with spaces]
+    return call("ij.Macro.getValue", arguments + " ", key, "");
 }
 
 function isImageName(name) {
@@ -38,14 +44,27 @@ function withSeparator(folder) {
     return folder;
 }
 
+function stop(message) {
+    print("MicroCrystalNet batch: ERROR " + message);
+    call("microcrystalnet.fiji.AnalyzeCrystals.endBatch", message);
+    exit(message);
+}
+
 arguments = getArgument();
 input = argumentValue(arguments, "input");
 output = argumentValue(arguments, "output");
+settingsFile = argumentValue(arguments, "settings");
 if (input == "") input = getDirectory("Choose the folder of SEM images");
 if (output == "") output = getDirectory("Choose the folder for the results");
+if (!File.isDirectory(input))
+    stop("the input folder " + input + " does not exist (write a path with spaces in brackets: input=[/data/sem images])");
+if (settingsFile != "" && !File.exists(settingsFile))
+    stop("the settings file " + settingsFile + " does not exist");
 input = withSeparator(input);
 output = withSeparator(output);
 File.makeDirectory(output);
+if (!File.isDirectory(output)) stop("the output folder " + output + " cannot be created");
+settings = fields + " settings_file=[" + settingsFile + "]";
 
 setBatchMode(true);
 names = getFileList(input);
@@ -54,6 +73,7 @@ for (i = 0; i < names.length; i++)
     if (isImageName(names[i])) images = Array.concat(images, names[i]);
 
 combined = "";
+failures = "";
 analysed = 0; skipped = 0; failed = 0;
 for (i = 0; i < images.length; i++) {
     name = images[i];
@@ -70,6 +90,7 @@ for (i = 0; i < images.length; i++) {
         if (nImages == before) {
             print(label + ": ERROR cannot be opened as an image");
             failed++;
+            failures = failures + " " + name;
             continue;
         }
         print(label + ": analysing");
@@ -79,6 +100,7 @@ for (i = 0; i < images.length; i++) {
         if (error != "") {
             print(label + ": ERROR " + error);
             failed++;
+            failures = failures + " " + name;
             continue;
         }
         analysed++;
@@ -90,3 +112,5 @@ for (i = 0; i < images.length; i++) {
 if (combined != "") File.saveString(combined, output + "batch_summary.csv");
 print("MicroCrystalNet batch: " + analysed + " analysed, " + skipped + " skipped (done before), " + failed
     + " failed, of " + images.length + " images; results in " + output);
+if (failed > 0) call("microcrystalnet.fiji.AnalyzeCrystals.endBatch", failed + " of " + images.length + " images failed:" + failures);
+else call("microcrystalnet.fiji.AnalyzeCrystals.endBatch", "");

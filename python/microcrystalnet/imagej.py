@@ -11,8 +11,11 @@ installed on the machine (``JAVA_HOME`` or ``java`` on PATH), which works offlin
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -154,8 +157,9 @@ class InProcessAnalysis:
         return self._denoisers[key]
 
     def analyze(self, pixels: "np.ndarray", title: str, pixel_size_um: float | None, settings_json: str,
-                report: Callable[[str, float], None]) -> Path:
-        """Analyse pixels handed over by ImageJ; return the result folder (inside a new temporary folder)."""
+                report: Callable[[str, float], None], overlay: bool = False) -> Path:
+        """Analyse pixels handed over by ImageJ; return the result folder (inside a new temporary folder).
+        ``overlay``: also write overlay.png (wanted when the user saves the results)."""
         from .classify import CrystalClassifier
         from .config import AnalysisConfig
         from .io import sem_image_from_array
@@ -172,7 +176,7 @@ class InProcessAnalysis:
         if config.preprocess.runs_n2v_model:
             n2v = self._denoiser(config.preprocess.n2v_model)
         analysis = analyze_image(image, self._classifiers[model], config, report, n2v=n2v)
-        return write_analysis(Path(tempfile.mkdtemp(prefix="microcrystalnet-")), analysis, overlay=False)
+        return write_analysis(Path(tempfile.mkdtemp(prefix="microcrystalnet-")), analysis, overlay=overlay)
 
     def denoise(self, pixels: "np.ndarray", title: str, pixel_size_um: float | None, model_path: str,
                 tile_px: int) -> Path:
@@ -219,7 +223,7 @@ def register_backend() -> Any:
     @JImplements("microcrystalnet.fiji.Backend")
     class PythonBackend:
         @JOverride
-        def analyze(self, image, settings_json, progress):
+        def analyze(self, image, settings_json, overlay, progress):
             def report(stage: str, fraction: float) -> None:
                 if progress.isCancelled():
                     raise _Cancelled()
@@ -227,7 +231,7 @@ def register_backend() -> Any:
 
             try:
                 folder = core.analyze(imageplus_pixels(image), str(image.getTitle()), pixel_size(image),
-                                      str(settings_json), report)
+                                      str(settings_json), report, bool(overlay))
             except _Cancelled:
                 raise cancelled_exception() from None
             except (ImageInputError, OutputFolderError, OutputWriteError, ValueError, RuntimeError) as error:
@@ -270,6 +274,35 @@ def start_fiji(fiji: str | Path, headless: bool = False, plugin_jar: str | Path 
 
     import scyjava
 
-    scyjava.config.set_java_constraints(fetch="never")
-    imagej.init(str(fiji), mode="headless" if headless else "interactive")
+    # pyimagej guesses the Java version before starting it, and with fetch "never" its guess fails
+    # (UnboundLocalError in imagej._guess_java_version). "auto" with the installed Java's version
+    # gives it the right answer and makes scyjava use that Java, offline; it would download one
+    # only if none were installed, which system_java_major_version has ruled out.
+    scyjava.config.set_java_constraints(fetch="auto", version=str(system_java_major_version()))
+    logging.getLogger("scyjava._jdk_fetch").setLevel(logging.WARNING)  # "Fetching zulu-jre" even when nothing is
+    try:
+        imagej.init(str(fiji), mode="headless" if headless else "interactive")
+    except Exception as error:  # pyimagej, jgo, JPype: whatever they raise, the user needs the same advice
+        raise ImageJUnavailableError(
+            f"pyimagej could not start the Fiji at {fiji}: {type(error).__name__}: {error}. It needs a complete "
+            "Fiji.app (and, on its first start, network access to maven.scijava.org for pyimagej's own jars); "
+            "without one, start ImageJ 1.x with 'microcrystalnet imagej' (no --fiji), or install the plugin jar into "
+            "your Fiji and use its external backend") from error
     return jimport("ij.IJ")
+
+
+def system_java_major_version() -> int:
+    """The major version of the installed Java (``JAVA_HOME``'s, else ``java`` on PATH): 8, 11, 17, ..."""
+    java_home = os.environ.get("JAVA_HOME")
+    java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
+    if not java or not Path(java).is_file():
+        raise ImageJUnavailableError("Java is not installed (apt-get install default-jdk-headless, or set JAVA_HOME)")
+    try:
+        done = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise ImageJUnavailableError(f"{java} -version failed: {error}") from error
+    found = re.search(r'version "(\d+)(?:\.(\d+))?', done.stderr + done.stdout)
+    if not found:
+        raise ImageJUnavailableError(f"cannot read the Java version from '{java} -version': {done.stderr.strip()}")
+    major = int(found.group(1))
+    return int(found.group(2) or 0) if major == 1 else major  # "1.8.0_292" is Java 8

@@ -41,6 +41,9 @@ MEASUREMENT_COLUMNS: tuple[str, ...] = (
     "Area", "Mean", "X", "Y", "Perim.", "Major", "Minor", "Angle",
     "Circ.", "Feret", "FeretAngle", "MinFeret", "AR", "Round", "Solidity",
 )
+#: The measurements that are lengths (in the calibrated unit) and areas (unit squared); the others have no unit.
+LENGTH_COLUMNS: tuple[str, ...] = ("X", "Y", "Perim.", "Major", "Minor", "Feret", "MinFeret")
+AREA_COLUMNS: tuple[str, ...] = ("Area",)
 
 
 def _convex_hull(vertices: Array) -> Array:

@@ -20,6 +20,7 @@ import tifffile
 
 from microcrystalnet.classes import class_by_code
 from microcrystalnet.imagej import find_ij_jar, jimport, register_backend
+from microcrystalnet.measure import AREA_COLUMNS, LENGTH_COLUMNS, MEASUREMENT_COLUMNS
 from microcrystalnet.results import RESULT_COLUMNS
 from microcrystalnet.synth import SceneSpec, render_scene
 
@@ -29,6 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 OPTIONS = ("model=reference-2023-11-19 min_crystal_area=0.25 max_crystal_area=40 exclude_sem_data_bar "
            "save_results_to=[]")
 TEXT_COLUMNS = ("Name", "Class", "Segmenter")
+MICROMETRE = "\u00b5m"
 
 
 def write_scene(path: Path, spec: SceneSpec) -> Path:
@@ -85,24 +87,39 @@ def denoise(ij, image_path: Path, model):
     return image, str(jimport("microcrystalnet.fiji.AnalyzeCrystals").lastError())
 
 
-def results_table_rows():
-    table = jimport("ij.measure.ResultsTable").getResultsTable("MicroCrystalNet Results")
+def table_heading(column: str, unit: str) -> str:
+    """The Results table's heading of a results.csv column: lengths and areas carry their unit."""
+    if column in LENGTH_COLUMNS:
+        return f"{column} ({unit})"
+    return f"{column} ({unit}^2)" if column in AREA_COLUMNS else column
+
+
+def results_table_rows(unit: str = MICROMETRE, title: str = "MicroCrystalNet Results"):
+    """The rows of the Results table keyed by results.csv's columns ("Name": the row label), as shown."""
+    table = jimport("ij.measure.ResultsTable").getResultsTable(title)
     assert table is not None, "the MicroCrystalNet Results table is not shown"
     rows = []
     for index in range(table.size()):
-        rows.append({column: (str(table.getStringValue(column, index)) if column in TEXT_COLUMNS
-                              else float(table.getValue(column, index))) for column in RESULT_COLUMNS})
+        row = {column: (str(table.getStringValue(column, index)) if column in TEXT_COLUMNS
+                        else float(table.getValue(table_heading(column, unit), index)))
+               for column in RESULT_COLUMNS if column != "Name"}
+        row["Name"] = str(table.getLabel(index))
+        row["Image"] = str(table.getStringValue("Image", index))
+        rows.append(row)
     return rows
 
 
-def assert_same_as_cli(rows, cli_rows):
+def assert_same_as_cli(rows, cli_rows, per_micrometre: float = 1.0):
+    """``per_micrometre``: units of the table per micrometre of the CLI's results."""
     assert len(rows) == len(cli_rows)
     for ours, theirs in zip(rows, cli_rows):
         for column in RESULT_COLUMNS:
             if column in TEXT_COLUMNS:
                 assert ours[column] == theirs[column], column
             else:
-                assert ours[column] == pytest.approx(float(theirs[column]), rel=1e-12, abs=1e-12), column
+                power = 1 if column in LENGTH_COLUMNS else 2 if column in AREA_COLUMNS else 0
+                expected = float(theirs[column]) * per_micrometre ** power
+                assert ours[column] == pytest.approx(expected, rel=1e-12, abs=1e-12), column
 
 
 def roi_manager():
@@ -135,6 +152,103 @@ def test_in_process_command_gives_the_clis_crystals_names_colours_and_results(ij
         ["input", "nlm", "n2v", "unsharp", "opening", "closing"]
     assert steps.getValue("Applied", 2) == 0 and "n2v train" in str(steps.getStringValue("Note", 2))
     image.close()
+
+
+def assert_four_significant_digits_shown(table) -> None:
+    """Every number of ``table`` as shown keeps 4 significant digits (no 0.004 for 0.004123),
+    probabilities and fractions 4 decimals."""
+    for heading in (str(h) for h in table.getHeadings() if str(h) != "Label"):
+        probability = heading.startswith("Prob_") or heading.endswith("Confidence") or heading == "Fraction"
+        for row in range(table.size()):
+            value = float(table.getValue(heading, row))
+            if value == value:  # not a text column (NaN)
+                shown = float(str(table.getStringValue(heading, row)))
+                assert shown == pytest.approx(value, rel=0 if probability else 5e-4, abs=5e-5 if probability else 0), \
+                    (heading, row, value, shown)
+
+
+def test_results_table_is_in_the_images_unit_measurements_first_with_four_significant_digits(ij, scene_file,
+                                                                                           cli_rows):
+    use_backend(ij, "In-process")
+    ResultsTable = jimport("ij.measure.ResultsTable")
+    image = ij.openImage(str(scene_file))
+    calibration = image.getCalibration()  # the same pixel size, 40 nm, in nm
+    calibration.pixelWidth, calibration.pixelHeight = calibration.pixelWidth * 1000, calibration.pixelHeight * 1000
+    calibration.setUnit("nm")
+    image.show()
+    ij.run(image, "Analyze Crystals...", OPTIONS + " roi_manager=[Replace existing ROIs]")
+    assert str(jimport("microcrystalnet.fiji.AnalyzeCrystals").lastError()) == ""
+    table = ResultsTable.getResultsTable("MicroCrystalNet Results")
+    headings = [str(h) for h in table.getHeadings() if str(h) != "Label"]
+    measurements = headings[:len(MEASUREMENT_COLUMNS)]
+    assert measurements[:3] == ["Area (nm^2)", "Perim. (nm)", "Feret (nm)"]
+    assert sorted(measurements) == sorted(table_heading(column, "nm") for column in MEASUREMENT_COLUMNS)
+    assert headings[len(MEASUREMENT_COLUMNS):len(MEASUREMENT_COLUMNS) + 6] == \
+        ["Class", "Confidence", "Prob_RES", "Prob_PES", "Prob_AA", "Prob_RA/SA"]
+    assert_same_as_cli(results_table_rows("nm"), cli_rows, per_micrometre=1000)
+    assert_four_significant_digits_shown(table)
+    summary = ResultsTable.getResultsTable("MicroCrystalNet Summary")
+    assert {"MeanArea (nm^2)", "MeanFeret (nm)"} <= {str(h) for h in summary.getHeadings()}
+    assert_four_significant_digits_shown(summary)
+
+    calibration.pixelWidth, calibration.pixelHeight = calibration.pixelWidth / 1e6, calibration.pixelHeight / 1e6
+    calibration.setUnit("mm")  # areas of 1E-7 mm^2: beyond 9 decimals, in scientific notation
+    ij.run(image, "Analyze Crystals...", OPTIONS + " roi_manager=[Replace existing ROIs]")
+    assert str(jimport("microcrystalnet.fiji.AnalyzeCrystals").lastError()) == ""
+    table = ResultsTable.getResultsTable("MicroCrystalNet Results")
+    assert_same_as_cli(results_table_rows("mm"), cli_rows, per_micrometre=1e-3)
+    assert "E" in str(table.getStringValue("Area (mm^2)", 0))
+    assert_four_significant_digits_shown(table)
+
+    image.setCalibration(None)  # uncalibrated: results in pixels, and the headings say so
+    ij.run(image, "Analyze Crystals...", OPTIONS + " roi_manager=[Replace existing ROIs]")
+    assert str(jimport("microcrystalnet.fiji.AnalyzeCrystals").lastError()) == ""
+    table = ResultsTable.getResultsTable("MicroCrystalNet Results")
+    assert [str(h) for h in table.getHeadings() if str(h) != "Label"][:2] == ["Area (px^2)", "Perim. (px)"]
+    assert_four_significant_digits_shown(table)
+    image.close()
+
+
+def test_java_knows_pythons_lengths_areas_and_units(imagej1):
+    """The plugin converts lengths and areas to the image's unit: its lists must be the backend's."""
+    from microcrystalnet.io.image_file import _UNIT_TO_UM
+
+    display = jimport("microcrystalnet.fiji.ResultsDisplay")
+    assert set(LENGTH_COLUMNS) | {"MeanFeret"} == {str(c) for c in display.LENGTHS}
+    assert set(AREA_COLUMNS) | {"MeanArea"} == {str(c) for c in display.AREAS}
+    assert sorted(str(c) for c in display.RESULTS_FIRST) == sorted((*MEASUREMENT_COLUMNS, "Class", "Confidence"))
+    for unit, micrometres in _UNIT_TO_UM.items():
+        assert float(display.unitsPerMicrometre(unit)) == pytest.approx(1 / micrometres), unit
+    assert display.unitsPerMicrometre("inch") is None
+
+
+def test_add_mode_names_rois_by_image_and_accumulates_the_tables(ij, scene_file, tmp_path, cli_rows):
+    second = write_scene(tmp_path / "second.tif", SceneSpec(shape=(256, 256), pixel_size_um=0.04, seed=32))
+    use_backend(ij, "In-process")
+    manager = roi_manager()
+    first_image, error = analyze(ij, scene_file, OPTIONS + " roi_manager=[Replace existing ROIs]")
+    assert error == ""
+    second_image, error = analyze(ij, second, OPTIONS + " roi_manager=[Add to existing ROIs]")
+    assert error == ""
+    third_image, error = analyze(ij, scene_file, OPTIONS + " roi_manager=[Add to existing ROIs]")
+    assert error == ""
+    names = [str(manager.getRoi(i).getName()) for i in range(manager.getCount())]
+    first_count = len(cli_rows)
+    assert names[:first_count] == [row["Name"] for row in cli_rows]
+    added = names[first_count:]
+    assert added and len(set(added)) == len(added)
+    second_names = [name for name in added if name.startswith("second.tif:")]
+    assert second_names and all(name.startswith("scene.tif:") for name in added[len(second_names):])
+    assert [name.split(":", 1)[1] for name in added[len(second_names):]] == [row["Name"] for row in cli_rows]
+    rows = results_table_rows()
+    assert [row["Name"] for row in rows] == names
+    assert [row["Image"] for row in rows] == \
+        ["scene.tif"] * first_count + ["second.tif"] * len(second_names) + ["scene.tif"] * first_count
+    summary = jimport("ij.measure.ResultsTable").getResultsTable("MicroCrystalNet Summary")
+    assert [str(summary.getStringValue("Image", i)) for i in range(summary.size())] == \
+        ["scene.tif"] * 5 + ["second.tif"] * 5 + ["scene.tif"] * 5
+    for image in (first_image, second_image, third_image):
+        image.close()
 
 
 def test_a_settings_file_from_the_dialog_applies_as_on_the_command_line(ij, scene_file, tmp_path, reference_model_path):
@@ -289,17 +403,46 @@ def test_saving_never_replaces_a_folder_that_is_not_a_result_folder(ij, scene_fi
     assert not [p.name for p in saved.parent.iterdir() if p.name != "scene"]
 
 
+@pytest.mark.parametrize("backend", ["In-process", "External"])
+def test_saved_results_follow_the_umask_hold_the_overlay_and_the_log_names_the_classes(ij, scene_file, tmp_path,
+                                                                                     capfd, backend):
+    import stat
+
+    from PIL import Image
+
+    from microcrystalnet.classes import RESULT_CLASSES
+
+    umask = os.umask(0)
+    os.umask(umask)  # ImageJ's JVM has this process's umask
+    assert umask & 0o077 != 0o077, "with this umask the folder mode says nothing"
+    use_backend(ij, backend)
+    capfd.readouterr()
+    image, error = analyze(ij, scene_file, OPTIONS.replace("save_results_to=[]", f"save_results_to=[{tmp_path}]"))
+    assert error == ""
+    saved = tmp_path / "scene"
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o777 & ~umask  # was drwx------
+    assert all(stat.S_IMODE(file.stat().st_mode) == 0o666 & ~umask for file in saved.iterdir())
+    with Image.open(saved / "overlay.png") as overlay:
+        assert overlay.size == (image.getWidth(), image.getHeight())
+    log = capfd.readouterr().out  # the legend: each class by code, name, count and outline colour
+    for result_class in RESULT_CLASSES:
+        assert any(result_class.code in line and result_class.name in line and result_class.colour_hex in line
+                   for line in log.splitlines()), (result_class.code, log)
+    image.close()
+
+
 def test_external_backend_explains_a_missing_python_or_package(ij, scene_file, tmp_path):
     ij.run("Settings...", "python=/nonexistent/bin/python backend=External model=reference-2023-11-19")
     image, error = analyze(ij, scene_file, OPTIONS)
     assert "Python could not be started: /nonexistent/bin/python" in error and "Settings..." in error
+    assert "MICROCRYSTALNET_PYTHON" in error  # headless runs have no Settings dialog
     image.close()
     bare = tmp_path / "bare-python"  # a real Python, isolated from this environment: no microcrystalnet
     bare.write_text(f"#!/bin/sh\nexec {sys.base_prefix}/bin/python3 -I \"$@\"\n")
     bare.chmod(0o755)
     ij.run("Settings...", f"python=[{bare}] backend=External model=reference-2023-11-19")
     image, error = analyze(ij, scene_file, OPTIONS)
-    assert "does not have MicroCrystalNet installed" in error
+    assert "does not have MicroCrystalNet installed" in error and "MICROCRYSTALNET_PYTHON" in error
     image.close()
 
 
@@ -332,7 +475,7 @@ def test_cancel_stops_the_backend(ij, scene_file, backend):
     stages: list = []
     started = time.perf_counter()
     with pytest.raises(JException) as raised:
-        chosen.analyze(image, settings, cancelling_progress(stages))
+        chosen.analyze(image, settings, False, cancelling_progress(stages))
     assert "CancelledException" in str(raised.type) or "Cancelled" in str(raised.value)
     assert stages and time.perf_counter() - started < 60
 
@@ -349,14 +492,39 @@ def wait_for_dialog(title_part: str, seconds: float = 30):
     raise AssertionError(f"no dialog '{title_part}' appeared")
 
 
-def test_dialog_is_recorded_and_the_recorded_line_replays(ij, scene_file, cli_rows):
-    use_backend(ij, "In-process")
+def click(dialog, button_index: int) -> None:
+    """Press a dialog button (0: OK, 1: Cancel) as the user does."""
+    ActionEvent = jimport("java.awt.event.ActionEvent")
+    dialog.actionPerformed(ActionEvent(dialog.getButtons()[button_index], ActionEvent.ACTION_PERFORMED, "click"))
+
+
+def wait_until(condition, seconds: float = 120) -> None:
+    deadline = time.time() + seconds
+    while not condition():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def recorder(ij):
+    """The macro recorder, recording (without its window), switched off afterwards."""
     Recorder = jimport("ij.plugin.frame.Recorder")
-    recorder = Recorder(False)  # a recorder without its window; it switches recording on
+    recorder = Recorder(False)
     assert Recorder.record
-    image = ij.openImage(str(scene_file))
+    yield recorder
+    Recorder.class_.getField("record").setBoolean(None, False)
+
+
+def open_in_front(ij, path: Path):
+    image = ij.openImage(str(path))
     image.show()
     jimport("ij.WindowManager").setCurrentWindow(image.getWindow())
+    return image
+
+
+def test_only_the_commands_line_is_recorded_and_the_recording_replays_verbatim(ij, scene_file, cli_rows, recorder):
+    use_backend(ij, "In-process")
+    image = open_in_front(ij, scene_file)
     ij.doCommand("Analyze Crystals...")  # as from the menu: in its own thread, with the dialog
     dialog = wait_for_dialog("Analyze Crystals")
     dialog.getNumericFields().get(1).setText("0.5")  # field 0: unclear below; 1: minimum crystal area
@@ -364,72 +532,177 @@ def test_dialog_is_recorded_and_the_recorded_line_replays(ij, scene_file, cli_ro
     roi_manager_choice = next(c for c in choices if any(str(c.getItem(i)) == "Replace existing ROIs"
                                                         for i in range(c.getItemCount())))
     roi_manager_choice.select("Replace existing ROIs")
-    ActionEvent = jimport("java.awt.event.ActionEvent")
-    dialog.actionPerformed(ActionEvent(dialog.getButtons()[0], ActionEvent.ACTION_PERFORMED, "OK"))
-    manager = roi_manager()
-    deadline = time.time() + 120
-    while "Analyze Crystals" not in str(recorder.getText()) and time.time() < deadline:
-        time.sleep(0.2)
-    while ij.getInstance() is None and jimport("ij.IJ").isMacro() and time.time() < deadline:
-        time.sleep(0.2)
+    click(dialog, 0)
+    wait_until(lambda: "Analyze Crystals" in str(recorder.getText()))  # recorded when the command ends
     time.sleep(1)
-    recorded = [line for line in str(recorder.getText()).splitlines() if "Analyze Crystals" in line]
-    Recorder.class_.getField("record").setBoolean(None, False)
-    assert recorded, recorder.getText()
-    line = recorded[-1]
-    assert "min_crystal_area=0.5" in line and "roi_manager=[Replace existing ROIs]" in line
-    interactive_count = manager.getCount()
-    options = line.split('", "', 1)[1].rsplit('");', 1)[0]
+    recording = str(recorder.getText())
+    # ImageJ records bringing the image to front; beside that, only the command's own line
+    lines = [line for line in recording.splitlines() if line.strip() and not line.startswith("selectWindow(")]
+    assert len(lines) == 1 and lines[0].startswith('run("Analyze Crystals...", '), recording
+    assert "min_crystal_area=0.5" in lines[0] and "roi_manager=[Replace existing ROIs]" in lines[0]
+    manager = roi_manager()
+    interactive_names = [str(manager.getRoi(i).getName()) for i in range(manager.getCount())]
     manager.reset()
-    ij.run(image, "Analyze Crystals...", options)
-    assert manager.getCount() == interactive_count > 0
-    assert all(row["Area"] >= 0.5 for row in results_table_rows())
+    ij.runMacro(recording)  # verbatim
+    assert str(jimport("microcrystalnet.fiji.AnalyzeCrystals").lastError()) == ""
+    assert [str(manager.getRoi(i).getName()) for i in range(manager.getCount())] == interactive_names
+    assert interactive_names and all(row["Area"] >= 0.5 for row in results_table_rows())
     image.close()
 
 
-def run_batch_macro(input_folder: Path, output_folder: Path, plugin_home: Path, user_home: Path,
-                    model_dir: Path) -> subprocess.CompletedProcess:
+def test_cancelled_runs_are_not_recorded(ij, scene_file, recorder):
+    use_backend(ij, "In-process")
+    IJ = jimport("ij.IJ")
+    KeyEvent = jimport("java.awt.event.KeyEvent")
+    image = open_in_front(ij, scene_file)
+    time.sleep(0.5)
+    before = str(recorder.getText()).count("Analyze Crystals")  # the recording so far (the recorder keeps its text)
+    ij.doCommand("Analyze Crystals...")
+    click(wait_for_dialog("Analyze Crystals"), 1)  # Cancel in the dialog
+    wait_until(lambda: not any(window.isVisible() for window in jimport("java.awt.Window").getWindows()
+                               if "Analyze Crystals" in str(getattr(window, "getTitle", lambda: "")())))
+    ij.doCommand("Analyze Crystals...")
+    click(wait_for_dialog("Analyze Crystals"), 0)  # OK, then Esc while it runs
+
+    def escape_pressed_and_cancelled() -> bool:
+        IJ.setKeyDown(KeyEvent.VK_ESCAPE)
+        return str(jimport("microcrystalnet.fiji.AnalyzeCrystals").lastError()) == "cancelled"
+
+    wait_until(escape_pressed_and_cancelled)
+    IJ.setKeyUp(KeyEvent.VK_ESCAPE)
+    IJ.resetEscape()
+    time.sleep(1)
+    assert str(recorder.getText()).count("Analyze Crystals") == before, recorder.getText()
+    image.close()
+
+
+ERROR_DIALOG_SCRIPT = """
+import sys, time
+from microcrystalnet.imagej import find_plugin_jar, jimport, register_backend, start_imagej1
+
+home, image_path, model = sys.argv[1:4]
+IJ = start_imagej1(headless=False, plugin_jar=find_plugin_jar(), home=home, jvm_options=(f"-Duser.home={home}",))
+register_backend()
+ImageJ = jimport("ij.ImageJ")
+ImageJ(ImageJ.NO_SHOW)  # as in Fiji: with ImageJ's main window, errors open a dialog (without, they are printed)
+IJ.run("Settings...", "python=[] backend=In-process model=reference-2023-11-19")
+image = IJ.openImage(image_path)
+image.show()
+jimport("ij.WindowManager").setCurrentWindow(image.getWindow())
+IJ.doCommand("Analyze Crystals...")
+
+
+def visible(kind, title_part):
+    for _ in range(600):
+        for window in jimport("java.awt.Window").getWindows():
+            if isinstance(window, kind) and window.isVisible() and title_part in str(window.getTitle()):
+                return window
+        time.sleep(0.1)
+    raise SystemExit(f"no window '{title_part}' appeared")
+
+
+dialog = visible(jimport("ij.gui.GenericDialog"), "Analyze Crystals")
+dialog.getStringFields().get(0).setText(model)  # field 0: model
+ActionEvent = jimport("java.awt.event.ActionEvent")
+dialog.actionPerformed(ActionEvent(dialog.getButtons()[0], ActionEvent.ACTION_PERFORMED, "OK"))
+error = visible(jimport("java.awt.Dialog"), "MicroCrystalNet")
+bounds, screen = error.getBounds(), jimport("java.awt.Toolkit").getDefaultToolkit().getScreenSize()
+print(f"BOUNDS {bounds.x} {bounds.width} SCREEN {screen.width}", flush=True)
+jimport("java.lang.System").exit(0)
+"""
+
+
+def test_an_error_dialog_fits_a_1280_px_wide_screen(x_display, plugin_jar, scene_file, tmp_path):
+    """A missing model named by a long path: the message, one 330-character line, set the
+    dialog's width; its OK button went off the screen. Here in an ImageJ with its main window
+    (a process of its own), on the 1280 x 1024 Xvfb screen."""
+    model = "/nonexistent/" + "a-long-folder-name/" * 15 + "model.keras"
+    script = tmp_path / "error_dialog.py"
+    script.write_text(ERROR_DIALOG_SCRIPT)
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "home"), str(scene_file), model],
+                          capture_output=True, text=True, timeout=300)
+    reported = [line.split() for line in done.stdout.splitlines() if line.startswith("BOUNDS ")]
+    assert reported, done.stdout + done.stderr
+    x, width, screen = int(reported[0][1]), int(reported[0][2]), int(reported[0][4])
+    assert 0 <= x and x + width <= min(1280, screen), (x, width, screen)
+
+
+def test_messages_are_wrapped_at_spaces_and_slashes(imagej1):
+    wrapped = str(jimport("microcrystalnet.fiji.AnalyzeCrystals").wrapped(
+        "The model /data/" + "folder/" * 12 + "m.keras is missing.\n  indented short line", 40))
+    lines = wrapped.split("\n")
+    assert all(len(line) <= 40 for line in lines), lines
+    assert lines[-1] == "  indented short line"
+    original = "The model /data/" + "folder/" * 12 + "m.keras is missing."
+    assert "".join(lines[:-1]).replace(" ", "") == original.replace(" ", "")
+    assert all(line.endswith("/") for line in lines[1:-2])
+
+
+def run_batch_macro(argument: str, plugin_home: Path, user_home: Path, model_dir: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "MICROCRYSTALNET_PYTHON": sys.executable, "MICROCRYSTALNET_MODEL_DIR": str(model_dir)}
     command = ["java", f"-Dplugins.dir={plugin_home}", f"-Duser.home={user_home}", "-cp", str(find_ij_jar()),
-               "ij.ImageJ", "-batch", str(REPO / "macros" / "batch_analyze_folder.ijm"),
-               f"input={input_folder} output={output_folder}"]
+               "ij.ImageJ", "-batch", str(REPO / "macros" / "batch_analyze_folder.ijm"), argument]
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
 
 
-def test_batch_macro_over_a_folder_with_a_corrupt_image_and_a_resumed_rerun(
+def test_batch_macro_over_a_folder_with_spaces_a_corrupt_image_a_settings_file_and_a_resumed_rerun(
         x_display, plugin_jar, tmp_path, reference_model_path):
+    import json
+
     from microcrystalnet.imagej import plugins_folder_with
 
-    images = tmp_path / "images"
+    images = tmp_path / "sem images"
     images.mkdir()
     for seed, name in ((31, "first"), (32, "second")):
         write_scene(images / f"{name}.tif", SceneSpec(shape=(256, 256), pixel_size_um=0.04, seed=seed))
     (images / "corrupt.tif").write_bytes(b"II*\x00" + b"\x00" * 64)
+    settings = tmp_path / "my settings" / "limits.json"
+    settings.parent.mkdir()
+    settings.write_text(json.dumps({"segment": {"min_crystal_area_um2": 0.6, "max_crystal_area_um2": 30}}))
     home = plugins_folder_with(plugin_jar, tmp_path / "imagej")
-    out = tmp_path / "results"
+    out = tmp_path / "my results"
+    argument = f"input=[{images}] output=[{out}] settings=[{settings}]"
 
-    done = run_batch_macro(images, out, home, tmp_path / "user", reference_model_path.parent)
+    done = run_batch_macro(argument, home, tmp_path / "user", reference_model_path.parent)
     log = done.stdout + done.stderr
-    assert done.returncode == 0, log
+    assert done.returncode == 1, log  # an image failed
     assert "corrupt.tif: ERROR" in log
     assert "2 analysed, 0 skipped (done before), 1 failed, of 3 images" in log
     for name in ("first", "second"):
         files = {p.name for p in (out / name).iterdir()}
-        assert {"RoiSet.zip", "results.csv", "class_summary.csv", "labels.tif", "summary.json"} <= files
+        assert {"RoiSet.zip", "results.csv", "class_summary.csv", "labels.tif", "summary.json", "overlay.png"} <= files
+        segment = json.loads((out / name / "summary.json").read_text())["settings"]["segment"]
+        assert (segment["min_crystal_area_um2"], segment["max_crystal_area_um2"]) == (0.6, 30)  # from the file
+        assert all(float(row["Area"]) >= 0.6 for row in read_rows(out / name / "results.csv"))
     assert not (out / "corrupt").exists()
     summary_rows = read_rows(out / "batch_summary.csv")
     assert len(summary_rows) == 10 and {row["Image"] for row in summary_rows}  # 4 classes + unclear each == {"first.tif", "second.tif"}
 
-    again = run_batch_macro(images, out, home, tmp_path / "user", reference_model_path.parent)
-    assert again.returncode == 0
-    assert "0 analysed, 2 skipped (done before), 1 failed" in again.stdout + again.stderr
+    (images / "corrupt.tif").unlink()
+    again = run_batch_macro(argument, home, tmp_path / "user", reference_model_path.parent)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "0 analysed, 2 skipped (done before), 0 failed" in again.stdout + again.stderr
     assert len(read_rows(out / "batch_summary.csv")) == 10
+
+
+def test_batch_macro_refuses_a_missing_folder_with_status_1(x_display, plugin_jar, tmp_path, reference_model_path):
+    from microcrystalnet.imagej import plugins_folder_with
+
+    home = plugins_folder_with(plugin_jar, tmp_path / "imagej")
+    (tmp_path / "sem images").mkdir()
+    # a path with spaces, not in brackets: ImageJ reads "input=.../sem"; before, 0 images and status 0
+    done = run_batch_macro(f"input={tmp_path / 'sem images'} output={tmp_path / 'out'}", home, tmp_path / "user",
+                           reference_model_path.parent)
+    log = done.stdout + done.stderr
+    assert done.returncode == 1, log
+    assert f"the input folder {tmp_path / 'sem'} does not exist" in log and "input=[" in log
 
 
 def test_imagej_command_runs_a_macro_with_this_python_as_in_process_backend(x_display, tmp_path, reference_model_path):
     images = tmp_path / "images"
     images.mkdir()
     write_scene(images / "only.tif", SceneSpec(shape=(256, 256), pixel_size_um=0.04, seed=41))
+    (images / "corrupt.tif").write_bytes(b"II*\x00" + b"\x00" * 64)
     out = tmp_path / "results"
     env = {**os.environ, "MICROCRYSTALNET_PYTHON": "/nonexistent/python",  # the external backend cannot run
            "MICROCRYSTALNET_MODEL_DIR": str(reference_model_path.parent)}
@@ -438,8 +711,9 @@ def test_imagej_command_runs_a_macro_with_this_python_as_in_process_backend(x_di
                            "--macro-argument", f"input={images} output={out}"],
                           capture_output=True, text=True, env=env, timeout=600)
     log = done.stdout + done.stderr
-    assert done.returncode == 0, log
-    assert "1 analysed, 0 skipped (done before), 0 failed" in log
+    assert done.returncode == 1, log  # the corrupt image failed
+    assert "1 analysed, 0 skipped (done before), 1 failed" in log
+    assert "1 of 2 images failed: corrupt.tif" in log
     assert (out / "only" / "RoiSet.zip").is_file()
 
 
@@ -448,6 +722,31 @@ def test_imagej_command_needs_a_display(tmp_path):
     done = subprocess.run([sys.executable, "-m", "microcrystalnet", "imagej"], capture_output=True, text=True,
                           env=env, timeout=120)
     assert done.returncode == 2 and "xvfb-run" in done.stderr
+
+
+def test_fiji_start_gets_past_pyimagejs_java_version_guess_with_the_installed_java(x_display, plugin_jar, tmp_path):
+    """Everything up to where a real Fiji is needed: with scyjava's fetch "never", pyimagej's
+    Java-version guess crashed (UnboundLocalError) before anything started. A Fiji.app with
+    nothing in it gets past that, onto the installed Java (no JRE download), and fails with a
+    message that says what to do."""
+    from microcrystalnet.imagej import system_java_major_version
+
+    done_version = subprocess.run(["java", "-version"], capture_output=True, text=True)
+    assert f'version "{system_java_major_version()}' in done_version.stderr or \
+        f'version "1.{system_java_major_version()}' in done_version.stderr
+    fiji = tmp_path / "Fiji.app"
+    (fiji / "jars").mkdir(parents=True)
+    (fiji / "plugins").mkdir()
+    macro = tmp_path / "hello.ijm"
+    macro.write_text('print("hello");\n')
+    done = subprocess.run([sys.executable, "-m", "microcrystalnet", "imagej", "--fiji", str(fiji), "--macro",
+                           str(macro), "--plugin-jar", str(plugin_jar)],
+                          capture_output=True, text=True, timeout=600)
+    log = done.stdout + done.stderr
+    assert "UnboundLocalError" not in log and "Traceback" not in log, log
+    assert "Using system Java" in log and "Fetching zulu" not in log, log
+    assert done.returncode == 2 and f"pyimagej could not start the Fiji at {fiji}" in log, log
+    assert (fiji / "plugins" / "MicroCrystalNet_.jar").is_file()
 
 
 @pytest.mark.skipif(not os.environ.get("MICROCRYSTALNET_FIJI"),

@@ -22,7 +22,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     imagej.add_argument("--ij-jar", type=Path, metavar="JAR", help="ImageJ 1.x jar (default /usr/share/java/ij.jar)")
     imagej.add_argument("--plugin-jar", type=Path, metavar="JAR",
                         help="MicroCrystalNet_.jar (default: fiji_plugin/target/ of this checkout)")
-    imagej.add_argument("--macro", type=Path, metavar="IJM", help="run this macro, then quit (no main window)")
+    imagej.add_argument("--macro", type=Path, metavar="IJM",
+                        help="run this macro, then quit (no main window); exit status 1 if it was aborted or left an "
+                             "error in AnalyzeCrystals.lastError (e.g. an image of a batch failed)")
     imagej.add_argument("--macro-argument", default="", metavar="TEXT", help="argument passed to the macro")
     add_quiet_option(imagej)
     imagej.set_defaults(run=run_imagej)
@@ -48,6 +50,11 @@ def run_imagej(arguments: argparse.Namespace) -> int:
         result = ij.runMacroFile(str(arguments.macro.resolve()), arguments.macro_argument)
         if result is not None and str(result) == "[aborted]":
             log.error("the macro %s was aborted", arguments.macro)
+            return EXIT_SOME_FAILED
+        # a macro that went on after a failure (as the batch macro does) leaves it here
+        failure = str(bridge.jimport("microcrystalnet.fiji.AnalyzeCrystals").lastError())
+        if failure:
+            log.error("the macro %s ended with an error: %s", arguments.macro, failure)
             return EXIT_SOME_FAILED
         return EXIT_OK
     if ij.getInstance() is None:

@@ -7,6 +7,7 @@ import ij.WindowManager;
 import ij.gui.GenericDialog;
 import ij.macro.Interpreter;
 import ij.plugin.PlugIn;
+import ij.plugin.frame.Recorder;
 
 import java.io.File;
 import java.util.Locale;
@@ -27,6 +28,12 @@ public class AnalyzeCrystals implements PlugIn {
 	static final String ADD = "Add to existing ROIs";
 	static final String REPLACE = "Replace existing ROIs";
 	static final String[] SEGMENTERS = {"Default", "Watershed", "SAM"};
+
+	/** Error dialogs: at most this many characters a line, fewer on a screen too narrow for them. */
+	static final int MAX_COLUMNS = 100;
+	static final int MIN_COLUMNS = 40;
+	static final int WIDEST_CHARACTER_PX = 12;
+	static final int SCREEN_MARGIN_PX = 160;
 
 	private static volatile String lastError = "";
 
@@ -61,7 +68,10 @@ public class AnalyzeCrystals implements PlugIn {
 			+ "Save results to: an optional folder; the results of this image go to <folder>/<image name>/.\n"
 			+ "Areas in um^2 apply when the image is calibrated; without calibration 10 nm/px is assumed for them.");
 		dialog.showDialog();
-		if (dialog.wasCanceled()) return;
+		if (dialog.wasCanceled()) {
+			Recorder.disableCommandRecording();
+			return;
+		}
 		String model = dialog.getNextString().trim();
 		double unclearBelow = dialog.getNextNumber();
 		double minArea = dialog.getNextNumber();
@@ -74,7 +84,10 @@ public class AnalyzeCrystals implements PlugIn {
 		String settingsFile = dialog.getNextString().trim();
 		boolean replace = REPLACE.equals(dialog.getNextChoice());
 		String saveTo = dialog.getNextString().trim();
-		if (dialog.invalidNumber() || !(minArea >= 0) || !(maxArea > minArea)) {
+		Double givenMinArea = givenInMacro("min_crystal_area", minArea);
+		Double givenMaxArea = givenInMacro("max_crystal_area", maxArea);
+		if (dialog.invalidNumber() || !(minArea >= 0) || !(maxArea > 0)
+			|| givenMinArea != null && givenMaxArea != null && !(maxArea > minArea)) {
 			fail("The crystal area limits must be numbers with 0 <= minimum < maximum.");
 			return;
 		}
@@ -90,23 +103,41 @@ public class AnalyzeCrystals implements PlugIn {
 			fail("The Noise2Void model " + n2vModel + " does not exist.");
 			return;
 		}
-		String settings = settingsJson(model, unclearBelow, minArea, maxArea, excludeBorder, excludeDataBar, steps, n2vModel, segmenter,
-			settingsFile);
+		String settings = settingsJson(model, givenInMacro("unclear_below", unclearBelow), givenMinArea, givenMaxArea,
+			excludeBorder, excludeDataBar, steps, n2vModel, segmenter, settingsFile);
 		analyze(image, settings, replace, saveTo);
 	}
 
-	/** The analysis settings of the dialog's fields as the JSON of microcrystalnet.config.AnalysisConfig. */
-	public static String settingsJson(String model, double unclearBelow, double minArea, double maxArea, boolean excludeBorder,
-		boolean excludeDataBar, String steps, String n2vModel, String segmenter, String settingsFile) {
+	/**
+	 * {@code value}, or null in a macro whose options leave {@code key} out: the value then comes
+	 * from the settings file, else from the backend's defaults (so a batch macro can take its area
+	 * limits from a settings file). A dialog's fields always count.
+	 */
+	private static Double givenInMacro(String key, double value) {
+		String options = Macro.getOptions();
+		return options == null || Macro.getValue(options, key, null) != null ? Double.valueOf(value) : null;
+	}
+
+	/**
+	 * The analysis settings of the dialog's fields as the JSON of microcrystalnet.config.AnalysisConfig;
+	 * a null number is left out (the settings file's or the default value applies).
+	 */
+	public static String settingsJson(String model, Double unclearBelow, Double minArea, Double maxArea,
+		boolean excludeBorder, boolean excludeDataBar, String steps, String n2vModel, String segmenter,
+		String settingsFile) {
 		String backend = "Default".equals(segmenter) ? "" : String.format(", \"backend\": \"%s\"",
 			segmenter.toLowerCase(Locale.ROOT));
 		String base = settingsFile.isEmpty() ? "" : String.format("\"extends\": \"%s\", ", quoted(settingsFile));
-		return String.format(Locale.ROOT, "{%s%s, \"input\": {\"exclude_data_bar\": %b}, \"segment\": {\"min_crystal_area_um2\": %s, "
-			+ "\"max_crystal_area_um2\": %s, \"exclude_border\": %b%s}, \"classify\": {\"model\": \"%s\", "
-			+ "\"unclear_below\": %s}}", base,
-			preprocessingJson(steps, n2vModel),
-			excludeDataBar, Double.toString(minArea), Double.toString(maxArea), excludeBorder, backend, quoted(model),
-			Double.toString(unclearBelow));
+		return String.format(Locale.ROOT, "{%s%s, \"input\": {\"exclude_data_bar\": %b}, \"segment\": {%s%s"
+			+ "\"exclude_border\": %b%s}, \"classify\": {\"model\": \"%s\"%s}}", base,
+			preprocessingJson(steps, n2vModel), excludeDataBar, member("min_crystal_area_um2", minArea, ", "),
+			member("max_crystal_area_um2", maxArea, ", "), excludeBorder, backend, quoted(model),
+			unclearBelow == null ? "" : ", " + member("unclear_below", unclearBelow, ""));
+	}
+
+	/** {@code "key": value} followed by {@code separator}, or nothing for a null value. */
+	private static String member(String key, Double value, String separator) {
+		return value == null ? "" : "\"" + key + "\": " + Double.toString(value) + separator;
 	}
 
 	private static String preprocessingJson(String steps, String n2vModel) {
@@ -129,12 +160,13 @@ public class AnalyzeCrystals implements PlugIn {
 		long started = System.nanoTime();
 		try {
 			Backend backend = Settings.backend();
-			folder = new File(backend.analyze(image, settings, Progress.inStatusBar()));
+			folder = new File(backend.analyze(image, settings, !saveTo.isEmpty(), Progress.inStatusBar()));
 			int crystals = ResultsDisplay.show(image, folder, replace);
 			if (!saveTo.isEmpty()) ResultsDisplay.save(folder, new File(saveTo, baseName(image.getTitle())));
 			IJ.showStatus(String.format(Locale.ROOT, "MicroCrystalNet: %d crystals in %.1f s (%s)", crystals,
 				(System.nanoTime() - started) / 1e9, backend.describe()));
 		} catch (CancelledException cancelled) {
+			Recorder.disableCommandRecording(); // a recording replays what the user finished, not what was stopped
 			lastError = "cancelled";
 			IJ.showStatus("MicroCrystalNet: cancelled");
 		} catch (Exception error) {
@@ -165,14 +197,66 @@ public class AnalyzeCrystals implements PlugIn {
 		return dot > 0 ? title.substring(0, dot) : title;
 	}
 
+	/**
+	 * Called by a batch macro at its end with what failed (empty: nothing): that becomes
+	 * {@link #lastError()}, and an ImageJ run as {@code ImageJ -batch} (no ImageJ window, no
+	 * Python session hosting it) exits with status 1 if something failed: ImageJ itself always
+	 * exits with 0. A Python session that hosts ImageJ reads lastError instead.
+	 */
+	public static String endBatch(String failures) {
+		lastError = failures == null ? "" : failures.trim();
+		if (!lastError.isEmpty() && IJ.getInstance() == null && BackendRegistry.inProcess() == null
+			&& Interpreter.isBatchMode()) {
+			System.out.flush();
+			System.exit(1);
+		}
+		return "";
+	}
+
 	static void clearError() {
 		lastError = "";
 	}
 
-	/** In a macro: a Log line and the macro goes on; interactively: an error dialog. */
+	/** In a macro: a Log line and the macro goes on; interactively: an error dialog that fits the screen. */
 	static void fail(String message) {
 		lastError = message;
 		if (Macro.getOptions() != null || Interpreter.isBatchMode()) Settings.log("ERROR " + message);
-		else IJ.error(TITLE, message);
+		else IJ.error(TITLE, wrapped(message, Math.max(MIN_COLUMNS, Math.min(MAX_COLUMNS,
+			(IJ.getScreenSize().width - SCREEN_MARGIN_PX) / WIDEST_CHARACTER_PX))));
+	}
+
+	/**
+	 * {@code message} with every line broken at spaces to at most {@code columns} characters; a
+	 * longer word (a path, a URL) is broken after a '/' where it can be, else anywhere. ImageJ's
+	 * message dialog is as wide as its longest line: unbroken, a long path pushed the OK button
+	 * off the screen.
+	 */
+	public static String wrapped(String message, int columns) {
+		StringBuilder text = new StringBuilder();
+		for (String line : message.split("\n", -1)) {
+			if (line.length() <= columns) { // as it is, indentation included
+				text.append(line).append('\n');
+				continue;
+			}
+			StringBuilder current = new StringBuilder();
+			for (String word : line.split(" ")) {
+				while (word.length() > columns) {
+					int cut = word.lastIndexOf('/', columns - 1) + 1;
+					if (cut < columns / 2) cut = columns;
+					if (current.length() > 0) text.append(current).append('\n');
+					current.setLength(0);
+					text.append(word, 0, cut).append('\n');
+					word = word.substring(cut);
+				}
+				if (current.length() > 0 && current.length() + 1 + word.length() > columns) {
+					text.append(current).append('\n');
+					current.setLength(0);
+				}
+				if (current.length() > 0) current.append(' ');
+				current.append(word);
+			}
+			text.append(current).append('\n');
+		}
+		return text.substring(0, text.length() - 1);
 	}
 }

@@ -18,11 +18,12 @@ public interface Backend {
 	 *
 	 * @param image the image (its calibration gives the pixel size)
 	 * @param settingsJson analysis settings as the JSON of {@code microcrystalnet.config.AnalysisConfig}
+	 * @param overlay also write overlay.png (the slowest output; wanted when the results are saved)
 	 * @param progress receives progress and is asked whether the user cancelled
 	 * @return the folder holding the results
 	 * @throws Exception with a message for the user when the analysis fails
 	 */
-	String analyze(ImagePlus image, String settingsJson, Progress progress) throws Exception;
+	String analyze(ImagePlus image, String settingsJson, boolean overlay, Progress progress) throws Exception;
 
 	/**
 	 * Denoises one 2D image with a Noise2Void model (bioimage.io zip or careamics checkpoint).

@@ -5,6 +5,7 @@ import ij.ImagePlus;
 import ij.Prefs;
 import ij.gui.GenericDialog;
 import ij.plugin.PlugIn;
+import ij.plugin.frame.Recorder;
 
 import java.io.File;
 
@@ -30,7 +31,10 @@ public class Denoise implements PlugIn {
 		dialog.addMessage("Model: a Noise2Void model (bioimage.io zip or careamics .ckpt). Train one on your own\n"
 			+ "noisy images with: microcrystalnet n2v train IMAGES --out n2v.zip");
 		dialog.showDialog();
-		if (dialog.wasCanceled()) return;
+		if (dialog.wasCanceled()) {
+			Recorder.disableCommandRecording();
+			return;
+		}
 		String model = dialog.getNextString().trim();
 		int tileSize = (int) dialog.getNextNumber();
 		if (model.isEmpty() || !new File(model).isFile()) {
@@ -54,6 +58,7 @@ public class Denoise implements PlugIn {
 			denoised.show();
 			IJ.showStatus("MicroCrystalNet: denoised with " + new File(model).getName());
 		} catch (CancelledException cancelled) {
+			Recorder.disableCommandRecording();
 			IJ.showStatus("MicroCrystalNet: cancelled");
 		} catch (Exception error) {
 			fail(image.getTitle() + ": " + (error.getMessage() != null ? error.getMessage() : error.toString()));

@@ -10,6 +10,7 @@ import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 
@@ -23,6 +24,11 @@ public class ExternalBackend implements Backend {
 	static final String PROGRESS_PREFIX = "MCN-PROGRESS ";
 	static final String RESULT_PREFIX = "MCN-RESULT ";
 	private static final int EXIT_MODEL = 3;
+	/** How to point the plugin at the Python that has MicroCrystalNet: every message about a missing Python says it. */
+	static final String WHICH_PYTHON = "Set the Python that has MicroCrystalNet (the path that 'scripts/mcn --python-path' "
+		+ "prints in a MicroCrystalNet checkout) in Plugins > MicroCrystalNet > Settings..., or, for headless and batch "
+		+ "runs, in the environment variable " + Settings.PYTHON_VARIABLE + " (export " + Settings.PYTHON_VARIABLE
+		+ "=/path/to/python).";
 
 	private final String python;
 	private volatile String resultFolder;
@@ -37,13 +43,15 @@ public class ExternalBackend implements Backend {
 	}
 
 	@Override
-	public String analyze(ImagePlus image, String settingsJson, Progress progress) throws Exception {
+	public String analyze(ImagePlus image, String settingsJson, boolean overlay, Progress progress) throws Exception {
 		File work = Files.createTempDirectory("microcrystalnet-").toFile();
 		File tiff = saveTemporaryTiff(image, work);
 		File settings = new File(work, "settings.json");
 		Files.write(settings.toPath(), settingsJson.getBytes(StandardCharsets.UTF_8));
-		runPython(work, progress, "analyze", tiff.getPath(), "--out", work.getPath(), "--config", settings.getPath(),
-			"--progress", "machine", "--no-overlay", "--image-name", image.getTitle());
+		List<String> arguments = new ArrayList<String>(Arrays.asList("analyze", tiff.getPath(), "--out", work.getPath(),
+			"--config", settings.getPath(), "--progress", "machine", "--image-name", image.getTitle()));
+		if (!overlay) arguments.add("--no-overlay");
+		runPython(work, progress, arguments.toArray(new String[0]));
 		File folder = resultFolder == null ? null : new File(resultFolder);
 		if (folder == null || !folder.getCanonicalFile().getParentFile().equals(work.getCanonicalFile())
 			|| !new File(folder, "RoiSet.zip").isFile())
@@ -88,7 +96,7 @@ public class ExternalBackend implements Backend {
 			process = builder.start();
 		} catch (IOException error) {
 			throw new Exception("Python could not be started: " + python + "\n(" + error.getMessage() + ")\n"
-				+ "Set the Python that has MicroCrystalNet installed in Plugins > MicroCrystalNet > Settings...");
+				+ WHICH_PYTHON);
 		}
 		Thread reader = new Thread(new Runnable() {
 			@Override
@@ -132,8 +140,7 @@ public class ExternalBackend implements Backend {
 	private String explain(int status, String errorOutput) {
 		String tail = lastLines(errorOutput, 12);
 		if (errorOutput.contains("No module named microcrystalnet"))
-			return "The Python at " + python + " does not have MicroCrystalNet installed.\n"
-				+ "Install it there, or choose the project's Python in Plugins > MicroCrystalNet > Settings...";
+			return "The Python at " + python + " does not have MicroCrystalNet installed.\n" + WHICH_PYTHON;
 		if (status == EXIT_MODEL)
 			return "The model is not available or not usable:\n" + tail;
 		return "The Python backend failed (exit status " + status + "):\n" + tail;

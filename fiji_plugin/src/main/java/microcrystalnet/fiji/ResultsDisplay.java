@@ -3,18 +3,26 @@ package microcrystalnet.fiji;
 import ij.IJ;
 import ij.ImagePlus;
 import ij.gui.Roi;
+import ij.measure.Calibration;
 import ij.measure.ResultsTable;
+import ij.plugin.frame.Recorder;
 import ij.plugin.frame.RoiManager;
 
 import java.awt.Color;
 import java.awt.GraphicsEnvironment;
 import java.io.File;
 import java.io.IOException;
+import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Locale;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
  * Shows a result folder in ImageJ: crystals in the ROI Manager, the Results and Summary tables,
@@ -27,6 +35,21 @@ public final class ResultsDisplay {
 	static final String PREPROCESSING_TITLE = "MicroCrystalNet Preprocessing";
 	/** The marker of a result folder (see microcrystalnet.io.result_folder): only such folders are replaced. */
 	static final String MARKER = ".microcrystalnet-result";
+	/** Measurement columns first, in this order (ImageJ's names; see microcrystalnet.measure), then the class. */
+	public static final String[] RESULTS_FIRST = {"Area", "Perim.", "Feret", "MinFeret", "FeretAngle", "Major", "Minor",
+		"Angle", "Circ.", "AR", "Round", "Solidity", "Mean", "X", "Y", "Class", "Confidence"};
+	/** Columns after the class probabilities. */
+	static final String[] RESULTS_LAST = {"Crystal", "Segmenter"};
+	/**
+	 * Lengths and areas of the backend's tables: microcrystalnet.measure's LENGTH_COLUMNS and
+	 * AREA_COLUMNS, and the class summary's means.
+	 */
+	public static final List<String> LENGTHS = Arrays.asList("X", "Y", "Perim.", "Major", "Minor", "Feret", "MinFeret",
+		"MeanFeret");
+	public static final List<String> AREAS = Arrays.asList("Area", "MeanArea");
+	static final int SIGNIFICANT_DIGITS = 4;
+	static final int MAX_DECIMALS = 9;
+	static final String MICROMETRE = "\u00b5m";
 	static final String[] RESULT_FILES = {MARKER, "RoiSet.zip", "results.csv", "class_summary.csv",
 		"preprocessing.csv", "summary.json", "labels.tif", "overlay.png", "report.html", "size_distributions.png",
 		"snr.png"};
@@ -35,33 +58,202 @@ public final class ResultsDisplay {
 	}
 
 	/**
-	 * Adds the crystals of {@code folder} to the ROI Manager (after emptying it when
-	 * {@code replace}) and shows the tables. Returns the number of crystals added.
+	 * Adds the crystals of {@code folder} to the ROI Manager and their rows to the Results and
+	 * Summary tables. {@code replace}: empty the ROI Manager and the tables first; otherwise
+	 * (Add mode) the ROI names carry the image title, "scene.tif:0001-RES", so that several
+	 * images give unique names, and the tables accumulate (their Image column tells the images
+	 * apart). Returns the number of crystals added.
 	 */
 	static int show(ImagePlus image, File folder, boolean replace) throws IOException {
 		ResultsTable results = ResultsTable.open(new File(folder, "results.csv").getPath());
 		ResultsTable summary = ResultsTable.open(new File(folder, "class_summary.csv").getPath());
 		ResultsTable preprocessing = ResultsTable.open(new File(folder, "preprocessing.csv").getPath());
 		logPreprocessing(preprocessing);
+		String title = image.getTitle();
 		if (GraphicsEnvironment.isHeadless()) { // no ROI Manager or table windows without a display
-			logLegend(summary, results.size(), image.getTitle());
+			logLegend(summary, results.size(), title);
 			return results.size();
 		}
 		RoiManager manager = RoiManager.getRoiManager();
 		if (replace) manager.reset();
 		int before = manager.getCount();
 		File roiSet = new File(folder, "RoiSet.zip");
-		if (!manager.runCommand("Open", roiSet.getPath()))
-			throw new IOException("ImageJ could not open " + roiSet);
-		int added = manager.getCount() - before;
-		if (added != results.size())
-			throw new IOException("the ROI set holds " + added + " crystals but the results table " + results.size());
-		results.show(RESULTS_TITLE);
-		summary.show(SUMMARY_TITLE);
+		boolean recording = Recorder.record;
+		Recorder.record = false; // internal steps (on a temporary file): not for the user's recording to replay
+		try {
+			if (!manager.runCommand("Open", roiSet.getPath()))
+				throw new IOException("ImageJ could not open " + roiSet);
+			int added = manager.getCount() - before;
+			if (added != results.size())
+				throw new IOException("the ROI set holds " + added + " crystals but the results table " + results.size());
+			if (!replace) for (int index = before; index < manager.getCount(); index++)
+				manager.rename(index, roiName(title, manager.getRoi(index).getName(), false));
+			if (image.getWindow() != null) manager.runCommand(image, "Show All");
+		} finally {
+			Recorder.record = recording;
+		}
+		TableUnit unit = TableUnit.of(image.getCalibration(), resultsInMicrometres(folder));
+		ResultsTable shown = shownTable(RESULTS_TITLE, replace);
+		String[] labels = new String[results.size()];
+		for (int row = 0; row < results.size(); row++)
+			labels[row] = roiName(title, results.getStringValue("Name", row), replace);
+		appendRows(results, shown, columnOrder(results, RESULTS_FIRST, RESULTS_LAST, "Name"), unit, labels, title);
+		ResultsTable classes = shownTable(SUMMARY_TITLE, replace);
+		appendRows(summary, classes, columnOrder(summary, new String[0], new String[0]), unit, null, null);
+		showWithSignificantDigits(shown, RESULTS_TITLE);
+		showWithSignificantDigits(classes, SUMMARY_TITLE);
 		preprocessing.show(PREPROCESSING_TITLE);
-		if (image.getWindow() != null) manager.runCommand(image, "Show All");
-		logLegend(summary, added, image.getTitle());
-		return added;
+		logLegend(summary, results.size(), title);
+		return results.size();
+	}
+
+	/** The ROI name of a crystal: as the backend named it, or with the image title in front (Add mode). */
+	private static String roiName(String title, String name, boolean replace) {
+		return replace ? name : title + ":" + name;
+	}
+
+	/** The table called {@code title} if it is shown and should be added to, else a new one. */
+	private static ResultsTable shownTable(String title, boolean replace) {
+		ResultsTable shown = replace ? null : ResultsTable.getResultsTable(title);
+		return shown != null ? shown : new ResultsTable();
+	}
+
+	/**
+	 * The headings of {@code table}: those named in {@code first} first, then the others in their
+	 * order, then those in {@code last}, except {@code skipped}.
+	 */
+	private static List<String> columnOrder(ResultsTable table, String[] first, String[] last, String... skipped) {
+		List<String> headings = Arrays.asList(table.getHeadings());
+		List<String> order = new ArrayList<String>();
+		for (String heading : first)
+			if (headings.contains(heading)) order.add(heading);
+		for (String heading : headings)
+			if (!order.contains(heading) && !Arrays.asList(last).contains(heading)
+				&& !Arrays.asList(skipped).contains(heading) && !"Label".equals(heading))
+				order.add(heading);
+		for (String heading : last)
+			if (headings.contains(heading)) order.add(heading);
+		return order;
+	}
+
+	/**
+	 * Adds the rows of {@code from} to {@code to}, columns in {@code order}, lengths and areas
+	 * converted to {@code unit}, which their headings name; {@code labels}: the row labels (null:
+	 * none); {@code image}: the value of an Image column at the end (null: none).
+	 */
+	private static void appendRows(ResultsTable from, ResultsTable to, List<String> order, TableUnit unit, String[] labels,
+		String image) {
+		List<String> text = new ArrayList<String>();
+		for (String heading : order)
+			if (isText(from, heading)) text.add(heading);
+		for (int row = 0; row < from.size(); row++) {
+			to.incrementCounter();
+			if (labels != null) to.setLabel(labels[row], to.size() - 1);
+			for (String heading : order) {
+				int power = LENGTHS.contains(heading) ? 1 : AREAS.contains(heading) ? 2 : 0;
+				if (text.contains(heading)) to.addValue(heading, from.getStringValue(heading, row));
+				else to.addValue(unit.heading(heading, power), unit.convert(from.getValue(heading, row), power));
+			}
+			if (image != null) to.addValue("Image", image);
+		}
+	}
+
+	/** A column of text (a number column's empty cells read "NaN", which is not text). */
+	private static boolean isText(ResultsTable table, String heading) {
+		for (int row = 0; row < table.size(); row++)
+			if (Double.isNaN(table.getValue(heading, row)) && !"NaN".equals(table.getStringValue(heading, row)))
+				return true;
+		return false;
+	}
+
+	/**
+	 * Shows {@code table} with enough decimals in each column that its smallest non-zero value
+	 * keeps {@value #SIGNIFICANT_DIGITS} significant digits (an area of 0.004123 um^2 is not
+	 * shown as 0.004; beyond {@value #MAX_DECIMALS} decimals in scientific notation);
+	 * whole-number columns without decimals; probabilities and fractions with
+	 * {@value #SIGNIFICANT_DIGITS} decimals (a probability of 3E-7 is 0.0000).
+	 */
+	static void showWithSignificantDigits(ResultsTable table, String title) {
+		for (String heading : table.getHeadings()) {
+			int column = table.getColumnIndex(heading);
+			if (column < 0 || !table.columnExists(column)) continue;
+			if (isProbability(heading)) {
+				table.setDecimalPlaces(column, SIGNIFICANT_DIGITS);
+				continue;
+			}
+			double smallest = Double.POSITIVE_INFINITY;
+			boolean whole = true;
+			for (double value : table.getColumnAsDoubles(column)) {
+				if (Double.isNaN(value) || Double.isInfinite(value)) continue;
+				if (value != 0) smallest = Math.min(smallest, Math.abs(value));
+				whole &= value == Math.rint(value);
+			}
+			if (whole || Double.isInfinite(smallest)) {
+				table.setDecimalPlaces(column, 0);
+				continue;
+			}
+			int decimals = SIGNIFICANT_DIGITS - 1 - (int) Math.floor(Math.log10(smallest));
+			// ImageJ: negative decimal places are scientific notation with that many decimals
+			table.setDecimalPlaces(column, decimals > MAX_DECIMALS ? 1 - SIGNIFICANT_DIGITS : Math.max(0, decimals));
+		}
+		table.show(title);
+	}
+
+	/** A column of values from 0 to 1: a class probability, the confidence, or a fraction of the crystals. */
+	static boolean isProbability(String heading) {
+		return heading.startsWith("Prob_") || heading.endsWith("Confidence") || "Fraction".equals(heading);
+	}
+
+	/** Whether the backend's results are in micrometres (summary.json "unit": "um"), not pixels. */
+	private static boolean resultsInMicrometres(File folder) throws IOException {
+		String summary = new String(Files.readAllBytes(new File(folder, "summary.json").toPath()), StandardCharsets.UTF_8);
+		Matcher unit = Pattern.compile("\"unit\": \"([^\"]*)\"").matcher(summary);
+		return unit.find() && "um".equals(unit.group(1));
+	}
+
+	/**
+	 * The unit the tables show lengths in: the image's (nm, µm, mm, ...) when the results are
+	 * calibrated, "px" when they are in pixels.
+	 */
+	static final class TableUnit {
+		final String name;
+		/** How many of this unit make one micrometre (1 for pixels: no conversion). */
+		final double perMicrometre;
+
+		private TableUnit(String name, double perMicrometre) {
+			this.name = name;
+			this.perMicrometre = perMicrometre;
+		}
+
+		static TableUnit of(Calibration calibration, boolean resultsInMicrometres) {
+			if (!resultsInMicrometres) return new TableUnit("px", 1);
+			String unit = calibration.getUnit();
+			Double perMicrometre = unitsPerMicrometre(unit);
+			if (!calibration.scaled() || perMicrometre == null) return new TableUnit(MICROMETRE, 1);
+			return new TableUnit(perMicrometre == 1 ? MICROMETRE : unit, perMicrometre);
+		}
+
+		String heading(String column, int power) {
+			return power == 0 ? column : column + " (" + name + (power == 2 ? "^2)" : ")");
+		}
+
+		double convert(double value, int power) {
+			return value * Math.pow(perMicrometre, power);
+		}
+	}
+
+	/** How many {@code unit} make one micrometre, or null for a unit that is not a length ImageJ images use. */
+	public static Double unitsPerMicrometre(String unit) {
+		String name = unit == null ? "" : unit.trim().toLowerCase(Locale.ROOT).replace('\u03bc', '\u00b5');
+		switch (name) {
+			case "pm": return 1e6;
+			case "nm": case "nanometer": return 1e3;
+			case "um": case "\u00b5m": case "micron": case "microns": case "micrometer": return 1.0;
+			case "mm": case "millimeter": return 1e-3;
+			case "cm": return 1e-4;
+			case "m": case "meter": return 1e-6;
+			default: return null;
+		}
 	}
 
 	private static void logPreprocessing(ResultsTable steps) {
@@ -97,8 +289,7 @@ public final class ResultsDisplay {
 		File parent = destination.getAbsoluteFile().getParentFile();
 		if (!parent.isDirectory() && !parent.mkdirs()) throw new IOException("cannot create " + parent);
 		checkReplaceable(destination);
-		// not named like the Python side's ".<name>.partial-<pid>", which a batch starting may clean up
-		Path partial = Files.createTempDirectory(parent.toPath(), "." + destination.getName() + ".saving-");
+		Path partial = newFolder(parent.toPath(), "." + destination.getName() + ".saving-");
 		try {
 			for (String name : RESULT_FILES) {
 				File file = new File(folder, name);
@@ -108,6 +299,21 @@ public final class ResultsDisplay {
 			Files.move(partial, destination.toPath(), StandardCopyOption.ATOMIC_MOVE);
 		} finally {
 			if (Files.exists(partial)) deleteTree(partial.toFile());
+		}
+	}
+
+	/**
+	 * A new folder {@code prefix<number>} in {@code parent} with the permissions the user's umask
+	 * gives (Files.createTempDirectory would make it drwx------, and so the saved results).
+	 * Not named like the Python side's ".<name>.partial-<pid>", which a batch starting may clean up.
+	 */
+	private static Path newFolder(Path parent, String prefix) throws IOException {
+		for (int attempt = 0;; attempt++) {
+			try {
+				return Files.createDirectory(parent.resolve(prefix + Long.toHexString(System.nanoTime())));
+			} catch (FileAlreadyExistsException taken) {
+				if (attempt > 100) throw taken;
+			}
 		}
 	}
 

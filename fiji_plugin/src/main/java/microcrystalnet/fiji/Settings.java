@@ -31,7 +31,8 @@ public class Settings implements PlugIn {
 		dialog.addChoice("Backend", BACKENDS, backendChoice());
 		dialog.addStringField("Model", model(), 24);
 		dialog.addMessage("Python: the interpreter that has the microcrystalnet package (e.g. the one\n"
-			+ "printed by 'scripts/mcn --python-path' in a MicroCrystalNet checkout).\n"
+			+ "printed by 'scripts/mcn --python-path' in a MicroCrystalNet checkout); empty: the environment\n"
+			+ "variable " + PYTHON_VARIABLE + ", else python3.\n"
 			+ "Backend: Automatic uses the Python session that started this ImageJ when there is one,\n"
 			+ "else runs the Python above as a separate process.\n"
 			+ "Model: a model name (" + DEFAULT_MODEL + ") or the path of a Keras model file.");
