@@ -114,7 +114,8 @@ def run_configuration(name: str, hint: str, entries: list[dict[str, Any]], segme
         config, scale, _ = settings_for_image(analysed, image.pixel_size_um, config, segmenter)
         pixel_size = image.pixel_size_um or config.input.assumed_pixel_size_um
         preprocessed, _ = preprocess(analysed, pixel_size, config.preprocess)
-        segmentation = segment_crystals(preprocessed, pixel_size, config.segment, segmenter)
+        segmentation = segment_crystals(analysed if segmenter.sees_raw_image else preprocessed, pixel_size,
+                                        config.segment, segmenter)
         seconds = time.perf_counter() - started
         score = score_segmentation(true, segmentation.labels)
         images.append({"dataset": entry["dataset"], "image": entry["image"], "f1": round(score.match.f1, 3),

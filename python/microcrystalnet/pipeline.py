@@ -113,8 +113,9 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
     ``segmenter``: a loaded segmenter (:func:`microcrystalnet.segment.make_segmenter`) to reuse
     across images; by default the one ``config.segment`` names is made for this call.
     ``n2v``: a loaded Noise2Void model to reuse; by default ``config.preprocess.n2v_model`` is
-    loaded for this call when given. Segmentation and classification see the preprocessed image;
-    Mean is measured on the image as given.
+    loaded for this call when given. Classification and the watershed and SAM segmenters see the
+    preprocessed image, the learned segmenter the image as read; Mean is measured on the image as
+    given.
 
     First the memory the analysis will need is estimated (:mod:`microcrystalnet.memory`); an image
     needing more than ``config.input.memory_limit_gb`` (None: 80 % of the memory available now) is
@@ -147,11 +148,13 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
 
     preprocessed, step_reports = timed("preprocess", 0.0, lambda: preprocess(
         analysed, segmentation_pixel_size, config.preprocess, n2v))
-    del analysed  # the float copy of the image lives only while preprocessing needs it: large images
+    segmenter_input = analysed if segmenter.sees_raw_image else preprocessed
+    del analysed  # the float copy of the image lives only while a stage needs it: large images
     if any(r.step == "n2v" and not r.applied for r in step_reports):
         notices.append(N2V_MISSING)
-    segmentation = timed("segment", 0.3, lambda: segment_crystals(preprocessed, segmentation_pixel_size, config.segment,
-                                                                  segmenter))
+    segmentation = timed("segment", 0.3, lambda: segment_crystals(segmenter_input, segmentation_pixel_size,
+                                                                  config.segment, segmenter))
+    del segmenter_input
     labels = segmentation.labels
     outlines = timed("outline", 0.6, lambda: outlines_from_labels(labels))
     patch_config = classifier.patch_config(config.patch)

@@ -25,6 +25,10 @@ Array = np.ndarray
 class CrystalSegmenter(Protocol):
     """A segmentation backend."""
 
+    #: whether it segments the image as read rather than the preprocessed one (the analysis hands
+    #: it the image it was made for; the classifier always sees the preprocessed image)
+    sees_raw_image: bool
+
     def describe(self) -> dict[str, Any]:
         """What segments (backend, mode, checkpoint and its sha256 ...), for summaries."""
 
@@ -35,6 +39,8 @@ class CrystalSegmenter(Protocol):
 class WatershedSegmenter:
     """The classical segmenter: always available, no model. Mode ``boundary``
     (:mod:`.boundary`) or ``threshold`` (:mod:`.watershed`)."""
+
+    sees_raw_image = False
 
     def __init__(self, mode: str = "auto") -> None:
         self.mode = mode
@@ -59,7 +65,11 @@ class WatershedSegmenter:
 
 class LearnedSegmenter:
     """A trained network (:mod:`.learned`): crystal interior / boundary / background at the model's
-    working scale, crystals from a seeded watershed. Loaded once, reused for every image."""
+    working scale, crystals from a seeded watershed. Loaded once, reused for every image. It sees
+    the image as read: it was trained on raw images, and scored higher on them than on the
+    preprocessed ones on every material of the real set (BENCHMARKS.md)."""
+
+    sees_raw_image = True
 
     def __init__(self, model: Any, config: LearnedConfig = LearnedConfig()) -> None:
         from dataclasses import replace

@@ -231,6 +231,8 @@ def _box_nms(masks: list[CandidateMask], threshold: float) -> list[CandidateMask
 class SamCrystalSegmenter:
     """Segments crystals with a loaded SAM; ``segment`` returns raw labels and run statistics."""
 
+    sees_raw_image = False
+
     def __init__(self, sam: LoadedSam, config: SamConfig = SamConfig(), prompter: Any = None) -> None:
         """``prompter``: the segmenter whose crystals prompt SAM in prompt mode (a
         :class:`microcrystalnet.segment.CrystalSegmenter`); None: the threshold watershed."""
