@@ -35,8 +35,8 @@ def test_one_diameter_scales_lengths_and_areas_but_keeps_what_the_user_set():
     assert scaled.segment.max_crystal_area_um2 == 5.0
     calibrated, scale, _ = settings_for_image(np.zeros((64, 64), np.float32), 0.01, AnalysisConfig())
     assert calibrated == AnalysisConfig() and scale.source == "micrite default"
-    _, scale, notices = settings_for_image(np.random.default_rng(0).random((64, 64)).astype(np.float32), None,
-                                           AnalysisConfig())
+    blobs = np.kron(np.random.default_rng(0).random((8, 8)), np.ones((8, 8))).astype(np.float32)
+    _, scale, notices = settings_for_image(blobs, None, AnalysisConfig())
     assert scale.source == "estimated from the image" and "--crystal-size-px" in notices[0]
 
 
@@ -50,6 +50,24 @@ def test_every_candidate_dropped_by_the_area_limits_is_reported_with_the_option(
     assert f"{segmentation.statistics['dropped']['too_small']} smaller than --min-area-um2" in notice
     assert "--crystal-size-px" in empty_result_notice({"candidates": 0}, 0)
     assert empty_result_notice({"candidates": 10, "dropped": {"too_small": 2}}, 8) is None
+
+
+def test_noise_and_blank_images_have_no_crystal_scale_and_keep_the_micrite_default():
+    noise = np.random.default_rng(0).normal(0.5, 0.05, (256, 256)).astype(np.float32)
+    assert np.isnan(estimate_crystal_diameter_px(noise)) and np.isnan(estimate_crystal_diameter_px(noise * 0))
+    for pixel_size_um in (0.01, None):
+        config, scale, notices = settings_for_image(noise, pixel_size_um, AnalysisConfig())
+        assert (config, scale.source, notices) == (AnalysisConfig(), "micrite default", [])
+
+
+def test_a_calibrated_image_keeps_the_micrite_default_unless_its_crystals_are_3x_off():
+    scene = render_scene(SceneSpec(shape=(384, 384), pixel_size_um=0.04, crystal_size_um=(1.0, 2.0), seed=3))
+    image = to_unit_range(scene.image)
+    _, scale, notices = settings_for_image(image, 0.04, AnalysisConfig())  # 1-2 um crystals: micrite
+    assert scale.source == "micrite default" and notices == []
+    config, scale, notices = settings_for_image(image, 0.004, AnalysisConfig())  # same pixels, 10x finer: 0.15 um
+    assert scale.source == "estimated from the image" and "far from the micrite default" in notices[0]
+    assert config.segment.crystal_size_um == pytest.approx(scale.diameter_px * 0.004)
 
 
 def test_snr_stays_finite_after_morphology():

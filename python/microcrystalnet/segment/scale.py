@@ -57,8 +57,9 @@ def estimate_crystal_diameter_px(image: Array, *, min_diameter_px: float = 4.0, 
 
     The mean squared scale-normalised LoG response is computed at ``n_scales`` diameters from
     ``min_diameter_px`` to ``max_diameter_px`` (default: a quarter of the shorter side); the
-    diameter with the most energy is returned (NaN for a featureless image). Images over 768 px
-    are shrunk first (speed).
+    diameter with the most energy is returned; NaN when there is no crystal scale (a featureless
+    image, or noise, whose energy peaks at the finest scale searched). Images over 768 px are
+    shrunk first (speed).
     Measured error (BENCHMARKS.md): within 25 % on synthetic micrite scenes; on real images it
     follows the scale of the strongest structure, which is the clusters for sparse TiO2 particles
     (2-3x too large) and half the grain size for a mosaic.
@@ -75,9 +76,10 @@ def estimate_crystal_diameter_px(image: Array, *, min_diameter_px: float = 4.0, 
         sigma = diameter / _DIAMETER_PER_SIGMA / shrink
         response = sigma ** 2 * ndi.gaussian_laplace(small, sigma) if sigma >= 0.5 else np.zeros(1)
         energy.append(float(np.mean(response ** 2)))
-    if max(energy) <= 0:  # a featureless image has no scale
+    best = int(np.argmax(energy))
+    if energy[best] <= 0 or best == 0:  # featureless, or noise (most energy at the finest scale): no crystal scale
         return float("nan")
-    return float(diameters[int(np.argmax(energy))])
+    return float(diameters[best])
 
 
 #: with a pixel size and no crystal size, the micrite default stays unless the image's estimated

@@ -117,6 +117,8 @@ def refined_crystal_diameter_px(image: Array, model: SegmenterModel, *, first_gu
     Each round sees the central part of the image that fills one tile at working scale, so the cost
     does not grow with the image. Keeps the last guess when nothing is found."""
     diameter = first_guess_px
+    if not np.isfinite(diameter):  # no scale to start from
+        return diameter
     for _ in range(rounds):
         side = max(int(TILE_PX * diameter / model.working_diameter_px), 64)
         top, left = max((image.shape[0] - side) // 2, 0), max((image.shape[1] - side) // 2, 0)
