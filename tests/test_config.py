@@ -115,7 +115,7 @@ def test_settings_are_frozen():
 def test_choices_and_defaults_come_from_the_models():
     assert choices_of(PreprocessConfig, "steps") == PREPROCESS_STEPS
     assert choices_of(SamConfig, "device") == ("cuda", "mps", "cpu")
-    assert default_of(SegmentConfig, "backend") == "watershed"
+    assert default_of(SegmentConfig, "backend") == "learned"
     assert "microcrystalnet" in choices_of(TrainingConfig, "architecture")
 
 

@@ -177,14 +177,15 @@ class SamConfig(Settings):
     """
 
     mode: SamMode = "prompt"
-    """prompt: SAM is prompted with every crystal candidate of the classical segmenter (a point at
-    its innermost pixel plus its box), then a second pass prompts the crystal area no mask covers
-    yet: about one decoder call per crystal. automatic: SAM's own automatic mask generator on a
+    """prompt: SAM is prompted with every crystal candidate of another segmenter
+    (``prompts_from``: a point at its innermost pixel plus its box), then a second pass prompts the
+    crystal area no mask covers yet: about one decoder call per crystal. automatic: SAM's own automatic mask generator on a
     grid of points_per_side x points_per_side points."""
 
-    prompts_from: SamPrompter = "watershed"
-    """prompt mode: the segmenter whose crystals prompt SAM: watershed (the threshold watershed)
-    or learned (the learned segmenter with ``segment.learned``'s model)."""
+    prompts_from: SamPrompter = "learned"
+    """prompt mode: the segmenter whose crystals prompt SAM: learned (the learned segmenter with
+    ``segment.learned``'s model, the best segmenter without SAM) or watershed (the threshold
+    watershed of the first version)."""
 
     model_type: SamModelType = "vit_b"
     """The official checkpoint of this type is used (downloaded and checked) unless ``checkpoint``
@@ -259,9 +260,10 @@ class SegmentConfig(Settings):
     ~0.8-13 um^2 when whole; partly hidden ones are smaller, elongated ones larger.
     """
 
-    backend: SegmenterName = "watershed"
-    """watershed (classical, fast, no model), learned (a small trained network, the shipped one or
-    your own from ``train-segmenter``) or sam (Segment Anything)."""
+    backend: SegmenterName = "learned"
+    """learned (a small trained network, the shipped one or your own from ``train-segmenter``; the
+    best on real SEM images of four materials and the fastest: BENCHMARKS.md), watershed
+    (classical, no model) or sam (Segment Anything)."""
 
     crystal_size_um: float | None = Field(default=None, gt=0)
     """Typical crystal diameter, um. Scales every length and area of the settings (written for

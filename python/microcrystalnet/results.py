@@ -10,6 +10,7 @@ rows feed the CSV, the Fiji Results table and the summary.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -27,8 +28,11 @@ def crystal_name(number: int, class_code: str) -> str:
 
 
 def segmenter_label(segmenter: dict[str, object]) -> str:
-    """Short name of what segmented, for the Segmenter column: ``watershed`` or e.g.
+    """Short name of what segmented, for the Segmenter column: ``watershed``, e.g.
+    ``learned default c8326706dd07`` (model file name, sha256's first 12 hex digits) or
     ``sam prompt vit_b ec2df6273261`` (checkpoint sha256, first 12 hex digits)."""
+    if segmenter.get("backend") == "learned":
+        return f"learned {Path(str(segmenter['model'])).name} {str(segmenter['sha256'])[:12]}"
     if segmenter.get("backend") != "sam":
         return str(segmenter.get("backend", "unknown"))
     return f"sam {segmenter['mode']} {segmenter['model_type']} {str(segmenter['sha256'])[:12]}"

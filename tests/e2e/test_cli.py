@@ -13,6 +13,7 @@ import tifffile
 
 from microcrystalnet.io.outputs import OUTPUT_NAMES
 from microcrystalnet.results import RESULT_COLUMNS
+from microcrystalnet.segment.learned.model_file import DEFAULT_MODEL_SHA256
 
 
 def run_cli(*arguments, env_extra=None, timeout=600):
@@ -65,9 +66,12 @@ def test_analyze_writes_every_output_and_reports_bad_images(tmp_path, scene_tiff
     assert summary["model"]["sha256"] == "374967e0e67e26e3a66dedb72fa00cf07ba411f0f36876edf21e4688fad9fcd0"
     assert sum(c["count"] for c in summary["classes"].values()) == len(rows)
     assert {"microcrystalnet", "tensorflow", "keras", "numpy"} <= set(summary["versions"])
-    assert summary["settings"]["segment"]["backend"] == "watershed"
-    assert summary["segmentation"]["segmenter"] == {"backend": "watershed", "mode": "auto"}
-    assert {row["Segmenter"] for row in rows} == {"watershed"}
+    assert summary["settings"]["segment"]["backend"] == "learned"
+    segmenter = summary["segmentation"]["segmenter"]
+    assert (segmenter["backend"], segmenter["model"], segmenter["sha256"]) == ("learned", "default",
+                                                                               DEFAULT_MODEL_SHA256)
+    assert "perovskite" in json.dumps(segmenter["training"])  # the model says what it learned from
+    assert {row["Segmenter"] for row in rows} == {f"learned default {DEFAULT_MODEL_SHA256[:12]}"}
 
     labels = tifffile.imread(folder / "labels.tif")
     assert labels.shape == small_scene.image.shape and labels.max() == len(rows)

@@ -1,8 +1,8 @@
 """Crystal segmentation with the Segment Anything Model (SAM), as the paper does.
 
 Two modes (see :class:`microcrystalnet.config.SamConfig`): "prompt" asks SAM once per crystal
-candidate of the classical segmenter (point + box, decoded in batches against one image
-embedding) and once per uncovered crystal area; "automatic" runs SAM's automatic mask
+candidate of another segmenter (the learned one by default; point + box, decoded in batches
+against one image embedding) and once per uncovered crystal area; "automatic" runs SAM's automatic mask
 generator. Both end in the same geometry (:mod:`.masks`) and the shared label contract.
 
 Checkpoints: the official ones (URL + sha256, per-user cache, ``MICROCRYSTALNET_MODEL_DIR``),
