@@ -40,6 +40,24 @@ def write_scene(path: Path, spec: SceneSpec) -> Path:
     return path
 
 
+def write_zeiss_scene(path: Path, spec: SceneSpec) -> Path:
+    """A scene as a Zeiss SEM writes it: the pixel size in Zeiss's metadata tag only, which ImageJ does not read."""
+    zeiss = "\r\n".join(["0", "AP_IMAGE_PIXEL_SIZE", f"Image Pixel Size = {spec.pixel_size_um * 1000:g} nm", "AP_MAG",
+                         "Mag = 10.00 K X", ""])
+    tifffile.imwrite(path, render_scene(spec).image, extratags=[(34118, "s", 0, zeiss, True)])
+    return path
+
+
+def cli_analysis(image: Path, out: Path, *options: str) -> tuple[list[dict[str, str]], dict]:
+    """The CLI's results.csv rows and summary.json of ``image``."""
+    import json
+
+    done = subprocess.run([sys.executable, "-m", "microcrystalnet", "analyze", str(image), "--out", str(out),
+                           "--no-download", "-q", *options], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return read_rows(out / image.stem / "results.csv"), json.loads((out / image.stem / "summary.json").read_text())
+
+
 def read_rows(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as stream:
         return list(csv.DictReader(stream))
@@ -209,6 +227,52 @@ def test_results_table_is_in_the_images_unit_measurements_first_with_four_signif
     image.close()
 
 
+@pytest.fixture(scope="module")
+def zeiss_scene_and_cli(tmp_path_factory, reference_model_path):
+    folder = tmp_path_factory.mktemp("zeiss")
+    image = write_zeiss_scene(folder / "zeiss.tif", SceneSpec(shape=(384, 384), pixel_size_um=0.04, seed=12))
+    rows, summary = cli_analysis(image, folder / "cli")
+    assert summary["pixel_size_source"] == "Zeiss SEM metadata" and summary["unit"] == "um"
+    return image, rows
+
+
+@pytest.mark.parametrize("backend", ["In-process", "External"])
+def test_an_uncalibrated_sem_image_is_calibrated_by_its_files_metadata_as_on_the_command_line(
+        ij, zeiss_scene_and_cli, tmp_path, capfd, backend):
+    """ImageJ opens a Zeiss SEM TIFF uncalibrated; the backend reads the file's metadata as the
+    CLI does, so Fiji finds the CLI's crystals with the CLI's areas (before: analysed in pixels at
+    an assumed 10 nm/px, other crystals), and the image gets the calibration, said in the Log."""
+    path, cli_rows = zeiss_scene_and_cli
+    use_backend(ij, backend)
+    capfd.readouterr()
+    file_calibration = jimport("microcrystalnet.fiji.FileCalibration")
+    image = ij.openImage(str(path))
+    assert not file_calibration.hasPixelSize(image)  # as the SEM's own files open: 1 " " per pixel
+    image.show()
+    ij.run(image, "Analyze Crystals...", OPTIONS + " roi_manager=[Replace existing ROIs]")
+    assert str(jimport("microcrystalnet.fiji.AnalyzeCrystals").lastError()) == ""
+    assert_same_as_cli(results_table_rows(), cli_rows)
+    calibration = image.getCalibration()
+    assert calibration.scaled() and calibration.pixelWidth == pytest.approx(0.04) and \
+        str(calibration.getUnit()) == MICROMETRE
+    log = capfd.readouterr().out
+    assert "MicroCrystalNet: zeiss.tif had no calibration: set to 40 nm/px from the Zeiss SEM metadata of zeiss.tif" \
+        in log, log
+    assert "MicroCrystalNet: zeiss.tif: pixel size 40 nm from the Zeiss SEM metadata of zeiss.tif" in log, log
+    image.close()
+
+    cropped = ij.openImage(str(path))  # a crop has the file's pixel size, but no way to know it is one
+    cropped.setRoi(0, 0, 300, 300)
+    cropped = cropped.crop()
+    cropped.setTitle("zeiss-crop.tif")
+    cropped.show()
+    ij.run(cropped, "Analyze Crystals...", OPTIONS + " roi_manager=[Replace existing ROIs]")
+    assert str(jimport("microcrystalnet.fiji.AnalyzeCrystals").lastError()) == ""
+    assert not file_calibration.hasPixelSize(cropped)
+    assert "pixel size unknown: results are in pixels" in capfd.readouterr().out
+    cropped.close()
+
+
 def test_java_knows_pythons_lengths_areas_and_units(imagej1):
     """The plugin converts lengths and areas to the image's unit: its lists must be the backend's."""
     from microcrystalnet.io.image_file import _UNIT_TO_UM
@@ -338,7 +402,8 @@ def test_the_log_states_the_snr_after_every_step(ij, scene_file, capfd):
     snr = [steps.getValue("SNR_dB", row) for row in range(steps.size())]
     assert (f"MicroCrystalNet: SNR after preprocessing: input {snr[0]:.1f} dB, nlm {snr[1]:.1f} dB, n2v skipped, "
             f"unsharp {snr[3]:.1f} dB\n") in log
-    assert "MicroCrystalNet:   Noise2Void skipped: no model given" in log and "n2v train" in log
+    # a notice of the analysis, as every notice (the next test: "pixel size ...")
+    assert "MicroCrystalNet: scene.tif: Noise2Void skipped: no model given" in log and "n2v train" in log
     image.close()
 
 
