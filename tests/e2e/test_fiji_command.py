@@ -407,6 +407,35 @@ def test_the_log_states_the_snr_after_every_step(ij, scene_file, capfd):
     image.close()
 
 
+def test_every_notice_of_an_analysis_is_in_the_log(ij, scene_file, tmp_path, capfd):
+    """summary.json's notices (pixel size unknown, 10 nm/px assumed, crystal size estimated, nothing
+    found and what to set) were in the file only; each is a Log line now, named by the image."""
+    import json
+
+    use_backend(ij, "In-process")
+    options = OPTIONS.replace("save_results_to=[]", f"save_results_to=[{tmp_path}]")
+    for calibrated, area_limits, expected in (
+            (False, "min_crystal_area=0.25", ("pixel size unknown", "segmentation assumed 10 nm/px",
+                         "typical crystal diameter estimated from the image")),
+            (True, "min_crystal_area=30", ("crystal candidates kept; dropped:", "--min-area-um2"))):
+        capfd.readouterr()
+        image = ij.openImage(str(scene_file))
+        if not calibrated:
+            image.setCalibration(None)
+        image.show()
+        ij.run(image, "Analyze Crystals...", options.replace("min_crystal_area=0.25", area_limits))
+        assert str(jimport("microcrystalnet.fiji.AnalyzeCrystals").lastError()) == ""
+        log = capfd.readouterr().out
+        notices = json.loads((tmp_path / "scene" / "summary.json").read_text())["notices"]
+        for part in expected:
+            assert any(part in notice for notice in notices), (part, notices)
+        for notice in notices:
+            assert f"MicroCrystalNet: scene.tif: {notice}\n" in log, (notice, log)
+        if calibrated:  # no crystal at all: the ROI Manager's modal error on the empty ROI set held ImageJ
+            assert read_rows(tmp_path / "scene" / "results.csv") == [] and "0 crystals in scene.tif" in log
+        image.close()
+
+
 def test_existing_rois_are_kept_unless_the_user_asks_to_replace_them(ij, scene_file, cli_rows):
     use_backend(ij, "In-process")
     manager = roi_manager()

@@ -82,7 +82,8 @@ public final class ResultsDisplay {
 		boolean recording = Recorder.record;
 		Recorder.record = false; // internal steps (on a temporary file): not for the user's recording to replay
 		try {
-			if (!manager.runCommand("Open", roiSet.getPath()))
+			// an empty RoiSet.zip (no crystals found) makes the ROI Manager open a modal error dialog, even in a macro
+			if (results.size() > 0 && !manager.runCommand("Open", roiSet.getPath()))
 				throw new IOException("ImageJ could not open " + roiSet);
 			int added = manager.getCount() - before;
 			if (added != results.size())
