@@ -644,6 +644,23 @@ def test_only_the_commands_line_is_recorded_and_the_recording_replays_verbatim(i
     image.close()
 
 
+def test_the_plugins_defaults_choices_and_help_are_pythons(imagej1):
+    """The jar's defaults.properties is written from AnalysisConfig at build time: a stale jar, or a
+    default copied into Java, fails here."""
+    from microcrystalnet.config import ClassifyConfig, SegmentConfig, default_of
+    from microcrystalnet.fiji_defaults import plugin_defaults
+
+    defaults = jimport("microcrystalnet.fiji.Defaults")
+    expected = plugin_defaults()
+    assert "segment.min_crystal_area_um2" in expected and "segment.backend.choices" in expected
+    for key, value in expected.items():
+        assert str(defaults.text(key)) == value, key
+    assert float(defaults.number("segment.min_crystal_area_um2")) == default_of(SegmentConfig, "min_crystal_area_um2")
+    assert float(defaults.number("classify.unclear_below")) == default_of(ClassifyConfig, "unclear_below")
+    assert bool(defaults.flag("segment.exclude_border")) is default_of(SegmentConfig, "exclude_border")
+    assert "labelled unclear rather than forced into a class" in str(defaults.help("classify.unclear_below")).replace("``", "")
+
+
 def test_cancelled_runs_are_not_recorded(ij, scene_file, recorder):
     use_backend(ij, "In-process")
     IJ = jimport("ij.IJ")

@@ -22,7 +22,6 @@ public class Settings implements PlugIn {
 	static final String IN_PROCESS = "In-process";
 	static final String EXTERNAL = "External";
 	static final String[] BACKENDS = {AUTOMATIC, IN_PROCESS, EXTERNAL};
-	static final String DEFAULT_MODEL = "reference-2023-11-19";
 
 	@Override
 	public void run(String arg) {
@@ -35,7 +34,7 @@ public class Settings implements PlugIn {
 			+ "variable " + PYTHON_VARIABLE + ", else python3.\n"
 			+ "Backend: Automatic uses the Python session that started this ImageJ when there is one,\n"
 			+ "else runs the Python above as a separate process.\n"
-			+ "Model: a model name (" + DEFAULT_MODEL + ") or the path of a Keras model file.");
+			+ "Model: a model name (" + Defaults.text("classify.model") + ") or the path of a Keras model file.");
 		dialog.showDialog();
 		if (dialog.wasCanceled()) return;
 		Prefs.set(PYTHON_KEY, dialog.getNextString().trim());
@@ -57,7 +56,7 @@ public class Settings implements PlugIn {
 	}
 
 	static String model() {
-		return Prefs.get(MODEL_KEY, DEFAULT_MODEL);
+		return Prefs.get(MODEL_KEY, Defaults.text("classify.model"));
 	}
 
 	/** The backend to use now, following the Backend setting. */
