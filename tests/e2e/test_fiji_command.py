@@ -561,8 +561,9 @@ def cancelling_progress(stages: list):
 def test_cancel_stops_the_backend(ij, scene_file, backend):
     from jpype import JException
 
-    settings = jimport("microcrystalnet.fiji.AnalyzeCrystals").settingsJson("reference-2023-11-19", 0.5, 0.25, 40.0,
-                                                                          False, True, "nlm,n2v,unsharp,opening,closing", "", "Default", "")
+    settings = jimport("microcrystalnet.fiji.AnalyzeCrystals").settingsJson(
+        "reference-2023-11-19", 0.5, 0.25, 40.0, None, None, False, True, "nlm,n2v,unsharp,opening,closing", "",
+        "Default", "", "")
     chosen = (jimport("microcrystalnet.fiji.BackendRegistry").inProcess() if backend == "in-process"
               else jimport("microcrystalnet.fiji.ExternalBackend")(sys.executable))
     image = ij.openImage(str(scene_file))
@@ -634,6 +635,7 @@ def test_only_the_commands_line_is_recorded_and_the_recording_replays_verbatim(i
     lines = [line for line in recording.splitlines() if line.strip() and not line.startswith("selectWindow(")]
     assert len(lines) == 1 and lines[0].startswith('run("Analyze Crystals...", '), recording
     assert "min_crystal_area=0.5" in lines[0] and "roi_manager=[Replace existing ROIs]" in lines[0]
+    assert "crystal_size=" in lines[0] and "segmenter_model=" in lines[0]  # the new fields are recorded too
     manager = roi_manager()
     interactive_names = [str(manager.getRoi(i).getName()) for i in range(manager.getCount())]
     manager.reset()
@@ -644,10 +646,118 @@ def test_only_the_commands_line_is_recorded_and_the_recording_replays_verbatim(i
     image.close()
 
 
+@pytest.fixture
+def forgetting_dialog(ij):
+    """The Analyze Crystals dialog's remembered values are dropped after the test (the next tests see the defaults)."""
+    yield
+    field = jimport("ij.Prefs").class_.getDeclaredField("ijPrefs")
+    field.setAccessible(True)
+    prefs = field.get(None)
+    for key in [str(key) for key in prefs.keySet() if str(key).startswith(".microcrystalnet.analyze.")]:
+        prefs.remove(key)
+
+
+def find_button(container, label: str):
+    """The AWT button labelled ``label`` anywhere in ``container``."""
+    for component in container.getComponents():
+        if isinstance(component, jimport("java.awt.Button")) and str(component.getLabel()) == label:
+            return component
+        if isinstance(component, jimport("java.awt.Container")):
+            found = find_button(component, label)
+            if found is not None:
+                return found
+    return None
+
+
+def dialog_fields(dialog) -> dict:
+    """What the Analyze Crystals dialog's fields show, by their macro keys (ImageJ ends a folder with "/")."""
+    texts = [str(field.getText()) for field in dialog.getStringFields()]
+    numbers = [float(str(field.getText())) for field in dialog.getNumericFields()]
+    checks = [bool(box.getState()) for box in dialog.getCheckboxes()]
+    choices = [str(choice.getSelectedItem()) for choice in dialog.getChoices()]
+    return {"model": texts[0], "preprocessing": texts[1], "n2v_model": texts[2], "segmenter_model": texts[3],
+            "settings_file": texts[4], "save_results_to": texts[5].rstrip("/"), "unclear_below": numbers[0],
+            "min_crystal_area": numbers[1], "max_crystal_area": numbers[2], "crystal_size": numbers[3],
+            "exclude_crystals_on_border": checks[0], "exclude_sem_data_bar": checks[1], "segmenter": choices[0],
+            "roi_manager": choices[1]}
+
+
+def test_the_dialog_reopens_with_the_last_values_restores_the_defaults_and_macros_ignore_what_it_remembers(
+        ij, scene_file, tmp_path, forgetting_dialog):
+    import json
+
+    from microcrystalnet.config import (ClassifyConfig, InputConfig, LearnedConfig, PreprocessConfig, SegmentConfig,
+                                        default_of)
+
+    use_backend(ij, "In-process")
+    image = open_in_front(ij, scene_file)
+    ij.doCommand("Analyze Crystals...")
+    dialog = wait_for_dialog("Analyze Crystals")
+    chosen = {"min_crystal_area": 0.5, "crystal_size": 2.5, "exclude_crystals_on_border": True,
+              "preprocessing": "nlm,unsharp", "save_results_to": str(tmp_path / "dialog"), "segmenter": "Watershed",
+              "roi_manager": "Replace existing ROIs"}
+    dialog.getNumericFields().get(1).setText("0.5")
+    dialog.getNumericFields().get(3).setText("2.5")  # um: the image's unit
+    dialog.getCheckboxes().get(0).setState(True)
+    dialog.getStringFields().get(1).setText(chosen["preprocessing"])
+    dialog.getStringFields().get(5).setText(chosen["save_results_to"])
+    dialog.getChoices().get(0).select(chosen["segmenter"])
+    dialog.getChoices().get(1).select(chosen["roi_manager"])
+    shown_first = dialog_fields(dialog)
+    click(dialog, 0)
+    summary = tmp_path / "dialog" / "scene" / "summary.json"
+    wait_until(summary.is_file)
+    settings = json.loads(summary.read_text())["settings"]
+    assert (settings["segment"]["min_crystal_area_um2"], settings["segment"]["crystal_size_um"],
+            settings["segment"]["exclude_border"], settings["segment"]["backend"], settings["preprocess"]["steps"]) \
+        == (0.5, 2.5, True, "watershed", ["nlm", "unsharp"])
+
+    ij.doCommand("Analyze Crystals...")  # reopens with what was chosen
+    dialog = wait_for_dialog("Analyze Crystals")
+    assert dialog_fields(dialog) == {**shown_first, **chosen}
+    assert find_button(dialog, "Help") is not None and find_button(dialog, "Browse") is not None
+    find_button(dialog, "Restore defaults").getActionListeners()[0].actionPerformed(None)
+    assert dialog_fields(dialog) == {  # the backend's defaults
+        "model": default_of(ClassifyConfig, "model"), "unclear_below": default_of(ClassifyConfig, "unclear_below"),
+        "min_crystal_area": default_of(SegmentConfig, "min_crystal_area_um2"),
+        "max_crystal_area": default_of(SegmentConfig, "max_crystal_area_um2"), "crystal_size": 0.0,
+        "exclude_crystals_on_border": default_of(SegmentConfig, "exclude_border"),
+        "exclude_sem_data_bar": default_of(InputConfig, "exclude_data_bar"),
+        "preprocessing": ",".join(default_of(PreprocessConfig, "steps")), "n2v_model": "", "segmenter": "Default",
+        "segmenter_model": default_of(LearnedConfig, "model"), "settings_file": "", "save_results_to": "",
+        "roi_manager": "Add to existing ROIs"}
+    click(dialog, 1)  # Cancel: nothing is remembered
+    wait_until(lambda: not dialog.isVisible())
+    Prefs = jimport("ij.Prefs")
+    assert Prefs.get("microcrystalnet.analyze.min_crystal_area", 0.0) == 0.5
+
+    # a macro: its options win, and what they leave out takes the defaults, not the remembered values
+    ij.run(image, "Analyze Crystals...", OPTIONS.replace("min_crystal_area=0.25", "min_crystal_area=0.3")
+           .replace("save_results_to=[]", f"save_results_to=[{tmp_path / 'macro'}]"))
+    assert str(jimport("microcrystalnet.fiji.AnalyzeCrystals").lastError()) == ""
+    settings = json.loads((tmp_path / "macro" / "scene" / "summary.json").read_text())["settings"]
+    assert (settings["segment"]["min_crystal_area_um2"], settings["segment"]["crystal_size_um"],
+            settings["segment"]["exclude_border"], settings["segment"]["backend"], settings["preprocess"]["steps"]) \
+        == (0.3, None, False, "watershed", list(default_of(PreprocessConfig, "steps")))
+    assert Prefs.get("microcrystalnet.analyze.min_crystal_area", 0.0) == 0.5  # a macro does not change the dialog's
+    image.close()
+
+
+def test_the_analyze_current_image_macro_runs_as_shipped(ij, scene_file, cli_rows):
+    use_backend(ij, "In-process")
+    roi_manager().reset()
+    image = open_in_front(ij, scene_file)
+    ij.runMacroFile(str(REPO / "macros" / "analyze_current_image.ijm"))
+    assert str(jimport("microcrystalnet.fiji.AnalyzeCrystals").lastError()) == ""
+    assert [str(roi_manager().getRoi(i).getName()) for i in range(roi_manager().getCount())] == \
+        [f"scene.tif:{row['Name']}" for row in cli_rows]  # the macro adds to the ROI Manager
+    image.close()
+
+
 def test_the_plugins_defaults_choices_and_help_are_pythons(imagej1):
     """The jar's defaults.properties is written from AnalysisConfig at build time: a stale jar, or a
     default copied into Java, fails here."""
-    from microcrystalnet.config import ClassifyConfig, SegmentConfig, default_of
+    from microcrystalnet.config import SEGMENTATION_BACKENDS, ClassifyConfig, SegmentConfig, default_of
     from microcrystalnet.fiji_defaults import plugin_defaults
 
     defaults = jimport("microcrystalnet.fiji.Defaults")
@@ -659,6 +769,11 @@ def test_the_plugins_defaults_choices_and_help_are_pythons(imagej1):
     assert float(defaults.number("classify.unclear_below")) == default_of(ClassifyConfig, "unclear_below")
     assert bool(defaults.flag("segment.exclude_border")) is default_of(SegmentConfig, "exclude_border")
     assert "labelled unclear rather than forced into a class" in str(defaults.help("classify.unclear_below")).replace("``", "")
+    segmenters = [str(name) for name in jimport("microcrystalnet.fiji.AnalyzeCrystals").segmenters()]
+    assert segmenters[0] == "Default" and [name.lower() for name in segmenters[1:]] == list(SEGMENTATION_BACKENDS)
+    assert "Learned" in segmenters
+    help_html = str(jimport("microcrystalnet.fiji.DialogHelp").html())
+    assert str(defaults.help("segment.crystal_size_um")).split(".")[0] in help_html
 
 
 def test_cancelled_runs_are_not_recorded(ij, scene_file, recorder):
