@@ -66,12 +66,11 @@ def _escaped(text: str, key: bool = False) -> str:
     return "".join(out)
 
 
-def write_properties(path: str | Path, entries: dict[str, str]) -> Path:
-    """``entries`` as a Java properties file at ``path`` (folders made), keys sorted."""
+def write_properties(path: str | Path, entries: dict[str, str], comment: str) -> Path:
+    """``entries`` as a Java properties file at ``path`` (folders made), keys sorted, ``comment`` first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = ["# Generated from microcrystalnet.config.AnalysisConfig by microcrystalnet.fiji_defaults; do not edit."]
-    lines += [f"{_escaped(key, key=True)}={_escaped(value)}" for key, value in sorted(entries.items())]
+    lines = [f"# {comment}"] + [f"{_escaped(key, key=True)}={_escaped(value)}" for key, value in sorted(entries.items())]
     path.write_text("\n".join(lines) + "\n", encoding="ascii")
     return path
 
@@ -79,4 +78,5 @@ def write_properties(path: str | Path, entries: dict[str, str]) -> Path:
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         sys.exit("usage: python -m microcrystalnet.fiji_defaults RESOURCES_FOLDER")
-    write_properties(Path(sys.argv[1]) / RESOURCE, plugin_defaults())
+    write_properties(Path(sys.argv[1]) / RESOURCE, plugin_defaults(),
+                     "Generated from microcrystalnet.config.AnalysisConfig by microcrystalnet.fiji_defaults; do not edit.")

@@ -93,6 +93,9 @@ public class ExternalBackend implements Backend {
 		for (String argument : arguments)
 			command.add(argument);
 		ProcessBuilder builder = new ProcessBuilder(command).redirectError(log);
+		String modelDir = Settings.installedModelDir();
+		if (!modelDir.isEmpty() && System.getenv(Settings.MODEL_DIR_VARIABLE) == null)
+			builder.environment().put(Settings.MODEL_DIR_VARIABLE, modelDir);
 		final Process process;
 		try {
 			process = builder.start();
