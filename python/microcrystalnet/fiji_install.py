@@ -159,3 +159,88 @@ def uninstall(folder: str | Path) -> list[Path]:
     manifest_path.unlink()
     removed.append(manifest_path)
     return removed
+
+
+# --- an ImageJ update site ---------------------------------------------------------------------
+
+UPDATE_SITE_INDEX = "db.xml.gz"
+
+
+def _skip_hashed_lines(data: bytes) -> bytes:
+    """``data`` as the ImageJ Updater reads a .properties file for its checksum: lines starting
+    with '#' (java.util.Properties writes the date there) are left out but for their newline."""
+    out = bytearray()
+    position = 0
+    at_line_start = True
+
+    def read() -> int:
+        nonlocal position, at_line_start
+        character = data[position] if position < len(data) else -1
+        position += 1
+        if at_line_start:
+            if character == ord("#"):
+                while character not in (ord("\n"), -1):
+                    character = read()
+            else:
+                at_line_start = False
+        elif character == ord("\n"):
+            at_line_start = True
+        return character
+
+    while (character := read()) != -1:
+        out.append(character)
+    return bytes(out)
+
+
+def updater_checksum(relative_path: str, file: Path) -> str:
+    """The checksum the ImageJ Updater gives ``file`` installed at ``relative_path``: SHA-1 of the
+    path and the bytes for a plain file; for a jar, SHA-1 of its entries sorted by name, each name
+    then content, with comment lines of .properties files and the manifest (which holds build
+    dates) left out, so a rebuild of the same sources has the same checksum."""
+    import hashlib
+    import zipfile
+
+    digest = hashlib.sha1()
+    if not relative_path.endswith(".jar"):
+        digest.update(relative_path.encode("ascii"))
+        digest.update(file.read_bytes())
+        return digest.hexdigest()
+    with zipfile.ZipFile(file) as jar:
+        for entry in sorted(jar.infolist(), key=lambda info: info.filename):
+            digest.update(entry.filename.encode("ascii"))
+            if entry.filename == "META-INF/MANIFEST.MF":
+                continue  # the Updater keeps only a Main-Class line, which a plugin jar has not
+            content = jar.read(entry)
+            digest.update(_skip_hashed_lines(content) if entry.filename.endswith(".properties") else content)
+    return digest.hexdigest()
+
+
+def make_update_site(folder: str | Path, source: InstallSource, timestamp: str | None = None) -> Path:
+    """Lay out an ImageJ update site in ``folder`` for a maintainer to upload (e.g. to
+    sites.imagej.net): each file as ``<path>-<timestamp>`` (the plugin jar in plugins/, the macros
+    in macros/MicroCrystalNet/) and the index ``db.xml.gz`` the ImageJ Updater reads, with each
+    file's checksum, timestamp (yyyyMMddHHmmss) and size. The Python and model folder are not part
+    of it: each user sets them in Plugins > MicroCrystalNet > Settings..."""
+    import gzip
+    import time
+    from xml.sax.saxutils import quoteattr
+
+    folder = Path(folder)
+    stamp = timestamp or time.strftime("%Y%m%d%H%M%S")
+    files = {f"plugins/{PLUGIN_JAR_NAME}": source.plugin_jar}
+    files.update({f"{MACRO_FOLDER.as_posix()}/{macro.name}": macro for macro in source.macros})
+    records = []
+    for relative, file in files.items():
+        target = folder / f"{relative}-{stamp}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(file, target)
+        records.append(f"    <plugin filename={quoteattr(relative)}>\n"
+                       f"        <version checksum=\"{updater_checksum(relative, file)}\" timestamp=\"{stamp}\" "
+                       f"filesize=\"{file.stat().st_size}\">\n"
+                       "            <description>MicroCrystalNet: segment, classify and measure microcrystals in "
+                       "SEM images (Python backend; see its README)</description>\n"
+                       "        </version>\n    </plugin>\n")
+    index = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<pluginRecords>\n" + "".join(records) + "</pluginRecords>\n"
+    with gzip.open(folder / UPDATE_SITE_INDEX, "wt", encoding="utf-8") as stream:
+        stream.write(index)
+    return folder / UPDATE_SITE_INDEX

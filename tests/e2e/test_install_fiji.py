@@ -127,3 +127,55 @@ def test_install_into_a_fiji_app_layout(plugin_jar, tmp_path):
     assert (fiji / "macros" / "MicroCrystalNet" / "batch_analyze_folder.ijm").is_file()  # macros/ made for it
     assert install_fiji(str(fiji), "--uninstall").returncode == 0
     assert snapshot(fiji) == before
+
+
+def test_update_site_has_the_files_and_the_index_the_imagej_updater_reads(plugin_jar, tmp_path):
+    import gzip
+    import xml.etree.ElementTree as ElementTree
+
+    site = tmp_path / "site"
+    done = subprocess.run([sys.executable, "-m", "microcrystalnet", "fiji-update-site", str(site), "--plugin-jar",
+                           str(plugin_jar)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    records = ElementTree.fromstring(gzip.decompress((site / "db.xml.gz").read_bytes()))
+    assert records.tag == "pluginRecords"
+    files = {plugin.get("filename"): plugin.find("version") for plugin in records.findall("plugin")}
+    assert {"plugins/MicroCrystalNet_.jar", "macros/MicroCrystalNet/analyze_current_image.ijm",
+            "macros/MicroCrystalNet/batch_analyze_folder.ijm"} == set(files)
+    for filename, version in files.items():
+        uploaded = site / f"{filename}-{version.get('timestamp')}"  # as the Updater downloads it
+        assert len(version.get("timestamp")) == 14 and uploaded.is_file()
+        assert int(version.get("filesize")) == uploaded.stat().st_size
+    assert (site / f"plugins/MicroCrystalNet_.jar-{files['plugins/MicroCrystalNet_.jar'].get('timestamp')}"
+            ).read_bytes() == plugin_jar.read_bytes()
+    macro = "macros/MicroCrystalNet/analyze_current_image.ijm"
+    expected = hashlib.sha1(macro.encode() + (Path(__file__).parents[2] / "macros" / macro.split("/")[-1]).read_bytes())
+    assert files[macro].get("checksum") == expected.hexdigest()  # a plain file: SHA-1 of its path and bytes
+
+    again = subprocess.run([sys.executable, "-m", "microcrystalnet", "fiji-update-site", str(site)],
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2 and "is not empty" in again.stderr
+
+
+def test_a_jars_updater_checksum_ignores_build_dates_but_not_content(tmp_path):
+    """As the ImageJ Updater checksums jars: a rebuild (new manifest, new date comment in a
+    .properties file) is the same version; changed classes or settings are a new one."""
+    import zipfile
+
+    from microcrystalnet.fiji_install import updater_checksum
+
+    def jar(name: str, manifest: str, properties: str, class_bytes: bytes) -> Path:
+        path = tmp_path / name
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("META-INF/MANIFEST.MF", manifest)
+            archive.writestr("microcrystalnet/fiji/defaults.properties", properties)
+            archive.writestr("microcrystalnet/fiji/AnalyzeCrystals.class", class_bytes)
+        return path
+
+    first = jar("a.jar", "Manifest-Version: 1.0\nCreated-By: 17\n", "#Mon Nov 28 2026\nkey=1\n", b"\xca\xfe")
+    rebuilt = jar("b.jar", "Manifest-Version: 1.0\nCreated-By: 21\n", "#Tue Nov 29 2026\nkey=1\n", b"\xca\xfe")
+    changed = jar("c.jar", "Manifest-Version: 1.0\n", "#Mon Nov 28 2026\nkey=2\n", b"\xca\xfe")
+    path = "plugins/MicroCrystalNet_.jar"
+    assert updater_checksum(path, first) == updater_checksum(path, rebuilt)
+    assert updater_checksum(path, first) != updater_checksum(path, changed)
+    assert len(updater_checksum(path, first)) == 40

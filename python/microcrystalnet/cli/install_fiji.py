@@ -1,4 +1,5 @@
-"""``microcrystalnet install-fiji DIR``: the plugin into an existing Fiji or ImageJ, or out of it again."""
+"""``microcrystalnet install-fiji DIR``: the plugin into an existing Fiji or ImageJ, or out of it again;
+``microcrystalnet fiji-update-site DIR``: an ImageJ update site of it, to upload."""
 
 from __future__ import annotations
 
@@ -27,6 +28,33 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     install.add_argument("--uninstall", action="store_true", help="remove what an earlier install-fiji installed")
     add_quiet_option(install)
     install.set_defaults(run=run_install_fiji)
+
+    site = commands.add_parser(
+        "fiji-update-site", help="lay out an ImageJ update site of the Fiji plugin, to upload",
+        description="Write an ImageJ update site into DIR: the plugin jar and the macros, each as <path>-<timestamp>, "
+                    "and db.xml.gz, the index the ImageJ Updater reads. Upload DIR's content to the site (e.g. a "
+                    "personal site on sites.imagej.net); users add its URL in Help > Update... > Manage update sites.")
+    site.add_argument("folder", type=Path, metavar="DIR", help="the folder to write the site into (made if missing)")
+    site.add_argument("--plugin-jar", type=Path, metavar="JAR",
+                      help="MicroCrystalNet_.jar (default: fiji_plugin/target/ of this checkout)")
+    add_quiet_option(site)
+    site.set_defaults(run=run_update_site)
+
+
+def run_update_site(arguments: argparse.Namespace) -> int:
+    from ..fiji_install import checkout_source, make_update_site
+    from ..imagej import ImageJUnavailableError
+
+    if arguments.folder.exists() and any(arguments.folder.iterdir()):
+        log.error("%s is not empty; give a new or empty folder for the update site", arguments.folder)
+        return EXIT_USAGE
+    try:
+        index = make_update_site(arguments.folder, checkout_source(arguments.plugin_jar))
+    except ImageJUnavailableError as error:
+        log.error("%s", error)
+        return EXIT_USAGE
+    log.info("update site written: %s; upload the content of %s", index, arguments.folder)
+    return EXIT_OK
 
 
 def run_install_fiji(arguments: argparse.Namespace) -> int:
