@@ -272,3 +272,18 @@ def test_an_fei_original_also_gives_the_data_bar(tmp_path):
     calibration = instrument_calibration(original, (256, 320))
     assert calibration.pixel_size_um == pytest.approx(0.0125) and calibration.data_bar_row == 200
     assert calibration.source == "FEI metadata of fei.tif"
+
+
+def test_a_colour_table_written_by_imagej_is_read_as_8_bit():
+    """ImageJ writes an 8-bit LUT into a TIFF colour map as value * 256 (other writers * 257): the
+    Fiji command's temporary TIFF of a palette image came out 16-bit, unlike the original."""
+    from microcrystalnet.io.image_file import palette_to_gray
+
+    indices = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    levels = np.arange(256)
+    levels[9] = 255  # a Zeiss SEM's table: the identity but for one entry
+    table = np.stack([levels] * 3, axis=1)
+    by_instrument, _ = palette_to_gray(indices, table * 257)
+    by_imagej, _ = palette_to_gray(indices, table * 256)
+    assert by_imagej.dtype == by_instrument.dtype == np.uint8
+    assert np.array_equal(by_imagej, by_instrument) and by_imagej[2, 1] == 255

@@ -273,6 +273,25 @@ def test_an_uncalibrated_sem_image_is_calibrated_by_its_files_metadata_as_on_the
     cropped.close()
 
 
+REAL_ZEISS_IMAGE = REPO.parent / "shared" / "real-sem" / "tio2" / "images" / "1908250.tif"
+
+
+@pytest.mark.skipif(not REAL_ZEISS_IMAGE.is_file(), reason=f"{REAL_ZEISS_IMAGE} (the project's shared real SEM "
+                    "images, beside the repository) is not here")
+@pytest.mark.parametrize("backend", ["In-process", "External"])
+def test_a_real_zeiss_sem_file_gives_the_clis_crystals_in_fiji(ij, tmp_path, backend):
+    """A TiO2 image from a Zeiss SEM, read in place: 8-bit with a colour table and the pixel size in
+    Zeiss's tag; ImageJ opens it uncalibrated (before: 24 crystals in pixels instead of the CLI's)."""
+    cli_rows, summary = cli_analysis(REAL_ZEISS_IMAGE, tmp_path / "cli")
+    assert summary["pixel_size_source"] == "Zeiss SEM metadata"
+    use_backend(ij, backend)
+    roi_manager().reset()
+    image, error = analyze(ij, REAL_ZEISS_IMAGE, OPTIONS + " roi_manager=[Replace existing ROIs]")
+    assert error == ""
+    assert_same_as_cli(results_table_rows(), cli_rows)
+    image.close()
+
+
 def test_java_knows_pythons_lengths_areas_and_units(imagej1):
     """The plugin converts lengths and areas to the image's unit: its lists must be the backend's."""
     from microcrystalnet.io.image_file import _UNIT_TO_UM

@@ -131,11 +131,12 @@ def palette_to_gray(indices: Array, palette_rgb: Array) -> tuple[Array, str]:
     ``indices``: integer (Y, X), each pixel an entry of ``palette_rgb``: (N, 3) R, G, B of each
     entry, 8-bit (PNG) or 16-bit (TIFF colour maps). Gray palettes give their gray level, colour
     palettes the luminance of each entry. Returns uint8 when every entry is 8-bit (TIFF colour maps
-    store 8-bit palettes as multiples of 257), else uint16.
+    store 8-bit palettes as multiples of 257, or, written by ImageJ, of 256), else uint16.
     """
     palette = np.asarray(palette_rgb).astype(np.int64)
-    if palette.max(initial=0) > 255 and not np.any(palette % 257):
-        palette //= 257
+    for step in (257, 256):
+        if palette.max(initial=0) > 255 and not np.any(palette % step):
+            palette //= step
     gray_palette = bool(np.all(palette == palette[:, :1]))
     table = palette[:, 0] if gray_palette else np.round(palette @ np.array([0.299, 0.587, 0.114]))
     table = table.astype(np.uint8 if palette.max(initial=0) <= 255 else np.uint16)
