@@ -238,3 +238,52 @@ def test_a_folder_named_like_an_image_is_reported_as_a_folder(tmp_path):
     with pytest.raises(ImageInputError, match="is a folder, not an image file") as raised:
         read_sem_image(folder)
     assert "no such file" not in str(raised.value) and str(folder) in str(raised.value)
+
+
+def test_a_copy_without_pixel_size_takes_it_from_its_original_files_instrument_metadata(tmp_path):
+    """The Fiji command's case: ImageJ opened an SEM file uncalibrated and hands over a copy."""
+    from microcrystalnet.io import instrument_calibration
+
+    original = tmp_path / "zeiss.tif"
+    zeiss = "\r\n".join(["0", "AP_IMAGE_PIXEL_SIZE", "Image Pixel Size = 2.5 nm", ""])
+    pixels = sem_like()
+    tifffile.imwrite(original, pixels, extratags=[(34118, "s", 0, zeiss, True)])
+    copy = tmp_path / "copy.tif"
+    tifffile.imwrite(copy, pixels)
+    assert read_sem_image(copy).pixel_size_um is None
+    image = read_sem_image(copy, metadata_file=original)
+    assert image.pixel_size_um == pytest.approx(0.0025)
+    assert image.pixel_size_source == "Zeiss SEM metadata of zeiss.tif"
+    assert "pixel size 2.5 nm from the Zeiss SEM metadata of zeiss.tif" in image.notices
+    assert read_sem_image(copy, pixel_size_um=0.01, metadata_file=original).pixel_size_um == 0.01  # the user's wins
+
+    cropped = instrument_calibration(original, (200, 320))  # a crop or a scaled copy: not this file's pixels
+    assert cropped.pixel_size_um is None and "320 x 200 px" in cropped.notice and "320 x 256 px" in cropped.notice
+    assert instrument_calibration(copy, pixels.shape).pixel_size_um is None  # no instrument metadata
+    assert instrument_calibration(tmp_path / "absent.tif", pixels.shape).pixel_size_um is None
+
+
+def test_an_fei_original_also_gives_the_data_bar(tmp_path):
+    from microcrystalnet.io import instrument_calibration
+
+    fei = "[Scan]\nPixelWidth=1.25e-08\n[Image]\nResolutionX=320\nResolutionY=200\n"
+    original = tmp_path / "fei.tif"
+    tifffile.imwrite(original, sem_like(), extratags=[(34682, "s", 0, fei, True)])
+    calibration = instrument_calibration(original, (256, 320))
+    assert calibration.pixel_size_um == pytest.approx(0.0125) and calibration.data_bar_row == 200
+    assert calibration.source == "FEI metadata of fei.tif"
+
+
+def test_a_colour_table_written_by_imagej_is_read_as_8_bit():
+    """ImageJ writes an 8-bit LUT into a TIFF colour map as value * 256 (other writers * 257): the
+    Fiji command's temporary TIFF of a palette image came out 16-bit, unlike the original."""
+    from microcrystalnet.io.image_file import palette_to_gray
+
+    indices = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    levels = np.arange(256)
+    levels[9] = 255  # a Zeiss SEM's table: the identity but for one entry
+    table = np.stack([levels] * 3, axis=1)
+    by_instrument, _ = palette_to_gray(indices, table * 257)
+    by_imagej, _ = palette_to_gray(indices, table * 256)
+    assert by_imagej.dtype == by_instrument.dtype == np.uint8
+    assert np.array_equal(by_imagej, by_instrument) and by_imagej[2, 1] == 255

@@ -135,6 +135,27 @@ def imageplus_pixels(image: Any) -> "np.ndarray":
     return np.stack([(packed >> shift) & 0xFF for shift in (16, 8, 0)], axis=-1).astype(np.uint8)
 
 
+def imageplus_palette(image: Any) -> "np.ndarray | None":
+    """The colour table, (256, 3) uint8 R, G, B, of an 8-bit ``ImagePlus`` whose LUT is not
+    ImageJ's gray ramp (a palette image, e.g. an SEM's TIFF with a colour map), else None.
+
+    ImageJ keeps such an image's pixels as table indices; the command line converts them to gray
+    through the table (:func:`microcrystalnet.io.palette_to_gray`), and so must the Fiji command."""
+    import numpy as np
+    from jpype import JArray, JByte
+
+    processor = image.getProcessor()
+    if int(image.getBitDepth()) != 8 or processor.isDefaultLut():
+        return None
+    model = processor.getColorModel()
+    channels = []
+    for read in (model.getReds, model.getGreens, model.getBlues):
+        entries = JArray(JByte)(int(model.getMapSize()))
+        read(entries)
+        channels.append(np.array(entries, dtype=np.int8).view(np.uint8))
+    return np.stack(channels, axis=1)
+
+
 class InProcessAnalysis:
     """What the in-process backend does for the Fiji command, without any Java in it.
 
@@ -157,18 +178,35 @@ class InProcessAnalysis:
         return self._denoisers[key]
 
     def analyze(self, pixels: "np.ndarray", title: str, pixel_size_um: float | None, settings_json: str,
-                report: Callable[[str, float], None], overlay: bool = False) -> Path:
+                report: Callable[[str, float], None], overlay: bool = False,
+                metadata_file: str | None = None, palette: "np.ndarray | None" = None) -> Path:
         """Analyse pixels handed over by ImageJ; return the result folder (inside a new temporary folder).
-        ``overlay``: also write overlay.png (wanted when the user saves the results)."""
+        ``pixel_size_um``: ImageJ's calibration (None: uncalibrated); the settings' input.pixel_size_um
+        overrides it, as on the command line. ``metadata_file``: the file an uncalibrated image
+        was opened from, whose instrument metadata gives its pixel size, as the command line reads
+        it. ``palette``: the colour table of a palette image, whose ``pixels`` are its indices
+        (:func:`imageplus_palette`). ``overlay``: also write overlay.png (wanted when the user saves
+        the results)."""
         from .classify import CrystalClassifier
         from .config import AnalysisConfig
-        from .io import sem_image_from_array
+        from .io import instrument_calibration, sem_image_from_array
+        from .io.image_file import palette_to_gray
         from .io.outputs import write_analysis
         from .pipeline import analyze_image
 
         config = AnalysisConfig.from_dict(json.loads(settings_json))
-        image = sem_image_from_array(pixels, Path(title), pixel_size_um, "ImageJ calibration",
-                                     config.input.exclude_data_bar)
+        source, bar_row, notices = "ImageJ calibration", None, []
+        if palette is not None:
+            pixels, notice = palette_to_gray(pixels, palette)
+            notices.append(notice)
+        if config.input.pixel_size_um is not None:
+            pixel_size_um, source = config.input.pixel_size_um, "given by the user"
+        elif pixel_size_um is None and metadata_file:
+            calibration = instrument_calibration(metadata_file, pixels.shape[:2])
+            pixel_size_um, source, bar_row = calibration.pixel_size_um, calibration.source, calibration.data_bar_row
+            notices.append(calibration.notice)
+        image = sem_image_from_array(pixels, Path(title), pixel_size_um, source, config.input.exclude_data_bar,
+                                     bar_row, notices)
         model = config.classify.model
         if model not in self._classifiers:
             self._classifiers[model] = CrystalClassifier.load(model)
@@ -211,6 +249,7 @@ def register_backend() -> Any:
     core = InProcessAnalysis()
     java_exception = jimport("java.lang.Exception")
     cancelled_exception = jimport("microcrystalnet.fiji.CancelledException")
+    file_calibration = jimport("microcrystalnet.fiji.FileCalibration")
 
     class _Cancelled(Exception):
         pass
@@ -230,8 +269,10 @@ def register_backend() -> Any:
                 progress.update(float(fraction), stage)
 
             try:
+                metadata_file = file_calibration.metadataFile(image)
                 folder = core.analyze(imageplus_pixels(image), str(image.getTitle()), pixel_size(image),
-                                      str(settings_json), report, bool(overlay))
+                                      str(settings_json), report, bool(overlay),
+                                      None if metadata_file is None else str(metadata_file), imageplus_palette(image))
             except _Cancelled:
                 raise cancelled_exception() from None
             except (ImageInputError, OutputFolderError, OutputWriteError, ValueError, RuntimeError) as error:

@@ -183,17 +183,19 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
 
 def analyze_file(path: str | Path, out_dir: str | Path, models: AnalysisModels,
                  config: AnalysisConfig = AnalysisConfig(), *, image_name: str | None = None, overlay: bool = True,
-                 progress: ProgressCallback | None = None) -> tuple[CrystalAnalysis, Path]:
+                 progress: ProgressCallback | None = None, metadata_file: str | Path | None = None
+                 ) -> tuple[CrystalAnalysis, Path]:
     """Read an image file, analyse it and write its result folder ``out_dir/<image name>/``
     (:func:`microcrystalnet.io.outputs.write_analysis`); returns the analysis and the folder.
 
     ``image_name`` names the image in the outputs instead of the file name (the Fiji command
-    passes the image title). Raises ``ImageInputError`` for an image that cannot be read or
+    passes the image title); ``metadata_file``: the original of an image file that lost its pixel
+    size (see :func:`microcrystalnet.io.read_sem_image`). Raises ``ImageInputError`` for an image that cannot be read or
     analysed, ``OutputFolderError``/``OutputWriteError`` when its results cannot be written.
     """
     from .io.outputs import write_analysis
 
-    image = read_sem_image(path, config.input.pixel_size_um, config.input.exclude_data_bar)
+    image = read_sem_image(path, config.input.pixel_size_um, config.input.exclude_data_bar, metadata_file)
     if image_name:
         image.path = Path(image_name)
     analysis = analyze_image(image, models.classifier, config, progress, models.segmenter, models.n2v)

@@ -40,6 +40,24 @@ def write_scene(path: Path, spec: SceneSpec) -> Path:
     return path
 
 
+def write_zeiss_scene(path: Path, spec: SceneSpec) -> Path:
+    """A scene as a Zeiss SEM writes it: the pixel size in Zeiss's metadata tag only, which ImageJ does not read."""
+    zeiss = "\r\n".join(["0", "AP_IMAGE_PIXEL_SIZE", f"Image Pixel Size = {spec.pixel_size_um * 1000:g} nm", "AP_MAG",
+                         "Mag = 10.00 K X", ""])
+    tifffile.imwrite(path, render_scene(spec).image, extratags=[(34118, "s", 0, zeiss, True)])
+    return path
+
+
+def cli_analysis(image: Path, out: Path, *options: str) -> tuple[list[dict[str, str]], dict]:
+    """The CLI's results.csv rows and summary.json of ``image``."""
+    import json
+
+    done = subprocess.run([sys.executable, "-m", "microcrystalnet", "analyze", str(image), "--out", str(out),
+                           "--no-download", "-q", *options], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return read_rows(out / image.stem / "results.csv"), json.loads((out / image.stem / "summary.json").read_text())
+
+
 def read_rows(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as stream:
         return list(csv.DictReader(stream))
@@ -209,6 +227,71 @@ def test_results_table_is_in_the_images_unit_measurements_first_with_four_signif
     image.close()
 
 
+@pytest.fixture(scope="module")
+def zeiss_scene_and_cli(tmp_path_factory, reference_model_path):
+    folder = tmp_path_factory.mktemp("zeiss")
+    image = write_zeiss_scene(folder / "zeiss.tif", SceneSpec(shape=(384, 384), pixel_size_um=0.04, seed=12))
+    rows, summary = cli_analysis(image, folder / "cli")
+    assert summary["pixel_size_source"] == "Zeiss SEM metadata" and summary["unit"] == "um"
+    return image, rows
+
+
+@pytest.mark.parametrize("backend", ["In-process", "External"])
+def test_an_uncalibrated_sem_image_is_calibrated_by_its_files_metadata_as_on_the_command_line(
+        ij, zeiss_scene_and_cli, tmp_path, capfd, backend):
+    """ImageJ opens a Zeiss SEM TIFF uncalibrated; the backend reads the file's metadata as the
+    CLI does, so Fiji finds the CLI's crystals with the CLI's areas (before: analysed in pixels at
+    an assumed 10 nm/px, other crystals), and the image gets the calibration, said in the Log."""
+    path, cli_rows = zeiss_scene_and_cli
+    use_backend(ij, backend)
+    capfd.readouterr()
+    file_calibration = jimport("microcrystalnet.fiji.FileCalibration")
+    image = ij.openImage(str(path))
+    assert not file_calibration.hasPixelSize(image)  # as the SEM's own files open: 1 " " per pixel
+    image.show()
+    ij.run(image, "Analyze Crystals...", OPTIONS + " roi_manager=[Replace existing ROIs]")
+    assert str(jimport("microcrystalnet.fiji.AnalyzeCrystals").lastError()) == ""
+    assert_same_as_cli(results_table_rows(), cli_rows)
+    calibration = image.getCalibration()
+    assert calibration.scaled() and calibration.pixelWidth == pytest.approx(0.04) and \
+        str(calibration.getUnit()) == MICROMETRE
+    log = capfd.readouterr().out
+    assert "MicroCrystalNet: zeiss.tif had no calibration: set to 40 nm/px from the Zeiss SEM metadata of zeiss.tif" \
+        in log, log
+    assert "MicroCrystalNet: zeiss.tif: pixel size 40 nm from the Zeiss SEM metadata of zeiss.tif" in log, log
+    image.close()
+
+    cropped = ij.openImage(str(path))  # a crop has the file's pixel size, but no way to know it is one
+    cropped.setRoi(0, 0, 300, 300)
+    cropped = cropped.crop()
+    cropped.setTitle("zeiss-crop.tif")
+    cropped.show()
+    ij.run(cropped, "Analyze Crystals...", OPTIONS + " roi_manager=[Replace existing ROIs]")
+    assert str(jimport("microcrystalnet.fiji.AnalyzeCrystals").lastError()) == ""
+    assert not file_calibration.hasPixelSize(cropped)
+    assert "pixel size unknown: results are in pixels" in capfd.readouterr().out
+    cropped.close()
+
+
+REAL_ZEISS_IMAGE = REPO.parent / "shared" / "real-sem" / "tio2" / "images" / "1908250.tif"
+
+
+@pytest.mark.skipif(not REAL_ZEISS_IMAGE.is_file(), reason=f"{REAL_ZEISS_IMAGE} (the project's shared real SEM "
+                    "images, beside the repository) is not here")
+@pytest.mark.parametrize("backend", ["In-process", "External"])
+def test_a_real_zeiss_sem_file_gives_the_clis_crystals_in_fiji(ij, tmp_path, backend):
+    """A TiO2 image from a Zeiss SEM, read in place: 8-bit with a colour table and the pixel size in
+    Zeiss's tag; ImageJ opens it uncalibrated (before: 24 crystals in pixels instead of the CLI's)."""
+    cli_rows, summary = cli_analysis(REAL_ZEISS_IMAGE, tmp_path / "cli")
+    assert summary["pixel_size_source"] == "Zeiss SEM metadata"
+    use_backend(ij, backend)
+    roi_manager().reset()
+    image, error = analyze(ij, REAL_ZEISS_IMAGE, OPTIONS + " roi_manager=[Replace existing ROIs]")
+    assert error == ""
+    assert_same_as_cli(results_table_rows(), cli_rows)
+    image.close()
+
+
 def test_java_knows_pythons_lengths_areas_and_units(imagej1):
     """The plugin converts lengths and areas to the image's unit: its lists must be the backend's."""
     from microcrystalnet.io.image_file import _UNIT_TO_UM
@@ -338,8 +421,38 @@ def test_the_log_states_the_snr_after_every_step(ij, scene_file, capfd):
     snr = [steps.getValue("SNR_dB", row) for row in range(steps.size())]
     assert (f"MicroCrystalNet: SNR after preprocessing: input {snr[0]:.1f} dB, nlm {snr[1]:.1f} dB, n2v skipped, "
             f"unsharp {snr[3]:.1f} dB\n") in log
-    assert "MicroCrystalNet:   Noise2Void skipped: no model given" in log and "n2v train" in log
+    # a notice of the analysis, as every notice (the next test: "pixel size ...")
+    assert "MicroCrystalNet: scene.tif: Noise2Void skipped: no model given" in log and "n2v train" in log
     image.close()
+
+
+def test_every_notice_of_an_analysis_is_in_the_log(ij, scene_file, tmp_path, capfd):
+    """summary.json's notices (pixel size unknown, 10 nm/px assumed, crystal size estimated, nothing
+    found and what to set) were in the file only; each is a Log line now, named by the image."""
+    import json
+
+    use_backend(ij, "In-process")
+    options = OPTIONS.replace("save_results_to=[]", f"save_results_to=[{tmp_path}]")
+    for calibrated, area_limits, expected in (
+            (False, "min_crystal_area=0.25", ("pixel size unknown", "segmentation assumed 10 nm/px",
+                         "typical crystal diameter estimated from the image")),
+            (True, "min_crystal_area=30", ("crystal candidates kept; dropped:", "--min-area-um2"))):
+        capfd.readouterr()
+        image = ij.openImage(str(scene_file))
+        if not calibrated:
+            image.setCalibration(None)
+        image.show()
+        ij.run(image, "Analyze Crystals...", options.replace("min_crystal_area=0.25", area_limits))
+        assert str(jimport("microcrystalnet.fiji.AnalyzeCrystals").lastError()) == ""
+        log = capfd.readouterr().out
+        notices = json.loads((tmp_path / "scene" / "summary.json").read_text())["notices"]
+        for part in expected:
+            assert any(part in notice for notice in notices), (part, notices)
+        for notice in notices:
+            assert f"MicroCrystalNet: scene.tif: {notice}\n" in log, (notice, log)
+        if calibrated:  # no crystal at all: the ROI Manager's modal error on the empty ROI set held ImageJ
+            assert read_rows(tmp_path / "scene" / "results.csv") == [] and "0 crystals in scene.tif" in log
+        image.close()
 
 
 def test_existing_rois_are_kept_unless_the_user_asks_to_replace_them(ij, scene_file, cli_rows):
@@ -467,8 +580,9 @@ def cancelling_progress(stages: list):
 def test_cancel_stops_the_backend(ij, scene_file, backend):
     from jpype import JException
 
-    settings = jimport("microcrystalnet.fiji.AnalyzeCrystals").settingsJson("reference-2023-11-19", 0.5, 0.25, 40.0,
-                                                                          False, True, "nlm,n2v,unsharp,opening,closing", "", "Default", "")
+    settings = jimport("microcrystalnet.fiji.AnalyzeCrystals").settingsJson(
+        "reference-2023-11-19", 0.5, 0.25, 40.0, None, None, False, True, "nlm,n2v,unsharp,opening,closing", "",
+        "Default", "", "")
     chosen = (jimport("microcrystalnet.fiji.BackendRegistry").inProcess() if backend == "in-process"
               else jimport("microcrystalnet.fiji.ExternalBackend")(sys.executable))
     image = ij.openImage(str(scene_file))
@@ -540,6 +654,7 @@ def test_only_the_commands_line_is_recorded_and_the_recording_replays_verbatim(i
     lines = [line for line in recording.splitlines() if line.strip() and not line.startswith("selectWindow(")]
     assert len(lines) == 1 and lines[0].startswith('run("Analyze Crystals...", '), recording
     assert "min_crystal_area=0.5" in lines[0] and "roi_manager=[Replace existing ROIs]" in lines[0]
+    assert "crystal_size=" in lines[0] and "segmenter_model=" in lines[0]  # the new fields are recorded too
     manager = roi_manager()
     interactive_names = [str(manager.getRoi(i).getName()) for i in range(manager.getCount())]
     manager.reset()
@@ -548,6 +663,136 @@ def test_only_the_commands_line_is_recorded_and_the_recording_replays_verbatim(i
     assert [str(manager.getRoi(i).getName()) for i in range(manager.getCount())] == interactive_names
     assert interactive_names and all(row["Area"] >= 0.5 for row in results_table_rows())
     image.close()
+
+
+@pytest.fixture
+def forgetting_dialog(ij):
+    """The Analyze Crystals dialog's remembered values are dropped after the test (the next tests see the defaults)."""
+    yield
+    field = jimport("ij.Prefs").class_.getDeclaredField("ijPrefs")
+    field.setAccessible(True)
+    prefs = field.get(None)
+    for key in [str(key) for key in prefs.keySet() if str(key).startswith(".microcrystalnet.analyze.")]:
+        prefs.remove(key)
+
+
+def find_button(container, label: str):
+    """The AWT button labelled ``label`` anywhere in ``container``."""
+    for component in container.getComponents():
+        if isinstance(component, jimport("java.awt.Button")) and str(component.getLabel()) == label:
+            return component
+        if isinstance(component, jimport("java.awt.Container")):
+            found = find_button(component, label)
+            if found is not None:
+                return found
+    return None
+
+
+def dialog_fields(dialog) -> dict:
+    """What the Analyze Crystals dialog's fields show, by their macro keys (ImageJ ends a folder with "/")."""
+    texts = [str(field.getText()) for field in dialog.getStringFields()]
+    numbers = [float(str(field.getText())) for field in dialog.getNumericFields()]
+    checks = [bool(box.getState()) for box in dialog.getCheckboxes()]
+    choices = [str(choice.getSelectedItem()) for choice in dialog.getChoices()]
+    return {"model": texts[0], "preprocessing": texts[1], "n2v_model": texts[2], "segmenter_model": texts[3],
+            "settings_file": texts[4], "save_results_to": texts[5].rstrip("/"), "unclear_below": numbers[0],
+            "min_crystal_area": numbers[1], "max_crystal_area": numbers[2], "crystal_size": numbers[3],
+            "exclude_crystals_on_border": checks[0], "exclude_sem_data_bar": checks[1], "segmenter": choices[0],
+            "roi_manager": choices[1]}
+
+
+def test_the_dialog_reopens_with_the_last_values_restores_the_defaults_and_macros_ignore_what_it_remembers(
+        ij, scene_file, tmp_path, forgetting_dialog):
+    import json
+
+    from microcrystalnet.config import (ClassifyConfig, InputConfig, LearnedConfig, PreprocessConfig, SegmentConfig,
+                                        default_of)
+
+    use_backend(ij, "In-process")
+    image = open_in_front(ij, scene_file)
+    ij.doCommand("Analyze Crystals...")
+    dialog = wait_for_dialog("Analyze Crystals")
+    chosen = {"min_crystal_area": 0.5, "crystal_size": 2.5, "exclude_crystals_on_border": True,
+              "preprocessing": "nlm,unsharp", "save_results_to": str(tmp_path / "dialog"), "segmenter": "Watershed",
+              "roi_manager": "Replace existing ROIs"}
+    dialog.getNumericFields().get(1).setText("0.5")
+    dialog.getNumericFields().get(3).setText("2.5")  # um: the image's unit
+    dialog.getCheckboxes().get(0).setState(True)
+    dialog.getStringFields().get(1).setText(chosen["preprocessing"])
+    dialog.getStringFields().get(5).setText(chosen["save_results_to"])
+    dialog.getChoices().get(0).select(chosen["segmenter"])
+    dialog.getChoices().get(1).select(chosen["roi_manager"])
+    shown_first = dialog_fields(dialog)
+    click(dialog, 0)
+    summary = tmp_path / "dialog" / "scene" / "summary.json"
+    wait_until(summary.is_file)
+    settings = json.loads(summary.read_text())["settings"]
+    assert (settings["segment"]["min_crystal_area_um2"], settings["segment"]["crystal_size_um"],
+            settings["segment"]["exclude_border"], settings["segment"]["backend"], settings["preprocess"]["steps"]) \
+        == (0.5, 2.5, True, "watershed", ["nlm", "unsharp"])
+
+    ij.doCommand("Analyze Crystals...")  # reopens with what was chosen
+    dialog = wait_for_dialog("Analyze Crystals")
+    assert dialog_fields(dialog) == {**shown_first, **chosen}
+    assert find_button(dialog, "Help") is not None and find_button(dialog, "Browse") is not None
+    find_button(dialog, "Restore defaults").getActionListeners()[0].actionPerformed(None)
+    assert dialog_fields(dialog) == {  # the backend's defaults
+        "model": default_of(ClassifyConfig, "model"), "unclear_below": default_of(ClassifyConfig, "unclear_below"),
+        "min_crystal_area": default_of(SegmentConfig, "min_crystal_area_um2"),
+        "max_crystal_area": default_of(SegmentConfig, "max_crystal_area_um2"), "crystal_size": 0.0,
+        "exclude_crystals_on_border": default_of(SegmentConfig, "exclude_border"),
+        "exclude_sem_data_bar": default_of(InputConfig, "exclude_data_bar"),
+        "preprocessing": ",".join(default_of(PreprocessConfig, "steps")), "n2v_model": "", "segmenter": "Default",
+        "segmenter_model": default_of(LearnedConfig, "model"), "settings_file": "", "save_results_to": "",
+        "roi_manager": "Add to existing ROIs"}
+    click(dialog, 1)  # Cancel: nothing is remembered
+    wait_until(lambda: not dialog.isVisible())
+    Prefs = jimport("ij.Prefs")
+    assert Prefs.get("microcrystalnet.analyze.min_crystal_area", 0.0) == 0.5
+
+    # a macro: its options win, and what they leave out takes the defaults, not the remembered values
+    ij.run(image, "Analyze Crystals...", OPTIONS.replace("min_crystal_area=0.25", "min_crystal_area=0.3")
+           .replace("save_results_to=[]", f"save_results_to=[{tmp_path / 'macro'}]"))
+    assert str(jimport("microcrystalnet.fiji.AnalyzeCrystals").lastError()) == ""
+    settings = json.loads((tmp_path / "macro" / "scene" / "summary.json").read_text())["settings"]
+    assert (settings["segment"]["min_crystal_area_um2"], settings["segment"]["crystal_size_um"],
+            settings["segment"]["exclude_border"], settings["segment"]["backend"], settings["preprocess"]["steps"]) \
+        == (0.3, None, False, "watershed", list(default_of(PreprocessConfig, "steps")))
+    assert Prefs.get("microcrystalnet.analyze.min_crystal_area", 0.0) == 0.5  # a macro does not change the dialog's
+    image.close()
+
+
+def test_the_analyze_current_image_macro_runs_as_shipped(ij, scene_file, cli_rows):
+    use_backend(ij, "In-process")
+    roi_manager().reset()
+    image = open_in_front(ij, scene_file)
+    ij.runMacroFile(str(REPO / "macros" / "analyze_current_image.ijm"))
+    assert str(jimport("microcrystalnet.fiji.AnalyzeCrystals").lastError()) == ""
+    assert [str(roi_manager().getRoi(i).getName()) for i in range(roi_manager().getCount())] == \
+        [f"scene.tif:{row['Name']}" for row in cli_rows]  # the macro adds to the ROI Manager
+    image.close()
+
+
+def test_the_plugins_defaults_choices_and_help_are_pythons(imagej1):
+    """The jar's defaults.properties is written from AnalysisConfig at build time: a stale jar, or a
+    default copied into Java, fails here."""
+    from microcrystalnet.config import SEGMENTATION_BACKENDS, ClassifyConfig, SegmentConfig, default_of
+    from microcrystalnet.fiji_defaults import plugin_defaults
+
+    defaults = jimport("microcrystalnet.fiji.Defaults")
+    expected = plugin_defaults()
+    assert "segment.min_crystal_area_um2" in expected and "segment.backend.choices" in expected
+    for key, value in expected.items():
+        assert str(defaults.text(key)) == value, key
+    assert float(defaults.number("segment.min_crystal_area_um2")) == default_of(SegmentConfig, "min_crystal_area_um2")
+    assert float(defaults.number("classify.unclear_below")) == default_of(ClassifyConfig, "unclear_below")
+    assert bool(defaults.flag("segment.exclude_border")) is default_of(SegmentConfig, "exclude_border")
+    assert "labelled unclear rather than forced into a class" in str(defaults.help("classify.unclear_below")).replace("``", "")
+    segmenters = [str(name) for name in jimport("microcrystalnet.fiji.AnalyzeCrystals").segmenters()]
+    assert segmenters[0] == "Default" and [name.lower() for name in segmenters[1:]] == list(SEGMENTATION_BACKENDS)
+    assert "Learned" in segmenters
+    help_html = str(jimport("microcrystalnet.fiji.DialogHelp").html())
+    assert str(defaults.help("segment.crystal_size_um")).split(".")[0] in help_html
 
 
 def test_cancelled_runs_are_not_recorded(ij, scene_file, recorder):

@@ -19,6 +19,10 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     analyze.add_argument("--image-name", metavar="NAME",
                          help="name of the image in the outputs (one IMAGE only; the Fiji command passes the "
                               "image title); also names the result folder")
+    analyze.add_argument("--metadata-from", type=Path, metavar="FILE",
+                         help="for an IMAGE without a pixel size: the SEM file it was copied from, whose FEI, Zeiss, "
+                              "Tescan or JEOL metadata gives it (one IMAGE only; the Fiji command passes the file "
+                              "an uncalibrated image was opened from)")
     analyze.add_argument("--no-overlay", action="store_true",
                          help="do not write overlay.png (the slowest output; Fiji draws the ROIs itself)")
     analyze.add_argument("--progress", choices=("auto", "machine"), default="auto",
@@ -42,9 +46,10 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 def run_analyze(arguments: argparse.Namespace) -> int:
     config = analysis_config(arguments)
     stems = [path.stem for path in arguments.images]
-    if arguments.image_name and len(arguments.images) != 1:
-        log.error("--image-name needs exactly one IMAGE")
-        return EXIT_USAGE
+    for option, value in (("--image-name", arguments.image_name), ("--metadata-from", arguments.metadata_from)):
+        if value and len(arguments.images) != 1:
+            log.error("%s needs exactly one IMAGE", option)
+            return EXIT_USAGE
     duplicates = sorted({stem for stem in stems if stems.count(stem) > 1})
     if duplicates:
         log.error("several images share the name(s) %s; their results would share a folder. Analyse them "
@@ -65,7 +70,8 @@ def run_analyze(arguments: argparse.Namespace) -> int:
         name = arguments.image_name or path.name
         try:
             analysis, folder = analyze_file(path, arguments.out, models, config, image_name=arguments.image_name,
-                                            overlay=not arguments.no_overlay, progress=progress.callback(number, name))
+                                            overlay=not arguments.no_overlay, progress=progress.callback(number, name),
+                                            metadata_file=arguments.metadata_from)
         except (ImageInputError, OutputFolderError, OutputWriteError) as error:
             failed += 1
             log.error("%s", error)

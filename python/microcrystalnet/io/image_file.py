@@ -131,11 +131,12 @@ def palette_to_gray(indices: Array, palette_rgb: Array) -> tuple[Array, str]:
     ``indices``: integer (Y, X), each pixel an entry of ``palette_rgb``: (N, 3) R, G, B of each
     entry, 8-bit (PNG) or 16-bit (TIFF colour maps). Gray palettes give their gray level, colour
     palettes the luminance of each entry. Returns uint8 when every entry is 8-bit (TIFF colour maps
-    store 8-bit palettes as multiples of 257), else uint16.
+    store 8-bit palettes as multiples of 257, or, written by ImageJ, of 256), else uint16.
     """
     palette = np.asarray(palette_rgb).astype(np.int64)
-    if palette.max(initial=0) > 255 and not np.any(palette % 257):
-        palette //= 257
+    for step in (257, 256):
+        if palette.max(initial=0) > 255 and not np.any(palette % step):
+            palette //= step
     gray_palette = bool(np.all(palette == palette[:, :1]))
     table = palette[:, 0] if gray_palette else np.round(palette @ np.array([0.299, 0.587, 0.114]))
     table = table.astype(np.uint8 if palette.max(initial=0) <= 255 else np.uint16)
@@ -239,24 +240,76 @@ def _read_tiff(path: Path) -> tuple[Array, float | None, str | None, int | None,
         if page.photometric == tifffile.PHOTOMETRIC.PALETTE and page.colormap is not None:
             pixels, notice = palette_to_gray(pixels, np.asarray(page.colormap).T)
             notices.append(notice)
-        size, source = None, None
-        for reader, name in ((_imagej_pixel_size, "ImageJ calibration"), (_fei_pixel_size, "FEI metadata"),
-                             (_zeiss_pixel_size, "Zeiss SEM metadata"), (_tescan_pixel_size, "Tescan metadata"),
-                             (_jeol_pixel_size, "JEOL metadata")):
-            size = reader(tif)
-            if size:
-                source = name
-                break
+        size, source = _imagej_pixel_size(tif), "ImageJ calibration"
+        if not size:
+            size, source = _instrument_pixel_size(tif)
         bar_row = _fei_data_bar_row(tif, pixels.shape[-2] if pixels.ndim >= 2 else 0) if tif.is_fei else None
     return pixels, size, source, bar_row, notices
 
 
-def read_sem_image(path: str | Path, pixel_size_um: float | None = None, exclude_data_bar: bool = True) -> SEMImage:
+def _instrument_pixel_size(tif: tifffile.TiffFile) -> tuple[float | None, str | None]:
+    """The pixel size (um) an SEM instrument wrote into the TIFF's metadata, and which metadata it was."""
+    for reader, name in ((_fei_pixel_size, "FEI metadata"), (_zeiss_pixel_size, "Zeiss SEM metadata"),
+                         (_tescan_pixel_size, "Tescan metadata"), (_jeol_pixel_size, "JEOL metadata")):
+        size = reader(tif)
+        if size:
+            return size, name
+    return None, None
+
+
+@dataclass(frozen=True)
+class InstrumentCalibration:
+    """What an SEM file's instrument metadata says about an image opened from it: ``pixel_size_um``
+    (None: nothing usable), where it came from (``source``, naming the file), the data bar's first
+    row (FEI files state it), and a ``notice`` for the user either way."""
+
+    pixel_size_um: float | None
+    source: str | None
+    data_bar_row: int | None
+    notice: str
+
+
+def instrument_calibration(path: str | Path, shape: tuple[int, int]) -> InstrumentCalibration:
+    """The pixel size that the FEI, Zeiss, Tescan or JEOL metadata of the TIFF ``path`` gives an
+    image of ``shape`` (rows, columns) opened from it, read as :func:`read_sem_image` reads it.
+
+    For an image that lost its calibration on the way (ImageJ does not read instrument metadata):
+    the Fiji command passes the file its image was opened from. Used only if the file's image has
+    the same shape: a cropped or scaled copy has another pixel size or data bar, or none known.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in TIFF_SUFFIXES or not path.is_file():
+        return InstrumentCalibration(None, None, None, f"pixel size unknown: {path} is not a TIFF file whose "
+                                     "SEM metadata could give it")
+    try:
+        with tifffile.TiffFile(path) as tif:
+            file_shape = tuple(tif.series[0].keyframe.shape[:2]) if tif.series else None
+            size, source = _instrument_pixel_size(tif)
+            bar_row = _fei_data_bar_row(tif, shape[0]) if tif.is_fei else None
+    except Exception as error:  # every reader raises its own types for broken files
+        return InstrumentCalibration(None, None, None, f"pixel size unknown: the SEM metadata of {path} cannot be "
+                                     f"read ({type(error).__name__}: {error})")
+    if not size:
+        return InstrumentCalibration(None, None, None, f"pixel size unknown: {path} has no FEI, Zeiss, Tescan or "
+                                     "JEOL metadata that gives it")
+    if file_shape != tuple(shape):
+        found = f"{file_shape[1]} x {file_shape[0]} px" if file_shape else "of another shape"
+        return InstrumentCalibration(None, None, None, f"pixel size unknown: the {source} of {path} was not used, "
+                                     f"because the image is {shape[1]} x {shape[0]} px and the file's {found} "
+                                     "(cropped or scaled since it was opened?)")
+    source = f"{source} of {path.name}"
+    return InstrumentCalibration(size, source, bar_row, f"pixel size {size * 1000:.4g} nm from the {source}")
+
+
+def read_sem_image(path: str | Path, pixel_size_um: float | None = None, exclude_data_bar: bool = True,
+                   metadata_file: str | Path | None = None) -> SEMImage:
     """Read one SEM image for analysis.
 
     ``pixel_size_um`` overrides the file's calibration. With ``exclude_data_bar`` the
     instrument's data bar is found (metadata, else :func:`microcrystalnet.databar.find_data_bar`)
-    and left out of the analysis.
+    and left out of the analysis. ``metadata_file``: for a copy of an image that lost its pixel
+    size (the Fiji command's temporary TIFF of an uncalibrated image), the original file, whose
+    instrument metadata then gives it (:func:`instrument_calibration`).
     """
     path = Path(path)
     if path.is_dir():
@@ -283,6 +336,11 @@ def read_sem_image(path: str | Path, pixel_size_um: float | None = None, exclude
 
     if pixel_size_um is not None:
         size, source = pixel_size_um, "given by the user"
+    elif not size and metadata_file is not None:
+        calibration = instrument_calibration(metadata_file, pixels.shape[:2])
+        size, source = calibration.pixel_size_um, calibration.source
+        bar_row = bar_row if bar_row is not None else calibration.data_bar_row
+        notices.append(calibration.notice)
     return sem_image_from_array(pixels, path, size, source, exclude_data_bar, bar_row, notices)
 
 

@@ -9,6 +9,12 @@ import ij.macro.Interpreter;
 import ij.plugin.PlugIn;
 import ij.plugin.frame.Recorder;
 
+import java.awt.Checkbox;
+import java.awt.Choice;
+import java.awt.GraphicsEnvironment;
+import java.awt.TextField;
+import java.awt.event.ActionEvent;
+import java.awt.event.ActionListener;
 import java.io.File;
 import java.util.Locale;
 
@@ -25,9 +31,7 @@ import java.util.Locale;
 public class AnalyzeCrystals implements PlugIn {
 
 	static final String TITLE = "MicroCrystalNet";
-	static final String ADD = "Add to existing ROIs";
-	static final String REPLACE = "Replace existing ROIs";
-	static final String[] SEGMENTERS = {"Default", "Watershed", "SAM"};
+	static final String RESTORE_DEFAULTS = "Restore defaults";
 
 	/** Error dialogs: at most this many characters a line, fewer on a screen too narrow for them. */
 	static final int MAX_COLUMNS = 100;
@@ -47,65 +51,141 @@ public class AnalyzeCrystals implements PlugIn {
 		clearError();
 		ImagePlus image = currentSingleImage();
 		if (image == null) return;
+		// in a macro, what its options leave out takes the defaults, never what a dialog last remembered:
+		// a recorded line replays the same wherever it runs
+		boolean macro = Macro.getOptions() != null;
+		DialogValues last = macro ? DialogValues.defaults() : DialogValues.remembered();
+		CrystalSizeUnit sizeUnit = new CrystalSizeUnit(image);
 		GenericDialog dialog = new GenericDialog("MicroCrystalNet: Analyze Crystals");
-		dialog.addStringField("Model", Settings.model(), 24);
-		dialog.addNumericField("Unclear_below", 0.5, 2, 6, "probability");
-		dialog.addNumericField("Min_crystal_area", 0.25, 3, 8, "um^2");
-		dialog.addNumericField("Max_crystal_area", 40, 3, 8, "um^2");
-		dialog.addCheckbox("Exclude_crystals_on_border", false);
-		dialog.addCheckbox("Exclude_SEM_data_bar", true);
-		dialog.addStringField("Preprocessing", "nlm,n2v,unsharp,opening,closing", 32);
-		dialog.addStringField("N2V_model", "", 32);
-		dialog.addChoice("Segmenter", SEGMENTERS, SEGMENTERS[0]);
-		dialog.addStringField("Settings_file", "", 32);
-		dialog.addChoice("ROI_Manager", new String[] {ADD, REPLACE}, ADD);
-		dialog.addStringField("Save_results_to", "", 32);
-		dialog.addMessage("Unclear below: a crystal whose most probable class is less probable than this is labelled 'unclear' (0: never).\n"
-			+ "Preprocessing: steps in order from nlm, n2v, unsharp, opening, closing (empty: none).\n"
-			+ "N2V model: a Noise2Void model for the n2v step (without one that step is skipped).\n"
-			+ "Segmenter: Default takes the settings file's, else the watershed; SAM is the Segment Anything Model.\n"
-			+ "Settings file: optional JSON settings, e.g. from 'microcrystalnet tune-sam'; the fields here override it.\n"
-			+ "Save results to: an optional folder; the results of this image go to <folder>/<image name>/.\n"
-			+ "Areas in um^2 apply when the image is calibrated; without calibration 10 nm/px is assumed for them.");
+		dialog.addFileField("Model", last.model, 24);
+		dialog.addNumericField("Unclear_below", last.unclearBelow, 2, 6, "probability");
+		dialog.addNumericField("Min_crystal_area", last.minArea, 3, 8, "um^2");
+		dialog.addNumericField("Max_crystal_area", last.maxArea, 3, 8, "um^2");
+		dialog.addNumericField("Crystal_size", sizeUnit.shown(last), 3, 8, sizeUnit.name + " (0: automatic)");
+		dialog.addCheckbox("Exclude_crystals_on_border", last.excludeBorder);
+		dialog.addCheckbox("Exclude_SEM_data_bar", last.excludeDataBar);
+		dialog.addStringField("Preprocessing", last.steps, 32);
+		dialog.addFileField("N2V_model", last.n2vModel, 32);
+		dialog.addChoice("Segmenter", segmenters(), last.segmenter);
+		dialog.addFileField("Segmenter_model", last.segmenterModel, 32);
+		dialog.addFileField("Settings_file", last.settingsFile, 32);
+		dialog.addChoice("ROI_Manager", new String[] {DialogValues.ADD, DialogValues.REPLACE}, last.roiManager);
+		dialog.addDirectoryField("Save_results_to", last.saveTo, 32);
+		dialog.addMessage("Areas in um^2 apply when the image is calibrated; without calibration 10 nm/px is assumed for them.\n"
+			+ "Crystal size: the typical crystal diameter (0: 2 um on calibrated images unless the crystals look far\n"
+			+ "from that, else estimated). Help explains every field; the fields override the settings file.");
+		if (!macro && !GraphicsEnvironment.isHeadless())
+			dialog.addButton(RESTORE_DEFAULTS, new ActionListener() {
+				@Override
+				public void actionPerformed(ActionEvent event) {
+					show(dialog, DialogValues.defaults(), sizeUnit);
+				}
+			});
+		dialog.addHelp(DialogHelp.html());
 		dialog.showDialog();
 		if (dialog.wasCanceled()) {
 			Recorder.disableCommandRecording();
 			return;
 		}
-		String model = dialog.getNextString().trim();
-		double unclearBelow = dialog.getNextNumber();
-		double minArea = dialog.getNextNumber();
-		double maxArea = dialog.getNextNumber();
-		boolean excludeBorder = dialog.getNextBoolean();
-		boolean excludeDataBar = dialog.getNextBoolean();
-		String steps = dialog.getNextString().trim();
-		String n2vModel = dialog.getNextString().trim();
-		String segmenter = dialog.getNextChoice();
-		String settingsFile = dialog.getNextString().trim();
-		boolean replace = REPLACE.equals(dialog.getNextChoice());
-		String saveTo = dialog.getNextString().trim();
-		Double givenMinArea = givenInMacro("min_crystal_area", minArea);
-		Double givenMaxArea = givenInMacro("max_crystal_area", maxArea);
-		if (dialog.invalidNumber() || !(minArea >= 0) || !(maxArea > 0)
-			|| givenMinArea != null && givenMaxArea != null && !(maxArea > minArea)) {
+		DialogValues chosen = new DialogValues();
+		chosen.model = dialog.getNextString().trim();
+		chosen.unclearBelow = dialog.getNextNumber();
+		chosen.minArea = dialog.getNextNumber();
+		chosen.maxArea = dialog.getNextNumber();
+		double crystalSize = dialog.getNextNumber();
+		chosen.excludeBorder = dialog.getNextBoolean();
+		chosen.excludeDataBar = dialog.getNextBoolean();
+		chosen.steps = dialog.getNextString().trim();
+		chosen.n2vModel = dialog.getNextString().trim();
+		chosen.segmenter = dialog.getNextChoice();
+		chosen.segmenterModel = dialog.getNextString().trim();
+		chosen.settingsFile = dialog.getNextString().trim();
+		chosen.roiManager = dialog.getNextChoice();
+		chosen.saveTo = dialog.getNextString().trim();
+		Double givenMinArea = givenInMacro("min_crystal_area", chosen.minArea);
+		Double givenMaxArea = givenInMacro("max_crystal_area", chosen.maxArea);
+		if (dialog.invalidNumber() || !(chosen.minArea >= 0) || !(chosen.maxArea > 0)
+			|| givenMinArea != null && givenMaxArea != null && !(chosen.maxArea > chosen.minArea)) {
 			fail("The crystal area limits must be numbers with 0 <= minimum < maximum.");
 			return;
 		}
-		if (!(unclearBelow >= 0 && unclearBelow <= 1)) {
+		if (!(chosen.unclearBelow >= 0 && chosen.unclearBelow <= 1)) {
 			fail("Unclear below must be a probability between 0 and 1.");
 			return;
 		}
-		if (!settingsFile.isEmpty() && !new File(settingsFile).isFile()) {
-			fail("The settings file " + settingsFile + " does not exist.");
+		if (!(crystalSize >= 0)) {
+			fail("The crystal size must be a diameter of 0 (automatic) or more.");
 			return;
 		}
-		if (!n2vModel.isEmpty() && !new File(n2vModel).isFile()) {
-			fail("The Noise2Void model " + n2vModel + " does not exist.");
+		sizeUnit.keep(chosen, crystalSize, last);
+		if (!chosen.settingsFile.isEmpty() && !new File(chosen.settingsFile).isFile()) {
+			fail("The settings file " + chosen.settingsFile + " does not exist.");
 			return;
 		}
-		String settings = settingsJson(model, givenInMacro("unclear_below", unclearBelow), givenMinArea, givenMaxArea,
-			excludeBorder, excludeDataBar, steps, n2vModel, segmenter, settingsFile);
-		analyze(image, settings, replace, saveTo);
+		if (!chosen.n2vModel.isEmpty() && !new File(chosen.n2vModel).isFile()) {
+			fail("The Noise2Void model " + chosen.n2vModel + " does not exist.");
+			return;
+		}
+		if (!macro) chosen.remember();
+		Double crystalSizeUm = sizeUnit.calibrated && crystalSize > 0 ? chosen.crystalSizeUm : null;
+		Double crystalSizePx = !sizeUnit.calibrated && crystalSize > 0 ? chosen.crystalSizePx : null;
+		String settings = settingsJson(chosen.model, givenInMacro("unclear_below", chosen.unclearBelow), givenMinArea,
+			givenMaxArea, crystalSizeUm, crystalSizePx, chosen.excludeBorder, chosen.excludeDataBar, chosen.steps,
+			chosen.n2vModel, chosen.segmenter, given("segmenter_model") ? chosen.segmenterModel : "", chosen.settingsFile);
+		analyze(image, settings, DialogValues.REPLACE.equals(chosen.roiManager), chosen.saveTo);
+	}
+
+	/** Default, then the backend's segmenters (settings segment.backend) as the dialog names them. */
+	public static String[] segmenters() {
+		String[] backends = Defaults.choices("segment.backend");
+		String[] names = new String[backends.length + 1];
+		names[0] = DialogValues.DEFAULT_SEGMENTER;
+		for (int index = 0; index < backends.length; index++)
+			names[index + 1] = "sam".equals(backends[index]) ? "SAM"
+				: backends[index].substring(0, 1).toUpperCase(Locale.ROOT) + backends[index].substring(1);
+		return names;
+	}
+
+	/** Puts {@code values} into the fields of an open {@code dialog} (Restore defaults). */
+	private static void show(GenericDialog dialog, DialogValues values, CrystalSizeUnit sizeUnit) {
+		String[] texts = {values.model, values.steps, values.n2vModel, values.segmenterModel, values.settingsFile,
+			values.saveTo};
+		for (int index = 0; index < texts.length; index++)
+			((TextField) dialog.getStringFields().get(index)).setText(texts[index]);
+		double[] numbers = {values.unclearBelow, values.minArea, values.maxArea, sizeUnit.shown(values)};
+		int[] digits = {2, 3, 3, 3};
+		for (int index = 0; index < numbers.length; index++)
+			((TextField) dialog.getNumericFields().get(index)).setText(IJ.d2s(numbers[index], digits[index]));
+		((Checkbox) dialog.getCheckboxes().get(0)).setState(values.excludeBorder);
+		((Checkbox) dialog.getCheckboxes().get(1)).setState(values.excludeDataBar);
+		((Choice) dialog.getChoices().get(0)).select(values.segmenter);
+		((Choice) dialog.getChoices().get(1)).select(values.roiManager);
+	}
+
+	/**
+	 * The unit the Crystal_size field is in: the image's length unit when it has a pixel size
+	 * (the value then kept in micrometres), else pixels.
+	 */
+	private static final class CrystalSizeUnit {
+		final boolean calibrated;
+		final String name;
+		final double perMicrometre;
+
+		CrystalSizeUnit(ImagePlus image) {
+			calibrated = FileCalibration.hasPixelSize(image);
+			name = calibrated ? image.getCalibration().getUnit() : "px";
+			perMicrometre = calibrated ? ResultsDisplay.unitsPerMicrometre(name) : 1;
+		}
+
+		double shown(DialogValues values) {
+			return calibrated ? values.crystalSizeUm * perMicrometre : values.crystalSizePx;
+		}
+
+		/** {@code chosen} with the size of the field; the size in the other unit stays as {@code last} had it. */
+		void keep(DialogValues chosen, double size, DialogValues last) {
+			chosen.crystalSizeUm = calibrated ? size / perMicrometre : last.crystalSizeUm;
+			chosen.crystalSizePx = calibrated ? last.crystalSizePx : size;
+		}
 	}
 
 	/**
@@ -114,24 +194,35 @@ public class AnalyzeCrystals implements PlugIn {
 	 * limits from a settings file). A dialog's fields always count.
 	 */
 	private static Double givenInMacro(String key, double value) {
+		return given(key) ? Double.valueOf(value) : null;
+	}
+
+	/** Whether the field {@code key} counts: always in the dialog; in a macro if its options give it. */
+	private static boolean given(String key) {
 		String options = Macro.getOptions();
-		return options == null || Macro.getValue(options, key, null) != null ? Double.valueOf(value) : null;
+		return options == null || Macro.getValue(options, key, null) != null;
 	}
 
 	/**
 	 * The analysis settings of the dialog's fields as the JSON of microcrystalnet.config.AnalysisConfig;
-	 * a null number is left out (the settings file's or the default value applies).
+	 * a null number is left out (the settings file's or the default value applies), and so is an
+	 * empty segmenter model. A crystal size in micrometres or pixels clears the other one.
 	 */
 	public static String settingsJson(String model, Double unclearBelow, Double minArea, Double maxArea,
-		boolean excludeBorder, boolean excludeDataBar, String steps, String n2vModel, String segmenter,
-		String settingsFile) {
-		String backend = "Default".equals(segmenter) ? "" : String.format(", \"backend\": \"%s\"",
+		Double crystalSizeUm, Double crystalSizePx, boolean excludeBorder, boolean excludeDataBar, String steps,
+		String n2vModel, String segmenter, String segmenterModel, String settingsFile) {
+		String backend = DialogValues.DEFAULT_SEGMENTER.equals(segmenter) ? "" : String.format(", \"backend\": \"%s\"",
 			segmenter.toLowerCase(Locale.ROOT));
+		String learned = segmenterModel.isEmpty() ? "" : String.format(", \"learned\": {\"model\": \"%s\"}",
+			quoted(segmenterModel));
+		String crystalSize = crystalSizeUm != null
+			? member("crystal_size_um", crystalSizeUm, ", ") + "\"crystal_size_px\": null, "
+			: crystalSizePx != null ? member("crystal_size_px", crystalSizePx, ", ") + "\"crystal_size_um\": null, " : "";
 		String base = settingsFile.isEmpty() ? "" : String.format("\"extends\": \"%s\", ", quoted(settingsFile));
-		return String.format(Locale.ROOT, "{%s%s, \"input\": {\"exclude_data_bar\": %b}, \"segment\": {%s%s"
-			+ "\"exclude_border\": %b%s}, \"classify\": {\"model\": \"%s\"%s}}", base,
+		return String.format(Locale.ROOT, "{%s%s, \"input\": {\"exclude_data_bar\": %b}, \"segment\": {%s%s%s"
+			+ "\"exclude_border\": %b%s%s}, \"classify\": {\"model\": \"%s\"%s}}", base,
 			preprocessingJson(steps, n2vModel), excludeDataBar, member("min_crystal_area_um2", minArea, ", "),
-			member("max_crystal_area_um2", maxArea, ", "), excludeBorder, backend, quoted(model),
+			member("max_crystal_area_um2", maxArea, ", "), crystalSize, excludeBorder, backend, learned, quoted(model),
 			unclearBelow == null ? "" : ", " + member("unclear_below", unclearBelow, ""));
 	}
 

@@ -51,6 +51,8 @@ public class ExternalBackend implements Backend {
 		List<String> arguments = new ArrayList<String>(Arrays.asList("analyze", tiff.getPath(), "--out", work.getPath(),
 			"--config", settings.getPath(), "--progress", "machine", "--image-name", image.getTitle()));
 		if (!overlay) arguments.add("--no-overlay");
+		String metadataFile = FileCalibration.metadataFile(image);
+		if (metadataFile != null) arguments.addAll(Arrays.asList("--metadata-from", metadataFile));
 		runPython(work, progress, arguments.toArray(new String[0]));
 		File folder = resultFolder == null ? null : new File(resultFolder);
 		if (folder == null || !folder.getCanonicalFile().getParentFile().equals(work.getCanonicalFile())
@@ -91,6 +93,9 @@ public class ExternalBackend implements Backend {
 		for (String argument : arguments)
 			command.add(argument);
 		ProcessBuilder builder = new ProcessBuilder(command).redirectError(log);
+		String modelDir = Settings.installedModelDir();
+		if (!modelDir.isEmpty() && System.getenv(Settings.MODEL_DIR_VARIABLE) == null)
+			builder.environment().put(Settings.MODEL_DIR_VARIABLE, modelDir);
 		final Process process;
 		try {
 			process = builder.start();

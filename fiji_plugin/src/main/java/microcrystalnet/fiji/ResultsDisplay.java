@@ -15,14 +15,11 @@ import java.io.IOException;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 
 /**
  * Shows a result folder in ImageJ: crystals in the ROI Manager, the Results and Summary tables,
@@ -68,8 +65,12 @@ public final class ResultsDisplay {
 		ResultsTable results = ResultsTable.open(new File(folder, "results.csv").getPath());
 		ResultsTable summary = ResultsTable.open(new File(folder, "class_summary.csv").getPath());
 		ResultsTable preprocessing = ResultsTable.open(new File(folder, "preprocessing.csv").getPath());
+		Summary about = Summary.read(folder);
 		logPreprocessing(preprocessing);
 		String title = image.getTitle();
+		for (String notice : about.notices)
+			Settings.log(title + ": " + notice);
+		FileCalibration.applyTo(image, about);
 		if (GraphicsEnvironment.isHeadless()) { // no ROI Manager or table windows without a display
 			logLegend(summary, results.size(), title);
 			return results.size();
@@ -81,7 +82,8 @@ public final class ResultsDisplay {
 		boolean recording = Recorder.record;
 		Recorder.record = false; // internal steps (on a temporary file): not for the user's recording to replay
 		try {
-			if (!manager.runCommand("Open", roiSet.getPath()))
+			// an empty RoiSet.zip (no crystals found) makes the ROI Manager open a modal error dialog, even in a macro
+			if (results.size() > 0 && !manager.runCommand("Open", roiSet.getPath()))
 				throw new IOException("ImageJ could not open " + roiSet);
 			int added = manager.getCount() - before;
 			if (added != results.size())
@@ -92,7 +94,7 @@ public final class ResultsDisplay {
 		} finally {
 			Recorder.record = recording;
 		}
-		TableUnit unit = TableUnit.of(image.getCalibration(), resultsInMicrometres(folder));
+		TableUnit unit = TableUnit.of(image.getCalibration(), about.inMicrometres());
 		ResultsTable shown = shownTable(RESULTS_TITLE, replace);
 		String[] labels = new String[results.size()];
 		for (int row = 0; row < results.size(); row++)
@@ -204,13 +206,6 @@ public final class ResultsDisplay {
 		return heading.startsWith("Prob_") || heading.endsWith("Confidence") || "Fraction".equals(heading);
 	}
 
-	/** Whether the backend's results are in micrometres (summary.json "unit": "um"), not pixels. */
-	private static boolean resultsInMicrometres(File folder) throws IOException {
-		String summary = new String(Files.readAllBytes(new File(folder, "summary.json").toPath()), StandardCharsets.UTF_8);
-		Matcher unit = Pattern.compile("\"unit\": \"([^\"]*)\"").matcher(summary);
-		return unit.find() && "um".equals(unit.group(1));
-	}
-
 	/**
 	 * The unit the tables show lengths in: the image's (nm, µm, mm, ...) when the results are
 	 * calibrated, "px" when they are in pixels.
@@ -266,9 +261,6 @@ public final class ResultsDisplay {
 				line.append(String.format(" %s skipped,", step));
 		}
 		Settings.log(line.substring(0, line.length() - 1));
-		for (int row = 0; row < steps.size(); row++)
-			if (steps.getStringValue("Note", row).startsWith("Noise2Void skipped"))
-				Settings.log("  " + steps.getStringValue("Note", row));
 	}
 
 	private static void logLegend(ResultsTable summary, int crystals, String title) {

@@ -1,9 +1,16 @@
 package microcrystalnet.fiji;
 
 import ij.IJ;
+import ij.Menus;
 import ij.Prefs;
 import ij.gui.GenericDialog;
 import ij.plugin.PlugIn;
+
+import java.io.File;
+import java.io.FileInputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.util.Properties;
 
 /**
  * Plugins &gt; MicroCrystalNet &gt; Settings...: which Python runs the analysis, and how.
@@ -17,12 +24,14 @@ public class Settings implements PlugIn {
 	static final String BACKEND_KEY = "microcrystalnet.backend";
 	static final String MODEL_KEY = "microcrystalnet.model";
 	static final String PYTHON_VARIABLE = "MICROCRYSTALNET_PYTHON";
+	static final String MODEL_DIR_VARIABLE = "MICROCRYSTALNET_MODEL_DIR";
+	/** Written by 'microcrystalnet install-fiji' (microcrystalnet.fiji_install) beside the jar. */
+	static final String INSTALLED_SETTINGS = "MicroCrystalNet.properties";
 
 	static final String AUTOMATIC = "Automatic";
 	static final String IN_PROCESS = "In-process";
 	static final String EXTERNAL = "External";
 	static final String[] BACKENDS = {AUTOMATIC, IN_PROCESS, EXTERNAL};
-	static final String DEFAULT_MODEL = "reference-2023-11-19";
 
 	@Override
 	public void run(String arg) {
@@ -32,10 +41,10 @@ public class Settings implements PlugIn {
 		dialog.addStringField("Model", model(), 24);
 		dialog.addMessage("Python: the interpreter that has the microcrystalnet package (e.g. the one\n"
 			+ "printed by 'scripts/mcn --python-path' in a MicroCrystalNet checkout); empty: the environment\n"
-			+ "variable " + PYTHON_VARIABLE + ", else python3.\n"
+			+ "variable " + PYTHON_VARIABLE + ", else the one 'scripts/mcn install-fiji' set, else python3.\n"
 			+ "Backend: Automatic uses the Python session that started this ImageJ when there is one,\n"
 			+ "else runs the Python above as a separate process.\n"
-			+ "Model: a model name (" + DEFAULT_MODEL + ") or the path of a Keras model file.");
+			+ "Model: a model name (" + Defaults.text("classify.model") + ") or the path of a Keras model file.");
 		dialog.showDialog();
 		if (dialog.wasCanceled()) return;
 		Prefs.set(PYTHON_KEY, dialog.getNextString().trim());
@@ -44,12 +53,40 @@ public class Settings implements PlugIn {
 		Prefs.savePreferences();
 	}
 
-	/** The Python executable: preference, else MICROCRYSTALNET_PYTHON, else python3. */
-	static String python() {
+	/**
+	 * The Python executable: preference, else MICROCRYSTALNET_PYTHON, else the one 'microcrystalnet
+	 * install-fiji' wrote into this installation's plugins/MicroCrystalNet.properties, else python3.
+	 */
+	public static String python() {
 		String fromPrefs = Prefs.get(PYTHON_KEY, "").trim();
 		if (!fromPrefs.isEmpty()) return fromPrefs;
 		String fromEnvironment = System.getenv(PYTHON_VARIABLE);
-		return fromEnvironment != null && !fromEnvironment.trim().isEmpty() ? fromEnvironment.trim() : "python3";
+		if (fromEnvironment != null && !fromEnvironment.trim().isEmpty()) return fromEnvironment.trim();
+		String installed = installed().getProperty("python", "").trim();
+		return installed.isEmpty() ? "python3" : installed;
+	}
+
+	/**
+	 * The model folder 'microcrystalnet install-fiji' wrote into this installation, or "": passed to
+	 * the external Python as MICROCRYSTALNET_MODEL_DIR unless that is set, so it finds its models offline.
+	 */
+	public static String installedModelDir() {
+		return installed().getProperty("model_dir", "").trim();
+	}
+
+	/** plugins/MicroCrystalNet.properties of this ImageJ (empty if there is none). */
+	private static Properties installed() {
+		Properties values = new Properties();
+		String plugins = Menus.getPlugInsPath();
+		if (plugins == null) return values;
+		File file = new File(plugins, INSTALLED_SETTINGS);
+		if (!file.isFile()) return values;
+		try (InputStream stream = new FileInputStream(file)) {
+			values.load(stream);
+		} catch (IOException error) {
+			log("cannot read " + file + ": " + error.getMessage());
+		}
+		return values;
 	}
 
 	static String backendChoice() {
@@ -57,7 +94,7 @@ public class Settings implements PlugIn {
 	}
 
 	static String model() {
-		return Prefs.get(MODEL_KEY, DEFAULT_MODEL);
+		return Prefs.get(MODEL_KEY, Defaults.text("classify.model"));
 	}
 
 	/** The backend to use now, following the Backend setting. */
