@@ -50,7 +50,7 @@ class CrystalScale:
         return {"diameter_px": round(self.diameter_px, 2), "source": self.source}
 
 
-def estimate_crystal_diameter_px(image: Array, *, min_diameter_px: float = 4.0, max_diameter_px: float | None = None,
+def estimate_crystal_diameter_px(image: Array, *, min_diameter_px: float = 8.0, max_diameter_px: float | None = None,
                                  n_scales: int = 24) -> float:
     """Typical crystal diameter of ``image`` (float (Y, X)), px, from the scale of maximal
     Laplacian-of-Gaussian energy.
