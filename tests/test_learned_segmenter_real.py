@@ -6,6 +6,7 @@ bench/bench_real_sem.py measures, so a broken model, scale or post-processing fa
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,14 +20,12 @@ from microcrystalnet.pipeline import settings_for_image
 from microcrystalnet.segment import make_segmenter, segment_crystals
 from microcrystalnet.segment.learned.model_file import DEFAULT_MODEL_SHA256, load_segmenter_model
 
-from .conftest import SHARED
+REAL_SEM = Path(__file__).resolve().parents[1].parent / "shared" / "real-sem"
 
-REAL_SEM = SHARED / "real-sem"
-
-#: (image, crop rows, crop columns, F1 floor): tio2 is never trained on (licence); the powder image
-#: is one the shipped model was fine-tuned on, so its floor guards the training data, not generality
-CROPS = [("tio2/images/1908268.tif", slice(0, 448), slice(0, 512), 0.6),
-         ("tio2/images/1908254.tif", slice(0, 448), slice(512, 1024), 0.6)]
+#: (image, crop rows, crop columns, F1 floor): tio2 images, never trained on (licence); the floors
+#: are about 0.1 below what the shipped model scores (0.73 and 0.88 when written)
+CROPS = [("tio2/images/1908268.tif", slice(0, 448), slice(0, 512), 0.65),
+         ("tio2/images/1908254.tif", slice(0, 448), slice(512, 1024), 0.78)]
 
 
 def real_crop(image_path: str, rows: slice, columns: slice):
@@ -48,8 +47,8 @@ def test_the_shipped_model_is_the_one_its_checksum_names():
 @pytest.mark.parametrize("image_path, rows, columns, floor", CROPS, ids=[c[0] for c in CROPS])
 def test_crystals_of_a_real_crop_match_the_hand_drawn_outlines(image_path, rows, columns, floor):
     entry, _, crop, true = real_crop(image_path, rows, columns)
-    config = AnalysisConfig().updated(segment={"backend": "learned", "crystal_size_px": entry["median_diameter_px"],
-                                               "min_crystal_area_um2": 0.0})
+    config = AnalysisConfig().updated(segment={"backend": "learned", "crystal_size_px": entry["median_diameter_px"]})
+    config, _, _ = settings_for_image(crop, entry["pixel_size_um"], config)  # area limits scaled to the size
     result = segment_crystals(crop, entry["pixel_size_um"], config.segment)
     assert match_instances(true, result.labels).f1 >= floor
 
@@ -63,5 +62,5 @@ def test_without_settings_the_crystal_size_is_estimated_and_the_crystals_still_f
     assert scale.source == "estimated from the image" and "far from the micrite default" in notices[0]
     assert scale.diameter_px == pytest.approx(entry["median_diameter_px"], rel=0.5)
     result = segment_crystals(crop, image.pixel_size_um, scaled.segment, segmenter)
-    assert match_instances(true, result.labels).f1 >= 0.5
+    assert match_instances(true, result.labels).f1 >= 0.55  # 0.66 when written
     assert np.unique(result.labels).size > 20
