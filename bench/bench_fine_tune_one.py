@@ -14,7 +14,8 @@ outlined particles and a ring around them). Each fine-tuning runs in a process o
 ``--threads`` torch threads; ``--jobs`` of them at once.
 
     scripts/bench bench/bench_fine_tune_one.py [--segmenter-model MODEL] [--minutes M] [--choices K]
-                                               [--threads T] [--jobs N] [--datasets tio2 ...] [--json FILE]
+                                               [--training-images NAME ...] [--threads T] [--jobs N]
+                                               [--datasets tio2 ...] [--json FILE]
 
 The shipped model was fine-tuned on the MIT images (perovskite, spheroidite, powder): for those,
 "before" is measured on images the model was trained on. tio2 (CC BY-NC-ND) is used here for
@@ -94,8 +95,11 @@ def fine_tune_and_score(training: dict[str, Any], others: list[dict[str, Any]], 
             "threads": threads, "after": after}
 
 
-def training_choices(entries: list[dict[str, Any]], count: int) -> list[dict[str, Any]]:
-    """``count`` of ``entries`` spread evenly over their order (first and last included)."""
+def training_choices(entries: list[dict[str, Any]], count: int, names: list[str] | None = None) -> list[dict[str, Any]]:
+    """The ``entries`` whose file is one of ``names``, or (``names`` None) ``count`` of them spread
+    evenly over their order (first and last included)."""
+    if names is not None:
+        return [entry for entry in entries if Path(entry["image"]).name in names]
     indices = sorted({int(i) for i in np.linspace(0, len(entries) - 1, min(count, len(entries))).round()})
     return [entries[i] for i in indices]
 
@@ -108,6 +112,8 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=DEFAULT_MINUTES,
                         help="fine-tuning time per training image (default: train-segmenter's, %(default)s)")
     parser.add_argument("--choices", type=int, default=3, help="training images per material (default %(default)s)")
+    parser.add_argument("--training-images", nargs="+", metavar="NAME",
+                        help="fine-tune on these images (file names) instead of --choices per material")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process (default %(default)s)")
     parser.add_argument("--jobs", type=int, default=1, help="fine-tunings at once (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="training seed (default %(default)s)")
@@ -121,7 +127,8 @@ def main() -> None:
     for entry in json.loads((REAL_SEM / "manifest.json").read_text()):
         if not arguments.datasets or entry["dataset"] in arguments.datasets:
             by_material.setdefault(entry["dataset"], []).append(entry)
-    by_material = {material: entries for material, entries in by_material.items() if len(entries) >= 2}
+    by_material = {material: entries for material, entries in by_material.items() if len(entries) >= 2
+                   and (not arguments.training_images or training_choices(entries, 0, arguments.training_images))}
 
     context = multiprocessing.get_context("spawn")
     with context.Pool(arguments.jobs, maxtasksperchild=1) as pool:
@@ -131,7 +138,7 @@ def main() -> None:
                                        (training, [e for e in entries if e is not training], arguments.segmenter_model,
                                         arguments.minutes, arguments.threads, arguments.seed))
                       for entries in by_material.values()
-                      for training in training_choices(entries, arguments.choices)]
+                      for training in training_choices(entries, arguments.choices, arguments.training_images)]
         before = before_jobs.get()
         runs = [job.get() for job in tuned_jobs]
     for run in runs:
