@@ -86,15 +86,33 @@ def load_entry(entry: dict[str, Any]):
     return image, true[:rows, :columns]
 
 
+def segment_entry(entry: dict[str, Any], config, segmenter) -> tuple[Any, Any, Any, float]:
+    """One manifest image through what ``analyze`` does before classifying (crystal scale,
+    preprocessing with the scaled settings, segmentation): its reference labels, the
+    ``Segmentation``, the ``CrystalScale`` and the seconds taken (loading not counted).
+    ``config``: an AnalysisConfig; ``segmenter``: a loaded one (``make_segmenter``)."""
+    from microcrystalnet.io import to_unit_range
+    from microcrystalnet.pipeline import settings_for_image
+    from microcrystalnet.preprocess import preprocess
+    from microcrystalnet.segment import segment_crystals
+
+    image, true = load_entry(entry)
+    started = time.perf_counter()
+    analysed = to_unit_range(image.pixels)
+    config, scale, _ = settings_for_image(analysed, image.pixel_size_um, config, segmenter)
+    pixel_size = image.pixel_size_um or config.input.assumed_pixel_size_um
+    preprocessed, _ = preprocess(analysed, pixel_size, config.preprocess)
+    segmentation = segment_crystals(analysed if segmenter.sees_raw_image else preprocessed, pixel_size,
+                                    config.segment, segmenter)
+    return true, segmentation, scale, time.perf_counter() - started
+
+
 def run_configuration(name: str, hint: str, entries: list[dict[str, Any]], segmenter_model: str | None = None,
                       held_out_models: Path | None = None) -> dict[str, Any]:
     """One segmenter with or without size hint over ``entries``; runs in a fresh process."""
     from microcrystalnet.config import AnalysisConfig
-    from microcrystalnet.io import to_unit_range
     from microcrystalnet.metrics import score_segmentation
-    from microcrystalnet.pipeline import settings_for_image
-    from microcrystalnet.preprocess import preprocess
-    from microcrystalnet.segment import make_segmenter, segment_crystals
+    from microcrystalnet.segment import make_segmenter
 
     base = AnalysisConfig().updated(**SEGMENTERS[name])
     if segmenter_model and base.segment.backend == "learned":
@@ -102,21 +120,13 @@ def run_configuration(name: str, hint: str, entries: list[dict[str, Any]], segme
     shared_segmenter = make_segmenter(base.segment, download=False)
     images = []
     for entry in entries:
-        image, true = load_entry(entry)
         held_out = held_out_models / f"{Path(entry['image']).stem}.pt" if held_out_models else None
         segmenter, model_used = shared_segmenter, base.segment.learned.model
         if base.segment.backend == "learned" and held_out is not None and held_out.is_file():
             segmenter = make_segmenter(base.segment.updated(learned={"model": str(held_out)}), download=False)
             model_used = f"held out: {held_out.name}"
         config = base.updated(segment={"crystal_size_px": entry["median_diameter_px"]}) if hint == "size hint" else base
-        started = time.perf_counter()
-        analysed = to_unit_range(image.pixels)
-        config, scale, _ = settings_for_image(analysed, image.pixel_size_um, config, segmenter)
-        pixel_size = image.pixel_size_um or config.input.assumed_pixel_size_um
-        preprocessed, _ = preprocess(analysed, pixel_size, config.preprocess)
-        segmentation = segment_crystals(analysed if segmenter.sees_raw_image else preprocessed, pixel_size,
-                                        config.segment, segmenter)
-        seconds = time.perf_counter() - started
+        true, segmentation, scale, seconds = segment_entry(entry, config, segmenter)
         score = score_segmentation(true, segmentation.labels)
         images.append({"dataset": entry["dataset"], "image": entry["image"], "f1": round(score.match.f1, 3),
                        "precision": round(score.match.precision, 3), "recall": round(score.match.recall, 3),

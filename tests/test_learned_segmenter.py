@@ -39,6 +39,22 @@ def test_tiles_give_the_same_probabilities_as_the_whole_image():
     np.testing.assert_allclose(tiled, whole, atol=1e-5)
 
 
+def test_prediction_runs_a_faster_network_with_the_trained_networks_output():
+    model = random_model()
+    with torch.no_grad():  # batch-norm statistics and scales as training leaves them, not a new network's identity
+        for module in model.network.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.5, 0.5), module.running_var.uniform_(0.5, 2.0)
+                module.weight.uniform_(0.5, 1.5), module.bias.uniform_(-0.2, 0.2)
+    image = np.random.default_rng(3).random((96, 160)).astype(np.float32)
+    with torch.no_grad():
+        expected = torch.softmax(model.network.eval()(torch.from_numpy(image)[None, None]), 1)[0].numpy()
+    np.testing.assert_allclose(class_probabilities(model, image), expected, atol=1e-4)
+    batch_norms = [module for module in model.network.modules() if isinstance(module, torch.nn.BatchNorm2d)]
+    assert len(batch_norms) == 18  # the model's own network is left as it is
+    assert not any(isinstance(module, torch.nn.BatchNorm2d) for module in model.network.fused_for_inference().modules())
+
+
 def test_touching_crystals_are_split_at_their_boundary_and_tiny_seeds_are_dropped():
     shape = (80, 120)
     left, right = disc(shape, (40, 40), 20), disc(shape, (40, 78), 20)

@@ -36,8 +36,9 @@ def normalized(image: Array) -> Array:
 def class_probabilities(model: SegmenterModel, image: Array, *, tile_px: int = TILE_PX,
                         margin_px: int = TILE_MARGIN_PX) -> Array:
     """Softmax probabilities (3, Y, X) float32 of a normalised float image at working scale,
-    computed in tiles of ``tile_px`` with ``margin_px`` of context on each side."""
-    network = model.network.eval()
+    computed in tiles of ``tile_px`` with ``margin_px`` of context on each side (by the model's
+    network :meth:`~.network.CrystalUNet.fused_for_inference`)."""
+    network = model.network.fused_for_inference()
     multiple = network.size_multiple
     height, width = image.shape
     result = np.empty((3, height, width), np.float32)

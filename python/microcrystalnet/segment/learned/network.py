@@ -9,9 +9,12 @@ Cellpose by measured F1 on the real images).
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 #: output channels, in order
 CLASS_NAMES = ("background", "interior", "boundary")
@@ -44,6 +47,19 @@ class CrystalUNet(nn.Module):
     def size_multiple(self) -> int:
         """Input sides must be multiples of this."""
         return 2 ** self.depth
+
+    def fused_for_inference(self) -> CrystalUNet:
+        """A copy for prediction that computes the same logits (to float rounding, about 1e-6) in
+        about half the time on a CPU (bench/bench_learned_speed.py): every batch normalisation
+        folded into the convolution before it (with its running statistics: evaluation only),
+        weights in channels-last order. This network is left as it is."""
+        fused = copy.deepcopy(self).eval()
+        for block in [*fused.down, *fused.dec]:
+            layers = list(block)
+            for index, (layer, following) in enumerate(zip(layers, layers[1:])):
+                if isinstance(layer, nn.Conv2d) and isinstance(following, nn.BatchNorm2d):
+                    block[index], block[index + 1] = fuse_conv_bn_eval(layer, following), nn.Identity()
+        return fused.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips = []
