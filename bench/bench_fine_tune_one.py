@@ -146,7 +146,8 @@ def main() -> None:
 
     from microcrystalnet.segment.learned.model_file import load_segmenter_model
 
-    trained_on = {source.get("dataset") for source in load_segmenter_model(arguments.segmenter_model).training["data"]}
+    trained_on = {source["dataset"] for source in load_segmenter_model(arguments.segmenter_model).training["data"]
+                  if "dataset" in source}
     print(f"\n{machine()}, {time.strftime('%Y-%m-%d', time.gmtime())}; {arguments.minutes:g} min per fine-tuning, "
           f"{arguments.threads} torch thread(s), {arguments.jobs} at once\n")
     print("| material | trained on (one image) | outlines | other images | F1 before | F1 after | steps | minutes |")
