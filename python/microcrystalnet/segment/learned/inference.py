@@ -20,8 +20,10 @@ Array = np.ndarray
 
 #: tiles the network sees at once, px (working scale); memory grows with its square
 TILE_PX = 1024
-#: context around each tile, px (working scale): more than the network's receptive field reaches
-TILE_MARGIN_PX = 48
+#: context around each tile, px (working scale): the U-Net (depth 4) sees about 92 px to each
+#: side, so tiles overlap by more than that and match the whole-image prediction (with 48 px the
+#: trained model's probabilities differed by up to 0.07 at tile seams)
+TILE_MARGIN_PX = 96
 #: gray levels are scaled to these percentiles of the image
 NORMALIZE_PERCENTILES = (1.0, 99.8)
 
