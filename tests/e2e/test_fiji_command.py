@@ -757,7 +757,7 @@ def test_the_dialog_reopens_with_the_last_values_restores_the_defaults_and_macro
     settings = json.loads((tmp_path / "macro" / "scene" / "summary.json").read_text())["settings"]
     assert (settings["segment"]["min_crystal_area_um2"], settings["segment"]["crystal_size_um"],
             settings["segment"]["exclude_border"], settings["segment"]["backend"], settings["preprocess"]["steps"]) \
-        == (0.3, None, False, "watershed", list(default_of(PreprocessConfig, "steps")))
+        == (0.3, None, False, default_of(SegmentConfig, "backend"), list(default_of(PreprocessConfig, "steps")))
     assert Prefs.get("microcrystalnet.analyze.min_crystal_area", 0.0) == 0.5  # a macro does not change the dialog's
     image.close()
 
