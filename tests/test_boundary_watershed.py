@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from microcrystalnet.config import AnalysisConfig
+from microcrystalnet.config import AnalysisConfig, SegmentConfig
 from microcrystalnet.io import read_sem_image, to_unit_range
 from microcrystalnet.io.reference import read_reference_labels
 from microcrystalnet.metrics import match_instances
@@ -45,9 +45,10 @@ def test_boundary_watershed_on_a_real_crop(image_path, minimum_f1):
 def test_auto_mode_runs_the_boundary_watershed_once_a_size_is_set():
     image = np.zeros((64, 64), np.float32)
     image[8:30, 8:30] = image[34:56, 34:56] = 0.8
-    config, _, _ = settings_for_image(image, None, AnalysisConfig().updated(segment={"crystal_size_px": 20.0}))
+    config, _, _ = settings_for_image(image, None, AnalysisConfig().updated(
+        segment={"crystal_size_px": 20.0, "backend": "watershed"}))
     assert segment_crystals(image, 0.01, config.segment).statistics["watershed_mode"] == "boundary"
-    assert segment_crystals(image, 0.01).statistics["watershed_mode"] == "threshold"
+    assert segment_crystals(image, 0.01, SegmentConfig(backend="watershed")).statistics["watershed_mode"] == "threshold"
 
 
 def test_large_crystals_are_segmented_on_a_shrunken_image_with_the_same_result(small_scene):

@@ -40,10 +40,11 @@ def test_tidy_area_limits_and_border_exclusion():
     assert np.count_nonzero(np.unique(tidy_labels(labels, exclude_border=True))) == 2
 
 
+@pytest.mark.parametrize("backend", ["watershed", "learned"])
 @pytest.mark.parametrize("seed", [21, 22])
-def test_watershed_reaches_f1_085_on_synthetic_scenes(seed):
+def test_segmenters_reach_f1_085_on_synthetic_scenes(seed, backend):
     scene = render_scene(SceneSpec(shape=(512, 512), pixel_size_um=0.04, seed=seed))
-    labels = segment_crystals(to_unit_range(scene.image), scene.pixel_size_um).labels
+    labels = segment_crystals(to_unit_range(scene.image), scene.pixel_size_um, SegmentConfig(backend=backend)).labels
     match = match_instances(scene.labels, labels, 0.5)
     assert match.f1 >= 0.85, match
 
@@ -76,6 +77,7 @@ def test_unimodal_noise_is_not_split_into_crystals_unless_a_threshold_is_given()
     from microcrystalnet.config import WatershedConfig
 
     noise = np.random.default_rng(1).normal(0.3, 0.02, (256, 256)).astype(np.float32)
-    assert segment_crystals(noise, 0.01).labels.max() == 0
-    forced = SegmentConfig(watershed=WatershedConfig(foreground_threshold=0.3))
+    for backend in ("watershed", "learned"):
+        assert segment_crystals(noise, 0.01, SegmentConfig(backend=backend)).labels.max() == 0, backend
+    forced = SegmentConfig(backend="watershed", watershed=WatershedConfig(foreground_threshold=0.3))
     assert segment_crystals(noise, 0.01, forced).labels.max() > 0

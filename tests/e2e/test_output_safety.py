@@ -246,8 +246,11 @@ def test_a_subset_rerun_keeps_every_image_in_the_tables_and_a_damaged_folder_is_
 
 
 def test_ctrl_c_on_a_dask_batch_prints_one_line_and_keeps_finished_images(tmp_path, input_folder, env):
-    out = tmp_path / "out"
-    process = start("batch", input_folder, "--out", out, "--workers", "1", "--no-overlay", "--no-download", env=env,
+    out, many = tmp_path / "out", tmp_path / "many"  # enough images that the batch is still running at Ctrl-C
+    many.mkdir()
+    for copy in range(12):
+        shutil.copy(input_folder / f"sample{copy % 3}.tif", many / f"sample{copy}.tif")
+    process = start("batch", many, "--out", out, "--workers", "1", "--no-overlay", "--no-download", env=env,
                     start_new_session=True)  # a group of its own, as a terminal's Ctrl-C reaches every process
     deadline = time.monotonic() + 300
     while not finished_times(out):

@@ -8,13 +8,19 @@ diameter of the image is known (given, or estimated: :func:`refined_crystal_diam
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
-import torch
 from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 from skimage.transform import rescale, resize
 
+from ...frameworks import import_torch
 from .model_file import SegmenterModel, WatershedThresholds
+
+log = logging.getLogger(__name__)
+
+torch = import_torch()
 
 Array = np.ndarray
 
@@ -24,6 +30,11 @@ TILE_PX = 1024
 #: side, so tiles overlap by more than that and match the whole-image prediction (with 48 px the
 #: trained model's probabilities differed by up to 0.07 at tile seams)
 TILE_MARGIN_PX = 96
+#: an image whose standard deviation at working scale (after normalisation) is below this has no
+#: structure at the crystal scale (noise averages out: 0.017 for pure noise at a 200-px crystal
+#: size; the real images of the development set: 0.08-0.25): no crystals, instead of one
+#: image-wide "crystal"
+MIN_WORKING_CONTRAST = 0.04
 #: gray levels are scaled to these percentiles of the image
 NORMALIZE_PERCENTILES = (1.0, 99.8)
 
@@ -87,6 +98,12 @@ def working_scale_probabilities(image: Array, model: SegmenterModel, *, crystal_
     small = normalized(image)
     if abs(factor - 1) > 0.02:
         small = rescale(small, factor, order=1, anti_aliasing=factor < 1, preserve_range=True).astype(np.float32)
+    if float(small.std()) < MIN_WORKING_CONTRAST:  # all background
+        log.warning("no clear contrast at the crystal scale (%.0f px; contrast %.3f < %.2f): no crystals",
+                    crystal_diameter_px, float(small.std()), MIN_WORKING_CONTRAST)
+        background = np.zeros((3, *small.shape), np.float32)
+        background[0] = 1
+        return background
     return class_probabilities(model, small)
 
 

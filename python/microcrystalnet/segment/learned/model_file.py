@@ -17,9 +17,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import torch
+from ...frameworks import import_torch
 
 from .network import CrystalUNet
+
+torch = import_torch()
 
 FORMAT = "microcrystalnet-segmenter"
 FORMAT_VERSION = 1

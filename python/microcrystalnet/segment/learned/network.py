@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import copy
 
-import torch
-import torch.nn.functional as F
-from torch import nn
-from torch.nn.utils.fusion import fuse_conv_bn_eval
+from ...frameworks import import_torch
+
+torch = import_torch()
+nn, F = torch.nn, torch.nn.functional
+fuse_conv_bn_eval = torch.nn.utils.fusion.fuse_conv_bn_eval
 
 #: output channels, in order
 CLASS_NAMES = ("background", "interior", "boundary")

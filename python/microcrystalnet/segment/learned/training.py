@@ -22,16 +22,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from scipy import ndimage as ndi
 from skimage.segmentation import find_boundaries
 from skimage.transform import rescale
 
+from ...frameworks import import_torch
 from ...metrics import match_instances
 from .inference import crystal_instances, labels_at_shape, median_diameter_px, normalized, working_scale_probabilities
 from .model_file import SegmenterModel, WatershedThresholds, training_record
 from .network import CLASS_NAMES, CrystalUNet
+
+torch = import_torch()
+F = torch.nn.functional
 
 Array = np.ndarray
 
