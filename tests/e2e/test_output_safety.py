@@ -250,8 +250,10 @@ def test_ctrl_c_on_a_dask_batch_prints_one_line_and_keeps_finished_images(tmp_pa
     many.mkdir()
     for copy in range(12):
         shutil.copy(input_folder / f"sample{copy % 3}.tif", many / f"sample{copy}.tif")
+    # a group of its own, as a terminal's Ctrl-C reaches every process; SIGINT as a terminal gives it (a JVM
+    # started by an earlier test leaves it ignored in this process, and children inherit that)
     process = start("batch", many, "--out", out, "--workers", "1", "--no-overlay", "--no-download", env=env,
-                    start_new_session=True)  # a group of its own, as a terminal's Ctrl-C reaches every process
+                    start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300
     while not finished_times(out):
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()
