@@ -381,6 +381,9 @@ def image_summary_row(image: Path, summary: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+#: batch_results.csv: every crystal, with its image and the unit of its lengths ("um", or "pixel" for an
+#: image without pixel size; areas in its square), as images with and without one may be mixed
+BATCH_RESULT_COLUMNS = ["Image", "Unit", *RESULT_COLUMNS]
 IMAGE_COLUMNS = ["Image", "Crystals", "PixelSize_um", "PixelSizeSource", "Unit", "Seconds",
                  *[f"{kind}_{code}" for code in RESULT_CODES for kind in ("Count", "Fraction", "MeanArea", "MeanFeret")]]
 
@@ -398,7 +401,7 @@ def write_batch_tables(out: Path, errors: Sequence[ImageOutcome]) -> None:
             summary = read_finished_summary(folder)
             image = Path(str(summary.get("image", folder.name)))
             with open(folder / RESULTS_NAME, newline="", encoding="utf-8") as stream:
-                rows = [{"Image": image.name, **row} for row in csv.DictReader(stream)]
+                rows = [{"Image": image.name, "Unit": summary.get("unit"), **row} for row in csv.DictReader(stream)]
             image_rows.append(image_summary_row(image, summary))
         except (DamagedResultError, OSError, UnicodeDecodeError, csv.Error, KeyError, TypeError,
                 AttributeError) as error:
@@ -407,7 +410,7 @@ def write_batch_tables(out: Path, errors: Sequence[ImageOutcome]) -> None:
         crystal_rows.extend(rows)
     error_rows = [{"Image": Path(o.image).name, "Error": o.error} for o in errors]
     try:
-        _write_csv(out / BATCH_RESULTS_NAME, ["Image", *RESULT_COLUMNS], crystal_rows)
+        _write_csv(out / BATCH_RESULTS_NAME, BATCH_RESULT_COLUMNS, crystal_rows)
         _write_csv(out / BATCH_IMAGES_NAME, IMAGE_COLUMNS, image_rows)
         _write_csv(out / BATCH_ERRORS_NAME, ["Image", "Error"], error_rows)
         write_batch_report(out, image_rows, crystal_rows, error_rows)

@@ -16,6 +16,7 @@ from .config import AnalysisConfig
 from .io import SEMImage, read_sem_image, to_unit_range
 from .measure import measure_crystals
 from .memory import check_analysis_memory, estimate_analysis_bytes
+from .notices import GIVE_CRYSTAL_SIZE_PX, GIVE_CRYSTAL_SIZE_UM, GIVE_OTHER_CRYSTAL_SIZE, Notice
 from .outline import outlines_from_labels
 from .patches import extract_patches
 from .preprocess import N2V_MISSING, Noise2VoidDenoiser, Noise2VoidModel, preprocess, reports_as_dicts
@@ -96,12 +97,12 @@ def settings_for_image(analysed: Array, pixel_size_um: float | None, config: Ana
     if scale.source != "estimated from the image":
         return config, scale, []
     if pixel_size_um is not None:
-        return config, scale, [
+        return config, scale, [Notice.of(
             f"the crystals look about {scale.diameter_px * pixel_size_um:.3g} um across, far from the micrite "
-            f"default of {REFERENCE_CRYSTAL_DIAMETER_UM:g} um: the settings follow the estimate; if it is wrong, "
-            "give the typical diameter with --crystal-size-um"]
-    return config, scale, [f"typical crystal diameter estimated from the image: {scale.diameter_px:.1f} px; if it "
-                           "is wrong, give it with --crystal-size-px (or a pixel size and --crystal-size-um)"]
+            f"default of {REFERENCE_CRYSTAL_DIAMETER_UM:g} um: the settings follow the estimate; if it is wrong, ",
+            GIVE_CRYSTAL_SIZE_UM)]
+    return config, scale, [Notice.of(f"typical crystal diameter estimated from the image: {scale.diameter_px:.1f} px; "
+                                     "if it is wrong, ", GIVE_CRYSTAL_SIZE_PX)]
 
 
 def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: AnalysisConfig = AnalysisConfig(),
@@ -165,8 +166,9 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
     report("done", 1.0)
     empty_notice = empty_result_notice(segmentation.statistics, int(labels.max()))
     if empty_notice and scale.source == "micrite default":
-        empty_notice += (f"; the settings assumed micrite crystals of {REFERENCE_CRYSTAL_DIAMETER_UM:g} um "
-                         f"({scale.diameter_px:.0f} px here): for other crystals give --crystal-size-um")
+        empty_notice = Notice.of(empty_notice, f"; the settings assumed micrite crystals of "
+                                 f"{REFERENCE_CRYSTAL_DIAMETER_UM:g} um ({scale.diameter_px:.0f} px here): for other "
+                                 "crystals ", GIVE_OTHER_CRYSTAL_SIZE)
     if empty_notice:
         notices.append(empty_notice)
     full_labels = labels

@@ -28,6 +28,7 @@ import tifffile
 from PIL import Image
 
 from ..databar import find_data_bar
+from ..notices import SET_PIXEL_SIZE, Notice
 
 Array = np.ndarray
 
@@ -405,5 +406,5 @@ def sem_image_from_array(pixels: Array, path: str | Path, pixel_size_um: float |
         raise ImageInputError(f"{path}: only {bar_row} rows remain above the data bar; "
                               "if there is no data bar, turn its detection off (--keep-data-bar)")
     if pixel_size_um is None:
-        notices.append("pixel size unknown: results are in pixels (give --pixel-size-nm to calibrate)")
+        notices.append(Notice.of("pixel size unknown: results are in pixels (", SET_PIXEL_SIZE, " to calibrate)"))
     return SEMImage(path, pixels, pixel_size_um, source, bar_row, notices)

@@ -38,6 +38,7 @@ from scipy import ndimage as ndi
 from .. import __version__
 from ..classes import RESULT_CLASSES, RESULT_CODES, class_by_code
 from ..frameworks import framework_versions
+from ..notices import fiji_wording
 from ..results import RESULT_COLUMNS, class_statistics
 from .atomic import replaced_atomically
 from .image_file import to_8bit
@@ -62,7 +63,7 @@ OUTPUT_NAMES = (ROISET_NAME, RESULTS_NAME, CLASS_SUMMARY_NAME, PREPROCESSING_NAM
 #: and noisy SEM images compress no better at 6 (13.7 MB at 1, 17.1 MB at 6)
 OVERLAY_PNG_COMPRESSION = 1
 PREPROCESSING_COLUMNS = ("Step", "Applied", "SNR_dB", "Seconds", "Note")
-CLASS_SUMMARY_COLUMNS = ("Image", "Class", "Name", "Colour", "Count", "Fraction", "MeanArea", "MeanFeret",
+CLASS_SUMMARY_COLUMNS = ("Image", "Class", "Name", "Colour", "Count", "Fraction", "Unit", "MeanArea", "MeanFeret",
                          "MeanConfidence")
 
 
@@ -102,11 +103,14 @@ def write_results_csv(path: Path, rows: Sequence[dict[str, Any]], columns: Seque
             writer.writerow([_format(row[column]) for column in columns])
 
 
-def class_summary_rows(image_name: str, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows of class_summary.csv (the per-image Summary table in Fiji)."""
+def class_summary_rows(image_name: str, rows: Sequence[dict[str, Any]], unit: str) -> list[dict[str, Any]]:
+    """Rows of class_summary.csv (the per-image Summary table in Fiji). ``unit``: the unit of the
+    mean Feret diameter ("um" or "pixel"; the mean area is in its square), a column of its own, so
+    that tables combined over images with and without a pixel size (the batch macro's
+    batch_summary.csv) say which rows are in pixels."""
     statistics = class_statistics(rows)
     return [{"Image": image_name, "Class": c.code, "Name": c.name, "Colour": c.colour_hex,
-             "Count": statistics[c.code]["count"], "Fraction": statistics[c.code]["fraction"],
+             "Count": statistics[c.code]["count"], "Fraction": statistics[c.code]["fraction"], "Unit": unit,
              "MeanArea": statistics[c.code]["mean_area"], "MeanFeret": statistics[c.code]["mean_feret"],
              "MeanConfidence": statistics[c.code]["mean_confidence"]} for c in RESULT_CLASSES]
 
@@ -194,6 +198,7 @@ def analysis_summary(analysis: CrystalAnalysis) -> dict[str, Any]:
         "segmentation_pixel_size_um": analysis.segmentation_pixel_size_um,
         "data_bar_first_row": image.data_bar_row,
         "notices": analysis.notices,
+        "fiji_notices": [fiji_wording(notice) for notice in analysis.notices],
         "n_crystals": analysis.n_crystals,
         "classes": class_statistics(analysis.rows),
         "preprocessing": analysis.preprocessing,
@@ -253,7 +258,8 @@ def write_analysis(out_dir: Path, analysis: CrystalAnalysis, folder_name: str | 
     with result_folder_written(final, OUTPUT_NAMES, inputs=(analysis.image.path,)) as partial:
         write_roiset(partial / ROISET_NAME, analysis.outlines, analysis.rows)
         write_results_csv(partial / RESULTS_NAME, analysis.rows)
-        write_results_csv(partial / CLASS_SUMMARY_NAME, class_summary_rows(analysis.image.path.name, analysis.rows),
+        write_results_csv(partial / CLASS_SUMMARY_NAME,
+                          class_summary_rows(analysis.image.path.name, analysis.rows, analysis.unit),
                           CLASS_SUMMARY_COLUMNS)
         write_results_csv(partial / PREPROCESSING_NAME, [
             {"Step": step["step"], "Applied": int(step["applied"]), "SNR_dB": float(step["snr_db"]),

@@ -17,14 +17,15 @@ from typing import Any
 import numpy as np
 
 from ..config import PreprocessConfig
+from ..notices import PASS_N2V_MODEL, Notice
 from .filters import close_gray, non_local_means, open_gray, unsharp
 from .n2v import Noise2VoidDenoiser, train_noise2void
 from .quality import reference_scores, snr_db
 
 Array = np.ndarray
 
-N2V_MISSING = ("Noise2Void skipped: no model given. Train one on your own noisy images with "
-               "'microcrystalnet n2v train IMAGES --out n2v.zip' and pass it with --n2v-model n2v.zip")
+N2V_MISSING = Notice.of("Noise2Void skipped: no model given. Train one on your own noisy images with "
+                        "'microcrystalnet n2v train IMAGES --out n2v.zip' and ", PASS_N2V_MODEL)
 
 
 @dataclass

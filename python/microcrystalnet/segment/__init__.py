@@ -14,6 +14,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..config import LearnedConfig, SegmentConfig
+from ..notices import (BOUNDARY_WATERSHED, CRYSTAL_SIZE, CRYSTAL_SIZE_SHORT, KEEP_BORDER_CRYSTALS, MAX_AREA, MIN_AREA,
+                       Notice, Wording)
 from .boundary import segment_boundary_watershed
 from .postprocess import tidy_labels, tidy_labels_counting_drops
 from .scale import configured_diameter_px
@@ -152,17 +154,20 @@ def empty_result_notice(statistics: dict[str, Any], n_kept: int) -> str | None:
     ``statistics``: a :class:`Segmentation`'s (``candidates``, ``dropped`` by reason)."""
     candidates = int(statistics.get("candidates", 0))
     if candidates == 0:
-        return ("no crystals found: the segmenter found no candidate at all. If there are crystals, give their "
-                "typical diameter (--crystal-size-um, or --crystal-size-px without a pixel size) or try "
-                "--watershed-mode boundary")
+        return Notice.of("no crystals found: the segmenter found no candidate at all. If there are crystals, give "
+                         "their typical diameter (", CRYSTAL_SIZE, ") or try ", BOUNDARY_WATERSHED)
     dropped = statistics.get("dropped", {})
     if n_kept > candidates / 2:
         return None
-    advice = {"too_small": "smaller than --min-area-um2 (lower it, or set --crystal-size-um/--crystal-size-px)",
-              "too_large": "larger than --max-area-um2 (raise it, or set --crystal-size-um/--crystal-size-px)",
-              "on_border": "touching the border (leave out --exclude-border)"}
-    reasons = "; ".join(f"{count} {advice[reason]}" for reason, count in dropped.items() if count)
-    return f"{n_kept} of {candidates} crystal candidates kept; dropped: {reasons}"
+    advice: dict[str, tuple[str | Wording, ...]] = {
+        "too_small": ("smaller than ", MIN_AREA, " (lower it, or set ", CRYSTAL_SIZE_SHORT, ")"),
+        "too_large": ("larger than ", MAX_AREA, " (raise it, or set ", CRYSTAL_SIZE_SHORT, ")"),
+        "on_border": ("touching the border (", KEEP_BORDER_CRYSTALS, ")")}
+    reasons: list[str | Wording] = []
+    for reason, count in dropped.items():
+        if count:
+            reasons += ["; " if reasons else "", f"{count} ", *advice[reason]]
+    return Notice.of(f"{n_kept} of {candidates} crystal candidates kept; dropped: ", *reasons)
 
 
 __all__ = ["CrystalSegmenter", "LearnedSegmenter", "Segmentation", "WatershedSegmenter", "empty_result_notice",

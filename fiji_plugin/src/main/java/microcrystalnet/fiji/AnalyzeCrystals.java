@@ -21,7 +21,9 @@ import java.util.Locale;
 /**
  * Plugins &gt; MicroCrystalNet &gt; Analyze Crystals...: segment, classify and measure every
  * crystal of the current SEM image with the Python backend, and show the crystals in the ROI
- * Manager (named and coloured by class) with a Results and a Summary table.
+ * Manager (named and coloured by class), on the image's overlay with a class legend, or as a
+ * label image ({@link Outputs}), with a Results and a Summary table (and, on request, in
+ * ImageJ's own Results table).
  *
  * <p>Dialog and macro take the same path: every field is recorded by the macro recorder, and
  * {@code run("Analyze Crystals...", "min_crystal_area=0.25 ...")} replays it. In a macro, an
@@ -70,6 +72,8 @@ public class AnalyzeCrystals implements PlugIn {
 		dialog.addFileField("Segmenter_model", last.segmenterModel, 32);
 		dialog.addFileField("Settings_file", last.settingsFile, 32);
 		dialog.addChoice("ROI_Manager", new String[] {DialogValues.ADD, DialogValues.REPLACE}, last.roiManager);
+		dialog.addChoice("Outputs", Outputs.CHOICES, last.outputs);
+		dialog.addCheckbox("Fill_ImageJ_Results_table", last.fillResults);
 		dialog.addDirectoryField("Save_results_to", last.saveTo, 32);
 		dialog.addMessage("Areas in um^2 apply when the image is calibrated; without calibration 10 nm/px is assumed for them.\n"
 			+ "Crystal size: the typical crystal diameter (0: 2 um on calibrated images unless the crystals look far\n"
@@ -101,6 +105,8 @@ public class AnalyzeCrystals implements PlugIn {
 		chosen.segmenterModel = dialog.getNextString().trim();
 		chosen.settingsFile = dialog.getNextString().trim();
 		chosen.roiManager = dialog.getNextChoice();
+		chosen.outputs = dialog.getNextChoice();
+		chosen.fillResults = dialog.getNextBoolean();
 		chosen.saveTo = dialog.getNextString().trim();
 		Double givenMinArea = givenInMacro("min_crystal_area", chosen.minArea);
 		Double givenMaxArea = givenInMacro("max_crystal_area", chosen.maxArea);
@@ -132,7 +138,8 @@ public class AnalyzeCrystals implements PlugIn {
 		String settings = settingsJson(chosen.model, givenInMacro("unclear_below", chosen.unclearBelow), givenMinArea,
 			givenMaxArea, crystalSizeUm, crystalSizePx, chosen.excludeBorder, chosen.excludeDataBar, chosen.steps,
 			chosen.n2vModel, chosen.segmenter, given("segmenter_model") ? chosen.segmenterModel : "", chosen.settingsFile);
-		analyze(image, settings, DialogValues.REPLACE.equals(chosen.roiManager), chosen.saveTo);
+		analyze(image, settings, DialogValues.REPLACE.equals(chosen.roiManager), Outputs.of(chosen.outputs),
+			chosen.fillResults, chosen.saveTo);
 	}
 
 	/** Default, then the backend's segmenters (settings segment.backend) as the dialog names them. */
@@ -158,8 +165,10 @@ public class AnalyzeCrystals implements PlugIn {
 			((TextField) dialog.getNumericFields().get(index)).setText(IJ.d2s(numbers[index], digits[index]));
 		((Checkbox) dialog.getCheckboxes().get(0)).setState(values.excludeBorder);
 		((Checkbox) dialog.getCheckboxes().get(1)).setState(values.excludeDataBar);
+		((Checkbox) dialog.getCheckboxes().get(2)).setState(values.fillResults);
 		((Choice) dialog.getChoices().get(0)).select(values.segmenter);
 		((Choice) dialog.getChoices().get(1)).select(values.roiManager);
+		((Choice) dialog.getChoices().get(2)).select(values.outputs);
 	}
 
 	/**
@@ -246,13 +255,14 @@ public class AnalyzeCrystals implements PlugIn {
 		return text.replace("\\", "\\\\").replace("\"", "\\\"");
 	}
 
-	private void analyze(ImagePlus image, String settings, boolean replace, String saveTo) {
+	private void analyze(ImagePlus image, String settings, boolean replace, Outputs outputs, boolean fillResults,
+		String saveTo) {
 		File folder = null;
 		long started = System.nanoTime();
 		try {
 			Backend backend = Settings.backend();
 			folder = new File(backend.analyze(image, settings, !saveTo.isEmpty(), Progress.inStatusBar()));
-			int crystals = ResultsDisplay.show(image, folder, replace);
+			int crystals = ResultsDisplay.show(image, folder, replace, outputs, fillResults);
 			if (!saveTo.isEmpty()) ResultsDisplay.save(folder, new File(saveTo, baseName(image.getTitle())));
 			IJ.showStatus(String.format(Locale.ROOT, "MicroCrystalNet: %d crystals in %.1f s (%s)", crystals,
 				(System.nanoTime() - started) / 1e9, backend.describe()));
@@ -290,18 +300,29 @@ public class AnalyzeCrystals implements PlugIn {
 
 	/**
 	 * Called by a batch macro at its end with what failed (empty: nothing): that becomes
-	 * {@link #lastError()}, and an ImageJ run as {@code ImageJ -batch} (no ImageJ window, no
-	 * Python session hosting it) exits with status 1 if something failed: ImageJ itself always
-	 * exits with 0. A Python session that hosts ImageJ reads lastError instead.
+	 * {@link #lastError()}, and an ImageJ started to run the macro ({@code ImageJ -batch macro},
+	 * which exits when the macro ends, always with status 0) exits with status 1 if something
+	 * failed. Nothing else is ever ended: an ImageJ with its window, a Python session that hosts
+	 * ImageJ (pyimagej, 'microcrystalnet imagej') or a script that runs the macro read lastError.
 	 */
 	public static String endBatch(String failures) {
 		lastError = failures == null ? "" : failures.trim();
 		if (!lastError.isEmpty() && IJ.getInstance() == null && BackendRegistry.inProcess() == null
-			&& Interpreter.isBatchMode()) {
+			&& Interpreter.isBatchMode() && runByImageJsBatchOption()) {
 			System.out.flush();
 			System.exit(1);
 		}
 		return "";
+	}
+
+	/**
+	 * Whether this thread runs the macro that ImageJ's own main method was started with (the
+	 * {@code -batch} option): ImageJ.main is then on its stack, as in no host that embeds ImageJ.
+	 */
+	private static boolean runByImageJsBatchOption() {
+		for (StackTraceElement frame : Thread.currentThread().getStackTrace())
+			if ("ij.ImageJ".equals(frame.getClassName()) && "main".equals(frame.getMethodName())) return true;
+		return false;
 	}
 
 	static void clearError() {

@@ -31,6 +31,8 @@ final class DialogValues {
 	String segmenterModel;
 	String settingsFile;
 	String roiManager;
+	String outputs;
+	boolean fillResults;
 	String saveTo;
 
 	/** The backend's defaults; the model is the one chosen in Settings... (by default the backend's). */
@@ -50,6 +52,8 @@ final class DialogValues {
 		values.segmenterModel = Defaults.text("segment.learned.model");
 		values.settingsFile = "";
 		values.roiManager = ADD;
+		values.outputs = Outputs.DEFAULT;
+		values.fillResults = false;
 		values.saveTo = "";
 		return values;
 	}
@@ -71,6 +75,8 @@ final class DialogValues {
 		values.segmenterModel = Prefs.get(PREFS + "segmenter_model", values.segmenterModel);
 		values.settingsFile = Prefs.get(PREFS + "settings_file", values.settingsFile);
 		values.roiManager = Prefs.get(PREFS + "roi_manager", values.roiManager);
+		values.outputs = Prefs.get(PREFS + "outputs", values.outputs);
+		values.fillResults = Prefs.get(PREFS + "fill_imagej_results_table", values.fillResults);
 		values.saveTo = Prefs.get(PREFS + "save_results_to", values.saveTo);
 		return values;
 	}
@@ -91,6 +97,8 @@ final class DialogValues {
 		Prefs.set(PREFS + "segmenter_model", segmenterModel);
 		Prefs.set(PREFS + "settings_file", settingsFile);
 		Prefs.set(PREFS + "roi_manager", roiManager);
+		Prefs.set(PREFS + "outputs", outputs);
+		Prefs.set(PREFS + "fill_imagej_results_table", fillResults);
 		Prefs.set(PREFS + "save_results_to", saveTo);
 		Prefs.savePreferences();
 	}

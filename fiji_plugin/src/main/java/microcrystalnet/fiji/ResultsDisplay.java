@@ -30,6 +30,10 @@ public final class ResultsDisplay {
 	static final String RESULTS_TITLE = "MicroCrystalNet Results";
 	static final String SUMMARY_TITLE = "MicroCrystalNet Summary";
 	static final String PREPROCESSING_TITLE = "MicroCrystalNet Preprocessing";
+	/** ImageJ's own table (Analyze &gt; Measure's), filled on request so that ImageJ's tools work on the crystals. */
+	static final String STANDARD_RESULTS_TITLE = "Results";
+	static final String UNIT_COLUMN = "Unit";
+	static final String PIXELS = "px";
 	/** The marker of a result folder (see microcrystalnet.io.result_folder): only such folders are replaced. */
 	static final String MARKER = ".microcrystalnet-result";
 	/** Measurement columns first, in this order (ImageJ's names; see microcrystalnet.measure), then the class. */
@@ -54,14 +58,23 @@ public final class ResultsDisplay {
 	private ResultsDisplay() {
 	}
 
-	/**
-	 * Adds the crystals of {@code folder} to the ROI Manager and their rows to the Results and
-	 * Summary tables. {@code replace}: empty the ROI Manager and the tables first; otherwise
-	 * (Add mode) the ROI names carry the image title, "scene.tif:0001-RES", so that several
-	 * images give unique names, and the tables accumulate (their Image column tells the images
-	 * apart). Returns the number of crystals added.
-	 */
+	/** Shows {@code folder} as the command did before its Outputs choice: ROI Manager and tables. */
 	static int show(ImagePlus image, File folder, boolean replace) throws IOException {
+		return show(image, folder, replace, Outputs.of(Outputs.DEFAULT), false);
+	}
+
+	/**
+	 * Shows the crystals of {@code folder} in the {@code outputs} (ROI Manager, overlay, label
+	 * image), their rows in the Results and Summary tables, and with {@code fillResults} in
+	 * ImageJ's own Results table too. {@code replace}: empty the ROI Manager, the overlay and the
+	 * tables first; otherwise (Add mode) the ROI names carry the image title, "scene.tif:0001-RES",
+	 * so that several images give unique names, and the tables accumulate (their Image column
+	 * tells the images apart) in the unit they have: results in pixels (an image without pixel
+	 * size) and in a length unit are never mixed in one table (an IOException says what to do).
+	 * Returns the number of crystals.
+	 */
+	static int show(ImagePlus image, File folder, boolean replace, Outputs outputs, boolean fillResults)
+		throws IOException {
 		ResultsTable results = ResultsTable.open(new File(folder, "results.csv").getPath());
 		ResultsTable summary = ResultsTable.open(new File(folder, "class_summary.csv").getPath());
 		ResultsTable preprocessing = ResultsTable.open(new File(folder, "preprocessing.csv").getPath());
@@ -75,38 +88,104 @@ public final class ResultsDisplay {
 			logLegend(summary, results.size(), title);
 			return results.size();
 		}
+		TableUnit unit = tableUnit(TableUnit.of(image.getCalibration(), about.inMicrometres()), replace, fillResults);
+		File roiSet = new File(folder, "RoiSet.zip");
+		if (outputs.roiManager) addToRoiManager(image, roiSet, results.size(), replace, !outputs.overlay);
+		if (outputs.overlay) {
+			List<Roi> crystals = ImageOutputs.readRoiSet(roiSet);
+			checkCount(crystals.size(), results.size());
+			for (Roi crystal : crystals)
+				crystal.setName(roiName(title, crystal.getName(), replace));
+			ImageOutputs.drawOnOverlay(image, crystals, summary, replace);
+		}
+		if (outputs.labelImage) ImageOutputs.showLabelImage(image, folder, results.size());
+		String[] labels = new String[results.size()];
+		for (int row = 0; row < results.size(); row++)
+			labels[row] = roiName(title, results.getStringValue("Name", row), replace);
+		List<String> resultColumns = columnOrder(results, RESULTS_FIRST, RESULTS_LAST, "Name");
+		ResultsTable shown = shownTable(RESULTS_TITLE, replace);
+		appendRows(results, shown, resultColumns, unit, labels, title);
+		ResultsTable classes = shownTable(SUMMARY_TITLE, replace);
+		appendRows(summary, classes, columnOrder(summary, new String[0], new String[0], UNIT_COLUMN), unit, null, null);
+		showWithSignificantDigits(shown, RESULTS_TITLE);
+		showWithSignificantDigits(classes, SUMMARY_TITLE);
+		if (fillResults) {
+			ResultsTable standard = ResultsTable.getResultsTable();
+			if (replace) standard.reset();
+			appendRows(results, standard, resultColumns, unit.withPlainHeadings(), labels, title);
+			showWithSignificantDigits(standard, STANDARD_RESULTS_TITLE);
+		}
+		preprocessing.show(PREPROCESSING_TITLE);
+		logLegend(summary, results.size(), title);
+		return results.size();
+	}
+
+	/**
+	 * Opens {@code roiSet} in the ROI Manager (emptied first when {@code replace}; in Add mode the
+	 * names get the image title in front) and shows them all on the image if {@code showAll}.
+	 */
+	private static void addToRoiManager(ImagePlus image, File roiSet, int crystals, boolean replace, boolean showAll)
+		throws IOException {
 		RoiManager manager = RoiManager.getRoiManager();
 		if (replace) manager.reset();
 		int before = manager.getCount();
-		File roiSet = new File(folder, "RoiSet.zip");
 		boolean recording = Recorder.record;
 		Recorder.record = false; // internal steps (on a temporary file): not for the user's recording to replay
 		try {
 			// an empty RoiSet.zip (no crystals found) makes the ROI Manager open a modal error dialog, even in a macro
-			if (results.size() > 0 && !manager.runCommand("Open", roiSet.getPath()))
+			if (crystals > 0 && !manager.runCommand("Open", roiSet.getPath()))
 				throw new IOException("ImageJ could not open " + roiSet);
-			int added = manager.getCount() - before;
-			if (added != results.size())
-				throw new IOException("the ROI set holds " + added + " crystals but the results table " + results.size());
+			checkCount(manager.getCount() - before, crystals);
 			if (!replace) for (int index = before; index < manager.getCount(); index++)
-				manager.rename(index, roiName(title, manager.getRoi(index).getName(), false));
-			if (image.getWindow() != null) manager.runCommand(image, "Show All");
+				manager.rename(index, roiName(image.getTitle(), manager.getRoi(index).getName(), false));
+			if (showAll && image.getWindow() != null) manager.runCommand(image, "Show All");
 		} finally {
 			Recorder.record = recording;
 		}
-		TableUnit unit = TableUnit.of(image.getCalibration(), about.inMicrometres());
-		ResultsTable shown = shownTable(RESULTS_TITLE, replace);
-		String[] labels = new String[results.size()];
-		for (int row = 0; row < results.size(); row++)
-			labels[row] = roiName(title, results.getStringValue("Name", row), replace);
-		appendRows(results, shown, columnOrder(results, RESULTS_FIRST, RESULTS_LAST, "Name"), unit, labels, title);
-		ResultsTable classes = shownTable(SUMMARY_TITLE, replace);
-		appendRows(summary, classes, columnOrder(summary, new String[0], new String[0]), unit, null, null);
-		showWithSignificantDigits(shown, RESULTS_TITLE);
-		showWithSignificantDigits(classes, SUMMARY_TITLE);
-		preprocessing.show(PREPROCESSING_TITLE);
-		logLegend(summary, results.size(), title);
-		return results.size();
+	}
+
+	private static void checkCount(int rois, int rows) throws IOException {
+		if (rois != rows) throw new IOException("the ROI set holds " + rois + " crystals but the results table " + rows);
+	}
+
+	/**
+	 * The unit the tables get: {@code own}, the results' own; in Add mode the unit of the tables
+	 * already shown, to which lengths in another length unit are converted. Results in pixels
+	 * cannot join tables in a length unit, nor the reverse: an IOException says what to do.
+	 */
+	private static TableUnit tableUnit(TableUnit own, boolean replace, boolean fillResults) throws IOException {
+		if (replace) return own;
+		String table = RESULTS_TITLE;
+		String shown = unitOfAreaHeadings(ResultsTable.getResultsTable(RESULTS_TITLE));
+		if (shown == null && fillResults) {
+			table = "ImageJ Results";
+			ResultsTable standard = ResultsTable.getResultsTable();
+			if (standard != null && standard.size() > 0 && standard.columnExists(UNIT_COLUMN))
+				shown = standard.getStringValue(UNIT_COLUMN, standard.size() - 1);
+		}
+		boolean shownInPixels = PIXELS.equals(shown);
+		Double perMicrometre = unitsPerMicrometre(shown);
+		if (!shownInPixels && perMicrometre == null) return own;
+		if (shownInPixels && !PIXELS.equals(own.name))
+			throw new IOException("its results are in " + own.name + ", but the " + table + " table holds results in "
+				+ "pixels (of images without pixel size), and one table cannot mix pixels with " + own.name + ".\n"
+				+ "Choose ROI Manager: " + DialogValues.REPLACE + " to start new tables (save the table first to keep "
+				+ "it), or close the table.");
+		if (!shownInPixels && PIXELS.equals(own.name))
+			throw new IOException("it has no pixel size, so its results are in pixels, but the " + table + " table "
+				+ "holds lengths in " + shown + ", and one table cannot mix pixels with " + shown + ".\n"
+				+ "Set the pixel size in Image > Properties... and run it again, or choose ROI Manager: "
+				+ DialogValues.REPLACE + " to start new tables.");
+		return new TableUnit(perMicrometre == 1 ? MICROMETRE : shown, perMicrometre, true);
+	}
+
+	/** The unit in the "Area (unit^2)" heading of a table with rows, else null. */
+	private static String unitOfAreaHeadings(ResultsTable table) {
+		if (table == null || table.size() == 0) return null;
+		for (String heading : table.getHeadings())
+			if (heading.startsWith("Area (") && heading.endsWith("^2)"))
+				return heading.substring("Area (".length(), heading.length() - "^2)".length());
+		return null;
 	}
 
 	/** The ROI name of a crystal: as the backend named it, or with the image title in front (Add mode). */
@@ -140,8 +219,9 @@ public final class ResultsDisplay {
 
 	/**
 	 * Adds the rows of {@code from} to {@code to}, columns in {@code order}, lengths and areas
-	 * converted to {@code unit}, which their headings name; {@code labels}: the row labels (null:
-	 * none); {@code image}: the value of an Image column at the end (null: none).
+	 * converted to {@code unit}, which their headings name (or, for ImageJ's Results table, a
+	 * Unit column at the end); {@code labels}: the row labels (null: none); {@code image}: the
+	 * value of an Image column at the end (null: none).
 	 */
 	private static void appendRows(ResultsTable from, ResultsTable to, List<String> order, TableUnit unit, String[] labels,
 		String image) {
@@ -157,6 +237,7 @@ public final class ResultsDisplay {
 				else to.addValue(unit.heading(heading, power), unit.convert(from.getValue(heading, row), power));
 			}
 			if (image != null) to.addValue("Image", image);
+			if (!unit.inHeadings) to.addValue(UNIT_COLUMN, unit.name);
 		}
 	}
 
@@ -214,22 +295,30 @@ public final class ResultsDisplay {
 		final String name;
 		/** How many of this unit make one micrometre (1 for pixels: no conversion). */
 		final double perMicrometre;
+		/** Whether headings name the unit ("Area (nm^2)"); else they are ImageJ's ("Area") and a Unit column does. */
+		final boolean inHeadings;
 
-		private TableUnit(String name, double perMicrometre) {
+		private TableUnit(String name, double perMicrometre, boolean inHeadings) {
 			this.name = name;
 			this.perMicrometre = perMicrometre;
+			this.inHeadings = inHeadings;
 		}
 
 		static TableUnit of(Calibration calibration, boolean resultsInMicrometres) {
-			if (!resultsInMicrometres) return new TableUnit("px", 1);
+			if (!resultsInMicrometres) return new TableUnit(PIXELS, 1, true);
 			String unit = calibration.getUnit();
 			Double perMicrometre = unitsPerMicrometre(unit);
-			if (!calibration.scaled() || perMicrometre == null) return new TableUnit(MICROMETRE, 1);
-			return new TableUnit(perMicrometre == 1 ? MICROMETRE : unit, perMicrometre);
+			if (!calibration.scaled() || perMicrometre == null) return new TableUnit(MICROMETRE, 1, true);
+			return new TableUnit(perMicrometre == 1 ? MICROMETRE : unit, perMicrometre, true);
+		}
+
+		/** This unit for ImageJ's Results table: headings as ImageJ's measurements have them, and a Unit column. */
+		TableUnit withPlainHeadings() {
+			return new TableUnit(name, perMicrometre, false);
 		}
 
 		String heading(String column, int power) {
-			return power == 0 ? column : column + " (" + name + (power == 2 ? "^2)" : ")");
+			return power == 0 || !inHeadings ? column : column + " (" + name + (power == 2 ? "^2)" : ")");
 		}
 
 		double convert(double value, int power) {

@@ -11,17 +11,19 @@ import java.util.List;
 /**
  * What the display needs of a result folder's summary.json (see
  * microcrystalnet.io.outputs.analysis_summary): the unit of the results, the pixel size and
- * where it came from, and the notices for the user.
+ * where it came from, and the notices for the user (its fiji_notices: what to change named as
+ * the Fiji user changes it).
  *
  * <p>ImageJ 1.x has no JSON parser; this reads the few top-level values it needs, which
  * analysis_summary writes before any nested object that could hold the same key.
  */
 final class Summary {
 
-	/** "um" or "px". */
+	/** "um" or "pixel". */
 	final String unit;
 	final Double pixelSizeUm;
 	final String pixelSizeSource;
+	/** For the Log: in the Fiji dialog's words. */
 	final List<String> notices;
 
 	private Summary(String text) throws IOException {
@@ -29,8 +31,10 @@ final class Summary {
 		Object size = value(text, "pixel_size_um");
 		pixelSizeUm = size instanceof Double ? (Double) size : null;
 		pixelSizeSource = (String) value(text, "pixel_size_source");
+		// the notices in Fiji's words (dialog fields, ImageJ commands; microcrystalnet.notices), else as written
+		Object fiji = value(text, "fiji_notices");
 		@SuppressWarnings("unchecked")
-		List<String> read = (List<String>) value(text, "notices");
+		List<String> read = (List<String>) (fiji != null ? fiji : value(text, "notices"));
 		notices = read == null ? Collections.<String>emptyList() : read;
 	}
 
