@@ -24,11 +24,16 @@
 //       or the path of one from microcrystalnet train-segmenter)
 //   settings_file: optional JSON settings, e.g. written by microcrystalnet tune-sam
 //   roi_manager: [Add to existing ROIs] keeps what the ROI Manager holds; [Replace existing ROIs] empties it first
+//       (and the overlay and tables)
+//   outputs: where the crystals go besides the tables: [ROI Manager], Overlay (outlines and a class legend on
+//       the image), [Label image] (crystal n has the value n), [ROI Manager + Overlay], [ROI Manager + Label image],
+//       [Overlay + Label image] or All
+//   fill_imagej_results_table: add this word to also fill ImageJ's own Results table (for Analyze > Distribution...)
 //   save_results_to: a folder for RoiSet.zip, results.csv, ... (empty: do not save)
 
 if (nImages == 0) exit("Open an SEM image first.");
 run("Analyze Crystals...", "model=reference-2023-11-19 unclear_below=0.5 min_crystal_area=0.25 max_crystal_area=40 "
     + "crystal_size=0 exclude_sem_data_bar preprocessing=[nlm,n2v,unsharp,opening,closing] n2v_model=[] "
-    + "segmenter=Default segmenter_model=default settings_file=[] roi_manager=[Add to existing ROIs] save_results_to=[]");
+    + "segmenter=Default segmenter_model=default settings_file=[] roi_manager=[Add to existing ROIs] outputs=[ROI Manager] save_results_to=[]");
 error = call("microcrystalnet.fiji.AnalyzeCrystals.lastError");
 if (error != "") exit("MicroCrystalNet could not analyse this image:\n" + error);

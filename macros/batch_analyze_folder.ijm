@@ -2,13 +2,15 @@
 //
 // For each image, <output>/<image name>/ receives RoiSet.zip, results.csv, class_summary.csv,
 // labels.tif, overlay.png and summary.json; <output>/batch_summary.csv combines the class counts,
-// fractions and mean sizes of all images (one row per image and class).
+// fractions and mean sizes of all images (one row per image and class; its Unit column says
+// whether the sizes are in um or, for an image without pixel size, in pixels).
 //
 // Resumable: an image whose result folder already holds summary.json is skipped, so a batch
 // that was interrupted continues where it stopped. An image that cannot be opened or analysed
 // is reported in the Log and the batch goes on with the next one; at the end, if any failed,
 // call("microcrystalnet.fiji.AnalyzeCrystals.lastError") names them and ImageJ run with -batch
-// exits with status 1.
+// exits with status 1 (only that: an ImageJ with its window, or hosted by a script or a Python
+// session, is never ended).
 //
 // Interactive: Plugins > Macros > Run... asks for the two folders.
 // Without windows (paths with spaces in brackets, as in every ImageJ option):

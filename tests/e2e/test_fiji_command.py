@@ -432,7 +432,8 @@ def test_every_notice_of_an_analysis_is_in_the_log(ij, scene_file, tmp_path, cap
     import json
 
     use_backend(ij, "In-process")
-    options = OPTIONS.replace("save_results_to=[]", f"save_results_to=[{tmp_path}]")
+    # Replace: an Add to tables in um would refuse the uncalibrated image's results in pixels (test_fiji_outputs.py)
+    options = OPTIONS.replace("save_results_to=[]", f"save_results_to=[{tmp_path}] roi_manager=[Replace existing ROIs]")
     for calibrated, area_limits, expected in (
             (False, "min_crystal_area=0.25", ("pixel size unknown", "segmentation assumed 10 nm/px",
                          "typical crystal diameter estimated from the image")),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +21,9 @@ from microcrystalnet.classes import RESULT_CLASSES, class_by_code
 from microcrystalnet.imagej import jimport
 from microcrystalnet.synth import SceneSpec, render_scene
 
-from .test_fiji_command import (MICROMETRE, OPTIONS, REPO, analyze, click, ij, open_in_front,  # noqa: F401 (fixture)
-                                read_rows, roi_manager, use_backend, wait_for_dialog, write_scene)
+from .test_fiji_command import (MICROMETRE, OPTIONS, REPO, analyze, click, forgetting_dialog,  # noqa: F401 (fixtures)
+                                ij, open_in_front, read_rows, recorder, roi_manager, use_backend, wait_for_dialog,
+                                wait_until, write_scene)
 
 pytestmark = pytest.mark.imagej
 
@@ -217,6 +219,53 @@ def test_add_mode_keeps_one_unit_per_table_and_refuses_to_mix_pixels_with_length
     image, error = analyze(ij, calibrated, OPTIONS + add)
     assert "holds results in pixels" in error and "Replace existing ROIs" in error
     assert "Area (px^2)" in headings(table("MicroCrystalNet Results"))
+    image.close()
+
+
+def choice_with(dialog, item: str):
+    """The dialog's choice that offers ``item``."""
+    choices = [dialog.getChoices().get(i) for i in range(dialog.getChoices().size())]
+    return next(c for c in choices if any(str(c.getItem(i)) == item for i in range(c.getItemCount())))
+
+
+def test_outputs_and_the_results_checkbox_are_recorded_replayed_and_remembered(ij, scenes, recorder,
+                                                                                forgetting_dialog):
+    use_backend(ij, "In-process")
+    WindowManager = jimport("ij.WindowManager")
+    image = open_in_front(ij, scenes[0])
+    ij.doCommand("Analyze Crystals...")
+    dialog = wait_for_dialog("Analyze Crystals")
+    outputs = choice_with(dialog, "Overlay + Label image")
+    assert str(outputs.getSelectedItem()) == "ROI Manager"  # the default: what the command did before
+    outputs.select("Overlay + Label image")
+    fill = next(box for box in dialog.getCheckboxes() if str(box.getLabel()) == "Fill ImageJ Results table")
+    assert not fill.getState()
+    fill.setState(True)
+    choice_with(dialog, "Replace existing ROIs").select("Replace existing ROIs")
+    click(dialog, 0)
+    wait_until(lambda: "Analyze Crystals" in str(recorder.getText()))
+    time.sleep(1)
+    lines = [line for line in str(recorder.getText()).splitlines()
+             if line.strip() and not line.startswith("selectWindow(")]
+    assert len(lines) == 1 and "outputs=[Overlay + Label image]" in lines[0] and \
+        "fill_imagej_results_table" in lines[0], lines
+    crystals = table("MicroCrystalNet Results").size()
+    assert table().size() == crystals and image.getOverlay() is not None
+    WindowManager.getImage("scene-labels").close()
+    image.setOverlay(None)
+    table().reset()
+
+    ij.runMacro(lines[0])  # verbatim, on the image in front
+    assert error_of_last_run() == ""
+    assert table().size() == crystals and WindowManager.getImage("scene-labels") is not None
+    assert image.getOverlay().size() == crystals + 1 + 2 * len(RESULT_CLASSES)
+    WindowManager.getImage("scene-labels").close()
+
+    ij.doCommand("Analyze Crystals...")  # reopens with what was chosen
+    dialog = wait_for_dialog("Analyze Crystals")
+    assert str(choice_with(dialog, "All").getSelectedItem()) == "Overlay + Label image"
+    assert next(box for box in dialog.getCheckboxes() if str(box.getLabel()) == "Fill ImageJ Results table").getState()
+    click(dialog, 1)
     image.close()
 
 
