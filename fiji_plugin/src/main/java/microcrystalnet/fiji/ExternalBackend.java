@@ -74,7 +74,7 @@ public class ExternalBackend implements Backend {
 	}
 
 	/** The image (not copied; the user's title kept) as a calibrated TIFF in {@code work}. */
-	private static File saveTemporaryTiff(ImagePlus image, File work) throws Exception {
+	static File saveTemporaryTiff(ImagePlus image, File work) throws Exception {
 		File tiff = new File(work, "image.tif");
 		ImagePlus copy = new ImagePlus("image", image.getProcessor());
 		copy.setCalibration(image.getCalibration());
@@ -84,7 +84,7 @@ public class ExternalBackend implements Backend {
 	}
 
 	/** Runs {@code python -m microcrystalnet ARGUMENTS}, streaming progress; Esc stops it. */
-	private void runPython(File work, Progress progress, String... arguments) throws Exception {
+	void runPython(File work, Progress progress, String... arguments) throws Exception {
 		File log = new File(work, "python.log");
 		List<String> command = new ArrayList<String>();
 		command.add(python);

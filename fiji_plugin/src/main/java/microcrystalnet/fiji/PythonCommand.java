@@ -1,0 +1,111 @@
+package microcrystalnet.fiji;
+
+import ij.IJ;
+import ij.ImagePlus;
+import ij.gui.Roi;
+import ij.io.FileInfo;
+import ij.io.RoiEncoder;
+import ij.plugin.frame.RoiManager;
+
+import java.io.BufferedOutputStream;
+import java.io.File;
+import java.io.FileOutputStream;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.zip.ZipEntry;
+import java.util.zip.ZipOutputStream;
+
+/**
+ * What the training and batch commands share: running {@code python -m microcrystalnet COMMAND ...}
+ * (the one place they call Python, so it can be routed elsewhere later), and writing the image and
+ * the ROI Manager's outlines as files that command reads.
+ */
+final class PythonCommand {
+
+	private PythonCommand() {
+	}
+
+	/**
+	 * Runs {@code python -m microcrystalnet ARGUMENTS} with the Python of Settings..., its
+	 * {@code MCN-PROGRESS} lines shown as progress; Esc stops it ({@link CancelledException}). The
+	 * error output goes to {@code work/python.log}; a failure throws an exception with its last lines.
+	 */
+	static void run(File work, Progress progress, String... arguments) throws Exception {
+		new ExternalBackend(Settings.python()).runPython(work, progress, arguments);
+	}
+
+	/** A new temporary folder for one command's files; the caller deletes it (ResultsDisplay.deleteTree). */
+	static File workFolder() throws IOException {
+		return Files.createTempDirectory("microcrystalnet-").toFile();
+	}
+
+	/** The image (its calibration kept) as {@code work/image.tif}. */
+	static File saveImage(ImagePlus image, File work) throws Exception {
+		return ExternalBackend.saveTemporaryTiff(image, work);
+	}
+
+	/**
+	 * The area ROIs of the ROI Manager (lines and points outline no crystal), or an empty list
+	 * when there is no ROI Manager.
+	 */
+	static List<Roi> outlines() {
+		List<Roi> outlines = new ArrayList<Roi>();
+		RoiManager manager = RoiManager.getInstance();
+		if (manager == null) return outlines;
+		for (Roi roi : manager.getRoisAsArray())
+			if (roi != null && roi.isArea()) outlines.add(roi);
+		return outlines;
+	}
+
+	/** The name a ROI has in the RoiSet.zip that {@link #saveRois} writes (ImageJ's own label when it has none). */
+	static String name(Roi roi, int index) {
+		String name = roi.getName();
+		return name == null || name.trim().isEmpty() ? String.format("%04d", index + 1) : name.trim();
+	}
+
+	/**
+	 * The ROIs as a Fiji RoiSet.zip at {@code zip}, named by {@link #name}; a name that repeats
+	 * gets "-2", "-3"... so every entry is its own. Returns the names as written.
+	 */
+	static List<String> saveRois(List<Roi> rois, File zip) throws IOException {
+		List<String> names = new ArrayList<String>();
+		Set<String> used = new HashSet<String>();
+		try (ZipOutputStream out = new ZipOutputStream(new BufferedOutputStream(new FileOutputStream(zip)))) {
+			for (int index = 0; index < rois.size(); index++) {
+				String name = name(rois.get(index), index);
+				for (int copy = 2; !used.add(name); copy++)
+					name = name(rois.get(index), index) + "-" + copy;
+				Roi roi = (Roi) rois.get(index).clone();
+				roi.setName(name);
+				out.putNextEntry(new ZipEntry(name + ".roi"));
+				out.write(RoiEncoder.saveAsByteArray(roi));
+				out.closeEntry();
+				names.add(name);
+			}
+		}
+		return names;
+	}
+
+	/** {@code <folder of the image's file, else the home folder>/<image name><suffix>}. */
+	static String besideImage(ImagePlus image, String suffix) {
+		FileInfo info = image.getOriginalFileInfo();
+		String folder = info != null && info.directory != null && !info.directory.isEmpty()
+			&& new File(info.directory).isDirectory() ? info.directory : System.getProperty("user.home");
+		return new File(folder, AnalyzeCrystals.baseName(image.getTitle()) + suffix).getPath();
+	}
+
+	/** The message of an exception, for the user. */
+	static String message(Exception error) {
+		return error.getMessage() != null ? error.getMessage() : error.toString();
+	}
+
+	/** Status line and Log. */
+	static void report(String message) {
+		Settings.log(message);
+		IJ.showStatus("MicroCrystalNet: " + message);
+	}
+}

@@ -1,0 +1,195 @@
+"""Train Segmenter from ROIs..., Train Classifier from ROIs... and Batch Analyze Folder... in a real
+ImageJ 1.x: crystals outlined in the ROI Manager train models (tiny budgets) that Analyze Crystals...
+then uses, and a folder of images (path with spaces) is analysed by the menu command."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import tifffile
+
+from microcrystalnet.io.outputs import write_roiset
+from microcrystalnet.outline import outlines_from_labels
+from microcrystalnet.segment.learned.model_file import load_segmenter_model
+from microcrystalnet.synth import SceneSpec
+
+from .test_fiji_command import write_scene
+
+pytestmark = pytest.mark.imagej
+
+#: the analysis of the tests: the reference classifier from ../shared, results saved
+OPTIONS = "model=reference-2023-11-19 min_crystal_area=0.25 max_crystal_area=40 exclude_sem_data_bar"
+OUTLINED = 30
+
+
+def jimport(name: str):
+    from microcrystalnet.imagej import jimport as imported
+
+    return imported(name)
+
+
+def last_error() -> str:
+    return str(jimport("microcrystalnet.fiji.AnalyzeCrystals").lastError())
+
+
+@pytest.fixture(scope="module")
+def ij(imagej1):
+    """ImageJ whose training and batch commands run this Python; Analyze Crystals runs in-process."""
+    from microcrystalnet.imagej import register_backend
+
+    register_backend()
+    imagej1.run("Settings...", f"python=[{sys.executable}] backend=In-process model=reference-2023-11-19")
+    return imagej1
+
+
+@pytest.fixture(scope="module")
+def outlined(tmp_path_factory, small_scene):
+    """The small scene as a calibrated TIFF in a folder with a space, and a RoiSet.zip of its first
+    crystals named by their true class ("0001-RES"), as a user outlines and names them."""
+    folder = tmp_path_factory.mktemp("fiji training") / "my scenes"
+    folder.mkdir()
+    image = write_scene(folder / "scene one.tif", small_scene.spec)
+    labels = small_scene.labels.copy()
+    labels[labels > OUTLINED] = 0
+    classes = small_scene.crystal_classes
+    rows = [{"Crystal": n, "Name": f"{n:04d}-{classes[n - 1].replace('/', '-')}", "Class": classes[n - 1],
+             "Confidence": 1.0} for n in range(1, OUTLINED + 1)]
+    write_roiset(folder / "outlines.zip", outlines_from_labels(labels), rows)
+    return image, folder / "outlines.zip"
+
+
+def open_with_outlines(ij, image_path: Path, roiset: Path, keep: int | None = None):
+    """The image in front and the ROI Manager holding the outlines (the first ``keep`` of them)."""
+    manager = jimport("ij.plugin.frame.RoiManager").getRoiManager()
+    manager.reset()
+    assert manager.runCommand("Open", str(roiset))
+    while keep is not None and manager.getCount() > keep:
+        manager.select(manager.getCount() - 1)
+        manager.runCommand("Delete")
+    image = ij.openImage(str(image_path))
+    image.show()
+    return image, manager
+
+
+def results_column(column: str) -> list[str]:
+    table = jimport("ij.measure.ResultsTable").getResultsTable("MicroCrystalNet Results")
+    return [str(table.getStringValue(column, row)) for row in range(table.size())]
+
+
+def test_train_segmenter_from_rois_then_analyze_with_it(ij, outlined, tmp_path):
+    image_path, roiset = outlined
+    image, _ = open_with_outlines(ij, image_path, roiset)
+    model = tmp_path / "my crystals.pt"
+    ij.run(image, "Train Segmenter from ROIs...", f"outlines=[Some crystals] crystal_size=0 steps=2 minutes=0 "
+           f"start_from=default model_file=[{model}]")
+    assert last_error() == ""
+    trained = load_segmenter_model(model)
+    (source,) = trained.training["data"]
+    assert source["outlined_crystals"] == OUTLINED and source["complete_outlines"] is False
+    assert source["pixel_size_um"] == pytest.approx(0.04)  # the image's calibration reached the backend
+    assert trained.training["steps"] == 2 and trained.training["base_model"] is not None  # fine-tuned the default
+    prefs = jimport("ij.Prefs")
+    assert str(prefs.get("microcrystalnet.analyze.segmenter_model", "")) == str(model)  # Analyze's dialog offers it
+
+    ij.run(image, "Analyze Crystals...", f"{OPTIONS} segmenter=Learned segmenter_model=[{model}] "
+           "roi_manager=[Replace existing ROIs] save_results_to=[]")
+    assert last_error() == ""
+    digest = hashlib.sha256(model.read_bytes()).hexdigest()
+    segmenters = results_column("Segmenter")
+    assert segmenters and set(segmenters) == {f"learned {model.name} {digest[:12]}"}
+    image.close()
+
+
+def test_train_segmenter_refuses_a_file_that_is_not_a_model(ij, outlined, tmp_path):
+    image_path, roiset = outlined
+    image, _ = open_with_outlines(ij, image_path, roiset, keep=5)
+    notes = tmp_path / "notes.pt"
+    notes.write_bytes(b"my notes")
+    ij.run(image, "Train Segmenter from ROIs...", f"outlines=[Some crystals] steps=1 minutes=0 model_file=[{notes}]")
+    assert "not a segmenter model file" in last_error() and notes.read_bytes() == b"my notes"
+    jimport("ij.plugin.frame.RoiManager").getRoiManager().reset()
+    ij.run(image, "Train Segmenter from ROIs...", f"steps=1 minutes=0 model_file=[{tmp_path / 'new.pt'}]")
+    assert "no crystal outlines in the ROI Manager" in last_error() and not (tmp_path / "new.pt").exists()
+    image.close()
+
+
+def test_train_classifier_from_roi_names_then_analyze_with_it(ij, outlined, small_scene, tmp_path):
+    image_path, roiset = outlined
+    image, _ = open_with_outlines(ij, image_path, roiset)
+    run = tmp_path / "my classifier"
+    ij.run(image, "Train Classifier from ROIs...", f"class_from=[ROI name] epochs=1 run_folder=[{run}]")
+    assert last_error() == ""
+    model = run / "model.keras"
+    assert model.is_file() and (run / "evaluation" / "report.html").is_file()
+    settings = json.loads((run / "config.json").read_text())
+    assert settings["training"]["split_by"] == "crystal" and settings["training"]["epochs"] == 1
+    assert sum(settings["class_counts"].values()) == OUTLINED  # every outline, its class from its name
+    outlined_classes = small_scene.crystal_classes[:OUTLINED]
+    assert settings["class_counts"] == {code: outlined_classes.count(code) for code in ("RES", "PES", "AA", "RA/SA")}
+    assert str(jimport("ij.Prefs").get("microcrystalnet.analyze.model", "")) == str(model)
+
+    saved = tmp_path / "results"
+    saved.mkdir()
+    ij.run(image, "Analyze Crystals...", f"{OPTIONS.replace('model=reference-2023-11-19', f'model=[{model}]')} "
+           f"roi_manager=[Replace existing ROIs] save_results_to=[{saved}]")
+    assert last_error() == ""
+    summary = json.loads((saved / "scene one" / "summary.json").read_text())
+    assert summary["model"]["file"] == str(model)
+    assert summary["model"]["sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
+    assert len(results_column("Class")) == summary["n_crystals"] > 0
+    image.close()
+
+
+def test_train_classifier_says_how_many_crystals_it_needs(ij, outlined, tmp_path):
+    image_path, roiset = outlined
+    image, manager = open_with_outlines(ij, image_path, roiset, keep=6)
+    run = tmp_path / "too few"
+    ij.run(image, "Train Classifier from ROIs...", f"class_from=[ROI name] epochs=1 run_folder=[{run}]")
+    error = last_error()
+    assert "6 labelled crystals" in error and "needs at least 10" in error, error
+    assert not run.exists()
+    # the class from a ROI property instead: none of them has it
+    ij.run(image, "Train Classifier from ROIs...", f"class_from=[ROI property] property=mineral epochs=1 "
+           f"run_folder=[{run}]")
+    assert "None of the 6 ROIs has a property 'mineral'" in last_error()
+    # a folder with someone else's files is left alone
+    other = tmp_path / "theirs"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    ij.run(image, "Train Classifier from ROIs...", f"class_from=[ROI name] epochs=1 run_folder=[{other}]")
+    assert "holds other files" in last_error() and sorted(p.name for p in other.iterdir()) == ["notes.txt"]
+    image.close()
+
+
+def test_batch_analyze_folder_with_spaces_reports_results_and_failures(ij, tmp_path):
+    images = tmp_path / "sem images"
+    images.mkdir()
+    for seed in (3, 4):
+        spec = SceneSpec(shape=(256, 256), pixel_size_um=0.04, seed=seed)
+        write_scene(images / f"scene {seed}.tif", spec)
+    out = tmp_path / "batch results"
+    options = f"input=[{images}] output=[{out}] settings_file=[] model=reference-2023-11-19 segmenter_model=[] workers=0"
+    ij.run("Batch Analyze Folder...", options)
+    assert last_error() == ""
+    with open(out / "batch_images.csv", newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert sorted(row["Image"] for row in rows) == ["scene 3.tif", "scene 4.tif"]
+    for row in rows:
+        assert (out / Path(row["Image"]).stem / "results.csv").is_file() and int(row["Crystals"]) > 0
+    table = jimport("ij.measure.ResultsTable").getResultsTable("MicroCrystalNet Batch")
+    assert table is not None and table.size() == 2
+
+    # an image that cannot be read: reported by name, the finished ones are kept (and skipped)
+    (images / "broken.tif").write_bytes(b"not a TIFF")
+    ij.run("Batch Analyze Folder...", options)
+    error = last_error()
+    assert "1 image(s) could not be analysed" in error and "broken.tif" in error, error
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["scene 3", "scene 4"]
+    ij.run("Batch Analyze Folder...", f"input=[{tmp_path / 'no such folder'}] output=[{out}]")
+    assert "does not exist" in last_error()
+    assert all((out / name).is_file() for name in ("batch_results.csv", "batch_errors.csv"))
