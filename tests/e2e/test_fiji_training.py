@@ -91,6 +91,7 @@ def test_train_segmenter_from_rois_then_analyze_with_it(ij, outlined, tmp_path):
     trained = load_segmenter_model(model)
     (source,) = trained.training["data"]
     assert source["outlined_crystals"] == OUTLINED and source["complete_outlines"] is False
+    assert Path(source["image"]).name == "scene one.tif"  # the model names the image it learned from
     assert source["pixel_size_um"] == pytest.approx(0.04)  # the image's calibration reached the backend
     assert trained.training["steps"] == 2 and trained.training["base_model"] is not None  # fine-tuned the default
     prefs = jimport("ij.Prefs")
@@ -120,7 +121,8 @@ def test_train_segmenter_refuses_a_file_that_is_not_a_model(ij, outlined, tmp_pa
 
 def test_train_classifier_from_roi_names_then_analyze_with_it(ij, outlined, small_scene, tmp_path):
     image_path, roiset = outlined
-    image, _ = open_with_outlines(ij, image_path, roiset)
+    image, manager = open_with_outlines(ij, image_path, roiset)
+    manager.rename(0, "blob")  # a ROI without a class is left out
     run = tmp_path / "my classifier"
     ij.run(image, "Train Classifier from ROIs...", f"class_from=[ROI name] epochs=1 run_folder=[{run}]")
     assert last_error() == ""
@@ -128,8 +130,8 @@ def test_train_classifier_from_roi_names_then_analyze_with_it(ij, outlined, smal
     assert model.is_file() and (run / "evaluation" / "report.html").is_file()
     settings = json.loads((run / "config.json").read_text())
     assert settings["training"]["split_by"] == "crystal" and settings["training"]["epochs"] == 1
-    assert sum(settings["class_counts"].values()) == OUTLINED  # every outline, its class from its name
-    outlined_classes = small_scene.crystal_classes[:OUTLINED]
+    assert settings["dropped"] == {"without a class": 1}
+    outlined_classes = small_scene.crystal_classes[1:OUTLINED]  # every other outline, its class from its name
     assert settings["class_counts"] == {code: outlined_classes.count(code) for code in ("RES", "PES", "AA", "RA/SA")}
     assert str(jimport("ij.Prefs").get("microcrystalnet.analyze.model", "")) == str(model)
 
@@ -153,7 +155,10 @@ def test_train_classifier_says_how_many_crystals_it_needs(ij, outlined, tmp_path
     error = last_error()
     assert "6 labelled crystals" in error and "needs at least 10" in error, error
     assert not run.exists()
-    # the class from a ROI property instead: none of them has it
+    # the class from a ROI property instead: the same crystals
+    ij.run(image, "Train Classifier from ROIs...", f"class_from=[ROI property] property=Class epochs=1 "
+           f"run_folder=[{run}]")
+    assert "6 labelled crystals" in last_error() and not run.exists()
     ij.run(image, "Train Classifier from ROIs...", f"class_from=[ROI property] property=mineral epochs=1 "
            f"run_folder=[{run}]")
     assert "None of the 6 ROIs has a property 'mineral'" in last_error()

@@ -74,7 +74,7 @@ public class ExternalBackend implements Backend {
 	}
 
 	/** The image (not copied; the user's title kept) as a calibrated TIFF in {@code work}. */
-	static File saveTemporaryTiff(ImagePlus image, File work) throws Exception {
+	private static File saveTemporaryTiff(ImagePlus image, File work) throws Exception {
 		File tiff = new File(work, "image.tif");
 		ImagePlus copy = new ImagePlus("image", image.getProcessor());
 		copy.setCalibration(image.getCalibration());

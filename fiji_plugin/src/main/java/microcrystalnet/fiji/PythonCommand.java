@@ -4,6 +4,7 @@ import ij.IJ;
 import ij.ImagePlus;
 import ij.gui.Roi;
 import ij.io.FileInfo;
+import ij.io.FileSaver;
 import ij.io.RoiEncoder;
 import ij.plugin.frame.RoiManager;
 
@@ -11,6 +12,7 @@ import java.io.BufferedOutputStream;
 import java.io.File;
 import java.io.FileOutputStream;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.util.ArrayList;
 import java.util.HashSet;
@@ -43,9 +45,32 @@ final class PythonCommand {
 		return Files.createTempDirectory("microcrystalnet-").toFile();
 	}
 
-	/** The image (its calibration kept) as {@code work/image.tif}. */
+	/**
+	 * The image (its calibration kept) as a TIFF in {@code work} named like the image, so what the
+	 * backend reports and records (a model's training data, the patches' source) names it.
+	 */
 	static File saveImage(ImagePlus image, File work) throws Exception {
-		return ExternalBackend.saveTemporaryTiff(image, work);
+		String name = AnalyzeCrystals.baseName(image.getTitle()).replaceAll("[^\\w .()+-]", "_").trim();
+		File tiff = new File(work, (name.isEmpty() ? "image" : name) + ".tif");
+		ImagePlus copy = new ImagePlus(image.getTitle(), image.getProcessor());
+		copy.setCalibration(image.getCalibration());
+		if (!new FileSaver(copy).saveAsTiff(tiff.getPath()))
+			throw new Exception("Could not write the temporary image " + tiff);
+		return tiff;
+	}
+
+	/** The lines of the backend's messages ({@code work/python.log}) that contain one of {@code texts}, in the Log. */
+	static void logMessages(File work, String... texts) {
+		try {
+			for (String line : Files.readAllLines(new File(work, "python.log").toPath(), StandardCharsets.UTF_8))
+				for (String text : texts)
+					if (line.contains(text)) {
+						Settings.log(line.trim());
+						break;
+					}
+		} catch (IOException ignored) {
+			// no messages to show: the result is there all the same
+		}
 	}
 
 	/**

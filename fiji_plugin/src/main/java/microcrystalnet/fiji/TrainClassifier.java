@@ -141,6 +141,7 @@ public class TrainClassifier implements PlugIn {
 			Progress progress = Progress.inStatusBar();
 			progress.update(0, "cutting " + outlines.size() + " crystals of " + image.getTitle());
 			PythonCommand.run(work, progress, arguments.toArray(new String[0]));
+			PythonCommand.logMessages(work, "data: ", "split by ", "accuracy ");
 			File model = new File(run, MODEL_FILE);
 			if (!model.isFile()) throw new Exception("The Python backend finished without writing " + model);
 			Prefs.set(DialogValues.PREFS + "model", model.getPath());

@@ -115,6 +115,7 @@ public class TrainSegmenter implements PlugIn {
 			Progress progress = Progress.inStatusBar();
 			progress.update(0, "reading " + outlines.size() + " outlines of " + image.getTitle());
 			PythonCommand.run(work, progress, arguments.toArray(new String[0]));
+			PythonCommand.logMessages(work, "outlined crystals");
 			if (!modelFile.isFile()) throw new Exception("The Python backend finished without writing " + modelFile);
 			Prefs.set(DialogValues.PREFS + "segmenter_model", modelFile.getPath());
 			Prefs.set(DialogValues.PREFS + "segmenter", "Learned");
