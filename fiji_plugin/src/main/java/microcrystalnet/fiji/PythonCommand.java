@@ -6,6 +6,7 @@ import ij.gui.Roi;
 import ij.io.FileInfo;
 import ij.io.FileSaver;
 import ij.io.RoiEncoder;
+import ij.plugin.frame.Recorder;
 import ij.plugin.frame.RoiManager;
 
 import java.io.BufferedOutputStream;
@@ -15,6 +16,7 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
@@ -74,16 +76,56 @@ final class PythonCommand {
 	}
 
 	/**
-	 * The area ROIs of the ROI Manager (lines and points outline no crystal), or an empty list
-	 * when there is no ROI Manager.
+	 * The area ROIs of the ROI Manager (lines and points outline no crystal) drawn on {@code image};
+	 * null, after saying so and {@code advice}, when there are none.
 	 */
-	static List<Roi> outlines() {
+	static List<Roi> outlines(ImagePlus image, String advice) {
 		List<Roi> outlines = new ArrayList<Roi>();
 		RoiManager manager = RoiManager.getInstance();
-		if (manager == null) return outlines;
-		for (Roi roi : manager.getRoisAsArray())
+		if (manager != null) for (Roi roi : manager.getRoisAsArray())
 			if (roi != null && roi.isArea()) outlines.add(roi);
-		return outlines;
+		if (!outlines.isEmpty()) return outlines;
+		AnalyzeCrystals.fail("There are no crystal outlines in the ROI Manager.\nOutline crystals of " + image.getTitle()
+			+ " (freehand, polygon, wand...) and add each with 't' (Edit > Selection > Add to Manager)" + advice);
+		return null;
+	}
+
+	/** The arguments of a training command, given the files {@link #train} wrote in {@code work}. */
+	interface Training {
+		List<String> arguments(File tiff, File roiSet, List<String> roiNames, File work) throws Exception;
+	}
+
+	/**
+	 * Writes the image and its outlines into a temporary folder, runs the command that
+	 * {@code training} makes of them with progress, puts the backend's lines that contain one of
+	 * {@code logged} into the Log, and checks that it wrote {@code result}. False after saying why
+	 * not (Esc: in the status line; a failure: {@link AnalyzeCrystals#fail}).
+	 */
+	static boolean train(ImagePlus image, List<Roi> outlines, Training training, File result, String... logged) {
+		File work = null;
+		try {
+			work = workFolder();
+			File tiff = saveImage(image, work);
+			File roiSet = new File(work, "RoiSet.zip");
+			List<String> names = saveRois(outlines, roiSet);
+			List<String> arguments = training.arguments(tiff, roiSet, names, work);
+			arguments.addAll(Arrays.asList("--progress", "machine"));
+			Progress progress = Progress.inStatusBar();
+			progress.update(0, "reading " + outlines.size() + " outlines of " + image.getTitle());
+			run(work, progress, arguments.toArray(new String[0]));
+			logMessages(work, logged);
+			if (!result.exists()) throw new Exception("The Python backend finished without writing " + result);
+			return true;
+		} catch (CancelledException cancelled) {
+			Recorder.disableCommandRecording();
+			IJ.showStatus("MicroCrystalNet: training cancelled; " + result.getName() + " is as it was");
+		} catch (Exception error) {
+			AnalyzeCrystals.fail(image.getTitle() + ": " + message(error));
+		} finally {
+			IJ.showProgress(1.0);
+			if (work != null) ResultsDisplay.deleteTree(work);
+		}
+		return false;
 	}
 
 	/** The name a ROI has in the RoiSet.zip that {@link #saveRois} writes (ImageJ's own label when it has none). */

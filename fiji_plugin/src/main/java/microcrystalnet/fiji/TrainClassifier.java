@@ -1,6 +1,5 @@
 package microcrystalnet.fiji;
 
-import ij.IJ;
 import ij.ImagePlus;
 import ij.Macro;
 import ij.Prefs;
@@ -44,13 +43,9 @@ public class TrainClassifier implements PlugIn {
 		AnalyzeCrystals.clearError();
 		ImagePlus image = AnalyzeCrystals.currentSingleImage();
 		if (image == null) return;
-		List<Roi> outlines = PythonCommand.outlines();
-		if (outlines.isEmpty()) {
-			fail("There are no crystal outlines in the ROI Manager.\nOutline crystals of " + image.getTitle()
-				+ ", add each with 't' and name it by its class (RES, PES, AA, RA-SA), or run Analyze Crystals...\n"
-				+ "and correct the class in the names of its ROIs.");
-			return;
-		}
+		List<Roi> outlines = PythonCommand.outlines(image, ",\nnamed by its class (RES, PES, AA, RA-SA); or run "
+			+ "Analyze Crystals... and correct the class in the names of its ROIs.");
+		if (outlines == null) return;
 		boolean macro = Macro.getOptions() != null;
 		GenericDialog dialog = new GenericDialog("MicroCrystalNet: Train Classifier from ROIs");
 		dialog.addMessage(outlines.size() + " crystal outlines in the ROI Manager, on " + image.getTitle());
@@ -122,42 +117,28 @@ public class TrainClassifier implements PlugIn {
 
 	private static void train(ImagePlus image, List<Roi> outlines, String classFrom, String property, long epochs,
 		File run) {
-		File work = null;
-		long started = System.nanoTime();
-		try {
-			List<String> classes = classTexts(outlines, classFrom, property);
-			if (classes != null && classes.stream().allMatch(String::isEmpty))
-				throw new Exception("None of the " + outlines.size() + " ROIs has a " + (FROM_GROUP.equals(classFrom)
-					? "group with a name (name the groups by class in Edit > Options > Roi Defaults)"
-					: "property '" + property + "'") + ".");
-			work = PythonCommand.workFolder();
-			File tiff = PythonCommand.saveImage(image, work);
-			File roiSet = new File(work, "RoiSet.zip");
-			List<String> names = PythonCommand.saveRois(outlines, roiSet);
-			List<String> arguments = new ArrayList<String>(Arrays.asList("train", tiff.getPath(), roiSet.getPath(),
-				"--out", run.getPath(), "--epochs", Long.toString(epochs), "--split-by", "crystal", "--progress",
-				"machine"));
-			if (classes != null) arguments.addAll(Arrays.asList("--classes", classTable(names, classes, work).getPath()));
-			Progress progress = Progress.inStatusBar();
-			progress.update(0, "cutting " + outlines.size() + " crystals of " + image.getTitle());
-			PythonCommand.run(work, progress, arguments.toArray(new String[0]));
-			PythonCommand.logMessages(work, "data: ", "split by ", "accuracy ");
-			File model = new File(run, MODEL_FILE);
-			if (!model.isFile()) throw new Exception("The Python backend finished without writing " + model);
-			Prefs.set(DialogValues.PREFS + "model", model.getPath());
-			Prefs.savePreferences();
-			PythonCommand.report(String.format(Locale.ROOT, "classifier trained on the crystals of %s in %.0f s: %s "
-				+ "(now the Model of Analyze Crystals...; scores on the test crystals: %s)", image.getTitle(),
-				(System.nanoTime() - started) / 1e9, model, new File(run, "evaluation/report.html")));
-		} catch (CancelledException cancelled) {
-			Recorder.disableCommandRecording();
-			IJ.showStatus("MicroCrystalNet: training cancelled");
-		} catch (Exception error) {
-			fail(image.getTitle() + ": " + PythonCommand.message(error));
-		} finally {
-			IJ.showProgress(1.0);
-			if (work != null) ResultsDisplay.deleteTree(work);
+		List<String> classes = classTexts(outlines, classFrom, property);
+		if (classes != null && classes.stream().allMatch(String::isEmpty)) {
+			fail(image.getTitle() + ": None of the " + outlines.size() + " ROIs has a " + (FROM_GROUP.equals(classFrom)
+				? "group with a name (name the groups by class in Edit > Options > Roi Defaults)"
+				: "property '" + property + "'") + ".");
+			return;
 		}
+		long started = System.nanoTime();
+		File model = new File(run, MODEL_FILE);
+		boolean trained = PythonCommand.train(image, outlines, (tiff, roiSet, names, work) -> {
+			List<String> arguments = new ArrayList<String>(Arrays.asList("train", tiff.getPath(), roiSet.getPath(),
+				"--out", run.getPath(), "--epochs", Long.toString(epochs), "--split-by", "crystal"));
+			if (classes != null)
+				arguments.addAll(Arrays.asList("--classes", classTable(names, classes, work).getPath()));
+			return arguments;
+		}, model, "data: ", "split by ", "accuracy ");
+		if (!trained) return;
+		Prefs.set(DialogValues.PREFS + "model", model.getPath());
+		Prefs.savePreferences();
+		PythonCommand.report(String.format(Locale.ROOT, "classifier trained on the crystals of %s in %.0f s: %s "
+			+ "(now the Model of Analyze Crystals...; scores on the test crystals: %s)", image.getTitle(),
+			(System.nanoTime() - started) / 1e9, model, new File(run, "evaluation/report.html")));
 	}
 
 	/** {@code work/classes.csv}: Name, Class of every ROI (the table 'microcrystalnet train --classes' reads). */

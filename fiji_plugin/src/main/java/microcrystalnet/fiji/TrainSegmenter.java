@@ -1,6 +1,5 @@
 package microcrystalnet.fiji;
 
-import ij.IJ;
 import ij.ImagePlus;
 import ij.Macro;
 import ij.Prefs;
@@ -38,12 +37,8 @@ public class TrainSegmenter implements PlugIn {
 		AnalyzeCrystals.clearError();
 		ImagePlus image = AnalyzeCrystals.currentSingleImage();
 		if (image == null) return;
-		List<Roi> outlines = PythonCommand.outlines();
-		if (outlines.isEmpty()) {
-			fail("There are no crystal outlines in the ROI Manager.\nOutline crystals of " + image.getTitle()
-				+ " (freehand, polygon, wand...) and add each with 't' (Edit > Selection > Add to Manager).");
-			return;
-		}
+		List<Roi> outlines = PythonCommand.outlines(image, ".");
+		if (outlines == null) return;
 		boolean macro = Macro.getOptions() != null;
 		boolean calibrated = FileCalibration.hasPixelSize(image);
 		String sizeUnit = calibrated ? image.getCalibration().getUnit() : "px";
@@ -102,36 +97,20 @@ public class TrainSegmenter implements PlugIn {
 	}
 
 	private static void train(ImagePlus image, List<Roi> outlines, File modelFile, List<String> options) {
-		File work = null;
 		long started = System.nanoTime();
-		try {
-			work = PythonCommand.workFolder();
-			File tiff = PythonCommand.saveImage(image, work);
-			File roiSet = new File(work, "RoiSet.zip");
-			PythonCommand.saveRois(outlines, roiSet);
+		boolean trained = PythonCommand.train(image, outlines, (tiff, roiSet, names, work) -> {
 			List<String> arguments = new ArrayList<String>(Arrays.asList("train-segmenter", tiff.getPath(),
-				"--outlines", roiSet.getPath(), "--out", modelFile.getPath(), "--progress", "machine"));
+				"--outlines", roiSet.getPath(), "--out", modelFile.getPath()));
 			arguments.addAll(options);
-			Progress progress = Progress.inStatusBar();
-			progress.update(0, "reading " + outlines.size() + " outlines of " + image.getTitle());
-			PythonCommand.run(work, progress, arguments.toArray(new String[0]));
-			PythonCommand.logMessages(work, "outlined crystals");
-			if (!modelFile.isFile()) throw new Exception("The Python backend finished without writing " + modelFile);
-			Prefs.set(DialogValues.PREFS + "segmenter_model", modelFile.getPath());
-			Prefs.set(DialogValues.PREFS + "segmenter", "Learned");
-			Prefs.savePreferences();
-			PythonCommand.report(String.format(Locale.ROOT, "segmenter trained on %d outlines of %s in %.0f s: %s "
-				+ "(now the Segmenter model of Analyze Crystals...)", outlines.size(), image.getTitle(),
-				(System.nanoTime() - started) / 1e9, modelFile));
-		} catch (CancelledException cancelled) {
-			Recorder.disableCommandRecording();
-			IJ.showStatus("MicroCrystalNet: training cancelled; " + modelFile.getName() + " is as it was");
-		} catch (Exception error) {
-			fail(image.getTitle() + ": " + PythonCommand.message(error));
-		} finally {
-			IJ.showProgress(1.0);
-			if (work != null) ResultsDisplay.deleteTree(work);
-		}
+			return arguments;
+		}, modelFile, "outlined crystals");
+		if (!trained) return;
+		Prefs.set(DialogValues.PREFS + "segmenter_model", modelFile.getPath());
+		Prefs.set(DialogValues.PREFS + "segmenter", "Learned");
+		Prefs.savePreferences();
+		PythonCommand.report(String.format(Locale.ROOT, "segmenter trained on %d outlines of %s in %.0f s: %s "
+			+ "(now the Segmenter model of Analyze Crystals...)", outlines.size(), image.getTitle(),
+			(System.nanoTime() - started) / 1e9, modelFile));
 	}
 
 	private static String number(double value) {
