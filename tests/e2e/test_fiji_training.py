@@ -18,7 +18,7 @@ from microcrystalnet.outline import outlines_from_labels
 from microcrystalnet.segment.learned.model_file import load_segmenter_model
 from microcrystalnet.synth import SceneSpec
 
-from .test_fiji_command import write_scene
+from .test_fiji_command import click, wait_for_dialog, wait_until, write_scene
 
 pytestmark = pytest.mark.imagej
 
@@ -39,12 +39,41 @@ def last_error() -> str:
 
 @pytest.fixture(scope="module")
 def ij(imagej1):
-    """ImageJ whose training and batch commands run this Python; Analyze Crystals runs in-process."""
+    """ImageJ whose training and batch commands run this Python; Analyze Crystals runs in-process.
+    The preferences the commands set (the Analyze dialog's models) are put back afterwards."""
     from microcrystalnet.imagej import register_backend
 
+    field = jimport("ij.Prefs").class_.getDeclaredField("ijPrefs")
+    field.setAccessible(True)
+    prefs = field.get(None)
+    before = {str(key): str(prefs.get(key)) for key in prefs.keySet() if str(key).startswith(".microcrystalnet.")}
     register_backend()
     imagej1.run("Settings...", f"python=[{sys.executable}] backend=In-process model=reference-2023-11-19")
-    return imagej1
+    yield imagej1
+    for key in [str(key) for key in prefs.keySet() if str(key).startswith(".microcrystalnet.")]:
+        prefs.remove(key)
+    for key, value in before.items():
+        prefs.put(key, value)
+
+
+@pytest.fixture
+def recorder(ij):
+    """The macro recorder, recording (without its window), switched off afterwards."""
+    Recorder = jimport("ij.plugin.frame.Recorder")
+    recorder = Recorder(False)
+    yield recorder
+    Recorder.class_.getField("record").setBoolean(None, False)
+
+
+def analyze_dialog_fields(image) -> tuple[list[str], list[str]]:
+    """The text fields and choices the Analyze Crystals dialog shows for ``image`` (then cancelled)."""
+    jimport("ij.WindowManager").setCurrentWindow(image.getWindow())
+    jimport("ij.IJ").doCommand("Analyze Crystals...")  # as from the menu: the dialog with its remembered values
+    dialog = wait_for_dialog("Analyze Crystals")
+    texts = [str(field.getText()) for field in dialog.getStringFields()]
+    choices = [str(choice.getSelectedItem()) for choice in dialog.getChoices()]
+    click(dialog, 1)
+    return texts, choices
 
 
 @pytest.fixture(scope="module")
@@ -94,8 +123,8 @@ def test_train_segmenter_from_rois_then_analyze_with_it(ij, outlined, tmp_path):
     assert Path(source["image"]).name == "scene one.tif"  # the model names the image it learned from
     assert source["pixel_size_um"] == pytest.approx(0.04)  # the image's calibration reached the backend
     assert trained.training["steps"] == 2 and trained.training["base_model"] is not None  # fine-tuned the default
-    prefs = jimport("ij.Prefs")
-    assert str(prefs.get("microcrystalnet.analyze.segmenter_model", "")) == str(model)  # Analyze's dialog offers it
+    texts, choices = analyze_dialog_fields(image)  # the Analyze dialog offers the new model
+    assert texts[3] == str(model) and choices[0] == "Learned"
 
     ij.run(image, "Analyze Crystals...", f"{OPTIONS} segmenter=Learned segmenter_model=[{model}] "
            "roi_manager=[Replace existing ROIs] save_results_to=[]")
@@ -133,7 +162,8 @@ def test_train_classifier_from_roi_names_then_analyze_with_it(ij, outlined, smal
     assert settings["dropped"] == {"without a class": 1}
     outlined_classes = small_scene.crystal_classes[1:OUTLINED]  # every other outline, its class from its name
     assert settings["class_counts"] == {code: outlined_classes.count(code) for code in ("RES", "PES", "AA", "RA/SA")}
-    assert str(jimport("ij.Prefs").get("microcrystalnet.analyze.model", "")) == str(model)
+    texts, _ = analyze_dialog_fields(image)
+    assert texts[0] == str(model)  # the Analyze dialog's Model field offers it
 
     saved = tmp_path / "results"
     saved.mkdir()
@@ -171,15 +201,24 @@ def test_train_classifier_says_how_many_crystals_it_needs(ij, outlined, tmp_path
     image.close()
 
 
-def test_batch_analyze_folder_with_spaces_reports_results_and_failures(ij, tmp_path):
+def test_batch_analyze_folder_with_spaces_reports_results_and_failures(ij, tmp_path, recorder):
     images = tmp_path / "sem images"
     images.mkdir()
     for seed in (3, 4):
         spec = SceneSpec(shape=(256, 256), pixel_size_um=0.04, seed=seed)
         write_scene(images / f"scene {seed}.tif", spec)
     out = tmp_path / "batch results"
-    options = f"input=[{images}] output=[{out}] settings_file=[] model=reference-2023-11-19 segmenter_model=[] workers=0"
-    ij.run("Batch Analyze Folder...", options)
+    ij.doCommand("Batch Analyze Folder...")  # from the menu, through its dialog
+    dialog = wait_for_dialog("Batch Analyze Folder")
+    texts = dialog.getStringFields()  # input, output, settings file, model, segmenter model
+    for index, text in enumerate((images, out, "", "reference-2023-11-19", "")):
+        texts.get(index).setText(str(text))
+    click(dialog, 0)
+    wait_until(lambda: "Batch Analyze Folder" in str(recorder.getText()), 300)  # recorded when the command ends
+    recording = str(recorder.getText())
+    lines = [line for line in recording.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith('run("Batch Analyze Folder...", '), recording
+    assert f"input=[{images}]" in lines[0] and f"output=[{out}]" in lines[0]
     assert last_error() == ""
     with open(out / "batch_images.csv", newline="") as stream:
         rows = list(csv.DictReader(stream))
@@ -191,7 +230,7 @@ def test_batch_analyze_folder_with_spaces_reports_results_and_failures(ij, tmp_p
 
     # an image that cannot be read: reported by name, the finished ones are kept (and skipped)
     (images / "broken.tif").write_bytes(b"not a TIFF")
-    ij.run("Batch Analyze Folder...", options)
+    ij.runMacro(recording)  # the recording replays verbatim
     error = last_error()
     assert "1 image(s) could not be analysed" in error and "broken.tif" in error, error
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["scene 3", "scene 4"]
