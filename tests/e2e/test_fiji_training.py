@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -58,11 +60,15 @@ def ij(imagej1):
 
 @pytest.fixture
 def recorder(ij):
-    """The macro recorder, recording (without its window), switched off afterwards."""
+    """The macro recorder, recording (without its window), closed afterwards. A recorder left open
+    (closing is what clears ImageJ's one instance) would make a new one a no-op that records nothing."""
     Recorder = jimport("ij.plugin.frame.Recorder")
+    if Recorder.getInstance() is not None:
+        Recorder.getInstance().close()
     recorder = Recorder(False)
+    assert Recorder.record
     yield recorder
-    Recorder.class_.getField("record").setBoolean(None, False)
+    recorder.close()
 
 
 def analyze_dialog_fields(image) -> tuple[list[str], list[str]]:
@@ -142,9 +148,16 @@ def test_train_segmenter_refuses_a_file_that_is_not_a_model(ij, outlined, tmp_pa
     notes.write_bytes(b"my notes")
     ij.run(image, "Train Segmenter from ROIs...", f"outlines=[Some crystals] steps=1 minutes=0 model_file=[{notes}]")
     assert "not a segmenter model file" in last_error() and notes.read_bytes() == b"my notes"
-    jimport("ij.plugin.frame.RoiManager").getRoiManager().reset()
+    # outlines that Analyze Crystals' Add mode named after another open image are not this image's
+    other = ij.openImage(str(image_path))
+    other.setTitle("other.tif")
+    other.show()
+    manager = jimport("ij.plugin.frame.RoiManager").getRoiManager()
+    for index in range(manager.getCount()):
+        manager.rename(index, f"other.tif:{index + 1:04d}-RES")
     ij.run(image, "Train Segmenter from ROIs...", f"steps=1 minutes=0 model_file=[{tmp_path / 'new.pt'}]")
     assert "no crystal outlines in the ROI Manager" in last_error() and not (tmp_path / "new.pt").exists()
+    other.close()
     image.close()
 
 
@@ -181,17 +194,17 @@ def test_train_classifier_says_how_many_crystals_it_needs(ij, outlined, tmp_path
     image_path, roiset = outlined
     image, manager = open_with_outlines(ij, image_path, roiset, keep=6)
     run = tmp_path / "too few"
-    ij.run(image, "Train Classifier from ROIs...", f"class_from=[ROI name] epochs=1 run_folder=[{run}]")
+    # the class from a ROI property this time (the names give the same classes)
+    ij.run(image, "Train Classifier from ROIs...", f"class_from=[ROI property] property=Class epochs=1 "
+           f"run_folder=[{run}]")
     error = last_error()
     assert "6 labelled crystals" in error and "needs at least 10" in error, error
     assert not run.exists()
-    # the class from a ROI property instead: the same crystals
-    ij.run(image, "Train Classifier from ROIs...", f"class_from=[ROI property] property=Class epochs=1 "
-           f"run_folder=[{run}]")
-    assert "6 labelled crystals" in last_error() and not run.exists()
     ij.run(image, "Train Classifier from ROIs...", f"class_from=[ROI property] property=mineral epochs=1 "
            f"run_folder=[{run}]")
     assert "None of the 6 ROIs has a property 'mineral'" in last_error()
+    ij.run(image, "Train Classifier from ROIs...", f"class_from=[ROI group name] epochs=1 run_folder=[{run}]")
+    assert "None of the 6 ROIs has a group with a name" in last_error()
     # a folder with someone else's files is left alone
     other = tmp_path / "theirs"
     other.mkdir()
@@ -228,11 +241,19 @@ def test_batch_analyze_folder_with_spaces_reports_results_and_failures(ij, tmp_p
     table = jimport("ij.measure.ResultsTable").getResultsTable("MicroCrystalNet Batch")
     assert table is not None and table.size() == 2
 
-    # an image that cannot be read: reported by name, the finished ones are kept (and skipped)
+    # the recording replays verbatim, here in an ImageJ that 'microcrystalnet imagej' starts, which runs
+    # this Python for the batch unprompted; an image that cannot be read is reported by name, with
+    # exit status 1, and the finished ones are kept (and skipped)
     (images / "broken.tif").write_bytes(b"not a TIFF")
-    ij.runMacro(recording)  # the recording replays verbatim
-    error = last_error()
-    assert "1 image(s) could not be analysed" in error and "broken.tif" in error, error
+    macro = tmp_path / "recorded.ijm"
+    macro.write_text(recording)
+    env = {key: value for key, value in os.environ.items() if key != "MICROCRYSTALNET_PYTHON"}
+    done = subprocess.run([sys.executable, "-m", "microcrystalnet", "imagej", "--macro", str(macro)],
+                          capture_output=True, text=True, env=env, timeout=600)
+    log = done.stdout + done.stderr
+    assert done.returncode == 1, log
+    assert "1 image(s) could not be analysed" in log and "broken.tif: " in log and "not a TIFF file" in log, log
+    assert "2 image(s) with results, 1 failed" in log
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["scene 3", "scene 4"]
     ij.run("Batch Analyze Folder...", f"input=[{tmp_path / 'no such folder'}] output=[{out}]")
     assert "does not exist" in last_error()

@@ -2,6 +2,7 @@ package microcrystalnet.fiji;
 
 import ij.IJ;
 import ij.ImagePlus;
+import ij.WindowManager;
 import ij.gui.Roi;
 import ij.io.FileInfo;
 import ij.io.FileSaver;
@@ -76,14 +77,24 @@ final class PythonCommand {
 	}
 
 	/**
-	 * The area ROIs of the ROI Manager (lines and points outline no crystal) drawn on {@code image};
-	 * null, after saying so and {@code advice}, when there are none.
+	 * The area ROIs of the ROI Manager (lines and points outline no crystal) taken as drawn on
+	 * {@code image}, except those that Analyze Crystals' Add mode named after another open image
+	 * ({@code other.tif:0001-RES}); null, after saying so and {@code advice}, when there are none.
 	 */
 	static List<Roi> outlines(ImagePlus image, String advice) {
 		List<Roi> outlines = new ArrayList<Roi>();
+		List<String> otherImages = new ArrayList<String>(Arrays.asList(WindowManager.getImageTitles()));
+		otherImages.remove(image.getTitle());
+		int ofOthers = 0;
 		RoiManager manager = RoiManager.getInstance();
-		if (manager != null) for (Roi roi : manager.getRoisAsArray())
-			if (roi != null && roi.isArea()) outlines.add(roi);
+		if (manager != null) for (Roi roi : manager.getRoisAsArray()) {
+			if (roi == null || !roi.isArea()) continue;
+			String name = roi.getName() == null ? "" : roi.getName();
+			if (name.indexOf(':') > 0 && otherImages.contains(name.substring(0, name.indexOf(':')))) ofOthers++;
+			else outlines.add(roi);
+		}
+		if (ofOthers > 0) Settings.log(ofOthers + " ROIs named after other open images left out; " + outlines.size()
+			+ " taken as outlines of " + image.getTitle());
 		if (!outlines.isEmpty()) return outlines;
 		AnalyzeCrystals.fail("There are no crystal outlines in the ROI Manager.\nOutline crystals of " + image.getTitle()
 			+ " (freehand, polygon, wand...) and add each with 't' (Edit > Selection > Add to Manager)" + advice);
