@@ -10,6 +10,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -158,6 +160,24 @@ def test_train_segmenter_refuses_a_file_that_is_not_a_model(ij, outlined, tmp_pa
     ij.run(image, "Train Segmenter from ROIs...", f"steps=1 minutes=0 model_file=[{tmp_path / 'new.pt'}]")
     assert "no crystal outlines in the ROI Manager" in last_error() and not (tmp_path / "new.pt").exists()
     other.close()
+    image.close()
+
+
+def test_esc_stops_training_and_writes_no_model(ij, outlined, tmp_path):
+    image_path, roiset = outlined
+    image, _ = open_with_outlines(ij, image_path, roiset, keep=5)
+    model = tmp_path / "stopped.pt"
+    training = threading.Thread(target=ij.run, args=(image, "Train Segmenter from ROIs...",
+                                                     f"steps=0 minutes=5 model_file=[{model}]"))
+    training.start()
+    time.sleep(8)  # the backend process runs: files written, Python starting or training
+    assert training.is_alive()
+    started = time.perf_counter()
+    ij.setKeyDown(jimport("java.awt.event.KeyEvent").VK_ESCAPE)
+    training.join(30)
+    assert not training.is_alive() and time.perf_counter() - started < 5
+    ij.resetEscape()
+    assert last_error() == "" and not model.exists()
     image.close()
 
 
