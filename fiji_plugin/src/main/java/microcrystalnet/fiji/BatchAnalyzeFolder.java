@@ -4,11 +4,11 @@ import ij.IJ;
 import ij.Macro;
 import ij.Prefs;
 import ij.gui.GenericDialog;
-import ij.macro.Interpreter;
 import ij.measure.ResultsTable;
 import ij.plugin.PlugIn;
 import ij.plugin.frame.Recorder;
 
+import java.awt.GraphicsEnvironment;
 import java.io.File;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -30,6 +30,8 @@ public class BatchAnalyzeFolder implements PlugIn {
 
 	private static final String PREFS = "microcrystalnet.batch.";
 	static final String IMAGES_TABLE = "MicroCrystalNet Batch";
+	/** File times may be this coarse (FAT, some network file systems). */
+	private static final long FILE_TIME_RESOLUTION_MS = 2000;
 
 	@Override
 	public void run(String arg) {
@@ -100,6 +102,7 @@ public class BatchAnalyzeFolder implements PlugIn {
 	private static void analyse(List<String> arguments, File output) {
 		File work = null;
 		long started = System.nanoTime();
+		long startedMillis = System.currentTimeMillis();
 		Exception failure = null;
 		try {
 			work = PythonCommand.workFolder();
@@ -120,16 +123,18 @@ public class BatchAnalyzeFolder implements PlugIn {
 		}
 		File images = new File(output, "batch_images.csv");
 		File errors = new File(output, "batch_errors.csv");
-		if (failure != null && !errors.isFile()) { // wrong settings, no images, a folder in use: nothing analysed
+		// batch_errors.csv is rewritten at the end of every batch that analysed: an older one is not this batch's
+		boolean tablesWritten = errors.isFile() && errors.lastModified() >= startedMillis - FILE_TIME_RESOLUTION_MS;
+		if (failure != null && !tablesWritten) { // wrong settings, no images, a folder in use: nothing analysed
 			fail("Batch Analyze Folder: " + PythonCommand.message(failure));
 			AnalyzeCrystals.endBatch(PythonCommand.message(failure));
 			return;
 		}
 		ResultsTable analysed = images.isFile() ? ResultsTable.open2(images.getPath()) : null;
-		ResultsTable failed = ResultsTable.open2(errors.getPath());
+		ResultsTable failed = errors.isFile() ? ResultsTable.open2(errors.getPath()) : null;
 		int done = analysed == null ? 0 : analysed.size();
 		int failures = failed == null ? 0 : failed.size();
-		if (analysed != null && !java.awt.GraphicsEnvironment.isHeadless()) analysed.show(IMAGES_TABLE);
+		if (analysed != null && !GraphicsEnvironment.isHeadless()) analysed.show(IMAGES_TABLE);
 		PythonCommand.report(String.format(Locale.ROOT, "batch: %d image(s) with results, %d failed, in %.0f s; "
 			+ "tables and report in %s", done, failures, (System.nanoTime() - started) / 1e9, output));
 		if (failures == 0 && failure == null) {
@@ -144,7 +149,7 @@ public class BatchAnalyzeFolder implements PlugIn {
 			+ list;
 		if (failures == 0) message = PythonCommand.message(failure);
 		fail(message);
-		if (Interpreter.isBatchMode() || Macro.getOptions() != null) AnalyzeCrystals.endBatch(message);
+		AnalyzeCrystals.endBatch(message); // ImageJ -batch: exit status 1
 	}
 
 	private static void fail(String message) {
