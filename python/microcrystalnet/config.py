@@ -69,6 +69,7 @@ SamPrompter = Literal["watershed", "learned"]
 SamModelType = Literal["vit_b", "vit_l", "vit_h"]
 SAM_MODEL_TYPES: tuple[str, ...] = get_args(SamModelType)
 SamDevice = Literal["cuda", "mps", "cpu"]
+SplitBy = Literal["image", "crystal"]
 Architecture = Literal["microcrystalnet", "reference", "vgg16", "resnet50", "inceptionv3", "densenet121",
                        "efficientnetb0"]
 
@@ -404,6 +405,12 @@ class TrainingConfig(Settings):
 
     folds: int = Field(default=1, ge=1)
     """1: one split; k >= 3: k-fold cross-validation by image (the paper: 5)."""
+
+    split_by: SplitBy = "image"
+    """image: every crystal of an image on one side of the split (honest scores; needs 10 images or
+    more); crystal: crystals split one by one, for training on the crystals of one or a few images
+    (at least 10 labelled crystals; the test scores are optimistic, as test crystals share their
+    images with training)."""
 
     augment: bool = True
     """Random 90-degree rotations and flips, which map a crystal patch onto a valid one exactly (no

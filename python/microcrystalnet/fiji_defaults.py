@@ -9,6 +9,9 @@ copies a value of Python's. For every setting, by its dotted path (``segment.min
 * ``<path>.choices``: the allowed values of a choice, comma-separated;
 * ``<path>.help``: the setting's description (its docstring in ``config``), one line.
 
+The classifier training recipe (:class:`microcrystalnet.config.TrainingConfig`, for Train Classifier
+from ROIs) is there too, under ``training.`` (``training.epochs``).
+
 Run: ``python -m microcrystalnet.fiji_defaults RESOURCES_FOLDER`` (writes ``RESOURCES_FOLDER/<RESOURCE>``).
 """
 
@@ -18,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .config import AnalysisConfig, Settings, choices_of, default_of
+from .config import AnalysisConfig, Settings, TrainingConfig, choices_of, default_of
 
 RESOURCE = "microcrystalnet/fiji/defaults.properties"  # beside microcrystalnet.fiji.Defaults in the jar
 
@@ -78,5 +81,6 @@ def write_properties(path: str | Path, entries: dict[str, str], comment: str) ->
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         sys.exit("usage: python -m microcrystalnet.fiji_defaults RESOURCES_FOLDER")
-    write_properties(Path(sys.argv[1]) / RESOURCE, plugin_defaults(),
-                     "Generated from microcrystalnet.config.AnalysisConfig by microcrystalnet.fiji_defaults; do not edit.")
+    write_properties(Path(sys.argv[1]) / RESOURCE, {**plugin_defaults(), **plugin_defaults(TrainingConfig, "training.")},
+                     "Generated from microcrystalnet.config.AnalysisConfig and TrainingConfig (training.*) by "
+                     "microcrystalnet.fiji_defaults; do not edit.")

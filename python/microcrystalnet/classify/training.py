@@ -170,22 +170,27 @@ def train_classifier(dataset: PatchDataset, out: str | Path, config: TrainingCon
     Returns the test metrics (one split) or the per-fold metrics with mean and standard deviation.
     """
     out = Path(out)
+    # split first: data too few to split leave no run folder behind
+    groups = dataset.groups if config.split_by == "image" else np.arange(len(dataset))
+    if config.folds == 1:
+        splits = [train_validation_test_split(dataset.labels, groups, config.validation_fraction,
+                                              config.test_fraction, config.seed, config.split_by)]
+    else:
+        splits = cross_validation_splits(dataset.labels, groups, config.folds, config.validation_fraction,
+                                         config.seed, config.split_by)
     out.mkdir(parents=True, exist_ok=True)
     settings = {"training": config.to_dict(), "analysis": analysis.to_dict(), "data": dataset.describe(),
                 "class_counts": dataset.class_counts(), "dropped": dataset.dropped}
     (out / "config.json").write_text(json.dumps(settings, indent=2) + "\n")
     log.info("training %s on %s", config.architecture, dataset.describe())
     if config.folds == 1:
-        split = train_validation_test_split(dataset.labels, dataset.groups, config.validation_fraction,
-                                            config.test_fraction, config.seed)
-        log.info("split by image: %d train, %d validation, %d test patches", len(split.train), len(split.validation),
-                 len(split.test))
+        (split,) = splits
+        log.info("split by %s: %d train, %d validation, %d test patches", config.split_by, len(split.train),
+                 len(split.validation), len(split.test))
         return fit_split(dataset, split, config, analysis, out, progress)
-    folds = cross_validation_splits(dataset.labels, dataset.groups, config.folds, config.validation_fraction,
-                                    config.seed)
     results = []
-    for number, split in enumerate(folds, start=1):
-        log.info("fold %d/%d: %d train, %d validation, %d test patches", number, len(folds), len(split.train),
+    for number, split in enumerate(splits, start=1):
+        log.info("fold %d/%d: %d train, %d validation, %d test patches", number, len(splits), len(split.train),
                  len(split.validation), len(split.test))
         results.append(fit_split(dataset, split, config, analysis, out / f"fold-{number}", progress))
     summary = {"folds": results, "mean": {}, "std": {}}

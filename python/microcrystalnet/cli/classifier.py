@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..config import AnalysisConfig, PatchConfig, TrainingConfig, choices_of, default_of
-from .common import EXIT_OK, EXIT_USAGE, add_quiet_option, finite_float, log, positive_int
+from .common import EXIT_OK, EXIT_USAGE, Progress, add_quiet_option, finite_float, log, positive_int
 
 
 def _add_training_data_options(parser: argparse.ArgumentParser) -> None:
@@ -47,7 +47,15 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     _training_option(train, "--learning-rate", "learning_rate", finite_float, "Adam learning rate")
     _training_option(train, "--folds", "folds", positive_int,
                      "k >= 3: k-fold cross-validation by image instead of one split (the paper: 5)")
+    train.add_argument("--split-by", choices=choices_of(TrainingConfig, "split_by"),
+                       default=default_of(TrainingConfig, "split_by"),
+                       help="image: every crystal of an image on one side of the train/validation/test split (needs "
+                            "10 images or more); crystal: crystals split one by one, to train on the crystals of one "
+                            "or a few images (10 labelled crystals or more; optimistic test scores) "
+                            "(default %(default)s)")
     train.add_argument("--no-augment", action="store_true", help="no random rotations and flips")
+    train.add_argument("--progress", choices=("auto", "machine"), default="auto",
+                       help="machine: also 'MCN-PROGRESS <fraction> epoch N/M' lines on stdout for other programs")
     _training_option(train, "--seed", "seed", int, "random seed")
     train.set_defaults(run=run_classifier_command)
 
@@ -86,6 +94,12 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     patches.set_defaults(run=run_classifier_command)
 
 
+def _epoch_lines(epoch: int, epochs: int, logs: dict[str, float]) -> None:
+    """Training progress for other programs (train --progress machine)."""
+    print(f"{Progress.MACHINE_PREFIX} {epoch / epochs:.4f} epoch {epoch}/{epochs}, validation loss "
+          f"{logs.get('val_loss', float('nan')):.3f}", flush=True)
+
+
 def run_classifier_command(arguments: argparse.Namespace) -> int:
     config = AnalysisConfig.from_json(arguments.config) if arguments.config else AnalysisConfig()
     config = config.updated(patch={"size": arguments.input_size})
@@ -94,7 +108,7 @@ def run_classifier_command(arguments: argparse.Namespace) -> int:
         training = TrainingConfig().updated(architecture=arguments.architecture, epochs=arguments.epochs,
                                             batch_size=arguments.batch_size, learning_rate=arguments.learning_rate,
                                             folds=arguments.folds, augment=not arguments.no_augment,
-                                            seed=arguments.seed)
+                                            seed=arguments.seed, split_by=arguments.split_by)
     from ..classify.dataset import DatasetError, load_training_data, synthetic_dataset, write_class_folders
     from ..classify.splits import SplitError
     from ..io import ImageInputError
@@ -120,7 +134,8 @@ def run_classifier_command(arguments: argparse.Namespace) -> int:
         else:
             from ..classify.training import train_classifier
 
-            scores = train_classifier(dataset, arguments.out, training, config)
+            scores = train_classifier(dataset, arguments.out, training, config,
+                                      _epoch_lines if arguments.progress == "machine" else None)
             scores = scores.get("mean", scores)
     except (DatasetError, SplitError, RoiInputError, ImageInputError) as error:
         log.error("%s: %s", arguments.command, error)

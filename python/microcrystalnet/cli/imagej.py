@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -36,6 +37,9 @@ def run_imagej(arguments: argparse.Namespace) -> int:
     if not os.environ.get("DISPLAY"):
         log.error("ImageJ's windows and dialogs need a display: set DISPLAY, or run under xvfb-run")
         return EXIT_USAGE
+    # the commands that run Python as a process (Train ... from ROIs, Batch Analyze Folder) run this one
+    # unless Settings... names another
+    os.environ.setdefault("MICROCRYSTALNET_PYTHON", sys.executable)
     try:
         if arguments.fiji:
             ij = bridge.start_fiji(arguments.fiji, plugin_jar=arguments.plugin_jar)

@@ -7,15 +7,16 @@ import argparse
 import time
 from pathlib import Path
 
-from .common import EXIT_OK, EXIT_USAGE, add_quiet_option, log, positive_float, positive_int
+from .common import EXIT_OK, EXIT_USAGE, Progress, add_quiet_option, log, positive_float, positive_int
 
 #: the outline kinds of io.reference.REFERENCE_KINDS an image's outlines can have (polygon files
 #: holding many images are left out), repeated so --help needs no numerical library
 _OUTLINE_KINDS = ("labels", "roiset", "binary_4conn", "boundary_white")
 #: default training time when neither --minutes nor --steps is given
 DEFAULT_MINUTES = 5.0
-#: progress is printed at most this often, seconds
+#: progress is printed at most this often, seconds: for people, and for programs (--progress machine)
 _PROGRESS_EVERY_S = 10.0
+_MACHINE_PROGRESS_EVERY_S = 1.0
 SCRATCH = "scratch"
 
 
@@ -56,12 +57,15 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
                         help=f"model to fine-tune: 'default' (the shipped segmenter), a model file, or "
                              f"'{SCRATCH}' (a new network, trained on your outlines alone) (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
+    parser.add_argument("--progress", choices=("auto", "machine"), default="auto",
+                        help="machine: also 'MCN-PROGRESS <fraction> <text>' lines on stdout for other programs")
     add_quiet_option(parser)
     parser.set_defaults(run=run_train_segmenter)
 
 
-def _training_progress(minutes: float | None):
-    """A progress callback logging the step and loss at most every few seconds, and at the end."""
+def _training_progress(minutes: float | None, machine: bool = False):
+    """A progress callback logging the step and loss at most every few seconds, and at the end;
+    ``machine``: every second also as a ``MCN-PROGRESS <fraction> <text>`` line on stdout."""
     started = last = None
 
     def report(step: int, total: int | None, loss: float) -> None:
@@ -69,11 +73,15 @@ def _training_progress(minutes: float | None):
         now = time.monotonic()
         if started is None:  # the clock starts with training, after the crops and replay scenes are made
             started = last = now
-        elif now - last < _PROGRESS_EVERY_S and step != total:
+        elif now - last < (_MACHINE_PROGRESS_EVERY_S if machine else _PROGRESS_EVERY_S) and step != total:
             return
         last = now
         budget = f"/{total}" if total else f", {(now - started) / 60:.1f} of {minutes:g} min"
         log.info("training: step %d%s, loss %.3f", step, budget, loss)
+        if machine:
+            fraction = step / total if total else min(1.0, (now - started) / 60 / minutes)
+            print(f"{Progress.MACHINE_PREFIX} {fraction:.4f} training: step {step}{budget}, loss {loss:.3f}",
+                  flush=True)
     return report
 
 
@@ -141,7 +149,8 @@ def run_train_segmenter(arguments: argparse.Namespace) -> int:
     log.info("training %s (%s)%s", f"from {base.name}" if base is not None else "from scratch", budget,
              f"; {REPLAY_SCENES} synthetic scenes are mixed in to keep what the model knows" if base else "")
     model = train_on_outlines(crops, base_model=base, minutes=minutes, steps=arguments.steps, seed=arguments.seed,
-                              progress=None if arguments.quiet else _training_progress(minutes))
+                              progress=None if arguments.quiet and arguments.progress != "machine"
+                              else _training_progress(minutes, arguments.progress == "machine"))
     digest = write_segmenter_model(model, out)
     print(f"wrote {out} (sha256 {digest}), {model.training['steps']} steps in {model.training['minutes']:.1f} min")
     print(f"use it: microcrystalnet analyze IMAGE --segmenter learned --segmenter-model {out}")

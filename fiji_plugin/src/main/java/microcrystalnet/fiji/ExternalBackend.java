@@ -84,7 +84,7 @@ public class ExternalBackend implements Backend {
 	}
 
 	/** Runs {@code python -m microcrystalnet ARGUMENTS}, streaming progress; Esc stops it. */
-	private void runPython(File work, Progress progress, String... arguments) throws Exception {
+	void runPython(File work, Progress progress, String... arguments) throws Exception {
 		File log = new File(work, "python.log");
 		List<String> command = new ArrayList<String>();
 		command.add(python);
