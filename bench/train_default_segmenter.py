@@ -75,6 +75,9 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pretrained", type=Path, metavar="MODEL.pt",
                         help="start from this synthetic-only model (written with --save-pretrained) instead of "
                              "pretraining: the leave-one-image-out variants share one pretraining")
+    parser.add_argument("--weights-from", type=Path, metavar="MODEL.pt",
+                        help="no training: take this model's weights and training record (written by this script) "
+                             "and only choose its thresholds again, e.g. after a change to how they are chosen")
     parser.add_argument("--leave-out", action="append", default=[], metavar="IMAGE",
                         help="a real image (manifest path or file name) kept out of training and thresholds")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
@@ -168,7 +171,8 @@ def model_card(model, *, digest: str, command: str, reproduce: str, threshold_ch
               f"{record['learning_rate']}, {record['replay_per_batch']} of {record['batch_size']} crops per batch "
               f"synthetic replay, materials balanced by repetition, seed {record['seed']}",
               f"- thresholds: seed {model.thresholds.seed}, foreground {model.thresholds.foreground}, min seed "
-              f"{model.thresholds.min_seed_fraction} of a crystal's area; chosen by mean F1@0.5 "
+              f"{model.thresholds.min_seed_fraction} of a crystal's area, min crystal score "
+              f"{model.thresholds.min_crystal_score} (mean interior + boundary probability); chosen by mean F1@0.5 "
               f"{threshold_choice.mean_f1:.3f} on {', '.join(threshold_images)}",
               f"- torch {record['torch_version']}, {torch.get_num_threads()} thread(s)", "",
               "Command that wrote it:", "", f"    {command}", "",
@@ -181,19 +185,12 @@ def model_card(model, *, digest: str, command: str, reproduce: str, threshold_ch
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    arguments = parse_arguments(argv)
-    torch.set_num_threads(arguments.threads)
-    from microcrystalnet.segment.learned.inference import median_diameter_px
+def trained_model(arguments: argparse.Namespace):
+    """Steps 1 and 2 of the recipe: the fine-tuned model and the MIT images it was trained on."""
     from microcrystalnet.segment.learned.model_file import load_segmenter_model, write_segmenter_model
-    from microcrystalnet.segment.learned.training import (TrainingCrops, choose_thresholds, outlined_training_crops,
+    from microcrystalnet.segment.learned.training import (TrainingCrops, outlined_training_crops,
                                                           synthetic_training_crops, train_segmenter)
-    from microcrystalnet.synth import random_training_scene
 
-    if not arguments.manifest.is_file():
-        sys.exit(f"the real SEM set is not at {arguments.manifest} (../shared/real-sem beside the repository)")
-    if arguments.out.exists() and arguments.out.is_dir():
-        sys.exit(f"--out {arguments.out} is a folder")
     started = time.monotonic()
     pretrain_minutes = arguments.minutes * arguments.pretrain_share
     fine_tune_minutes = arguments.minutes - pretrain_minutes
@@ -230,6 +227,29 @@ def main(argv: list[str] | None = None) -> int:
                             replay_fraction=arguments.replay_fraction, progress=progress_printer("fine-tuning"))
     print(f"fine-tuning: {model.training['steps']} steps, loss {model.training['final_loss']}", flush=True)
 
+    return model, images
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = parse_arguments(argv)
+    torch.set_num_threads(arguments.threads)
+    from microcrystalnet.segment.learned.inference import median_diameter_px
+    from microcrystalnet.segment.learned.model_file import load_segmenter_model, write_segmenter_model
+    from microcrystalnet.segment.learned.training import choose_thresholds
+    from microcrystalnet.synth import random_training_scene
+
+    if not arguments.manifest.is_file():
+        sys.exit(f"the real SEM set is not at {arguments.manifest} (../shared/real-sem beside the repository)")
+    if arguments.out.exists() and arguments.out.is_dir():
+        sys.exit(f"--out {arguments.out} is a folder")
+    started = time.monotonic()
+    if arguments.weights_from:
+        model = load_segmenter_model(arguments.weights_from)
+        if "base_model" not in model.training:
+            sys.exit(f"--weights-from {arguments.weights_from}: not a model written by this script")
+        images = mit_images(arguments.manifest, arguments.leave_out)
+    else:
+        model, images = trained_model(arguments)
     held_out, names = [], []
     for seed in range(THRESHOLD_SCENE_FIRST_SEED, THRESHOLD_SCENE_FIRST_SEED + THRESHOLD_SCENES):
         scene = random_training_scene(seed, shape=(THRESHOLD_SCENE_PX, THRESHOLD_SCENE_PX))
@@ -242,15 +262,24 @@ def main(argv: list[str] | None = None) -> int:
             names.append(f"`{entry['image']}`")
     choice = choose_thresholds(model, held_out)
     model.thresholds = choice.thresholds
-    print(f"thresholds: seed {choice.thresholds.seed}, foreground {choice.thresholds.foreground}, "
-          f"mean F1 {choice.mean_f1:.3f}", flush=True)
+    print(f"thresholds: seed {choice.thresholds.seed}, foreground {choice.thresholds.foreground}, min crystal "
+          f"score {choice.thresholds.min_crystal_score}, mean F1 {choice.mean_f1:.3f}", flush=True)
 
-    command = shlex.join(["scripts/bench", "bench/train_default_segmenter.py", *(argv or sys.argv[1:])])
-    reproduce = shlex.join(["scripts/bench", "bench/train_default_segmenter.py", *(argv or sys.argv[1:]),
-                            "--pretrain-steps", str(pretrained.training["steps"]),
-                            "--fine-tune-steps", str(model.training["steps"])])
-    model.training.update(recipe="bench/train_default_segmenter.py", command=command, left_out=arguments.leave_out,
-                          thresholds_chosen_on=names, threshold_mean_f1=round(choice.mean_f1, 4))
+    this_command = shlex.join(["scripts/bench", "bench/train_default_segmenter.py", *(argv or sys.argv[1:])])
+    if arguments.weights_from:  # the weights' own recipe; the current code chooses thresholds as now
+        command = model.training["command"]
+        reproduce = model.training.get("reproduce") or shlex.join([
+            *shlex.split(command), "--pretrain-steps", str(model.training["base_model"]["training"]["steps"]),
+            "--fine-tune-steps", str(model.training["steps"])])
+        model.training.update(thresholds_rechosen_by=this_command)
+    else:
+        command = this_command
+        reproduce = shlex.join(["scripts/bench", "bench/train_default_segmenter.py", *(argv or sys.argv[1:]),
+                                "--pretrain-steps", str(model.training["base_model"]["training"]["steps"]),
+                                "--fine-tune-steps", str(model.training["steps"])])
+    model.training.update(recipe="bench/train_default_segmenter.py", command=command, reproduce=reproduce,
+                          left_out=arguments.leave_out, thresholds_chosen_on=names,
+                          threshold_mean_f1=round(choice.mean_f1, 4))
     digest = write_segmenter_model(model, arguments.out)
     model.name = str(arguments.out)
     card = arguments.out.with_suffix(".md")

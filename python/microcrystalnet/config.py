@@ -252,6 +252,11 @@ class LearnedConfig(Settings):
     foreground_threshold: float | None = Field(default=None, gt=0, lt=1)
     """Interior + boundary probability above which a pixel belongs to a crystal; None: the model's own."""
 
+    min_crystal_score: float | None = Field(default=None, ge=0, lt=1)
+    """Crystals whose mean interior + boundary probability is below this are dropped (faint
+    texture the network half believes in); None: the model's own (chosen when it was trained);
+    0 keeps every crystal."""
+
 
 class SegmentConfig(Settings):
     """Which segmenter runs, and the crystal limits every segmenter applies.
