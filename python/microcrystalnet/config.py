@@ -241,8 +241,8 @@ class LearnedConfig(Settings):
     watershed grows interior cores into crystals (microcrystalnet.segment.learned)."""
 
     model: str = "default"
-    """default: the segmenter shipped with the package (trained on synthetic scenes and MIT-licensed
-    real SEM images; its model card is python/microcrystalnet/models/segmenter-default.md); or the
+    """default: the segmenter shipped with the package (trained on synthetic scenes only; its model
+    card is python/microcrystalnet/models/segmenter-default.md); or the
     path of a model file written by ``microcrystalnet train-segmenter``."""
 
     seed_threshold: float | None = Field(default=None, gt=0, lt=1)

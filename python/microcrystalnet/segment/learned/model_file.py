@@ -27,7 +27,7 @@ FORMAT = "microcrystalnet-segmenter"
 FORMAT_VERSION = 1
 #: the shipped default segmenter (python/microcrystalnet/models/), its checksum and model card
 DEFAULT_MODEL_FILENAME = "segmenter-default.pt"
-DEFAULT_MODEL_SHA256 = "c8326706dd074826bca16c55af7bb949a6e1b344343d90f48a80bf2319d6b790"
+DEFAULT_MODEL_SHA256 = "91ea8cffe49a10e8cd20184b16ff6d384490e3cb51bbf7c2baa652b3e6570d66"
 DEFAULT_MODEL_NAME = "default"
 MODEL_CARD_FILENAME = "segmenter-default.md"
 
