@@ -12,8 +12,9 @@ import torch
 
 from microcrystalnet.config import AnalysisConfig, ConfigError, SegmentConfig
 from microcrystalnet.segment import LearnedSegmenter, make_segmenter, segment_crystals
-from microcrystalnet.segment.learned.inference import (class_probabilities, crystal_instances, median_diameter_px,
-                                                       normalized, segment_with_model)
+from microcrystalnet.segment.learned.inference import (class_probabilities, crystal_instances, crystal_scores,
+                                                       median_diameter_px, normalized,
+                                                       rotation_averaged_probabilities, segment_with_model)
 from microcrystalnet.segment.learned.model_file import (SegmenterModel, SegmenterModelError, WatershedThresholds,
                                                         load_segmenter_model, save_segmenter_model)
 from microcrystalnet.segment.learned.network import CrystalUNet
@@ -55,6 +56,16 @@ def test_prediction_runs_a_faster_network_with_the_trained_networks_output():
     assert not any(isinstance(module, torch.nn.BatchNorm2d) for module in model.network.fused_for_inference().modules())
 
 
+def test_prediction_does_not_depend_on_turning_the_image_by_180_degrees():
+    model = random_model()
+    image = np.random.default_rng(3).random((96, 160)).astype(np.float32)
+    turned = np.ascontiguousarray(image[::-1, ::-1])
+    assert not np.allclose(class_probabilities(model, turned)[:, ::-1, ::-1], class_probabilities(model, image),
+                           atol=1e-3)  # the network alone does depend on it
+    np.testing.assert_allclose(rotation_averaged_probabilities(model, turned)[:, ::-1, ::-1],
+                               rotation_averaged_probabilities(model, image), atol=1e-5)
+
+
 def test_touching_crystals_are_split_at_their_boundary_and_tiny_seeds_are_dropped():
     shape = (80, 120)
     left, right = disc(shape, (40, 40), 20), disc(shape, (40, 78), 20)
@@ -72,6 +83,23 @@ def test_touching_crystals_are_split_at_their_boundary_and_tiny_seeds_are_droppe
     assert labels.max() == 2 and labels[10, 110] == 0
     assert labels[40, 40] != labels[40, 78] and (labels > 0).sum() == (left | right).sum()
     assert median_diameter_px(labels) == pytest.approx(2 * np.sqrt((left.sum() + right.sum()) / 2 / np.pi), rel=0.05)
+
+
+def test_crystals_the_network_half_believes_in_are_dropped_by_their_score():
+    shape = (60, 140)
+    sure, faint = disc(shape, (30, 30), 15), disc(shape, (30, 100), 15)
+    probabilities = np.zeros((3, *shape), np.float32)
+    probabilities[0] = 1
+    probabilities[:, sure] = np.array([0.02, 0.9, 0.08])[:, None]  # crystal score 0.98
+    probabilities[:, faint] = np.array([0.25, 0.72, 0.03])[:, None]  # crystal score 0.75
+    labels = crystal_instances(probabilities, thresholds=WatershedThresholds(seed=0.7, foreground=0.6))
+    scores = crystal_scores(probabilities, labels)
+    assert labels.max() == 2 and scores[0] == 0
+    assert sorted(scores[1:]) == pytest.approx([0.75, 0.98])
+    kept = crystal_instances(probabilities, thresholds=WatershedThresholds(seed=0.7, foreground=0.6,
+                                                                           min_crystal_score=0.8))
+    assert kept.max() == 1 and kept[30, 30] == 1 and kept[30, 100] == 0
+    np.testing.assert_array_equal(kept > 0, sure)
 
 
 def test_images_are_seen_at_the_models_working_scale_and_labels_come_back_at_full_size():

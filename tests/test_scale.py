@@ -70,6 +70,30 @@ def test_a_calibrated_image_keeps_the_micrite_default_unless_its_crystals_are_3x
     assert config.segment.crystal_size_um == pytest.approx(scale.diameter_px * 0.004)
 
 
+def test_the_learned_segmenter_refines_the_estimate_only_where_the_micrite_default_is_in_doubt():
+    from microcrystalnet.segment import make_segmenter
+
+    segmenter = make_segmenter(AnalysisConfig().segment, download=False)  # the shipped learned segmenter
+    refined = []
+    refine = segmenter.refine_crystal_diameter_px
+
+    def counted(image, first_guess_px):
+        refined.append(first_guess_px)
+        return refine(image, first_guess_px)
+
+    segmenter.refine_crystal_diameter_px = counted
+    scene = render_scene(SceneSpec(shape=(384, 384), pixel_size_um=0.04, crystal_size_um=(1.0, 2.0), seed=3))
+    image = to_unit_range(scene.image)
+    _, scale, _ = settings_for_image(image, 0.04, AnalysisConfig(), segmenter)  # micrite-sized: no refinement
+    assert scale.source == "micrite default" and refined == []
+    _, scale, _ = settings_for_image(image, 0.004, AnalysisConfig(), segmenter)  # 10x off: refined
+    true_median = np.median([region.equivalent_diameter_area for region in regionprops(scene.labels)])
+    assert len(refined) == 1 and scale.source == "estimated from the image"
+    assert scale.diameter_px == pytest.approx(true_median, rel=0.25)
+    _, scale, _ = settings_for_image(image, None, AnalysisConfig(), segmenter)  # uncalibrated: always refined
+    assert len(refined) == 2 and scale.diameter_px == pytest.approx(true_median, rel=0.25)
+
+
 def test_snr_stays_finite_after_morphology():
     rng = np.random.default_rng(0)
     image = np.clip(np.kron(rng.random((16, 16)), np.ones((16, 16))) + rng.normal(0, 0.05, (256, 256)), 0, 1)

@@ -242,8 +242,8 @@ class LearnedConfig(Settings):
     watershed grows interior cores into crystals (microcrystalnet.segment.learned)."""
 
     model: str = "default"
-    """default: the segmenter shipped with the package (trained on synthetic scenes and MIT-licensed
-    real SEM images; its model card is python/microcrystalnet/models/segmenter-default.md); or the
+    """default: the segmenter shipped with the package (trained on synthetic scenes only; its model
+    card is python/microcrystalnet/models/segmenter-default.md); or the
     path of a model file written by ``microcrystalnet train-segmenter``."""
 
     seed_threshold: float | None = Field(default=None, gt=0, lt=1)
@@ -252,6 +252,11 @@ class LearnedConfig(Settings):
 
     foreground_threshold: float | None = Field(default=None, gt=0, lt=1)
     """Interior + boundary probability above which a pixel belongs to a crystal; None: the model's own."""
+
+    min_crystal_score: float | None = Field(default=None, ge=0, lt=1)
+    """Crystals whose mean interior + boundary probability is below this are dropped (faint
+    texture the network half believes in); None: the model's own (chosen when it was trained);
+    0 keeps every crystal."""
 
 
 class SegmentConfig(Settings):

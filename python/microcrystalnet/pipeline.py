@@ -22,8 +22,7 @@ from .patches import extract_patches
 from .preprocess import N2V_MISSING, Noise2VoidDenoiser, Noise2VoidModel, preprocess, reports_as_dicts
 from .results import results_rows, segmenter_label
 from .segment import CrystalSegmenter, empty_result_notice, make_segmenter, segment_crystals
-from .segment.scale import (REFERENCE_CRYSTAL_DIAMETER_UM, CrystalScale, crystal_scale,
-                             estimate_crystal_diameter_px, scaled_config)
+from .segment.scale import REFERENCE_CRYSTAL_DIAMETER_UM, CrystalScale, crystal_scale, scaled_config
 
 Array = np.ndarray
 T = TypeVar("T")
@@ -87,10 +86,9 @@ def settings_for_image(analysed: Array, pixel_size_um: float | None, config: Ana
     """``config`` scaled to the typical crystal diameter of an image (float (Y, X) in [0, 1], the
     analysed part; ``pixel_size_um`` None: uncalibrated), that diameter, and notices for the user
     (:mod:`microcrystalnet.segment.scale`). Where the diameter must be estimated, ``segmenter``'s
-    own estimate is used if it has one (the learned segmenter's)."""
-    estimate = getattr(segmenter, "estimate_crystal_diameter_px", None) or estimate_crystal_diameter_px
+    own refinement of the estimate is used if it has one (the learned segmenter's)."""
     scale = crystal_scale(analysed, config.segment, pixel_size_um, config.input.assumed_pixel_size_um,
-                          estimate_diameter_px=estimate)
+                          refine_diameter_px=getattr(segmenter, "refine_crystal_diameter_px", None))
     if scale.source == "micrite default":
         return config, scale, []
     config = scaled_config(config, scale.diameter_px * (pixel_size_um or config.input.assumed_pixel_size_um))

@@ -81,18 +81,19 @@ class LearnedSegmenter:
             thresholds = replace(thresholds, seed=config.seed_threshold)
         if config.foreground_threshold is not None:
             thresholds = replace(thresholds, foreground=config.foreground_threshold)
+        if config.min_crystal_score is not None:
+            thresholds = replace(thresholds, min_crystal_score=config.min_crystal_score)
         self.model = replace(model, thresholds=thresholds)
 
     def describe(self) -> dict[str, Any]:
         return {"backend": "learned", **self.model.describe()}
 
-    def estimate_crystal_diameter_px(self, image: Array) -> float:
-        """The typical crystal diameter of ``image`` (float (Y, X)), px: a first guess from the
-        image's texture scale, refined by segmenting at it (:func:`.learned.inference.refined_crystal_diameter_px`)."""
+    def refine_crystal_diameter_px(self, image: Array, first_guess_px: float) -> float:
+        """The typical crystal diameter of ``image`` (float (Y, X)), px, from a first guess (the
+        image's texture scale), by segmenting at it (:func:`.learned.inference.refined_crystal_diameter_px`)."""
         from .learned.inference import refined_crystal_diameter_px
-        from .scale import estimate_crystal_diameter_px
 
-        return refined_crystal_diameter_px(image, self.model, first_guess_px=estimate_crystal_diameter_px(image))
+        return refined_crystal_diameter_px(image, self.model, first_guess_px=first_guess_px)
 
     def segment(self, image: Array, pixel_size_um: float, config: SegmentConfig) -> tuple[Array, dict[str, Any]]:
         from .learned.inference import segment_with_model

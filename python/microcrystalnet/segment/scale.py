@@ -7,8 +7,9 @@ preprocessing footprints), so the same settings fit 25-nm TiO2 particles or 60-p
 
 Where it comes from, in this order: ``segment.crystal_size_px``, ``segment.crystal_size_um``,
 the micrite default when the image has a pixel size and its crystals look micrite-sized (within
-a factor :data:`MICRITE_DEFAULT_TOLERANCE`), else an estimate from the image (the segmenter's own
-where it has one, e.g. the learned segmenter's; else :func:`estimate_crystal_diameter_px`).
+a factor :data:`MICRITE_DEFAULT_TOLERANCE`), else an estimate from the image
+(:func:`estimate_crystal_diameter_px`, refined by the segmenter where it can: the learned one
+segments at the guess and takes the median diameter of what it finds).
 """
 
 from __future__ import annotations
@@ -99,20 +100,31 @@ def configured_diameter_px(segment: SegmentConfig, pixel_size_um: float) -> floa
 
 def crystal_scale(image: Array, segment: SegmentConfig, pixel_size_um: float | None,
                   assumed_pixel_size_um: float, *,
-                  estimate_diameter_px: Callable[[Array], float] = estimate_crystal_diameter_px) -> CrystalScale:
+                  refine_diameter_px: Callable[[Array, float], float] | None = None) -> CrystalScale:
     """The crystal diameter for ``image`` (float (Y, X)): set by the user; for a calibrated image the
-    micrite default unless ``estimate_diameter_px(image)`` is more than
-    :data:`MICRITE_DEFAULT_TOLERANCE` times larger or smaller; else estimated. ``pixel_size_um``
-    None: the image has none, and ``crystal_size_um`` is converted with ``assumed_pixel_size_um``."""
+    micrite default unless the image's crystals look more than :data:`MICRITE_DEFAULT_TOLERANCE`
+    times larger or smaller; else estimated: :func:`estimate_crystal_diameter_px`, refined by
+    ``refine_diameter_px(image, first_guess_px)`` where the segmenter has a refinement (the
+    learned segmenter's). The refinement runs only where the first guess does not already confirm
+    the micrite default (it costs two segmentations of a tile). ``pixel_size_um`` None: the image
+    has none, and ``crystal_size_um`` is converted with ``assumed_pixel_size_um``."""
     if segment.crystal_size_px is not None or segment.crystal_size_um is not None:
         source = "crystal_size_px" if segment.crystal_size_px is not None else "crystal_size_um"
         return CrystalScale(configured_diameter_px(segment, pixel_size_um or assumed_pixel_size_um), source)
-    estimate = estimate_diameter_px(image)
+    micrite_px = REFERENCE_CRYSTAL_DIAMETER_UM / (pixel_size_um or assumed_pixel_size_um)
+
+    def micrite_sized(diameter_px: float) -> bool:
+        return pixel_size_um is not None and \
+            1 / MICRITE_DEFAULT_TOLERANCE <= diameter_px / micrite_px <= MICRITE_DEFAULT_TOLERANCE
+
+    estimate = estimate_crystal_diameter_px(image)
     if not np.isfinite(estimate):  # nothing to measure: the micrite default at the (assumed) pixel size
-        return CrystalScale(REFERENCE_CRYSTAL_DIAMETER_UM / (pixel_size_um or assumed_pixel_size_um), "micrite default")
-    if pixel_size_um is not None:
-        micrite_px = REFERENCE_CRYSTAL_DIAMETER_UM / pixel_size_um
-        if 1 / MICRITE_DEFAULT_TOLERANCE <= estimate / micrite_px <= MICRITE_DEFAULT_TOLERANCE:
+        return CrystalScale(micrite_px, "micrite default")
+    if micrite_sized(estimate):
+        return CrystalScale(micrite_px, "micrite default")
+    if refine_diameter_px is not None:
+        estimate = refine_diameter_px(image, estimate)
+        if micrite_sized(estimate):
             return CrystalScale(micrite_px, "micrite default")
     return CrystalScale(estimate, "estimated from the image")
 

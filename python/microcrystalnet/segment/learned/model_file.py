@@ -27,7 +27,7 @@ FORMAT = "microcrystalnet-segmenter"
 FORMAT_VERSION = 1
 #: the shipped default segmenter (python/microcrystalnet/models/), its checksum and model card
 DEFAULT_MODEL_FILENAME = "segmenter-default.pt"
-DEFAULT_MODEL_SHA256 = "c8326706dd074826bca16c55af7bb949a6e1b344343d90f48a80bf2319d6b790"
+DEFAULT_MODEL_SHA256 = "91ea8cffe49a10e8cd20184b16ff6d384490e3cb51bbf7c2baa652b3e6570d66"
 DEFAULT_MODEL_NAME = "default"
 MODEL_CARD_FILENAME = "segmenter-default.md"
 
@@ -40,14 +40,20 @@ class SegmenterModelError(ValueError):
 class WatershedThresholds:
     """How probabilities become crystals: seeds are connected regions with interior probability
     above ``seed``, of at least ``min_seed_fraction`` of a typical crystal's area; they are grown
-    by watershed over pixels with interior + boundary probability above ``foreground``."""
+    by watershed over pixels with interior + boundary probability above ``foreground``; crystals
+    whose mean interior + boundary probability (the network's confidence in the whole crystal,
+    like StarDist's object probability) is below ``min_crystal_score`` are dropped (faint
+    substrate texture the network half believes in). Model files written before
+    ``min_crystal_score`` existed drop none (0)."""
 
     seed: float = 0.7
     foreground: float = 0.6
     min_seed_fraction: float = 0.03
+    min_crystal_score: float = 0.0
 
     def as_dict(self) -> dict[str, float]:
-        return {"seed": self.seed, "foreground": self.foreground, "min_seed_fraction": self.min_seed_fraction}
+        return {"seed": self.seed, "foreground": self.foreground, "min_seed_fraction": self.min_seed_fraction,
+                "min_crystal_score": self.min_crystal_score}
 
 
 @dataclass
