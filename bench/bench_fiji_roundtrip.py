@@ -35,7 +35,8 @@ from microcrystalnet.synth import SceneSpec, render_scene
 OPTIONS = ("model=reference-2023-11-19 min_crystal_area=0.25 max_crystal_area=40 exclude_sem_data_bar "
            "roi_manager=[Replace existing ROIs] save_results_to=[]")
 #: the Settings choice of each path, as the command's Settings... dialog names it
-BACKENDS = {"in_process": "In-process", "resident": "External", "one_process_per_image": "[External (one process per image)]"}
+BACKENDS = {"in_process": "In-process", "resident": "External",
+            "one_process_per_image": "[External (one process per image)]"}
 
 
 def seconds_of(runs: list[float]) -> dict[str, object]:

@@ -40,7 +40,8 @@ def test_rgb_pixels_and_a_palette_arrive_as_channels():
     assert request["pixels"].tolist() == [[[0x10, 0x20, 0x30], [0xFF, 0x00, 0x01]]]
     reds, greens, blues = np.arange(256, dtype=np.uint8), np.zeros(256, np.uint8), np.full(256, 7, np.uint8)
     header = {"command": "analyze", "id": 2, "width": 1, "height": 1, "bit_depth": 8, "palette": True}
-    request = read_request(io.BytesIO(request_bytes(header, b"\x05", reds.tobytes(), greens.tobytes(), blues.tobytes())))
+    palette = reds.tobytes() + greens.tobytes() + blues.tobytes()
+    request = read_request(io.BytesIO(request_bytes(header, b"\x05", palette)))
     assert request["palette_rgb"].shape == (256, 3) and request["palette_rgb"][5].tolist() == [5, 0, 7]
 
 

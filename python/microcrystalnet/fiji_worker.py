@@ -23,8 +23,9 @@ prints goes to standard error, which Fiji keeps in a log file.
 Fiji -> worker, on standard input: one JSON object per line, the pixels of analyze and denoise
 right after it:
   ``{"command": "analyze", "id": N, "title": ..., "width": W, "height": H, "bit_depth": 8|16|24|32,
-     "pixel_width": float|null, "unit": ImageJ's unit (the calibration; null: uncalibrated), "settings": "<AnalysisConfig JSON>", "overlay": bool,
-     "metadata_file": path|null, "palette": bool}`` followed by W*H*bytes-per-pixel bytes (ImageJ's
+     "pixel_width": float|null, "unit": ..., "settings": "<AnalysisConfig JSON>", "overlay": bool,
+     "metadata_file": path|null, "palette": bool}`` (pixel_width and unit: ImageJ's calibration,
+     pixel_width null when uncalibrated) followed by W*H*bytes-per-pixel bytes (ImageJ's
      pixel array, little-endian: 8-bit 1 byte, 16-bit unsigned 2, 32-bit float 4, RGB packed
      0xRRGGBB int 4), then, if "palette", the 8-bit image's colour table: 256 red, 256 green and
      256 blue bytes

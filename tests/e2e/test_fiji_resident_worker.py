@@ -17,7 +17,9 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import tifffile
 
 from microcrystalnet.imagej import find_ij_jar, jimport, plugins_folder_with
 
@@ -193,6 +195,11 @@ def test_esc_stops_the_request_and_the_worker_answers_the_next(imagej1, tmp_path
     assert "Cancelled" in str(raised.type) + str(raised.value) and stages and time.perf_counter() - started < 30
     assert str(resident_backend.workerPid()) == pid  # stopped at a stage: the worker and its models stay
     assert (Path(str(resident.analyze(image, settings, False, never_cancelled()))) / "RoiSet.zip").is_file()
+    blank = tmp_path / "blank.tif"
+    tifffile.imwrite(blank, np.full((128, 128), 9, np.uint8))
+    with pytest.raises(JException) as raised:  # the worker's message reaches the user; the worker goes on
+        resident.analyze(imagej1.openImage(str(blank)), settings, False, never_cancelled())
+    assert "blank.tif: the image is blank (every pixel is 9)" in str(raised.value)
     assert str(resident_backend.workerPid()) == pid
     resident_backend.stopWorker()
     assert str(resident_backend.workerPid()) == "" and wait_until_gone(int(pid))

@@ -171,7 +171,7 @@ public class ResidentBackend implements Backend {
 			else if (line.startsWith(LOG_PREFIX)) Settings.log(line.substring(LOG_PREFIX.length()));
 			else if (line.startsWith(ExternalBackend.RESULT_PREFIX))
 				return line.substring(ExternalBackend.RESULT_PREFIX.length()).trim();
-			else if (line.startsWith(ERROR_PREFIX)) throw new Exception(unquoted(line.substring(ERROR_PREFIX.length())));
+			else if (line.startsWith(ERROR_PREFIX)) throw new Exception(Summary.jsonText(line.substring(ERROR_PREFIX.length())));
 			else if (line.equals(CANCELLED_LINE)) throw new CancelledException();
 		}
 	}
@@ -343,30 +343,5 @@ public class ResidentBackend implements Backend {
 			else quoted.append(c);
 		}
 		return quoted.append('"').toString();
-	}
-
-	/** The text of a JSON string as Python's json.dumps writes it (escapes, \\uXXXX). */
-	static String unquoted(String json) {
-		String text = json.trim();
-		if (text.length() < 2 || text.charAt(0) != '"') return text;
-		StringBuilder plain = new StringBuilder();
-		for (int i = 1; i < text.length() - 1; i++) {
-			char c = text.charAt(i);
-			if (c != '\\') {
-				plain.append(c);
-				continue;
-			}
-			char escaped = text.charAt(++i);
-			switch (escaped) {
-				case 'n': plain.append('\n'); break;
-				case 't': plain.append('\t'); break;
-				case 'r': plain.append('\r'); break;
-				case 'b': plain.append('\b'); break;
-				case 'f': plain.append('\f'); break;
-				case 'u': plain.append((char) Integer.parseInt(text.substring(i + 1, i + 5), 16)); i += 4; break;
-				default: plain.append(escaped);
-			}
-		}
-		return plain.toString();
 	}
 }
