@@ -2,11 +2,15 @@
 process per image.
 
 On one synthetic 2048 x 2048 scene, in one run: the analysis alone (read, analyse, write results,
-in Python, models loaded once), then Plugins > MicroCrystalNet > Analyze Crystals... in a real
+in Python, models loaded once) and Plugins > MicroCrystalNet > Analyze Crystals... in a real
 ImageJ 1.x with the in-process backend (this Python), the External backend (the resident Python
-worker: started on its first call, which is timed on its own, then reused) and the one-process-
-per-image fallback. Each path runs --repeats times (after its first call, which loads its models);
-medians are reported. Needs a display (Xvfb).
+worker, started by its first call) and the one-process-per-image fallback. The paths take turns,
+one image each per round, so that a change in the machine's load hits them alike; the first
+round (models loading, the worker starting) is reported apart, then --repeats rounds. Reported:
+medians, and each command's time beyond its backend's own analysis of the same request (in-process:
+InProcessAnalysis.analyze timed in this process; resident: the "done in" time the worker logs for
+the request), which the machine's load varies far less than it varies the analysis itself.
+Needs a display (Xvfb).
 
     xvfb-run -a scripts/bench bench/bench_fiji_roundtrip.py [--repeats 5]
 """
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -43,6 +48,14 @@ def seconds_of(runs: list[float]) -> dict[str, object]:
     return {"median": round(statistics.median(runs), 3), "runs": [round(run, 3) for run in runs]}
 
 
+def last_worker_request_seconds() -> float:
+    """The time the resident worker logged for its last request ("request N (...) done in X s"),
+    from its log (standard error), which ResidentBackend keeps in the temporary folder."""
+    log = max(Path(tempfile.gettempdir()).glob("microcrystalnet-worker-*.log"), key=lambda path: path.stat().st_mtime)
+    done = [line for line in log.read_text().splitlines() if " done in " in line]
+    return float(done[-1].rsplit(" done in ", 1)[1].split()[0])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -54,44 +67,58 @@ def main() -> None:
 
     config = AnalysisConfig()
     models = ModelCache().models(config)
-    analysis_runs = []
-    for _ in range(arguments.repeats + 1):
-        started = time.perf_counter()
-        analysis = analyze_image(read_sem_image(path), models.classifier, config, segmenter=models.segmenter)
-        write_analysis(work / "python", analysis, overlay=False)
-        analysis_runs.append(time.perf_counter() - started)
-    analysis_runs = analysis_runs[1:]  # the first run warms the models up
+    in_process_seconds = []
+    analyze_in_process = bridge.InProcessAnalysis.analyze
 
+    def timed_analyze(self, *arguments, **options):
+        started = time.perf_counter()
+        try:
+            return analyze_in_process(self, *arguments, **options)
+        finally:
+            in_process_seconds.append(time.perf_counter() - started)
+
+    bridge.InProcessAnalysis.analyze = timed_analyze  # the in-process backend's own analysis, timed
     ij = bridge.start_imagej1(headless=False, plugin_jar=bridge.find_plugin_jar(), home=work / "imagej",
                               jvm_options=(f"-Duser.home={work / 'user'}",))
     bridge.register_backend()
-    timings, first_calls = {}, {}
-    for name, backend in BACKENDS.items():
+
+    def analysis_alone() -> float:
+        started = time.perf_counter()
+        analysis = analyze_image(read_sem_image(path), models.classifier, config, segmenter=models.segmenter)
+        write_analysis(work / "python", analysis, overlay=False)
+        return time.perf_counter() - started
+
+    def fiji_command(backend: str) -> float:
         ij.run("Settings...", f"python=[{sys.executable}] backend={backend} model=reference-2023-11-19")
-        runs = []
-        for _ in range(arguments.repeats + (0 if name == "one_process_per_image" else 1)):
-            image = ij.openImage(str(path))
-            image.show()
-            started = time.perf_counter()
-            ij.run(image, "Analyze Crystals...", OPTIONS)
-            runs.append(time.perf_counter() - started)
-            error = str(bridge.jimport("microcrystalnet.fiji.AnalyzeCrystals").lastError())
-            assert error == "", error
-            image.close()
-        if name != "one_process_per_image":  # a new process every time: no first call to set apart
-            first_calls[name] = round(runs.pop(0), 3)
-        timings[name] = runs
+        image = ij.openImage(str(path))
+        image.show()
+        started = time.perf_counter()
+        ij.run(image, "Analyze Crystals...", OPTIONS)
+        seconds = time.perf_counter() - started
+        error = str(bridge.jimport("microcrystalnet.fiji.AnalyzeCrystals").lastError())
+        assert error == "", error
+        image.close()
+        return seconds
+
+    rounds = []
+    for _ in range(arguments.repeats + 1):
+        times = {"analysis": analysis_alone()}
+        times.update({name: fiji_command(backend) for name, backend in BACKENDS.items()})
+        times["in_process_backend"] = in_process_seconds[-1]
+        times["resident_backend"] = last_worker_request_seconds()
+        rounds.append(times)
+    first, rounds = rounds[0], rounds[1:]
     crystals = int(bridge.jimport("ij.plugin.frame.RoiManager").getRoiManager().getCount())
-    analysis_median = statistics.median(analysis_runs)
     report = {
         "image": "synthetic 2048 x 2048, 10 nm/px",
         "crystals": crystals,
-        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, Python {platform.python_version()}",
-        "analysis_s": seconds_of(analysis_runs),
-        **{f"{name}_s": seconds_of(runs) for name, runs in timings.items()},
-        "first_call_s": first_calls,
-        "overhead_beyond_analysis_s": {name: round(statistics.median(runs) - analysis_median, 3)
-                                       for name, runs in timings.items()},
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        **{f"{name}_s": seconds_of([times[name] for times in rounds]) for name in ("analysis", *BACKENDS)},
+        "first_round_s": {name: round(seconds, 3) for name, seconds in first.items()},
+        "beyond_analysis_alone_s": {name: seconds_of([times[name] - times["analysis"] for times in rounds])
+                                    for name in BACKENDS},
+        "beyond_own_analysis_s": {name: seconds_of([times[name] - times[f"{name}_backend"] for times in rounds])
+                                  for name in ("in_process", "resident")},
     }
     print(json.dumps(report, indent=2))
     bridge.jimport("java.lang.System").exit(0)  # ImageJ's windows keep the JVM alive otherwise; stops the worker

@@ -152,7 +152,7 @@ class Worker:
         except Exception as error:  # every failure becomes a message for the user; the worker goes on
             self.reply("ERROR", json.dumps(self._message(error)))
             return
-        log.info("request %d (%s, %s) done in %.2f s", request_id, request["command"], request.get("title"),
+        log.info("request %d (%s, %s) done in %.3f s", request_id, request["command"], request.get("title"),
                  time.perf_counter() - started)
         self.reply("RESULT", str(result))
 

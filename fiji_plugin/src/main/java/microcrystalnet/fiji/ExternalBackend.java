@@ -130,16 +130,20 @@ public class ExternalBackend implements Backend {
 			String line;
 			while ((line = lines.readLine()) != null) {
 				if (line.startsWith(RESULT_PREFIX)) resultFolder = line.substring(RESULT_PREFIX.length()).trim();
-				if (!line.startsWith(PROGRESS_PREFIX)) continue;
-				String[] parts = line.substring(PROGRESS_PREFIX.length()).trim().split(" ", 2);
-				try {
-					progress.update(Double.parseDouble(parts[0]), parts.length > 1 ? parts[1] : "");
-				} catch (NumberFormatException ignored) {
-					// a line that merely starts like ours: not progress
-				}
+				if (line.startsWith(PROGRESS_PREFIX)) showProgress(line, progress);
 			}
 		} catch (IOException ignored) {
 			// the process ended or was stopped: nothing more to read
+		}
+	}
+
+	/** Shows a line {@code MCN-PROGRESS <fraction> <stage>}. */
+	static void showProgress(String line, Progress progress) {
+		String[] parts = line.substring(PROGRESS_PREFIX.length()).trim().split(" ", 2);
+		try {
+			progress.update(Double.parseDouble(parts[0]), parts.length > 1 ? parts[1] : "");
+		} catch (NumberFormatException ignored) {
+			// a line that merely starts like ours: not progress
 		}
 	}
 

@@ -167,21 +167,13 @@ public class ResidentBackend implements Backend {
 				continue;
 			}
 			if (line.equals(END)) throw diedError("stopped");
-			if (line.startsWith(ExternalBackend.PROGRESS_PREFIX)) showProgress(line, progress);
+			if (line.startsWith(ExternalBackend.PROGRESS_PREFIX)) ExternalBackend.showProgress(line, progress);
 			else if (line.startsWith(LOG_PREFIX)) Settings.log(line.substring(LOG_PREFIX.length()));
 			else if (line.startsWith(ExternalBackend.RESULT_PREFIX))
 				return line.substring(ExternalBackend.RESULT_PREFIX.length()).trim();
-			else if (line.startsWith(ERROR_PREFIX)) throw new Exception(Summary.jsonText(line.substring(ERROR_PREFIX.length())));
+			else if (line.startsWith(ERROR_PREFIX))
+				throw new Exception(Summary.jsonText(line.substring(ERROR_PREFIX.length())));
 			else if (line.equals(CANCELLED_LINE)) throw new CancelledException();
-		}
-	}
-
-	private static void showProgress(String line, Progress progress) {
-		String[] parts = line.substring(ExternalBackend.PROGRESS_PREFIX.length()).trim().split(" ", 2);
-		try {
-			progress.update(Double.parseDouble(parts[0]), parts.length > 1 ? parts[1] : "");
-		} catch (NumberFormatException ignored) {
-			// a line that merely starts like ours: not progress
 		}
 	}
 
