@@ -93,11 +93,3 @@ class ModelCache:
         n2v = self.n2v(config.preprocess.n2v_model) if config.preprocess.runs_n2v_model else None
         return AnalysisModels(self.classifier(config.classify.model, download),
                               self.segmenter(config.segment, download), n2v)
-
-    def close(self) -> None:
-        """Ends what the models hold outside this process (a Noise2Void worker process) and forgets them."""
-        for model in self._models.values():
-            close = getattr(model, "close", None)
-            if callable(close):
-                close()
-        self._models.clear()
