@@ -27,8 +27,6 @@ from .test_fiji_command import OPTIONS, cancelling_progress, read_rows, write_sc
 
 pytestmark = pytest.mark.imagej
 
-REPO = Path(__file__).resolve().parents[2]
-
 #: sitecustomize.py for the worker: appends every TIFF it opens (mode, flags, path) to $MCN_TEST_OPENED
 AUDIT_HOOK = '''import os, sys
 _record = os.environ.get("MCN_TEST_OPENED")
@@ -48,8 +46,11 @@ def alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    with open(f"/proc/{pid}/stat") as stat:  # a zombie (exited, not yet reaped) is not running
-        return stat.read().split(") ")[-1][0] != "Z"
+    try:
+        with open(f"/proc/{pid}/stat") as stat:  # a zombie (exited, not yet reaped) is not running
+            return stat.read().split(") ")[-1][0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def wait_until_gone(pid: int, seconds: float = 15) -> bool:
@@ -61,16 +62,18 @@ def wait_until_gone(pid: int, seconds: float = 15) -> bool:
     return False
 
 
-def imagej_command(tmp_path: Path, plugin_jar: Path, macro: str) -> tuple[list[str], dict[str, str]]:
+def imagej_command(tmp_path: Path, plugin_jar: Path, macro: str,
+                   model_dir: Path) -> tuple[list[str], dict[str, str]]:
     """``ImageJ -batch`` on ``macro`` in its own JVM, and its environment (this project's Python, the
-    shared models, the audit hook)."""
+    models in ``model_dir``, the audit hook)."""
     hook = tmp_path / "hook"
     hook.mkdir(exist_ok=True)
     (hook / "sitecustomize.py").write_text(AUDIT_HOOK)
     script = tmp_path / "run.ijm"
     script.write_text(macro)
     home = plugins_folder_with(plugin_jar, tmp_path / "imagej")
-    env = {**os.environ, "MICROCRYSTALNET_PYTHON": sys.executable, "MCN_TEST_OPENED": str(tmp_path / "opened.txt"),
+    env = {**os.environ, "MICROCRYSTALNET_PYTHON": sys.executable, "MICROCRYSTALNET_MODEL_DIR": str(model_dir),
+           "MCN_TEST_OPENED": str(tmp_path / "opened.txt"),
            "PYTHONPATH": os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", "")])}
     command = ["java", f"-Dplugins.dir={home}", f"-Duser.home={tmp_path / 'user'}", "-cp", str(find_ij_jar()),
                "ij.ImageJ", "-batch", str(script)]
@@ -107,8 +110,7 @@ def test_the_worker_keeps_its_models_restarts_after_a_kill_and_stops_with_imagej
              + macro_run(scene, tmp_path / "second", "second")
              + 'exec("kill", "-9", call("microcrystalnet.fiji.ResidentBackend.workerPid"));\nwait(1000);\n'
              + 'print("TEST third starts");\n' + macro_run(scene, tmp_path / "third", "third"))
-    command, env = imagej_command(tmp_path, plugin_jar, macro)
-    env["MICROCRYSTALNET_MODEL_DIR"] = str(reference_model_path.parent)
+    command, env = imagej_command(tmp_path, plugin_jar, macro, reference_model_path.parent)
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
     log = done.stdout + done.stderr
     assert done.returncode == 0, log
@@ -144,8 +146,7 @@ def test_the_worker_keeps_its_models_restarts_after_a_kill_and_stops_with_imagej
 def test_the_worker_stops_when_imagej_is_killed(x_display, plugin_jar, tmp_path, small_scene, reference_model_path):
     scene = write_scene(tmp_path / "scene.tif", small_scene.spec)
     macro = (macro_run(scene, tmp_path / "out", "only") + 'wait(600000);\n')
-    command, env = imagej_command(tmp_path, plugin_jar, macro)
-    env["MICROCRYSTALNET_MODEL_DIR"] = str(reference_model_path.parent)
+    command, env = imagej_command(tmp_path, plugin_jar, macro, reference_model_path.parent)
     imagej = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
         lines = []
