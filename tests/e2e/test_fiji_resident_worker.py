@@ -75,8 +75,11 @@ def imagej_command(tmp_path: Path, plugin_jar: Path, macro: str,
     env = {**os.environ, "MICROCRYSTALNET_PYTHON": sys.executable, "MICROCRYSTALNET_MODEL_DIR": str(model_dir),
            "MCN_TEST_OPENED": str(tmp_path / "opened.txt"),
            "PYTHONPATH": os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", "")])}
-    command = ["java", f"-Dplugins.dir={home}", f"-Duser.home={tmp_path / 'user'}", "-cp", str(find_ij_jar()),
-               "ij.ImageJ", "-batch", str(script)]
+    temporary = tmp_path / "temporary"  # the worker's log and result folders: what a killed ImageJ leaves is here
+    temporary.mkdir(exist_ok=True)
+    env["TMPDIR"] = str(temporary)
+    command = ["java", f"-Dplugins.dir={home}", f"-Duser.home={tmp_path / 'user'}", f"-Djava.io.tmpdir={temporary}",
+               "-cp", str(find_ij_jar()), "ij.ImageJ", "-batch", str(script)]
     return command, env
 
 
