@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import numpy as np
 
+    from .model_cache import ModelCache
+
 IJ_JAR_VARIABLE = "MICROCRYSTALNET_IJ_JAR"
 DEFAULT_IJ_JARS = (Path("/usr/share/java/ij.jar"),)
 
@@ -122,9 +124,18 @@ def imageplus_pixels(image: Any) -> "np.ndarray":
     import numpy as np
 
     processor = image.getProcessor()
-    height, width = int(processor.getHeight()), int(processor.getWidth())
     data = np.array(processor.getPixels())  # JPype hands primitive arrays over through the buffer protocol
-    bit_depth = int(image.getBitDepth())
+    return imagej_pixels_as_array(data, int(image.getBitDepth()), int(processor.getHeight()),
+                                  int(processor.getWidth()))
+
+
+def imagej_pixels_as_array(data: Any, bit_depth: int, height: int, width: int) -> "np.ndarray":
+    """ImageJ's pixel array of one slice (byte, short, float or packed-RGB int values, row by
+    row; any buffer) as numpy (Y, X) or (Y, X, 3): 8-bit -> uint8, 16-bit -> uint16, 32-bit ->
+    float32, RGB -> uint8 (Y, X, 3)."""
+    import numpy as np
+
+    data = np.asarray(data)
     if bit_depth == 8:
         return data.view(np.uint8).reshape(height, width)
     if bit_depth == 16:
@@ -159,23 +170,19 @@ def imageplus_palette(image: Any) -> "np.ndarray | None":
 class InProcessAnalysis:
     """What the in-process backend does for the Fiji command, without any Java in it.
 
-    Keeps loaded classifiers and Noise2Void models between calls, so only the first call with a
-    model loads it. Noise2Void runs in a worker process of its own
+    Keeps loaded models (classifier, learned segmenter, SAM, Noise2Void) between calls in
+    ``models`` (:class:`microcrystalnet.model_cache.ModelCache`), so only the first call with a
+    model's settings loads it. By default Noise2Void runs in a worker process of its own
     (:class:`microcrystalnet.preprocess.Noise2VoidProcess`): PyTorch beside ImageJ's JVM crashed
-    the process in testing.
+    the process in testing. The Fiji command's resident worker (:mod:`microcrystalnet.fiji_worker`)
+    has no JVM beside it: its cache loads Noise2Void in the worker itself.
     """
 
-    def __init__(self) -> None:
-        self._classifiers: dict[str, Any] = {}
-        self._denoisers: dict[str, Any] = {}
-
-    def _denoiser(self, model_path: str) -> Any:
+    def __init__(self, models: "ModelCache | None" = None) -> None:
+        from .model_cache import ModelCache
         from .preprocess import Noise2VoidProcess
 
-        key = str(Path(model_path).resolve())
-        if key not in self._denoisers:
-            self._denoisers[key] = Noise2VoidProcess(model_path)
-        return self._denoisers[key]
+        self.models = models or ModelCache(load_n2v=Noise2VoidProcess)
 
     def analyze(self, pixels: "np.ndarray", title: str, pixel_size_um: float | None, settings_json: str,
                 report: Callable[[str, float], None], overlay: bool = False,
@@ -187,7 +194,6 @@ class InProcessAnalysis:
         it. ``palette``: the colour table of a palette image, whose ``pixels`` are its indices
         (:func:`imageplus_palette`). ``overlay``: also write overlay.png (wanted when the user saves
         the results)."""
-        from .classify import CrystalClassifier
         from .config import AnalysisConfig
         from .io import instrument_calibration, sem_image_from_array
         from .io.image_file import palette_to_gray
@@ -207,13 +213,8 @@ class InProcessAnalysis:
             notices.append(calibration.notice)
         image = sem_image_from_array(pixels, Path(title), pixel_size_um, source, config.input.exclude_data_bar,
                                      bar_row, notices)
-        model = config.classify.model
-        if model not in self._classifiers:
-            self._classifiers[model] = CrystalClassifier.load(model)
-        n2v = None
-        if config.preprocess.runs_n2v_model:
-            n2v = self._denoiser(config.preprocess.n2v_model)
-        analysis = analyze_image(image, self._classifiers[model], config, report, n2v=n2v)
+        models = self.models.models(config)
+        analysis = analyze_image(image, models.classifier, config, report, models.segmenter, models.n2v)
         return write_analysis(Path(tempfile.mkdtemp(prefix="microcrystalnet-")), analysis, overlay=overlay)
 
     def denoise(self, pixels: "np.ndarray", title: str, pixel_size_um: float | None, model_path: str,
@@ -226,7 +227,7 @@ class InProcessAnalysis:
         from .preprocess import denoise_as_trained
 
         image = sem_image_from_array(pixels, Path(title), pixel_size_um, "ImageJ calibration", exclude_data_bar=False)
-        denoiser = self._denoiser(model_path)
+        denoiser = self.models.n2v(model_path)
         denoised = denoise_as_trained(denoiser, to_unit_range(image.analysed_pixels),
                                       image.pixel_size_um or InputConfig().assumed_pixel_size_um, tile_px)
         target = Path(tempfile.mkdtemp(prefix="microcrystalnet-")) / "image_n2v.tif"

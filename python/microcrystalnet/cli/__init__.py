@@ -1,5 +1,5 @@
 """Command line: ``microcrystalnet analyze``, ``batch``, ``demo``, ``n2v``, ``train``, ``evaluate``,
-``patches``, ``tune-sam``, ``compare``, ``train-segmenter`` and ``imagej``. One module per command group; they parse arguments and
+``patches``, ``tune-sam``, ``compare``, ``train-segmenter``, ``imagej`` and ``worker`` (Fiji's resident worker). One module per command group; they parse arguments and
 call the library, nothing more. Heavy frameworks load only once a command runs, so ``--help``
 answers at once.
 
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..config import ConfigError
-from . import analyze, batch, classifier, compare, imagej, install_fiji, n2v, sam, train_segmenter
+from . import analyze, batch, classifier, compare, imagej, install_fiji, n2v, sam, train_segmenter, worker
 from .common import EXIT_INTERRUPTED, EXIT_MODEL, EXIT_SOME_FAILED, EXIT_USAGE, log
 
 __all__ = ["build_parser", "main"]
@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "Results open in Fiji/ImageJ: RoiSet.zip, results.csv, labels.tif, overlay.png, summary.json.")
     parser.add_argument("--version", action="version", version=f"microcrystalnet {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (analyze, batch, n2v, classifier, sam, compare, train_segmenter, imagej, install_fiji):
+    for group in (analyze, batch, n2v, classifier, sam, compare, train_segmenter, imagej, install_fiji, worker):
         group.add_parsers(commands)
     return parser
 

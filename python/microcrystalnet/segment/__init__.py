@@ -8,6 +8,7 @@ one solid 8-connected region within the area limits.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -103,20 +104,29 @@ class LearnedSegmenter:
             "crystal_diameter_px": round(float(diameter_px), 2)}
 
 
-def make_segmenter(config: SegmentConfig = SegmentConfig(), download: bool = True) -> CrystalSegmenter:
-    """The segmenter ``config`` asks for, with its model loaded (SAM: checkpoint found or fetched)."""
+def make_segmenter(config: SegmentConfig = SegmentConfig(), download: bool = True,
+                   reuse: Callable[[str, tuple[Any, ...], Callable[[], Any]], Any] | None = None) -> CrystalSegmenter:
+    """The segmenter ``config`` asks for, with its model loaded (SAM: checkpoint found or fetched).
+
+    ``reuse(kind, settings, load)``: where the model comes from, e.g. a
+    :class:`microcrystalnet.model_cache.ModelCache` that keeps it for the next image; by default
+    ``load()`` loads it now."""
+    load_model = reuse or (lambda kind, settings, load: load())
     if config.backend == "sam":
         from .sam import SamCrystalSegmenter, load_sam
 
-        sam = load_sam(config.sam.model_type, config.sam.checkpoint, config.sam.device, download=download)
+        sam_settings = (config.sam.model_type, config.sam.checkpoint, config.sam.device)
+        sam = load_model("SAM", sam_settings, lambda: load_sam(*sam_settings, download=download))
         prompter = None
         if config.sam.mode == "prompt" and config.sam.prompts_from == "learned":
-            prompter = make_segmenter(config.updated(backend="learned"))
+            prompter = make_segmenter(config.updated(backend="learned"), download, reuse)
         return SamCrystalSegmenter(sam, config.sam, prompter)
     if config.backend == "learned":
         from .learned.model_file import load_segmenter_model
 
-        return LearnedSegmenter(load_segmenter_model(config.learned.model), config.learned)
+        model = config.learned.model
+        return LearnedSegmenter(load_model("learned segmenter", (model,), lambda: load_segmenter_model(model)),
+                                config.learned)
     return WatershedSegmenter(config.watershed.mode)
 
 

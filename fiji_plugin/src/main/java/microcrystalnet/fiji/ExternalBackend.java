@@ -17,7 +17,8 @@ import java.util.concurrent.TimeUnit;
 /**
  * Runs {@code python -m microcrystalnet analyze} as a separate process on a temporary TIFF
  * of the image, reading its machine-readable progress lines, and stops it when the user
- * presses Esc.
+ * presses Esc. A new Python per image (6 to 10 s more each): the fallback to
+ * {@link ResidentBackend}, chosen in Settings as "External (one process per image)".
  */
 public class ExternalBackend implements Backend {
 
@@ -119,7 +120,7 @@ public class ExternalBackend implements Backend {
 		}
 		reader.join(2000);
 		int status = process.exitValue();
-		if (status != 0) throw new Exception(explain(status, new String(Files.readAllBytes(log.toPath()),
+		if (status != 0) throw new Exception(explain(python, status, new String(Files.readAllBytes(log.toPath()),
 			StandardCharsets.UTF_8)));
 	}
 
@@ -129,20 +130,25 @@ public class ExternalBackend implements Backend {
 			String line;
 			while ((line = lines.readLine()) != null) {
 				if (line.startsWith(RESULT_PREFIX)) resultFolder = line.substring(RESULT_PREFIX.length()).trim();
-				if (!line.startsWith(PROGRESS_PREFIX)) continue;
-				String[] parts = line.substring(PROGRESS_PREFIX.length()).trim().split(" ", 2);
-				try {
-					progress.update(Double.parseDouble(parts[0]), parts.length > 1 ? parts[1] : "");
-				} catch (NumberFormatException ignored) {
-					// a line that merely starts like ours: not progress
-				}
+				if (line.startsWith(PROGRESS_PREFIX)) showProgress(line, progress);
 			}
 		} catch (IOException ignored) {
 			// the process ended or was stopped: nothing more to read
 		}
 	}
 
-	private String explain(int status, String errorOutput) {
+	/** Shows a line {@code MCN-PROGRESS <fraction> <stage>}. */
+	static void showProgress(String line, Progress progress) {
+		String[] parts = line.substring(PROGRESS_PREFIX.length()).trim().split(" ", 2);
+		try {
+			progress.update(Double.parseDouble(parts[0]), parts.length > 1 ? parts[1] : "");
+		} catch (NumberFormatException ignored) {
+			// a line that merely starts like ours: not progress
+		}
+	}
+
+	/** What a Python that exited with {@code status} (-1: unknown) and wrote {@code errorOutput} means for the user. */
+	static String explain(String python, int status, String errorOutput) {
 		String tail = lastLines(errorOutput, 12);
 		if (errorOutput.contains("No module named microcrystalnet"))
 			return "The Python at " + python + " does not have MicroCrystalNet installed.\n" + WHICH_PYTHON;
@@ -151,7 +157,7 @@ public class ExternalBackend implements Backend {
 		return "The Python backend failed (exit status " + status + "):\n" + tail;
 	}
 
-	private static String lastLines(String text, int count) {
+	static String lastLines(String text, int count) {
 		String[] lines = text.trim().split("\n");
 		StringBuilder kept = new StringBuilder();
 		for (int i = Math.max(0, lines.length - count); i < lines.length; i++)

@@ -31,7 +31,8 @@ public class Settings implements PlugIn {
 	static final String AUTOMATIC = "Automatic";
 	static final String IN_PROCESS = "In-process";
 	static final String EXTERNAL = "External";
-	static final String[] BACKENDS = {AUTOMATIC, IN_PROCESS, EXTERNAL};
+	static final String ONE_PROCESS_PER_IMAGE = "External (one process per image)";
+	static final String[] BACKENDS = {AUTOMATIC, IN_PROCESS, EXTERNAL, ONE_PROCESS_PER_IMAGE};
 
 	@Override
 	public void run(String arg) {
@@ -43,7 +44,8 @@ public class Settings implements PlugIn {
 			+ "printed by 'scripts/mcn --python-path' in a MicroCrystalNet checkout); empty: the environment\n"
 			+ "variable " + PYTHON_VARIABLE + ", else the one 'scripts/mcn install-fiji' set, else python3.\n"
 			+ "Backend: Automatic uses the Python session that started this ImageJ when there is one,\n"
-			+ "else runs the Python above as a separate process.\n"
+			+ "else External: the Python above as one worker process that keeps its models loaded (started\n"
+			+ "on first use, stopped with ImageJ). One process per image: a new Python for every image.\n"
 			+ "Model: a model name (" + Defaults.text("classify.model") + ") or the path of a Keras model file.");
 		dialog.showDialog();
 		if (dialog.wasCanceled()) return;
@@ -109,7 +111,8 @@ public class Settings implements PlugIn {
 			return inProcess;
 		}
 		if (AUTOMATIC.equals(choice) && inProcess != null) return inProcess;
-		return new ExternalBackend(python());
+		if (ONE_PROCESS_PER_IMAGE.equals(choice)) return new ExternalBackend(python());
+		return ResidentBackend.forPython(python());
 	}
 
 	static void log(String message) {

@@ -47,6 +47,11 @@ final class Summary {
 		return "um".equals(unit);
 	}
 
+	/** The text of one JSON string, e.g. the resident worker's error message (escapes undone). */
+	static String jsonText(String json) throws IOException {
+		return (String) new Reader(json, 0).value();
+	}
+
 	/** The first value of {@code key}: a String, Double, List of Strings, or null (JSON null or absent). */
 	private static Object value(String json, String key) throws IOException {
 		int at = json.indexOf("\"" + key + "\":");

@@ -1,0 +1,49 @@
+"""The model cache shared by the Fiji command's resident worker and the in-process backend."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+from microcrystalnet.config import AnalysisConfig
+from microcrystalnet.imagej import InProcessAnalysis
+from microcrystalnet.model_cache import ModelCache, model_key
+
+
+def test_a_second_analysis_with_the_same_model_settings_loads_nothing(model_dir_env, small_scene):
+    loaded: list[str] = []
+    analysis = InProcessAnalysis(ModelCache(on_load=loaded.append))
+    settings = json.dumps({"classify": {"model": "reference-2023-11-19"}})
+    first = analysis.analyze(small_scene.image, "scene.tif", 0.04, settings, lambda stage, fraction: None)
+    assert loaded == ["classifier reference-2023-11-19", "learned segmenter default"]
+    assert analysis.models.loads == 2
+
+    other_limits = json.dumps({"classify": {"model": "reference-2023-11-19"},
+                               "segment": {"min_crystal_area_um2": 0.5, "exclude_border": True}})
+    second = analysis.analyze(small_scene.image, "scene.tif", 0.04, settings, lambda stage, fraction: None)
+    analysis.analyze(small_scene.image, "scene.tif", 0.04, other_limits, lambda stage, fraction: None)
+    assert analysis.models.loads == 2 and len(loaded) == 2  # limits do not define a model: nothing loaded
+    assert (first / "results.csv").read_text() == (second / "results.csv").read_text()
+    for folder in (first, second):
+        shutil.rmtree(folder.parent)
+
+
+def test_the_segmenter_of_other_settings_reuses_its_model_and_keeps_its_own_settings(model_dir_env):
+    cache = ModelCache()
+    learned = cache.segmenter(AnalysisConfig().segment)
+    tuned = cache.segmenter(AnalysisConfig().segment.updated(learned={"seed_threshold": 0.55}))
+    assert cache.loads == 1 and tuned.model.network is learned.model.network
+    assert tuned.model.thresholds.seed == 0.55 != learned.model.thresholds.seed
+    cache.segmenter(AnalysisConfig().segment.updated(backend="watershed"))
+    assert cache.loads == 1  # the watershed has no model to load
+
+
+def test_a_model_file_changed_in_place_is_loaded_again(tmp_path, reference_model_path):
+    copy = tmp_path / reference_model_path.name
+    shutil.copy2(reference_model_path, copy)
+    before = model_key("classifier", (str(copy),))
+    assert model_key("classifier", (str(copy),)) == before
+    os.utime(copy, ns=(copy.stat().st_atime_ns, copy.stat().st_mtime_ns + 1_000_000_000))
+    assert model_key("classifier", (str(copy),)) != before
+    assert model_key("classifier", ("reference-2023-11-19",)) == ("classifier", "reference-2023-11-19")
