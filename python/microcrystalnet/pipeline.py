@@ -132,10 +132,6 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
         notices.append(f"segmentation assumed {segmentation_pixel_size * 1000:g} nm/px to apply the crystal-size limits")
     analysed = to_unit_range(image.analysed_pixels)
     segmenter = segmenter or make_segmenter(config.segment)
-    config, scale, scale_notices = settings_for_image(analysed, image.pixel_size_um, config, segmenter)
-    notices += scale_notices
-    if n2v is None and config.preprocess.runs_n2v_model:
-        n2v = Noise2VoidModel.load(config.preprocess.n2v_model)
 
     def timed(stage: str, fraction: float, work: Callable[[], T]) -> T:
         report(stage, fraction)
@@ -145,7 +141,13 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
         seconds[stage] = time.perf_counter() - started
         return result
 
-    preprocessed, step_reports = timed("preprocess", 0.0, lambda: preprocess(
+    config, scale, scale_notices = timed("crystal size", 0.0, lambda: settings_for_image(
+        analysed, image.pixel_size_um, config, segmenter))
+    notices += scale_notices
+    if n2v is None and config.preprocess.runs_n2v_model:
+        n2v = Noise2VoidModel.load(config.preprocess.n2v_model)
+
+    preprocessed, step_reports = timed("preprocess", 0.05, lambda: preprocess(
         analysed, segmentation_pixel_size, config.preprocess, n2v))
     segmenter_input = analysed if segmenter.sees_raw_image else preprocessed
     del analysed  # the float copy of the image lives only while a stage needs it: large images
