@@ -624,11 +624,16 @@ def wait_until(condition, seconds: float = 120) -> None:
 
 @pytest.fixture
 def recorder(ij):
-    """The macro recorder, recording (without its window), switched off afterwards."""
+    """The macro recorder, recording (without its window), closed afterwards. A recorder left open
+    (closing is what clears ImageJ's one instance) would make a new one a no-op that records
+    nothing, and its old text would pass for the new test's."""
     Recorder = jimport("ij.plugin.frame.Recorder")
+    if Recorder.getInstance() is not None:
+        Recorder.getInstance().close()
     recorder = Recorder(False)
-    assert Recorder.record
+    assert Recorder.record and Recorder.getInstance() is not None
     yield recorder
+    recorder.close()
     Recorder.class_.getField("record").setBoolean(None, False)
 
 
