@@ -44,12 +44,11 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="write every number here")
     arguments = parser.parse_args()
     import torch
-    from skimage.transform import rescale
 
     from microcrystalnet.io import to_unit_range
     from microcrystalnet.metrics import match_instances
     from microcrystalnet.segment.learned.inference import (confident_crystals, crystal_instances, crystal_scores,
-                                                           labels_at_shape, normalized)
+                                                           labels_at_shape, working_scale_image)
     from microcrystalnet.segment.learned.model_file import WatershedThresholds, load_segmenter_model
 
     torch.set_num_threads(1)
@@ -66,9 +65,7 @@ def main() -> int:
     for entry in entries:
         image, true = load_entry(entry)
         pixels = to_unit_range(image.pixels)
-        factor = model.working_diameter_px / entry["median_diameter_px"]
-        small = rescale(normalized(pixels), factor, order=1, anti_aliasing=factor < 1,
-                        preserve_range=True).astype(np.float32)
+        small = working_scale_image(pixels, model, crystal_diameter_px=entry["median_diameter_px"])
         for orientation, probabilities in orientation_probabilities(model, small).items():
             found = crystal_instances(probabilities, thresholds=thresholds,
                                       crystal_diameter_px=model.working_diameter_px)

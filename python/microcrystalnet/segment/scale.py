@@ -118,9 +118,8 @@ def crystal_scale(image: Array, segment: SegmentConfig, pixel_size_um: float | N
             1 / MICRITE_DEFAULT_TOLERANCE <= diameter_px / micrite_px <= MICRITE_DEFAULT_TOLERANCE
 
     estimate = estimate_crystal_diameter_px(image)
-    if not np.isfinite(estimate):  # nothing to measure: the micrite default at the (assumed) pixel size
-        return CrystalScale(micrite_px, "micrite default")
-    if micrite_sized(estimate):
+    # nothing to measure (the micrite default at the assumed pixel size), or micrite beyond doubt
+    if not np.isfinite(estimate) or micrite_sized(estimate):
         return CrystalScale(micrite_px, "micrite default")
     if refine_diameter_px is not None:
         estimate = refine_diameter_px(image, estimate)

@@ -121,16 +121,24 @@ def confident_crystals(labels: Array, scores: Array, min_score: float) -> Array:
     return numbers[labels]
 
 
-def working_scale_probabilities(image: Array, model: SegmenterModel, *, crystal_diameter_px: float) -> Array:
-    """Class probabilities (3, Y', X') float32 of a gray image (Y, X) whose typical crystal is
-    ``crystal_diameter_px`` pixels across, at the model's working scale (Y' = Y * working
-    diameter / ``crystal_diameter_px``, likewise X')."""
+def working_scale_image(image: Array, model: SegmenterModel, *, crystal_diameter_px: float) -> Array:
+    """A gray image (Y, X) whose typical crystal is ``crystal_diameter_px`` pixels across,
+    normalised (:func:`normalized`) and rescaled to the model's working scale: float32 (Y', X'),
+    Y' = Y * working diameter / ``crystal_diameter_px``, likewise X' (not rescaled within 2 %)."""
     if crystal_diameter_px <= 0:
         raise ValueError(f"crystal_diameter_px must be positive, got {crystal_diameter_px}")
     factor = model.working_diameter_px / crystal_diameter_px
     small = normalized(image)
     if abs(factor - 1) > 0.02:
         small = rescale(small, factor, order=1, anti_aliasing=factor < 1, preserve_range=True).astype(np.float32)
+    return small
+
+
+def working_scale_probabilities(image: Array, model: SegmenterModel, *, crystal_diameter_px: float) -> Array:
+    """Class probabilities (3, Y', X') float32 of a gray image (Y, X) whose typical crystal is
+    ``crystal_diameter_px`` pixels across, at the model's working scale
+    (:func:`working_scale_image`), averaged over two orientations."""
+    small = working_scale_image(image, model, crystal_diameter_px=crystal_diameter_px)
     if float(small.std()) < MIN_WORKING_CONTRAST:  # all background
         log.warning("no clear contrast at the crystal scale (%.0f px; contrast %.3f < %.2f): no crystals",
                     crystal_diameter_px, float(small.std()), MIN_WORKING_CONTRAST)
