@@ -171,14 +171,13 @@ class Worker:
 
     def _message(self, error: Exception) -> str:
         from .config import ConfigError
-        from .io import ImageInputError
-        from .io.result_folder import OutputFolderError, OutputWriteError
+        from .imagej import user_error_types
 
         if self._is_model_error(error):
             return f"The model is not available or not usable:\n{error}"
         if isinstance(error, ConfigError):
             return f"invalid settings: {error}"
-        if isinstance(error, (ImageInputError, OutputFolderError, OutputWriteError, ValueError, RuntimeError)):
+        if isinstance(error, user_error_types()):
             return str(error)
         traceback.print_exc()  # a bug: the details go to the worker's log
         return f"The Python worker failed: {type(error).__name__}: {error} (details in the worker's log)"

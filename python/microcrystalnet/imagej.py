@@ -235,6 +235,15 @@ class InProcessAnalysis:
         return target
 
 
+def user_error_types() -> tuple[type[Exception], ...]:
+    """The errors of an analysis whose message is for the user as it stands (the image, its output
+    folder, the settings, a model); any other is a bug, whose details belong in a log."""
+    from .io import ImageInputError
+    from .io.result_folder import OutputFolderError, OutputWriteError
+
+    return (ImageInputError, OutputFolderError, OutputWriteError, ValueError, RuntimeError)
+
+
 _registered: list[Any] = []  # keeps the proxy alive while Java holds it
 
 
@@ -245,9 +254,9 @@ def register_backend() -> Any:
     from jpype import JImplements, JOverride
 
     from .io import ImageInputError, pixel_size_from_unit
-    from .io.result_folder import OutputFolderError, OutputWriteError
 
     core = InProcessAnalysis()
+    user_errors = user_error_types()
     java_exception = jimport("java.lang.Exception")
     cancelled_exception = jimport("microcrystalnet.fiji.CancelledException")
     file_calibration = jimport("microcrystalnet.fiji.FileCalibration")
@@ -276,7 +285,7 @@ def register_backend() -> Any:
                                       None if metadata_file is None else str(metadata_file), imageplus_palette(image))
             except _Cancelled:
                 raise cancelled_exception() from None
-            except (ImageInputError, OutputFolderError, OutputWriteError, ValueError, RuntimeError) as error:
+            except user_errors as error:
                 raise java_exception(str(error)) from None
             return str(folder)
 
