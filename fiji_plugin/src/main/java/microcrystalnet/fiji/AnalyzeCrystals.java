@@ -86,11 +86,7 @@ public class AnalyzeCrystals implements PlugIn {
 				}
 			});
 		dialog.addHelp(DialogHelp.html());
-		dialog.showDialog();
-		if (dialog.wasCanceled()) {
-			Recorder.disableCommandRecording();
-			return;
-		}
+		if (!confirmed(dialog)) return;
 		DialogValues chosen = new DialogValues();
 		chosen.model = dialog.getNextString().trim();
 		chosen.unclearBelow = dialog.getNextNumber();
@@ -276,6 +272,17 @@ public class AnalyzeCrystals implements PlugIn {
 			IJ.showProgress(1.0);
 			if (folder != null) ResultsDisplay.deleteTree(folder.getParentFile());
 		}
+	}
+
+	/**
+	 * Shows {@code dialog}; false when the user cancelled it, and then the macro recorder forgets the
+	 * command (a cancelled run is not recorded).
+	 */
+	static boolean confirmed(GenericDialog dialog) {
+		dialog.showDialog();
+		if (!dialog.wasCanceled()) return true;
+		Recorder.disableCommandRecording();
+		return false;
 	}
 
 	/** The image in front if it is one 2D image; otherwise null, after saying why (see {@link #fail}). */

@@ -52,11 +52,7 @@ public class BatchAnalyzeFolder implements PlugIn {
 			+ "(batch_results.csv, batch_images.csv, batch_errors.csv, batch_report.html). Finished images\n"
 			+ "are skipped unless Redo finished is ticked. Settings file: a MicroCrystalNet settings file (JSON)\n"
 			+ "for everything else; Model and Segmenter model (from Analyze Crystals...) apply on top of it.");
-		dialog.showDialog();
-		if (dialog.wasCanceled()) {
-			Recorder.disableCommandRecording();
-			return;
-		}
+		if (!AnalyzeCrystals.confirmed(dialog)) return;
 		String input = dialog.getNextString().trim();
 		String output = dialog.getNextString().trim();
 		String settingsFile = dialog.getNextString().trim();

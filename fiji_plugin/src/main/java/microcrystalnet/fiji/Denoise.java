@@ -30,11 +30,7 @@ public class Denoise implements PlugIn {
 		dialog.addNumericField("Tile_size", 256, 0, 6, "px");
 		dialog.addMessage("Model: a Noise2Void model (bioimage.io zip or careamics .ckpt). Train one on your own\n"
 			+ "noisy images with: microcrystalnet n2v train IMAGES --out n2v.zip");
-		dialog.showDialog();
-		if (dialog.wasCanceled()) {
-			Recorder.disableCommandRecording();
-			return;
-		}
+		if (!AnalyzeCrystals.confirmed(dialog)) return;
 		String model = dialog.getNextString().trim();
 		int tileSize = (int) dialog.getNextNumber();
 		if (model.isEmpty() || !new File(model).isFile()) {

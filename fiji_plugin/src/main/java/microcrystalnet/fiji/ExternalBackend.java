@@ -76,8 +76,12 @@ public class ExternalBackend implements Backend {
 
 	/** The image (not copied; the user's title kept) as a calibrated TIFF in {@code work}. */
 	private static File saveTemporaryTiff(ImagePlus image, File work) throws Exception {
-		File tiff = new File(work, "image.tif");
-		ImagePlus copy = new ImagePlus("image", image.getProcessor());
+		return saveCalibratedTiff(image, new File(work, "image.tif"), "image");
+	}
+
+	/** The image's current slice (not copied) with its calibration as {@code tiff}, titled {@code title}. */
+	static File saveCalibratedTiff(ImagePlus image, File tiff, String title) throws Exception {
+		ImagePlus copy = new ImagePlus(title, image.getProcessor());
 		copy.setCalibration(image.getCalibration());
 		if (!new FileSaver(copy).saveAsTiff(tiff.getPath()))
 			throw new Exception("Could not write the temporary image " + tiff);

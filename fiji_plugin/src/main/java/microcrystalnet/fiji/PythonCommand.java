@@ -5,7 +5,6 @@ import ij.ImagePlus;
 import ij.WindowManager;
 import ij.gui.Roi;
 import ij.io.FileInfo;
-import ij.io.FileSaver;
 import ij.io.RoiEncoder;
 import ij.plugin.frame.Recorder;
 import ij.plugin.frame.RoiManager;
@@ -54,12 +53,8 @@ final class PythonCommand {
 	 */
 	static File saveImage(ImagePlus image, File work) throws Exception {
 		String name = AnalyzeCrystals.baseName(image.getTitle()).replaceAll("[^\\w .()+-]", "_").trim();
-		File tiff = new File(work, (name.isEmpty() ? "image" : name) + ".tif");
-		ImagePlus copy = new ImagePlus(image.getTitle(), image.getProcessor());
-		copy.setCalibration(image.getCalibration());
-		if (!new FileSaver(copy).saveAsTiff(tiff.getPath()))
-			throw new Exception("Could not write the temporary image " + tiff);
-		return tiff;
+		return ExternalBackend.saveCalibratedTiff(image, new File(work, (name.isEmpty() ? "image" : name) + ".tif"),
+			image.getTitle());
 	}
 
 	/** The lines of the backend's messages ({@code work/python.log}) that contain one of {@code texts}, in the Log. */

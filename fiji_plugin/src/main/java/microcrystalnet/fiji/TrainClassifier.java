@@ -6,7 +6,6 @@ import ij.Prefs;
 import ij.gui.GenericDialog;
 import ij.gui.Roi;
 import ij.plugin.PlugIn;
-import ij.plugin.frame.Recorder;
 
 import java.io.File;
 import java.io.IOException;
@@ -60,11 +59,7 @@ public class TrainClassifier implements PlugIn {
 			+ "training, validation and test crystals: at least 10 labelled crystals are needed.\n"
 			+ "The run folder receives model.keras, which becomes the Model of Analyze Crystals..., and\n"
 			+ "evaluation/report.html (scores on the test crystals).");
-		dialog.showDialog();
-		if (dialog.wasCanceled()) {
-			Recorder.disableCommandRecording();
-			return;
-		}
+		if (!AnalyzeCrystals.confirmed(dialog)) return;
 		String classFrom = dialog.getNextChoice();
 		String property = dialog.getNextString().trim();
 		double epochs = dialog.getNextNumber();

@@ -6,7 +6,6 @@ import ij.Prefs;
 import ij.gui.GenericDialog;
 import ij.gui.Roi;
 import ij.plugin.PlugIn;
-import ij.plugin.frame.Recorder;
 
 import java.io.File;
 import java.util.ArrayList;
@@ -55,11 +54,7 @@ public class TrainSegmenter implements PlugIn {
 			+ "scratch (a new network), or a model file. With steps and minutes, training stops at the first.\n"
 			+ "The model file is written (an existing segmenter model is replaced, any other file is kept)\n"
 			+ "and becomes the Segmenter model of Analyze Crystals...");
-		dialog.showDialog();
-		if (dialog.wasCanceled()) {
-			Recorder.disableCommandRecording();
-			return;
-		}
+		if (!AnalyzeCrystals.confirmed(dialog)) return;
 		boolean complete = EVERY.equals(dialog.getNextChoice());
 		double crystalSize = dialog.getNextNumber();
 		double steps = dialog.getNextNumber();
