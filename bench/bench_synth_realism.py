@@ -11,7 +11,15 @@ Statistics, each on the analysed part of an 8-bit gray image with its instance l
 * ``noise sigma``: ``skimage.restoration.estimate_sigma`` of the image in [0, 1];
 * ``PSD slope``: slope of the radially averaged power spectrum (Hann window) in log-log, over
   0.02-0.25 cycles/px (about -2 for sharp-edged piecewise flat images, flatter with more noise);
-* ``cover``: fraction of the image inside outlines; ``diameter px``: median equivalent diameter.
+* ``cover``: fraction of the image inside outlines; ``diameter px``: median equivalent diameter;
+  ``size p90/p10``: 90th over 10th percentile of the equivalent diameters;
+* ``background texture 2 px`` / ``8 px``: standard deviation, in the background at least 2 px from
+  any outline, of the difference of Gaussians of sigma s and 2 s (s = 2, 8 px), over the gray spread:
+  how rough the matrix or substrate is at a fine and a coarse scale;
+* ``background blobs per crystal``: bright blobs in that background (local maxima of the
+  scale-normalised Laplacian of Gaussian at the crystals' median size) at least half as strong as
+  the median crystal's, not within 2 sigma of the image border, per outlined crystal: how many
+  crystal-like candidates the background offers.
 
 A synthetic kind covers a real material's look where the material's value lies inside the kind's
 5-95 % range. The decisive test, a model trained on these scenes meeting the real-image targets,
@@ -38,7 +46,8 @@ from microcrystalnet.synth import SceneSpec, random_training_scene, render_scene
 
 #: the synthetic kind meant to cover each real material's look
 KIND_FOR_MATERIAL = {"tio2": "clusters", "perovskite": "mosaic", "spheroidite": "matrix", "powder": "clusters"}
-STATISTICS = ("gray spread", "edge contrast", "noise sigma", "PSD slope", "cover", "diameter px")
+STATISTICS = ("gray spread", "edge contrast", "noise sigma", "PSD slope", "cover", "diameter px", "size p90/p10",
+              "background texture 2 px", "background texture 8 px", "background blobs per crystal")
 
 
 # --- statistics --------------------------------------------------------------------------------
@@ -68,12 +77,26 @@ def image_statistics(image: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     band = find_boundaries(labels, mode="thick")
     interior = (labels > 0) & (ndi.distance_transform_edt(~band) >= 2)
     areas = np.bincount(labels.ravel())[1:]
+    diameters = np.sqrt(4 * areas[areas > 0] / np.pi)
+    background = ndi.binary_erosion(labels == 0, iterations=2, border_value=1)
+    normalised = image / spread
+    texture = {f"background texture {s} px": float((ndi.gaussian_filter(normalised, s) - ndi.gaussian_filter(normalised, 2 * s))
+                                                   [background].std()) for s in (2, 8)}
+    sigma = max(1.5, float(np.median(diameters)) / 2.83)  # a disc of diameter d answers most at sigma d / 2 sqrt(2)
+    blobs = -ndi.gaussian_laplace(normalised, sigma) * sigma ** 2
+    crystal_strength = np.median(ndi.maximum(blobs, labels, np.unique(labels[labels > 0])))
+    peaks = (blobs == ndi.maximum_filter(blobs, size=int(2 * sigma) + 1)) & (blobs > 0.5 * crystal_strength)
+    margin = int(2 * sigma)  # the filters' border effects
+    peaks[:margin], peaks[-margin:], peaks[:, :margin], peaks[:, -margin:] = False, False, False, False
     return {"gray spread": spread / 255,
             "edge contrast": float((image[interior].mean() - image[band].mean()) / spread) if interior.any() else np.nan,
             "noise sigma": float(estimate_sigma(image / 255)),
             "PSD slope": power_spectrum_slope(image),
             "cover": float(np.mean(labels > 0)),
-            "diameter px": float(np.median(np.sqrt(4 * areas[areas > 0] / np.pi)))}
+            "diameter px": float(np.median(diameters)),
+            "size p90/p10": float(np.divide(*np.percentile(diameters, [90, 10]))),
+            **texture,
+            "background blobs per crystal": float(np.count_nonzero(peaks & background) / len(diameters))}
 
 
 # --- the comparison ------------------------------------------------------------------------------

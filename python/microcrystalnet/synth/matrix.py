@@ -5,8 +5,8 @@ The matrix is a height field lit as a secondary-electron image lights relief (:f
 :func:`light_relief`): relief rough at several scales; a dominant fine texture (``speckle``:
 mottling; ``lamellae``: patches of stripes whose orientation and period change from domain to
 domain, as in pearlite; ``flakes``: short flakes aligned per domain, as in etched ferrite or layered
-cements); thin bright ridges and long dark grooves; dark pits of several sizes; dim, textured
-"ghosts" of particles sunk below the surface. Its crests reach the particles' brightness in
+cements); thin bright ridges and long dark grooves; dark pits of several sizes. Dim, soft
+"ghosts" of particles sunk below the surface lie under its texture. Its crests reach the particles' brightness in
 places, so that a particle is told from the matrix by its smooth interior, its outline and the dark
 moat around it, not by brightness alone.
 
@@ -32,7 +32,7 @@ Array = np.ndarray
 #: most shifted copies averaged to smear a field into streaks (their cost grows with the count)
 _MAX_STREAK_STEPS = 16
 #: most sunken particle ghosts drawn in a matrix
-_MAX_GHOSTS = 150
+_MAX_GHOSTS = 300
 
 
 def _standardised(field_: Array) -> Array:
@@ -151,8 +151,8 @@ def _ghosts(rng: np.random.Generator, spec: SceneSpec, *, count: int) -> Array:
 
 def matrix_relief(rng: np.random.Generator, spec: SceneSpec, *, feature_px: float) -> Array:
     """Height of the matrix, float32 (Y, X), about unit standard deviation: relief at several
-    scales, the fine texture of ``spec.matrix_texture``, ridges, grooves, pits and sunken ghosts of
-    particles, each with a random strength."""
+    scales, the fine texture of ``spec.matrix_texture``, ridges, grooves and pits, each with a
+    random strength."""
     shape = spec.shape
     n_domains = int(rng.integers(3, 12))
     domain = _domains(rng, shape, n_domains)
@@ -161,7 +161,6 @@ def matrix_relief(rng: np.random.Generator, spec: SceneSpec, *, feature_px: floa
     height = (rng.uniform(0.3, 1.0) * fractal_relief(rng, shape, finest_px=max(1.0, 0.5 * feature_px), octaves=octaves)
               + rng.uniform(0.5, 1.0) * fine_texture(rng, shape, texture=spec.matrix_texture, feature_px=feature_px,
                                                     domain=domain, angles=angles))
-    area_px = shape[0] * shape[1]
     segment_px = rng.uniform(4.0, 12.0) * feature_px
     lines_per_px2 = rng.uniform(0.2, 2.0) / (segment_px * feature_px) / 4
     height += rng.uniform(0.0, 2.0) * _segments(rng, shape, per_px2=lines_per_px2, width_px=rng.uniform(0.6, 1.5),
@@ -171,8 +170,6 @@ def matrix_relief(rng: np.random.Generator, spec: SceneSpec, *, feature_px: floa
                                                 length_px=2 * segment_px)
     height -= rng.uniform(1.0, 3.5) * _pits(rng, shape, widths_px=(0.7 * feature_px, 2 * feature_px, 0.5 * spec.median_diameter_px),
                                             area_fraction=rng.uniform(0.01, 0.08))
-    n_ghosts = int(rng.uniform(0.0, 0.5) * spec.coverage * area_px / (np.pi / 4 * spec.median_diameter_px ** 2))
-    height += rng.uniform(0.3, 1.5) * _ghosts(rng, spec, count=min(n_ghosts, _MAX_GHOSTS))
     return height.astype(np.float32)
 
 
@@ -227,7 +224,12 @@ def render_matrix(spec: SceneSpec) -> SyntheticScene:
     lit = light_relief(height, direction_rad=light_rad, slope_gain=rng.uniform(0.0, 1.0), edge_gain=rng.uniform(0.0, 0.5))
     # the matrix's brightest crests (about +3 standard deviations) reach the particles' gray level
     texture_gray = rng.uniform(0.2, 0.4) * spec.matrix_contrast + rng.uniform(0.02, 0.04)
-    matrix = (matrix_gray + texture_gray * lit).astype(np.float32)
+    # dim ghosts of particles, never as bright as the particles themselves
+    n_ghosts = int(rng.uniform(0.3, 1.5) * spec.coverage * spec.shape[0] * spec.shape[1]
+                   / (np.pi / 4 * spec.median_diameter_px ** 2))
+    ghost_gray = rng.uniform(0.2, 0.6) * spec.matrix_contrast
+    matrix = (matrix_gray + texture_gray * lit
+              + ghost_gray * _ghosts(rng, spec, count=min(n_ghosts, _MAX_GHOSTS))).astype(np.float32)
     layer = CrystalLayer(matrix.copy())
     crystal_gray = matrix_gray + spec.matrix_contrast
     lay_crystals(rng, layer, spec, centre_for=_anywhere, base_gray=(crystal_gray - 0.04, crystal_gray + 0.04),

@@ -94,8 +94,9 @@ def random_training_scene(seed: int, shape: tuple[int, int] = (256, 256)) -> Syn
     }[kind]
     if kind == "matrix":
         # particles in a matrix (precipitates, spheroidised carbides) span tiny to large, are mostly
-        # rounded, rarely rough, and partly sunk; drawn last, so that other kinds' scenes stay as they were
-        spread = float(np.exp(2 * rng.uniform(*MATRIX_LOG_SIZE_SIGMA_RANGE)))
+        # rounded, rarely rough, and partly sunk (the largest no wider than the image); drawn last, so
+        # that other kinds' scenes stay as they were
+        spread = min(float(np.exp(2 * rng.uniform(*MATRIX_LOG_SIZE_SIGMA_RANGE))), min(shape) / median_px)
         weights = weights * MATRIX_CLASS_BIAS
         kind_look.update(burial_fraction=rng.uniform(0.0, 0.4),
                          max_elongation=float(np.exp(rng.uniform(0.0, np.log(MATRIX_MAX_ELONGATION)))))
