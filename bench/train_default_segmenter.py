@@ -21,6 +21,9 @@ Recipe (every number is an option below, and is written into the model card):
    held-out synthetic scenes and the completely outlined MIT images trained on (spheroidite is
    left out: its missing outlines would count as false detections).
 
+``--continue-from MODEL`` (with ``--synthetic-only``) trains a model written by this script further on
+synthetic scenes (``--first-scene-seed`` picks scenes it has not seen; the learning rate restarts at
+``--learning-rate`` and falls to 0 again): more synthetic training without starting over.
 ``--weights-from MODEL`` skips 1 and 2 and only chooses the thresholds of a model written by
 this script again (after a change to how they are chosen).
 ``--save-pretrained P`` writes the synthetic-only model; ``--pretrained P`` starts from it (all of
@@ -83,6 +86,14 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--weights-from", type=Path, metavar="MODEL.pt",
                         help="no training: take this model's weights and training record (written by this script) "
                              "and only choose its thresholds again, e.g. after a change to how they are chosen")
+    parser.add_argument("--continue-from", type=Path, metavar="MODEL.pt",
+                        help="with --synthetic-only: train this model (written by this script) further on synthetic "
+                             "scenes, for --pretrain-steps or --minutes")
+    parser.add_argument("--first-scene-seed", type=int, default=0,
+                        help="seed of the first synthetic training scene (default %(default)s; give new ones to "
+                             "--continue-from)")
+    parser.add_argument("--learning-rate", type=float,
+                        help="first learning rate of the cosine (default: 0.002 from scratch, 0.0005 otherwise)")
     parser.add_argument("--synthetic-only", action="store_true",
                         help="no real image at all: the pretrained model, thresholds chosen on synthetic scenes "
                              "alone (every real image stays held out; the shipped default is made so)")
@@ -142,19 +153,57 @@ def progress_printer(phase: str):
     return report
 
 
-def pretraining_record(model) -> dict:
-    """The training record of ``model``'s synthetic pretraining (its own record if it was not fine-tuned)."""
-    base = model.training.get("base_model")
-    return base["training"] if base else model.training
+def training_stages(model) -> list[dict]:
+    """The training records of ``model`` and of the models it was trained from, oldest first."""
+    stages, record = [], model.training
+    while record:
+        stages.append(record)
+        base = record.get("base_model")
+        record = base["training"] if base else None
+    return stages[::-1]
+
+
+def is_synthetic(stage: dict) -> bool:
+    return all(source.get("data") == "synthetic scenes" for source in stage["data"])
+
+
+def stage_data_rows(stage: dict, use: str) -> list[str]:
+    """Rows of the model card's data table for one training stage."""
+    rows = []
+    for source in stage["data"]:
+        if source.get("data") == "synthetic scenes":
+            rows.append(f"| {source['scenes']} synthetic scenes (seeds {source['first_seed']}..), {source['crops']} "
+                        f"crops | {source['licence']} | - | {use} |")
+        else:
+            dataset = MIT_DATASETS[source["dataset"]]
+            rows.append(f"| `{source['image']}` ({source['dataset']}, {source['outlined_crystals']} outlined, "
+                        f"{'complete' if source['complete_outlines'] else 'partial'} outlines, diameter "
+                        f"{source['crystal_diameter_px']} px, {source['crops']} crops) | {dataset['licence']} | "
+                        f"{dataset['source']} | {use} |")
+    return rows
+
+
+def stage_recipe(stage: dict, use: str) -> str:
+    """The model card's recipe line for one training stage."""
+    line = (f"- {use}: {stage['steps']} steps of {stage['batch_size']} crops ({stage['minutes']} min), learning rate "
+            f"{stage['learning_rate']}, {stage['schedule']}, seed {stage['seed']}")
+    if not stage.get("base_model"):
+        line += f", class weights {stage['class_weights']}, augmentation {stage['augmentation']}"
+    if stage.get("replay_per_batch"):
+        line += (f", {stage['replay_per_batch']} of {stage['batch_size']} crops per batch synthetic replay, "
+                 "materials balanced by repetition")
+    return line
 
 
 def model_card(model, *, digest: str, command: str, reproduce: str, threshold_choice, threshold_images: list[str],
                left_out: list[str]) -> str:
-    """The model card (markdown): data with licences and attribution, recipe, steps, seed, sha256,
-    and a placeholder for the benchmark's scores."""
+    """The model card (markdown): data with licences and attribution, recipe (every training stage),
+    steps, seed, sha256, and a placeholder for the benchmark's scores."""
     record = model.training
-    pretraining = pretraining_record(model)
-    fine_tuned = bool(record.get("base_model"))
+    stages = training_stages(model)
+    uses = ["pretraining from scratch" if index == 0 else
+            "synthetic training, continued" if is_synthetic(stage) else "fine-tuning on the real images"
+            for index, stage in enumerate(stages)]
     lines = [
         "# Default learned crystal segmenter", "",
         f"File `{Path(model.name).name}`, sha256 `{digest}`; written {record['date']} by "
@@ -166,27 +215,16 @@ def model_card(model, *, digest: str, command: str, reproduce: str, threshold_ch
         "## Training data", "",
         "| data | licence | attribution | use |", "|---|---|---|---|",
     ]
-    for source in pretraining["data"]:
-        lines.append(f"| {source['scenes']} synthetic scenes (seeds {source['first_seed']}..), {source['crops']} "
-                     f"crops | {source['licence']} | - | pretraining |")
-    for source in record["data"] if fine_tuned else []:
-        dataset = MIT_DATASETS[source["dataset"]]
-        lines.append(f"| `{source['image']}` ({source['dataset']}, {source['outlined_crystals']} outlined, "
-                     f"{'complete' if source['complete_outlines'] else 'partial'} outlines, diameter "
-                     f"{source['crystal_diameter_px']} px, {source['crops']} crops) | {dataset['licence']} | "
-                     f"{dataset['source']} | fine-tuning |")
+    for stage, use in zip(stages, uses):
+        lines += stage_data_rows(stage, use)
     lines += ["", "No CC BY-NC-ND image (the tio2 set) was used for training or for choosing thresholds.",
               f"Left out: {', '.join(f'`{name}`' for name in left_out) if left_out else 'none'}.", "",
-              "## Recipe", "",
-              f"- pretraining from scratch: {pretraining['steps']} steps of {pretraining['batch_size']} crops "
-              f"({pretraining['minutes']} min), learning rate {pretraining['learning_rate']}, "
-              f"{pretraining['schedule']}, class weights {pretraining['class_weights']}, "
-              f"augmentation {pretraining['augmentation']}, seed {pretraining['seed']}",
-              (f"- fine-tuning on the real images: {record['steps']} steps ({record['minutes']} min), lr "
-               f"{record['learning_rate']}, {record['replay_per_batch']} of {record['batch_size']} crops per batch "
-               f"synthetic replay, materials balanced by repetition, seed {record['seed']}" if fine_tuned else
-               "- no fine-tuning: trained on synthetic scenes only (`--synthetic-only`); every real image is held out"),
-              f"- thresholds: seed {model.thresholds.seed}, foreground {model.thresholds.foreground}, min seed "
+              "## Recipe", ""]
+    lines += [stage_recipe(stage, use) for stage, use in zip(stages, uses)]
+    if all(is_synthetic(stage) for stage in stages):
+        lines.append("- no real image: trained on synthetic scenes only (`--synthetic-only`); every real image is "
+                     "held out")
+    lines += [f"- thresholds: seed {model.thresholds.seed}, foreground {model.thresholds.foreground}, min seed "
               f"{model.thresholds.min_seed_fraction} of a crystal's area, min crystal score "
               f"{model.thresholds.min_crystal_score} (mean interior + boundary probability); chosen by mean F1@0.5 "
               f"{threshold_choice.mean_f1:.3f} on {', '.join(threshold_images)}",
@@ -214,19 +252,26 @@ def trained_model(arguments: argparse.Namespace):
     fine_tune_minutes = arguments.minutes - pretrain_minutes
 
     print(f"rendering {arguments.scenes} synthetic scenes", flush=True)
-    synthetic = synthetic_training_crops(n_scenes=arguments.scenes, first_seed=0)
+    synthetic = synthetic_training_crops(n_scenes=arguments.scenes, first_seed=arguments.first_scene_seed)
     print(f"{len(synthetic)} synthetic crops ({time.monotonic() - started:.0f} s)", flush=True)
-    if arguments.pretrained:
+    if arguments.continue_from:
+        pretrained = train_segmenter(synthetic, base_model=load_segmenter_model(arguments.continue_from),
+                                     minutes=None if arguments.pretrain_steps else pretrain_minutes,
+                                     steps=arguments.pretrain_steps, seed=arguments.seed,
+                                     learning_rate=arguments.learning_rate,
+                                     progress=progress_printer("synthetic training, continued"))
+    elif arguments.pretrained:
         pretrained = load_segmenter_model(arguments.pretrained)
         fine_tune_minutes = arguments.minutes
     else:
         pretrained = train_segmenter(synthetic, minutes=None if arguments.pretrain_steps else pretrain_minutes,
                                      steps=arguments.pretrain_steps, seed=arguments.seed,
-                                     progress=progress_printer("pretraining"))
+                                     learning_rate=arguments.learning_rate, progress=progress_printer("pretraining"))
         pretrained.name = "synthetic pretraining"
         if arguments.save_pretrained:
             write_segmenter_model(pretrained, arguments.save_pretrained)
-    print(f"pretraining: {pretrained.training['steps']} steps, loss {pretrained.training['final_loss']}", flush=True)
+    print(f"synthetic training: {pretrained.training['steps']} steps, loss {pretrained.training['final_loss']}",
+          flush=True)
     if arguments.synthetic_only:
         return pretrained, []
 
@@ -244,6 +289,7 @@ def trained_model(arguments: argparse.Namespace):
     model = train_segmenter(real, base_model=pretrained,
                             minutes=None if arguments.fine_tune_steps else fine_tune_minutes,
                             steps=arguments.fine_tune_steps, seed=arguments.seed, replay=synthetic,
+                            learning_rate=arguments.learning_rate,
                             replay_fraction=arguments.replay_fraction, progress=progress_printer("fine-tuning"))
     print(f"fine-tuning: {model.training['steps']} steps, loss {model.training['final_loss']}", flush=True)
 
@@ -260,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if not arguments.manifest.is_file():
         sys.exit(f"the real SEM set is not at {arguments.manifest} (../shared/real-sem beside the repository)")
+    if arguments.continue_from and not arguments.synthetic_only:
+        sys.exit("--continue-from trains further on synthetic scenes only: give --synthetic-only too")
     if arguments.out.exists() and arguments.out.is_dir():
         sys.exit(f"--out {arguments.out} is a folder")
     started = time.monotonic()
@@ -286,10 +334,13 @@ def main(argv: list[str] | None = None) -> int:
           f"score {choice.thresholds.min_crystal_score}, mean F1 {choice.mean_f1:.3f}", flush=True)
 
     this_command = shlex.join(["scripts/bench", "bench/train_default_segmenter.py", *(argv or sys.argv[1:])])
-    pretraining = pretraining_record(model)
-    steps = ["--pretrain-steps", str(pretraining["steps"])]
-    if model.training.get("base_model"):
-        steps += ["--fine-tune-steps", str(model.training["steps"])]
+    stages = training_stages(model)
+    if arguments.continue_from:  # this run's stage; the model it continued from has its own card
+        steps = ["--pretrain-steps", str(stages[-1]["steps"])]
+    else:
+        steps = ["--pretrain-steps", str(stages[0]["steps"])]
+        if len(stages) > 1:
+            steps += ["--fine-tune-steps", str(stages[-1]["steps"])]
     if arguments.weights_from:  # the weights' own recipe; the current code chooses thresholds as now
         command = model.training.get("command") or "(not recorded)"
         reproduce = model.training.get("reproduce") or shlex.join([
@@ -299,7 +350,11 @@ def main(argv: list[str] | None = None) -> int:
         model.training.update(thresholds_rechosen_by=this_command)
     else:
         command = this_command
-        reproduce = shlex.join(["scripts/bench", "bench/train_default_segmenter.py", *(argv or sys.argv[1:]), *steps])
+        given = argv or sys.argv[1:]
+        reproduce = shlex.join(["scripts/bench", "bench/train_default_segmenter.py", *given,
+                                *(steps if not {"--pretrain-steps", "--fine-tune-steps"} & set(given) else [])])
+        if arguments.continue_from:  # first the model it continued from, written to that path
+            reproduce = f"{stages[-2].get('reproduce') or '(not recorded)'}\n    {reproduce}"
     model.training.update(recipe="bench/train_default_segmenter.py", command=command, reproduce=reproduce,
                           left_out=arguments.leave_out, thresholds_chosen_on=names,
                           threshold_mean_f1=round(choice.mean_f1, 4))
