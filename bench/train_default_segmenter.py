@@ -21,9 +21,10 @@ Recipe (every number is an option below, and is written into the model card):
    held-out synthetic scenes and the completely outlined MIT images trained on (spheroidite is
    left out: its missing outlines would count as false detections).
 
-``--continue-from MODEL`` (with ``--synthetic-only``) trains a model written by this script further on
-synthetic scenes (``--first-scene-seed`` picks scenes it has not seen; the learning rate restarts at
-``--learning-rate`` and falls to 0 again): more synthetic training without starting over.
+``--continue-steps N`` (with ``--synthetic-only``) trains the pretrained model N steps more on
+``--continue-scenes`` synthetic scenes it has not seen (seeds after the pretraining's), the learning
+rate restarting at ``--continue-learning-rate`` and falling to 0 again; ``--continue-from MODEL``
+does that stage alone, from a model written by this script (no pretraining).
 ``--weights-from MODEL`` skips 1 and 2 and only chooses the thresholds of a model written by
 this script again (after a change to how they are chosen).
 ``--save-pretrained P`` writes the synthetic-only model; ``--pretrained P`` starts from it (all of
@@ -86,14 +87,15 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--weights-from", type=Path, metavar="MODEL.pt",
                         help="no training: take this model's weights and training record (written by this script) "
                              "and only choose its thresholds again, e.g. after a change to how they are chosen")
+    parser.add_argument("--continue-steps", type=int,
+                        help="with --synthetic-only: then train the pretrained model this many steps more on new "
+                             "synthetic scenes")
+    parser.add_argument("--continue-scenes", type=int, default=1800,
+                        help="synthetic scenes of that stage, seeds after the pretraining's (default %(default)s)")
+    parser.add_argument("--continue-learning-rate", type=float, default=0.001,
+                        help="first learning rate of that stage's cosine (default %(default)s)")
     parser.add_argument("--continue-from", type=Path, metavar="MODEL.pt",
-                        help="with --synthetic-only: train this model (written by this script) further on synthetic "
-                             "scenes, for --pretrain-steps or --minutes")
-    parser.add_argument("--first-scene-seed", type=int, default=0,
-                        help="seed of the first synthetic training scene (default %(default)s; give new ones to "
-                             "--continue-from)")
-    parser.add_argument("--learning-rate", type=float,
-                        help="first learning rate of the cosine (default: 0.002 from scratch, 0.0005 otherwise)")
+                        help="that stage alone, from this model (written by this script) instead of pretraining")
     parser.add_argument("--synthetic-only", action="store_true",
                         help="no real image at all: the pretrained model, thresholds chosen on synthetic scenes "
                              "alone (every real image stays held out; the shipped default is made so)")
@@ -241,6 +243,19 @@ def model_card(model, *, digest: str, command: str, reproduce: str, threshold_ch
     return "\n".join(lines)
 
 
+def continued_model(model, arguments: argparse.Namespace):
+    """``model`` trained ``--continue-steps`` more on ``--continue-scenes`` new synthetic scenes."""
+    from microcrystalnet.segment.learned.training import synthetic_training_crops, train_segmenter
+
+    print(f"rendering {arguments.continue_scenes} more synthetic scenes (seeds {arguments.scenes}..)", flush=True)
+    synthetic = synthetic_training_crops(n_scenes=arguments.continue_scenes, first_seed=arguments.scenes)
+    continued = train_segmenter(synthetic, base_model=model, steps=arguments.continue_steps, seed=arguments.seed,
+                                learning_rate=arguments.continue_learning_rate,
+                                progress=progress_printer("synthetic training, continued"))
+    print(f"continued: {continued.training['steps']} steps, loss {continued.training['final_loss']}", flush=True)
+    return continued
+
+
 def trained_model(arguments: argparse.Namespace):
     """Steps 1 and 2 of the recipe: the fine-tuned model and the MIT images it was trained on."""
     from microcrystalnet.segment.learned.model_file import load_segmenter_model, write_segmenter_model
@@ -252,28 +267,24 @@ def trained_model(arguments: argparse.Namespace):
     fine_tune_minutes = arguments.minutes - pretrain_minutes
 
     print(f"rendering {arguments.scenes} synthetic scenes", flush=True)
-    synthetic = synthetic_training_crops(n_scenes=arguments.scenes, first_seed=arguments.first_scene_seed)
-    print(f"{len(synthetic)} synthetic crops ({time.monotonic() - started:.0f} s)", flush=True)
     if arguments.continue_from:
-        pretrained = train_segmenter(synthetic, base_model=load_segmenter_model(arguments.continue_from),
-                                     minutes=None if arguments.pretrain_steps else pretrain_minutes,
-                                     steps=arguments.pretrain_steps, seed=arguments.seed,
-                                     learning_rate=arguments.learning_rate,
-                                     progress=progress_printer("synthetic training, continued"))
-    elif arguments.pretrained:
+        return continued_model(load_segmenter_model(arguments.continue_from), arguments), []
+    synthetic = synthetic_training_crops(n_scenes=arguments.scenes, first_seed=0)
+    print(f"{len(synthetic)} synthetic crops ({time.monotonic() - started:.0f} s)", flush=True)
+    if arguments.pretrained:
         pretrained = load_segmenter_model(arguments.pretrained)
         fine_tune_minutes = arguments.minutes
     else:
         pretrained = train_segmenter(synthetic, minutes=None if arguments.pretrain_steps else pretrain_minutes,
                                      steps=arguments.pretrain_steps, seed=arguments.seed,
-                                     learning_rate=arguments.learning_rate, progress=progress_printer("pretraining"))
+                                     progress=progress_printer("pretraining"))
         pretrained.name = "synthetic pretraining"
         if arguments.save_pretrained:
             write_segmenter_model(pretrained, arguments.save_pretrained)
     print(f"synthetic training: {pretrained.training['steps']} steps, loss {pretrained.training['final_loss']}",
           flush=True)
     if arguments.synthetic_only:
-        return pretrained, []
+        return (continued_model(pretrained, arguments) if arguments.continue_steps else pretrained), []
 
     images = mit_images(arguments.manifest, arguments.leave_out)
     by_material: dict[str, list] = {}
@@ -289,11 +300,28 @@ def trained_model(arguments: argparse.Namespace):
     model = train_segmenter(real, base_model=pretrained,
                             minutes=None if arguments.fine_tune_steps else fine_tune_minutes,
                             steps=arguments.fine_tune_steps, seed=arguments.seed, replay=synthetic,
-                            learning_rate=arguments.learning_rate,
                             replay_fraction=arguments.replay_fraction, progress=progress_printer("fine-tuning"))
     print(f"fine-tuning: {model.training['steps']} steps, loss {model.training['final_loss']}", flush=True)
 
     return model, images
+
+
+#: options that set a training budget or starting point: the reproducing command gives step budgets instead
+BUDGET_OPTIONS = ("--minutes", "--pretrain-steps", "--fine-tune-steps", "--continue-steps", "--continue-from",
+                  "--pretrained")
+
+
+def without_options(arguments: list[str], names: tuple[str, ...]) -> list[str]:
+    """``arguments`` without the options ``names`` and their values (``--name value`` or ``--name=value``)."""
+    kept, skip = [], False
+    for argument in arguments:
+        if skip:
+            skip = False
+        elif argument in names:
+            skip = True
+        elif not argument.startswith(tuple(f"{name}=" for name in names)):
+            kept.append(argument)
+    return kept
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -306,8 +334,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if not arguments.manifest.is_file():
         sys.exit(f"the real SEM set is not at {arguments.manifest} (../shared/real-sem beside the repository)")
-    if arguments.continue_from and not arguments.synthetic_only:
-        sys.exit("--continue-from trains further on synthetic scenes only: give --synthetic-only too")
+    if (arguments.continue_from or arguments.continue_steps) and not arguments.synthetic_only:
+        sys.exit("--continue-steps / --continue-from train further on synthetic scenes only: give --synthetic-only")
+    if arguments.continue_from and not arguments.continue_steps:
+        sys.exit("--continue-from needs --continue-steps")
     if arguments.out.exists() and arguments.out.is_dir():
         sys.exit(f"--out {arguments.out} is a folder")
     started = time.monotonic()
@@ -335,12 +365,9 @@ def main(argv: list[str] | None = None) -> int:
 
     this_command = shlex.join(["scripts/bench", "bench/train_default_segmenter.py", *(argv or sys.argv[1:])])
     stages = training_stages(model)
-    if arguments.continue_from:  # this run's stage; the model it continued from has its own card
-        steps = ["--pretrain-steps", str(stages[-1]["steps"])]
-    else:
-        steps = ["--pretrain-steps", str(stages[0]["steps"])]
-        if len(stages) > 1:
-            steps += ["--fine-tune-steps", str(stages[-1]["steps"])]
+    steps = ["--pretrain-steps", str(stages[0]["steps"])]
+    if len(stages) > 1:
+        steps += ["--continue-steps" if is_synthetic(stages[-1]) else "--fine-tune-steps", str(stages[-1]["steps"])]
     if arguments.weights_from:  # the weights' own recipe; the current code chooses thresholds as now
         command = model.training.get("command") or "(not recorded)"
         reproduce = model.training.get("reproduce") or shlex.join([
@@ -348,13 +375,10 @@ def main(argv: list[str] | None = None) -> int:
                                                                     else []), *steps, "--threads", "1",
             "--out", str(arguments.out)])
         model.training.update(thresholds_rechosen_by=this_command)
-    else:
+    else:  # one command for every stage, with step budgets (a --continue-from run names its base's pretraining)
         command = this_command
-        given = argv or sys.argv[1:]
-        reproduce = shlex.join(["scripts/bench", "bench/train_default_segmenter.py", *given,
-                                *(steps if not {"--pretrain-steps", "--fine-tune-steps"} & set(given) else [])])
-        if arguments.continue_from:  # first the model it continued from, written to that path
-            reproduce = f"{stages[-2].get('reproduce') or '(not recorded)'}\n    {reproduce}"
+        reproduce = shlex.join(["scripts/bench", "bench/train_default_segmenter.py",
+                                *without_options(argv or sys.argv[1:], BUDGET_OPTIONS), *steps])
     model.training.update(recipe="bench/train_default_segmenter.py", command=command, reproduce=reproduce,
                           left_out=arguments.leave_out, thresholds_chosen_on=names,
                           threshold_mean_f1=round(choice.mean_f1, 4))
