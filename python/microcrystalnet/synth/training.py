@@ -23,12 +23,6 @@ DIAMETER_RANGE_PX = (8.0, 120.0)
 SEPARATE_MIN_DIAMETER_PX = 24.0
 #: range of the noise standard deviation at mid-gray (intensity units), drawn log-uniformly
 NOISE_SIGMA_RANGE = (0.004, 0.15)
-#: range of the log-normal sigma of crystal diameters (drawn uniformly) of ``separate`` scenes
-NARROW_LOG_SIZE_SIGMA_RANGE = (0.08, 0.35)
-#: the same for ``clusters`` and ``mosaic`` scenes: real particle sets and grain mosaics hold
-#: crystals of many sizes (diameter p90/p10 of the outlines: TiO2 1.6-6.1, mostly 4-6; powder 7-9;
-#: perovskite 5.3), which a sigma of 0.35 at most (p90/p10 2.5) never showed a model
-LOG_SIZE_SIGMA_RANGE = {"clusters": (0.15, 0.9), "mosaic": (0.08, 0.7)}
 #: range of the log-normal sigma of particle diameters in ``matrix`` scenes (drawn uniformly): the
 #: 2-sigma range is the median */ 2.2-5, so one scene holds particles from tiny to large
 MATRIX_LOG_SIZE_SIGMA_RANGE = (0.4, 0.8)
@@ -82,10 +76,7 @@ def random_training_scene(seed: int, shape: tuple[int, int] = (256, 256)) -> Syn
     median_px = float(np.exp(rng.uniform(np.log(low), np.log(min(high, max(low, min(shape) / 2.5))))))
     median_um = rng.uniform(1.0, 3.0)
     pixel_size_um = median_um / median_px
-    # log-normal sigma of the diameters; range = median */ exp(2 sigma)
-    spread = float(np.exp(2 * rng.uniform(*LOG_SIZE_SIGMA_RANGE.get(kind, NARROW_LOG_SIZE_SIGMA_RANGE))))
-    if kind in LOG_SIZE_SIGMA_RANGE:  # the largest crystal no wider than the image
-        spread = min(spread, min(shape) / median_px)
+    spread = float(np.exp(2 * rng.uniform(0.08, 0.35)))  # range = median */ exp(2 sigma)
     weights = rng.uniform(0.2, 1.0, 4) * (rng.random(4) < 0.85)
     if weights.sum() == 0:
         weights[int(rng.integers(4))] = 1.0

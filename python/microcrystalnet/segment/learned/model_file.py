@@ -27,7 +27,7 @@ FORMAT = "microcrystalnet-segmenter"
 FORMAT_VERSION = 1
 #: the shipped default segmenter (python/microcrystalnet/models/), its checksum and model card
 DEFAULT_MODEL_FILENAME = "segmenter-default.pt"
-DEFAULT_MODEL_SHA256 = "91ea8cffe49a10e8cd20184b16ff6d384490e3cb51bbf7c2baa652b3e6570d66"
+DEFAULT_MODEL_SHA256 = "b4f96d66daee5a2418d475ea9e2f5b15ff30afc0463eb22ab0c5ee49c2c3115e"
 DEFAULT_MODEL_NAME = "default"
 MODEL_CARD_FILENAME = "segmenter-default.md"
 
