@@ -165,15 +165,20 @@ def training_stages(model) -> list[dict]:
     return stages[::-1]
 
 
+def is_synthetic_source(source: dict) -> bool:
+    """Whether a training record's data source is rendered synthetic scenes (else a real image)."""
+    return source.get("data") == "synthetic scenes"
+
+
 def is_synthetic(stage: dict) -> bool:
-    return all(source.get("data") == "synthetic scenes" for source in stage["data"])
+    return all(is_synthetic_source(source) for source in stage["data"])
 
 
 def stage_data_rows(stage: dict, use: str) -> list[str]:
     """Rows of the model card's data table for one training stage."""
     rows = []
     for source in stage["data"]:
-        if source.get("data") == "synthetic scenes":
+        if is_synthetic_source(source):
             rows.append(f"| {source['scenes']} synthetic scenes (seeds {source['first_seed']}..), {source['crops']} "
                         f"crops | {source['licence']} | - | {use} |")
         else:
@@ -266,9 +271,13 @@ def trained_model(arguments: argparse.Namespace):
     pretrain_minutes = arguments.minutes * (1.0 if arguments.synthetic_only else arguments.pretrain_share)
     fine_tune_minutes = arguments.minutes - pretrain_minutes
 
-    print(f"rendering {arguments.scenes} synthetic scenes", flush=True)
     if arguments.continue_from:
-        return continued_model(load_segmenter_model(arguments.continue_from), arguments), []
+        base = load_segmenter_model(arguments.continue_from)
+        if len(training_stages(base)) > 1:  # the reproducing command holds one pretraining and one more stage
+            sys.exit(f"--continue-from {arguments.continue_from}: trained in {len(training_stages(base))} stages "
+                     "already; continue from a model of one stage (its pretraining)")
+        return continued_model(base, arguments), []
+    print(f"rendering {arguments.scenes} synthetic scenes", flush=True)
     synthetic = synthetic_training_crops(n_scenes=arguments.scenes, first_seed=0)
     print(f"{len(synthetic)} synthetic crops ({time.monotonic() - started:.0f} s)", flush=True)
     if arguments.pretrained:
