@@ -10,9 +10,11 @@ one entry. Each (segmenter, hint) runs in its own process, so its peak RSS is it
 
     scripts/bench bench/bench_real_sem.py [--segmenters NAME ...] [--datasets tio2 ...] [--json FILE]
                                           [--segmenter-model MODEL] [--held-out-models DIR]
-                                          [--synthetic N]
+                                          [--config SETTINGS.json] [--synthetic N]
 
 ``--segmenter-model``: the learned segmenter's model file (default: the shipped one).
+``--config SETTINGS.json``: settings as ``analyze --config`` reads them, under every segmenter
+(a setting the segmenter's entry changes stays the segmenter's).
 ``--synthetic N``: N held-out synthetic scenes of every kind instead of the real images (a check
 of the training distribution, never a result on real rocks).
 ``--held-out-models DIR``: for an image whose name (stem) has a model DIR/<stem>.pt, the learned
@@ -108,13 +110,14 @@ def segment_entry(entry: dict[str, Any], config, segmenter) -> tuple[Any, Any, A
 
 
 def run_configuration(name: str, hint: str, entries: list[dict[str, Any]], segmenter_model: str | None = None,
-                      held_out_models: Path | None = None) -> dict[str, Any]:
-    """One segmenter with or without size hint over ``entries``; runs in a fresh process."""
+                      held_out_models: Path | None = None, settings: Path | None = None) -> dict[str, Any]:
+    """One segmenter with or without size hint over ``entries``, on the settings file ``settings``
+    (None: the defaults); runs in a fresh process."""
     from microcrystalnet.config import AnalysisConfig
     from microcrystalnet.metrics import score_segmentation
     from microcrystalnet.segment import make_segmenter
 
-    base = AnalysisConfig().updated(**SEGMENTERS[name])
+    base = (AnalysisConfig.from_json(settings) if settings else AnalysisConfig()).updated(**SEGMENTERS[name])
     if segmenter_model and base.segment.backend == "learned":
         base = base.updated(segment={"learned": {"model": segmenter_model}})
     shared_segmenter = make_segmenter(base.segment, download=False)
@@ -168,6 +171,8 @@ def main() -> None:
     parser.add_argument("--segmenter-model", help="the learned segmenter's model file (default: the shipped one)")
     parser.add_argument("--held-out-models", type=Path,
                         help="folder of <image stem>.pt models each trained without that image")
+    parser.add_argument("--config", type=Path, metavar="SETTINGS.json",
+                        help="settings file (as analyze --config reads it) under every segmenter")
     arguments = parser.parse_args()
     if arguments.synthetic:
         entries = synthetic_entries(arguments.synthetic)
@@ -186,7 +191,7 @@ def main() -> None:
         for hint in HINTS:
             with multiprocessing.get_context("spawn").Pool(1) as pool:
                 results.append(pool.apply(run_configuration, (name, hint, entries, arguments.segmenter_model,
-                                                              arguments.held_out_models)))
+                                                              arguments.held_out_models, arguments.config)))
     print(f"\n{machine()}, {time.strftime('%Y-%m-%d', time.gmtime())}\n")
     materials = sorted({e["dataset"] for e in entries}, key=[e["dataset"] for e in entries].index)
     print("| segmenter | size | " + " | ".join(f"F1 {m}" for m in materials) + " | s/image | peak RSS MB |")

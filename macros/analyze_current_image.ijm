@@ -32,7 +32,7 @@
 //   save_results_to: a folder for RoiSet.zip, results.csv, ... (empty: do not save)
 
 if (nImages == 0) exit("Open an SEM image first.");
-run("Analyze Crystals...", "model=reference-2023-11-19 unclear_below=0.5 min_crystal_area=0.25 max_crystal_area=40 "
+run("Analyze Crystals...", "model=reference-2023-11-19 unclear_below=0.5 min_crystal_area=0.25 max_crystal_area=400 "
     + "crystal_size=0 exclude_sem_data_bar preprocessing=[nlm,n2v,unsharp,opening,closing] n2v_model=[] "
     + "segmenter=Default segmenter_model=default settings_file=[] roi_manager=[Add to existing ROIs] outputs=[ROI Manager] save_results_to=[]");
 error = call("microcrystalnet.fiji.AnalyzeCrystals.lastError");

@@ -40,6 +40,17 @@ def test_one_diameter_scales_lengths_and_areas_but_keeps_what_the_user_set():
     assert scale.source == "estimated from the image" and "--crystal-size-px" in notices[0]
 
 
+def test_the_default_area_limits_keep_crystals_of_a_real_size_range():
+    """Real SEM images hold objects up to 7 times their median diameter (../shared/real-sem): the
+    scaled default limits keep 0.3 to 10 times the typical diameter."""
+    config, _, _ = settings_for_image(np.zeros((64, 64), np.float32), None,
+                                      AnalysisConfig().updated(segment={"crystal_size_px": 20.0}))
+    pixel_area_um2 = config.input.assumed_pixel_size_um ** 2
+    diameter_px = [2 * np.sqrt(config.segment.min_crystal_area_um2 / pixel_area_um2 / np.pi),
+                   2 * np.sqrt(config.segment.max_crystal_area_um2 / pixel_area_um2 / np.pi)]
+    assert diameter_px[0] <= 0.3 * 20 and diameter_px[1] >= 10 * 20
+
+
 def test_every_candidate_dropped_by_the_area_limits_is_reported_with_the_option(small_scene):
     config = AnalysisConfig().updated(segment={"min_crystal_area_um2": 30.0})
     segmentation = segment_crystals(to_unit_range(small_scene.image), small_scene.pixel_size_um, config.segment)
