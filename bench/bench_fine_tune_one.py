@@ -8,17 +8,17 @@ fine-tuned on that one image's outlines through the library call ``train-segment
 the outlines, synthetic replay, ``--minutes`` of training, default the command's), and every
 OTHER image of the material is scored before (the model as given) and after, with the size hint
 (the manifest's median_diameter_px as crystal_size_px), through what bench_real_sem.py runs
-(crystal scale, preprocessing, segmentation). Outlines are complete (every object) except where
-bench/train_default_segmenter.py treats a material as partial (spheroidite: loss only on the
-outlined particles and a ring around them). Each fine-tuning runs in a process of its own with
+(crystal scale, preprocessing, segmentation). Outlines are complete (every object: all other
+pixels are background) except where bench/train_default_segmenter.py treats a material as
+partial (loss only on the outlined particles and a ring around them; no material since the
+spheroidite outlines were found complete). Each fine-tuning runs in a process of its own with
 ``--threads`` torch threads; ``--jobs`` of them at once.
 
     scripts/bench bench/bench_fine_tune_one.py [--segmenter-model MODEL] [--minutes M] [--choices K]
                                                [--training-images NAME ...] [--threads T] [--jobs N]
                                                [--datasets tio2 ...] [--json FILE]
 
-The shipped model was fine-tuned on the MIT images (perovskite, spheroidite, powder): for those,
-"before" is measured on images the model was trained on. tio2 (CC BY-NC-ND) is used here for
+The shipped model is synthetic-only (its model card), so "before" is on images it never saw. tio2 (CC BY-NC-ND) is used here for
 evaluation and fine-tuning experiments only; the fine-tuned models are written to a temporary
 folder and deleted.
 """
