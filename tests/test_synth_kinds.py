@@ -197,8 +197,21 @@ def test_training_matrix_scenes_hold_tiny_to_large_particles():
     assert len(ratios) >= 3 and min(ratios) > 4
 
 
+def test_a_substrate_film_draws_bright_curved_edges_on_the_substrate_only():
+    bare = render_scene(scene_spec("clusters", 24, seed=4))
+    filmed = render_scene(scene_spec("clusters", 24, seed=4, substrate_film=0.3))
+    assert np.array_equal(bare.labels, filmed.labels)  # the same particles: the film is substrate texture
+    substrate = ndi.binary_erosion(bare.labels == 0, iterations=3)
+    added = filmed.clean - bare.clean
+    assert np.abs(added[ndi.binary_erosion(bare.labels > 0, iterations=3)]).max() < 0.01  # particles unchanged
+    assert added[substrate].max() > 0.15 and 0.02 < np.mean(added[substrate] > 0.05) < 0.5  # thin bright lines
+    filmed_scenes = [scene.spec.substrate_film > 0 for scene in map(random_training_scene, range(30))
+                     if scene.spec.kind == "clusters"]
+    assert 0 < sum(filmed_scenes) < len(filmed_scenes)  # training scenes: some with a film, some without
+
+
 @pytest.mark.parametrize("bad", [dict(burial_fraction=1.0), dict(burial_fraction=-0.1), dict(max_elongation=0.5),
-                                 dict(matrix_texture="plaid")])
+                                 dict(matrix_texture="plaid"), dict(substrate_film=-0.1)])
 def test_invalid_matrix_specs_are_refused(bad):
     with pytest.raises(ValueError):
         SceneSpec(kind="matrix", **bad)

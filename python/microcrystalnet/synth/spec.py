@@ -116,6 +116,10 @@ class SceneSpec:
     #: ``matrix``: how deep crystals sit in the matrix: along its edge, the matrix covers each
     #: crystal unevenly up to this fraction of its radius (0 = crystals lie on top)
     burial_fraction: float = 0.25
+    #: ``clusters``: brightness of the rims of a thin film on the substrate (islands and holes with
+    #: bright step edges, as dried residues and coatings show under a particle sample), intensity
+    #: units at the brightest rims; 0 = a smooth substrate
+    substrate_film: float = 0.0
     #: ``clusters``, ``matrix``: largest length-to-width stretch of a crystal; each one is stretched
     #: along a random direction by a factor drawn log-uniformly from 1 to this, keeping its area
     max_elongation: float = 1.0
@@ -146,6 +150,8 @@ class SceneSpec:
             raise ValueError(f"matrix_texture must be one of {', '.join(MATRIX_TEXTURES)}, got {self.matrix_texture!r}")
         if not 0 <= self.burial_fraction < 1:
             raise ValueError(f"burial_fraction must be at least 0 and below 1, got {self.burial_fraction}")
+        if self.substrate_film < 0:
+            raise ValueError(f"substrate_film must not be negative, got {self.substrate_film}")
         if self.max_elongation < 1:
             raise ValueError(f"max_elongation must be at least 1, got {self.max_elongation}")
 

@@ -34,6 +34,9 @@ MATRIX_CLASS_BIAS = np.array([0.3, 0.5, 0.1, 1.0])
 MATRIX_CONTRAST_RANGE = (0.1, 0.5)
 #: ``matrix``: particles are stretched by up to 1 to this (drawn log-uniformly per scene)
 MATRIX_MAX_ELONGATION = 3.5
+#: ``clusters``: share of scenes whose substrate carries a thin film with bright step edges, and the
+#: range of its rims' brightness (intensity units): substrate texture that is not particles
+CLUSTERS_FILM_CHANCE, CLUSTERS_FILM_RANGE = 0.6, (0.05, 0.3)
 #: most crystals laid in a ``clusters`` or ``matrix`` scene (lower cover for small crystals): each
 #: costs about 1-2 ms to place
 MAX_LAID_CRYSTALS = 300
@@ -100,6 +103,9 @@ def random_training_scene(seed: int, shape: tuple[int, int] = (256, 256)) -> Syn
         weights = weights * MATRIX_CLASS_BIAS
         kind_look.update(burial_fraction=rng.uniform(0.0, 0.4),
                          max_elongation=float(np.exp(rng.uniform(0.0, np.log(MATRIX_MAX_ELONGATION)))))
+    if kind == "clusters":  # drawn here, so that other kinds' scenes stay as they were
+        kind_look["substrate_film"] = (rng.uniform(*CLUSTERS_FILM_RANGE) if rng.random() < CLUSTERS_FILM_CHANCE
+                                       else 0.0)
     # noise level at mid-gray from frame-averaged (0.004) to fast-scan (0.15) images, part shot noise
     noise_sigma = float(np.exp(rng.uniform(np.log(NOISE_SIGMA_RANGE[0]), np.log(NOISE_SIGMA_RANGE[1]))))
     shot_share = rng.uniform(0.3, 1.0)
