@@ -27,7 +27,7 @@ FORMAT = "microcrystalnet-segmenter"
 FORMAT_VERSION = 1
 #: the shipped default segmenter (python/microcrystalnet/models/), its checksum and model card
 DEFAULT_MODEL_FILENAME = "segmenter-default.pt"
-DEFAULT_MODEL_SHA256 = "b4f96d66daee5a2418d475ea9e2f5b15ff30afc0463eb22ab0c5ee49c2c3115e"
+DEFAULT_MODEL_SHA256 = "25243d575e5bcdbef5c515bd040508a3581205d6b97e13f09bccbaa9a0f1b78c"
 DEFAULT_MODEL_NAME = "default"
 MODEL_CARD_FILENAME = "segmenter-default.md"
 
