@@ -27,7 +27,7 @@ from .test_fiji_command import click, wait_for_dialog, wait_until, write_scene
 pytestmark = pytest.mark.imagej
 
 #: the analysis of the tests: the reference classifier from ../shared, results saved
-OPTIONS = "model=reference-2023-11-19 min_crystal_area=0.25 max_crystal_area=40 exclude_sem_data_bar"
+OPTIONS = "model=reference-2023-11-19 min_crystal_area=0.25 max_crystal_area=400 exclude_sem_data_bar"
 OUTLINED = 30
 
 
