@@ -18,9 +18,9 @@ spheroidite outlines were found complete). Each fine-tuning runs in a process of
                                                [--training-images NAME ...] [--threads T] [--jobs N]
                                                [--datasets tio2 ...] [--json FILE]
 
-The shipped model is synthetic-only (its model card), so "before" is on images it never saw. tio2 (CC BY-NC-ND) is used here for
-evaluation and fine-tuning experiments only; the fine-tuned models are written to a temporary
-folder and deleted.
+The shipped model is synthetic-only (its model card), so "before" is on images it never saw.
+tio2 (CC BY-NC-ND) is used here for evaluation and fine-tuning experiments only; the fine-tuned
+models are written to a temporary folder and deleted.
 """
 
 from __future__ import annotations

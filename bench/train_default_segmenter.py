@@ -16,8 +16,9 @@ Recipe (every number is an option below, and is written into the model card):
    outlines are complete (all other pixels are background). Spheroidite's were once taken as
    partial (loss only on the outlined particles and a ring around them), but its masks outline
    every bright particle and the pits: what they leave out is gray matrix texture, which a
-   partial loss never teaches as background (fine-tuning on one of its images as complete
-   outlines: 0.559 -> 0.608 on the other four; as partial ones it lost 0.03, BENCHMARKS.md).
+   partial loss never teaches as background (fine-tuning on one of its images, mean of three
+   choices, on the other four: as complete outlines 0.556 -> 0.606; as partial ones 0.507 ->
+   0.482 in an earlier round; BENCHMARKS.md).
    Measured on real materials the model had not seen, this did not help (the model card), so the
    default skips it.
 3. Seed and foreground thresholds and the lowest crystal score kept, chosen by mean F1 on

@@ -212,6 +212,6 @@ def test_a_substrate_film_draws_bright_curved_edges_on_the_substrate_only():
 
 @pytest.mark.parametrize("bad", [dict(burial_fraction=1.0), dict(burial_fraction=-0.1), dict(max_elongation=0.5),
                                  dict(matrix_texture="plaid"), dict(substrate_film=-0.1)])
-def test_invalid_matrix_specs_are_refused(bad):
+def test_invalid_matrix_and_substrate_specs_are_refused(bad):
     with pytest.raises(ValueError):
         SceneSpec(kind="matrix", **bad)
