@@ -25,7 +25,7 @@ from microcrystalnet.frameworks import import_segment_anything, import_torch
 from microcrystalnet.io import to_unit_range
 from microcrystalnet.segment import segment_crystals
 from microcrystalnet.segment.sam import (SAM_CHECKPOINTS, LoadedSam, SamCrystalSegmenter, choose_device, load_sam,
-                                        working_pixel_size)
+                                        tile_overlap_px, working_pixel_size)
 from microcrystalnet.synth import SceneSpec, render_scene
 from microcrystalnet.weights import ModelUnavailableError
 
@@ -82,6 +82,32 @@ def test_working_scale_fits_one_tile_but_keeps_small_crystals_visible():
     assert size == pytest.approx(2 * math.sqrt(0.05 / math.pi) / 24)
     # never finer than the image
     assert working_pixel_size((256, 256), 0.04, 0.25, config) == pytest.approx(0.04)
+
+
+def test_tiles_overlap_by_four_crystal_diameters_not_by_the_wide_area_limit():
+    def overlap(typical_diameter_um: float, max_crystal_area_um2: float = SegmentConfig().max_crystal_area_um2) -> int:
+        return tile_overlap_px(typical_diameter_um=typical_diameter_um, max_crystal_area_um2=max_crystal_area_um2,
+                               work_pixel_size_um=0.02, tile_px=1024)
+
+    # micrite at 20 nm working pixels: 2-um crystals are 100 px; the default limit (400 um^2: 1128 px)
+    # would ask for half a tile
+    assert overlap(2.0) == 400
+    # a tight area limit stays the bound: crystals of at most 4 um^2 (2.26 um) need 112 px
+    assert overlap(2.0, max_crystal_area_um2=4.0) == 112
+    # large crystals: never more than half a tile
+    assert overlap(10.0) == 512
+
+
+def test_a_crystal_size_in_pixels_is_read_at_the_image_scale_not_at_sams():
+    # 224 px at 40 nm; SAM works at 80 nm (the smallest crystal, 0.32 um, spans its 4 px): 112 px in
+    # 64-px tiles. 8-px crystals of the image are 4 px there: tiles overlap by 16 px -> 2 x 2 tiles
+    # (read at SAM's scale they would overlap by 32 px -> 3 x 3)
+    scene = render_scene(SceneSpec(shape=(224, 224), pixel_size_um=0.04, seed=12))
+    segmenter = SamCrystalSegmenter(reduced_sam(), SamConfig(tile_px=64, decoder_batch=16, min_crystal_px=4))
+    config = SegmentConfig(backend="sam", crystal_size_px=8.0, min_crystal_area_um2=math.pi * 0.16 ** 2)
+    result = segment_crystals(to_unit_range(scene.image), 0.04, config, segmenter)
+    assert result.statistics["working_pixel_size_um"] == pytest.approx(0.08)
+    assert result.statistics["tiles"] == 4
 
 
 def test_prompt_mode_batches_one_prompt_per_candidate_plus_a_sparse_second_pass(scene):

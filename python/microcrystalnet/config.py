@@ -169,7 +169,7 @@ class SamConfig(Settings):
     Working scale: SAM sees images of 1024 px. The image is shrunk as far as it fits one 1024-px
     tile, but never so far that the smallest crystal (diameter from the minimum crystal area)
     spans fewer than ``min_crystal_px`` pixels; larger images are cut into ``tile_px`` tiles
-    overlapping by the largest crystal's size.
+    overlapping by four typical crystal diameters (at most the largest crystal, half a tile).
 
     Post-processing (both modes): a mask with less than ``min_crystal_fraction`` of its area on
     crystal (not pore) pixels is dropped; a mask made of two or more other masks is a cluster and

@@ -29,6 +29,7 @@ from ..frameworks import import_segment_anything, import_torch, import_torchvisi
 from ..weights import ModelUnavailableError, file_sha256, locate_weights
 from .masks import CandidateMask, drop_container_masks, drop_pore_masks, inside_tile_interior, masks_to_labels, \
     tile_windows
+from .scale import configured_diameter_px
 from .watershed import crystal_foreground, segment_watershed
 
 Array = np.ndarray
@@ -183,6 +184,22 @@ def working_pixel_size(shape: tuple[int, int], pixel_size_um: float, min_crystal
     return max(pixel_size_um, min(fit_one_tile, keep_small_crystals))
 
 
+#: neighbouring SAM tiles share this many typical crystal diameters: a crystal up to this size lies
+#: whole in one tile (real outlines: 39 of 2,207 objects are larger, BENCHMARKS.md "Fourth round")
+TILE_OVERLAP_CRYSTAL_DIAMETERS = 4.0
+
+
+def tile_overlap_px(*, typical_diameter_um: float, max_crystal_area_um2: float, work_pixel_size_um: float,
+                    tile_px: int) -> int:
+    """Overlap of neighbouring SAM tiles at the working scale, px: four typical crystal diameters
+    (:data:`TILE_OVERLAP_CRYSTAL_DIAMETERS`), but never more than the largest crystal kept or half
+    a tile. It follows the crystal scale, not the area limit alone: the limit is wide (11
+    diameters by default), and an overlap that large would double the tiles."""
+    typical_px = typical_diameter_um / work_pixel_size_um
+    largest_px = 2 * math.sqrt(max_crystal_area_um2 / math.pi) / work_pixel_size_um
+    return int(min(TILE_OVERLAP_CRYSTAL_DIAMETERS * typical_px, largest_px, tile_px // 2))
+
+
 @dataclass
 class SamRunStatistics:
     """What one SAM segmentation cost."""
@@ -258,6 +275,9 @@ class SamCrystalSegmenter:
                 config: SamConfig | None = None) -> "SamProposals":
         """Run SAM (the expensive part) and return every mask it proposes, with its scores."""
         config = config or self.config
+        if segment_config.crystal_size_px is not None:  # pixels of this image, not of the working scale
+            segment_config = segment_config.updated(crystal_size_um=segment_config.crystal_size_px * pixel_size_um,
+                                                    crystal_size_px=None)
         statistics = SamRunStatistics()
         work_size = working_pixel_size(image.shape, pixel_size_um, segment_config.min_crystal_area_um2, config)
         statistics.working_pixel_size_um = work_size
@@ -272,8 +292,9 @@ class SamCrystalSegmenter:
             foreground = crystal_foreground(work_image, work_size, segment_config.watershed, min_area_px)
             candidates = (segment_watershed(work_image, work_size, segment_config.watershed, min_area_px)
                           if config.mode == "prompt" else None)
-        largest_crystal_px = 2 * math.sqrt(segment_config.max_crystal_area_um2 / math.pi) / work_size
-        overlap = int(min(largest_crystal_px, config.tile_px // 2))
+        overlap = tile_overlap_px(typical_diameter_um=configured_diameter_px(segment_config, pixel_size_um) * pixel_size_um,
+                                  max_crystal_area_um2=segment_config.max_crystal_area_um2,
+                                  work_pixel_size_um=work_size, tile_px=config.tile_px)
         windows = tile_windows(work_shape, config.tile_px, overlap)
         statistics.tiles = len(windows)
         masks: list[CandidateMask] = []
