@@ -147,13 +147,16 @@ def test_chosen_thresholds_are_the_best_of_the_grid(small_scene, tiny_crops):
     model = train_segmenter(tiny_crops, steps=20, batch_size=4, seed=0)
     image, labels = small_scene.image[:256, :256], small_scene.labels[:256, :256]
     diameter = median_diameter_px(small_scene.labels)
-    grid = {"seed": (0.5, 0.8), "foreground": (0.3, 0.6), "min_crystal_score": (0.0, 0.9)}
+    grid = {"seed": (0.5, 0.8), "foreground": (0.3, 0.6), "min_seed_fraction": (0.03, 0.2),
+            "min_crystal_score": (0.0, 0.9)}
     choice = choose_thresholds(model, [(image, labels, diameter)], grid=grid)
-    assert set(choice.mean_f1_by_setting) == {(seed, foreground, score) for seed in (0.5, 0.8)
-                                              for foreground in (0.3, 0.6) for score in (0.0, 0.9)}
+    assert set(choice.mean_f1_by_setting) == {(seed, foreground, fraction, score) for seed in (0.5, 0.8)
+                                              for foreground in (0.3, 0.6) for fraction in (0.03, 0.2)
+                                              for score in (0.0, 0.9)}
     assert choice.mean_f1 == max(choice.mean_f1_by_setting.values())
-    for (seed, foreground, score), f1 in choice.mean_f1_by_setting.items():
-        model.thresholds = WatershedThresholds(seed, foreground, model.thresholds.min_seed_fraction, score)
+    assert choice.thresholds == WatershedThresholds(*max(choice.mean_f1_by_setting, key=choice.mean_f1_by_setting.get))
+    for (seed, foreground, fraction, score), f1 in choice.mean_f1_by_setting.items():
+        model.thresholds = WatershedThresholds(seed, foreground, fraction, score)
         assert match_instances(labels, segment_with_model(image, model, crystal_diameter_px=diameter)).f1 == \
             pytest.approx(f1)
 

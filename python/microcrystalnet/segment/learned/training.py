@@ -403,48 +403,51 @@ def train_on_outlines(crops: TrainingCrops, *, base_model: SegmenterModel | None
                            progress=progress)
 
 
-#: the default grid of :func:`choose_thresholds`: seed and foreground probabilities, and the
-#: lowest crystal score kept (0: every crystal)
+#: the default grid of :func:`choose_thresholds`: seed and foreground probabilities, the smallest
+#: seed (a fraction of a typical crystal's area: 0.01 keeps seeds of the smallest crystals the
+#: default area limits keep, 0.3 times the typical diameter), and the lowest crystal score kept
+#: (0: every crystal)
 THRESHOLD_GRID = {"seed": (0.5, 0.6, 0.7, 0.8), "foreground": (0.4, 0.5, 0.6, 0.7),
-                  "min_crystal_score": (0.0, 0.8, 0.85, 0.9)}
+                  "min_seed_fraction": (0.03, 0.01), "min_crystal_score": (0.0, 0.8, 0.85, 0.9)}
 
 
 @dataclass(frozen=True)
 class ThresholdChoice:
     """The best thresholds of a grid, their mean F1 and the mean F1 of every setting tried
-    (keys ``(seed, foreground, min_crystal_score)``)."""
+    (keys ``(seed, foreground, min_seed_fraction, min_crystal_score)``)."""
 
     thresholds: WatershedThresholds
     mean_f1: float
-    mean_f1_by_setting: dict[tuple[float, float, float], float]
+    mean_f1_by_setting: dict[tuple[float, float, float, float], float]
 
 
 def choose_thresholds(model: SegmenterModel, images_labels_diameters: Iterable[tuple[Array, Array, float]], *,
                       grid: dict[str, Sequence[float]] = THRESHOLD_GRID) -> ThresholdChoice:
-    """The seed and foreground thresholds and the lowest crystal score of ``grid`` with the best
-    mean F1 (IoU 0.5) of ``model`` over held-out images: ``(image (Y, X) gray, reference labels
-    int (Y, X), typical crystal diameter px)``. The network runs once per image; ties go to the
-    first setting of the grid. Which images to use is the caller's choice (never ones the
-    model's licence forbids)."""
+    """The seed and foreground thresholds, smallest seed and lowest crystal score of ``grid`` with
+    the best mean F1 (IoU 0.5) of ``model`` over held-out images: ``(image (Y, X) gray, reference
+    labels int (Y, X), typical crystal diameter px)``. A grid without ``min_seed_fraction`` keeps
+    the model's; without ``min_crystal_score``, 0. The network runs once per image; ties go to the
+    first setting of the grid. Which images to use is the caller's choice (never ones the model's
+    licence forbids)."""
+    seed_fractions = grid.get("min_seed_fraction", (model.thresholds.min_seed_fraction,))
     scores_grid = grid.get("min_crystal_score", (0.0,))
-    settings = [(seed, foreground, score) for seed in grid["seed"] for foreground in grid["foreground"]
-                for score in scores_grid]
+    settings = [(seed, foreground, fraction, score) for seed in grid["seed"] for foreground in grid["foreground"]
+                for fraction in seed_fractions for score in scores_grid]
     f1_sums = dict.fromkeys(settings, 0.0)
     count = 0
     for image, labels, diameter in images_labels_diameters:
         probabilities = working_scale_probabilities(image, model, crystal_diameter_px=diameter)
-        for seed, foreground in dict.fromkeys((seed, foreground) for seed, foreground, _ in settings):
-            thresholds = WatershedThresholds(seed, foreground, model.thresholds.min_seed_fraction)
-            found = crystal_instances(probabilities, thresholds=thresholds,
+        for seed, foreground, fraction in dict.fromkeys(setting[:3] for setting in settings):
+            found = crystal_instances(probabilities, thresholds=WatershedThresholds(seed, foreground, fraction),
                                       crystal_diameter_px=model.working_diameter_px)
             scores = crystal_scores(probabilities, found)
             for score in scores_grid:
                 kept = confident_crystals(found, scores, score) if score > 0 else found
-                f1_sums[(seed, foreground, score)] += match_instances(labels, labels_at_shape(kept, labels.shape)).f1
+                f1_sums[(seed, foreground, fraction, score)] += \
+                    match_instances(labels, labels_at_shape(kept, labels.shape)).f1
         count += 1
     if not count:
         raise ValueError("no held-out images to choose thresholds on")
     means = {setting: total / count for setting, total in f1_sums.items()}
     best = max(settings, key=lambda setting: means[setting])
-    return ThresholdChoice(WatershedThresholds(best[0], best[1], model.thresholds.min_seed_fraction, best[2]),
-                           means[best], means)
+    return ThresholdChoice(WatershedThresholds(*best), means[best], means)
