@@ -21,7 +21,7 @@ Recipe (every number is an option below, and is written into the model card):
    0.482 in an earlier round; BENCHMARKS.md).
    Measured on real materials the model had not seen, this did not help (the model card), so the
    default skips it.
-3. Seed and foreground thresholds and the lowest crystal score kept, chosen by mean F1 on
+3. Seed and foreground thresholds, the smallest seed and the lowest crystal score kept, chosen by mean F1 on
    held-out synthetic scenes and the completely outlined MIT images trained on.
 
 ``--continue-steps N`` (with ``--synthetic-only``) trains the pretrained model N steps more on
@@ -373,8 +373,9 @@ def main(argv: list[str] | None = None) -> int:
             names.append(f"`{entry['image']}`")
     choice = choose_thresholds(model, held_out)
     model.thresholds = choice.thresholds
-    print(f"thresholds: seed {choice.thresholds.seed}, foreground {choice.thresholds.foreground}, min crystal "
-          f"score {choice.thresholds.min_crystal_score}, mean F1 {choice.mean_f1:.3f}", flush=True)
+    print(f"thresholds: seed {choice.thresholds.seed}, foreground {choice.thresholds.foreground}, min seed "
+          f"{choice.thresholds.min_seed_fraction}, min crystal score {choice.thresholds.min_crystal_score}, mean F1 "
+          f"{choice.mean_f1:.3f}", flush=True)
 
     this_command = shlex.join(["scripts/bench", "bench/train_default_segmenter.py", *(argv or sys.argv[1:])])
     stages = training_stages(model)
