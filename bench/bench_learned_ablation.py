@@ -3,10 +3,12 @@ image turned by 180 degrees, as shipped; averaged over four flips) and by the lo
 score kept (mean interior + boundary probability of a crystal), on the real SEM images of
 ../shared/real-sem or held-out synthetic scenes, with the size hint (the outlines' median
 diameter). The network runs once per orientation and image; the model's seed and foreground
-thresholds stay fixed; no label tidying (area limits, border), so numbers are within a few
-thousandths of bench_real_sem.py's.
+thresholds stay fixed, and so does its smallest seed unless ``--min-seed-fraction`` sets
+another; no label tidying (area limits, border), so numbers are within a few thousandths of
+bench_real_sem.py's.
 
-    scripts/bench bench/bench_learned_ablation.py [--segmenter-model MODEL] [--synthetic N] [--json FILE]
+    scripts/bench bench/bench_learned_ablation.py [--segmenter-model MODEL] [--synthetic N]
+        [--min-seed-fraction F] [--json FILE]
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--segmenter-model", help="model file (default: the shipped one)")
     parser.add_argument("--synthetic", type=int, metavar="N", help="N held-out synthetic scenes instead")
+    parser.add_argument("--min-seed-fraction", type=float, metavar="F",
+                        help="smallest seed, a fraction of a typical crystal's area (default: the model's)")
     parser.add_argument("--json", type=Path, help="write every number here")
     arguments = parser.parse_args()
     import torch
@@ -60,7 +64,7 @@ def main() -> int:
     else:
         sys.exit(f"skipped: no real SEM images at {REAL_SEM.resolve()}")
     thresholds = WatershedThresholds(model.thresholds.seed, model.thresholds.foreground,
-                                     model.thresholds.min_seed_fraction)
+                                     arguments.min_seed_fraction or model.thresholds.min_seed_fraction)
     f1: dict[tuple[str, str, float], list[float]] = {}
     for entry in entries:
         image, true = load_entry(entry)
@@ -76,7 +80,8 @@ def main() -> int:
                     match_instances(true, labels_at_shape(kept, pixels.shape)).f1)
         print(f"{entry['image']} done", file=sys.stderr, flush=True)
     print(f"{machine()}; model {model.name} ({model.sha256 or 'no checksum'}); seed {thresholds.seed}, foreground "
-          f"{thresholds.foreground}; F1 by lowest crystal score kept {' / '.join(map(str, SCORES))}\n")
+          f"{thresholds.foreground}, smallest seed {thresholds.min_seed_fraction}; F1 by lowest crystal score kept "
+          f"{' / '.join(map(str, SCORES))}\n")
     print(f"| material | {' | '.join(ORIENTATIONS)} |\n|---|{'---|' * len(ORIENTATIONS)}")
     for dataset in dict.fromkeys(entry["dataset"] for entry in entries):
         cells = [" / ".join(f"{statistics.mean(f1[(dataset, orientation, score)]):.3f}" for score in SCORES)
