@@ -194,7 +194,8 @@ def tile_overlap_px(*, typical_diameter_um: float, max_crystal_area_um2: float, 
     """Overlap of neighbouring SAM tiles at the working scale, px: four typical crystal diameters
     (:data:`TILE_OVERLAP_CRYSTAL_DIAMETERS`), but never more than the largest crystal kept or half
     a tile. It follows the crystal scale, not the area limit alone: the limit is wide (11
-    diameters by default), and an overlap that large would double the tiles."""
+    diameters by default), and an overlap that large needs up to 1.6 times the tiles
+    (BENCHMARKS.md, "Fifth round")."""
     typical_px = typical_diameter_um / work_pixel_size_um
     largest_px = 2 * math.sqrt(max_crystal_area_um2 / math.pi) / work_pixel_size_um
     return int(min(TILE_OVERLAP_CRYSTAL_DIAMETERS * typical_px, largest_px, tile_px // 2))
@@ -292,7 +293,8 @@ class SamCrystalSegmenter:
             foreground = crystal_foreground(work_image, work_size, segment_config.watershed, min_area_px)
             candidates = (segment_watershed(work_image, work_size, segment_config.watershed, min_area_px)
                           if config.mode == "prompt" else None)
-        overlap = tile_overlap_px(typical_diameter_um=configured_diameter_px(segment_config, pixel_size_um) * pixel_size_um,
+        typical_diameter_um = configured_diameter_px(segment_config, pixel_size_um) * pixel_size_um
+        overlap = tile_overlap_px(typical_diameter_um=typical_diameter_um,
                                   max_crystal_area_um2=segment_config.max_crystal_area_um2,
                                   work_pixel_size_um=work_size, tile_px=config.tile_px)
         windows = tile_windows(work_shape, config.tile_px, overlap)
