@@ -64,7 +64,8 @@ def main() -> int:
     else:
         sys.exit(f"skipped: no real SEM images at {REAL_SEM.resolve()}")
     thresholds = WatershedThresholds(model.thresholds.seed, model.thresholds.foreground,
-                                     arguments.min_seed_fraction or model.thresholds.min_seed_fraction)
+                                     model.thresholds.min_seed_fraction if arguments.min_seed_fraction is None
+                                     else arguments.min_seed_fraction)
     f1: dict[tuple[str, str, float], list[float]] = {}
     for entry in entries:
         image, true = load_entry(entry)

@@ -21,8 +21,8 @@ Recipe (every number is an option below, and is written into the model card):
    0.482 in an earlier round; BENCHMARKS.md).
    Measured on real materials the model had not seen, this did not help (the model card), so the
    default skips it.
-3. Seed and foreground thresholds, the smallest seed and the lowest crystal score kept, chosen by mean F1 on
-   held-out synthetic scenes and the completely outlined MIT images trained on.
+3. Seed and foreground thresholds, the smallest seed and the lowest crystal score kept, chosen
+   by mean F1 on held-out synthetic scenes and the completely outlined MIT images trained on.
 
 ``--continue-steps N`` (with ``--synthetic-only``) trains the pretrained model N steps more on
 ``--continue-scenes`` synthetic scenes it has not seen (seeds after the pretraining's), the learning

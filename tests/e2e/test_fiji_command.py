@@ -154,7 +154,8 @@ def test_in_process_command_gives_the_clis_crystals_names_colours_and_results(ij
     manager.reset()
     cli_rows = cli_analysis(scene_file, tmp_path / "cli", "--unclear-below", str(UNCLEAR_BELOW))[0]
     assert any(row["Class"] == "unclear" for row in cli_rows), f"no crystal below {UNCLEAR_BELOW}: test says nothing"
-    image, error = analyze(ij, scene_file, OPTIONS + f" unclear_below={UNCLEAR_BELOW} roi_manager=[Replace existing ROIs]")
+    image, error = analyze(ij, scene_file,
+                           OPTIONS + f" unclear_below={UNCLEAR_BELOW} roi_manager=[Replace existing ROIs]")
     try:
         assert error == ""
         count = manager.getCount()
