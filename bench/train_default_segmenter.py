@@ -24,10 +24,13 @@ Recipe (every number is an option below, and is written into the model card):
 3. Seed and foreground thresholds, the smallest seed and the lowest crystal score kept, chosen
    by mean F1 on held-out synthetic scenes and the completely outlined MIT images trained on.
 
-``--continue-steps N`` (with ``--synthetic-only``) trains the pretrained model N steps more on
-``--continue-scenes`` synthetic scenes it has not seen (seeds after the pretraining's), the learning
-rate restarting at ``--continue-learning-rate`` and falling to 0 again; ``--continue-from MODEL``
-does that stage alone, from a model written by this script (no pretraining).
+``--continue-steps N [N ...]`` (with ``--synthetic-only``) trains the pretrained model further in one
+stage per N: N steps on ``--continue-scenes`` synthetic scenes it has not seen (seeds after those of
+every earlier stage), the learning rate restarting at ``--continue-learning-rate`` and falling to 0
+again (one value for every stage, or one per stage). Every stage starts from its base's weights as
+a model file holds them (float16), so one command gives the weights of its stages run one at a time.
+``--continue-from MODEL`` runs those stages alone, from a model written by this script (no
+pretraining): the shipped default's last stage was made so, from the previous default.
 ``--weights-from MODEL`` skips 1 and 2 and only chooses the thresholds of a model written by
 this script again (after a change to how they are chosen).
 ``--save-pretrained P`` writes the synthetic-only model; ``--pretrained P`` starts from it (all of
@@ -91,15 +94,17 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--weights-from", type=Path, metavar="MODEL.pt",
                         help="no training: take this model's weights and training record (written by this script) "
                              "and only choose its thresholds again, e.g. after a change to how they are chosen")
-    parser.add_argument("--continue-steps", type=int,
-                        help="with --synthetic-only: then train the pretrained model this many steps more on new "
-                             "synthetic scenes")
-    parser.add_argument("--continue-scenes", type=int, default=1800,
-                        help="synthetic scenes of that stage, seeds after the pretraining's (default %(default)s)")
-    parser.add_argument("--continue-learning-rate", type=float, default=0.001,
-                        help="first learning rate of that stage's cosine (default %(default)s)")
+    parser.add_argument("--continue-steps", type=int, nargs="+", metavar="STEPS",
+                        help="with --synthetic-only: then train the pretrained model further, one stage of this "
+                             "many steps on new synthetic scenes per value")
+    parser.add_argument("--continue-scenes", type=int, nargs="+", default=[1800], metavar="SCENES",
+                        help="synthetic scenes of each such stage, seeds after every earlier stage's; one value "
+                             "for all stages or one per stage (default %(default)s)")
+    parser.add_argument("--continue-learning-rate", type=float, nargs="+", default=[0.001], metavar="RATE",
+                        help="first learning rate of each such stage's cosine; one value for all stages or one per "
+                             "stage (default %(default)s)")
     parser.add_argument("--continue-from", type=Path, metavar="MODEL.pt",
-                        help="that stage alone, from this model (written by this script) instead of pretraining")
+                        help="those stages alone, from this model (written by this script) instead of pretraining")
     parser.add_argument("--synthetic-only", action="store_true",
                         help="no real image at all: the pretrained model, thresholds chosen on synthetic scenes "
                              "alone (every real image stays held out; the shipped default is made so)")
@@ -252,17 +257,55 @@ def model_card(model, *, digest: str, command: str, reproduce: str, threshold_ch
     return "\n".join(lines)
 
 
+def first_unseen_scene_seed(model) -> int:
+    """The first synthetic scene seed after every scene ``model`` (and the models it was trained
+    from) trained on: where a further synthetic stage starts, so it sees only new scenes."""
+    ends = [source["first_seed"] + source["scenes"] for stage in training_stages(model) for source in stage["data"]
+            if is_synthetic_source(source)]
+    return max(ends, default=0)
+
+
+def continue_stages(arguments: argparse.Namespace) -> list[tuple[int, int, float]]:
+    """(steps, scenes, first learning rate) of every further synthetic stage; a single scene count
+    or learning rate stands for every stage."""
+    steps = arguments.continue_steps or []
+
+    def per_stage(values: list, option: str) -> list:
+        if len(values) == 1:
+            return values * len(steps)
+        if len(values) != len(steps):
+            sys.exit(f"{option}: give one value, or one per --continue-steps value ({len(steps)})")
+        return values
+    return list(zip(steps, per_stage(arguments.continue_scenes, "--continue-scenes"),
+                    per_stage(arguments.continue_learning_rate, "--continue-learning-rate")))
+
+
+def as_written(model):
+    """``model`` as its model file holds it (float16 weights), so a stage trained from it in memory
+    gives the weights of one trained from the written file."""
+    import hashlib
+
+    from microcrystalnet.segment.learned.model_file import SegmenterModel
+
+    data = model.to_bytes()
+    return SegmenterModel.from_bytes(data, name=model.name, sha256=model.sha256 or hashlib.sha256(data).hexdigest())
+
+
 def continued_model(model, arguments: argparse.Namespace):
-    """``model`` trained ``--continue-steps`` more on ``--continue-scenes`` new synthetic scenes."""
+    """``model`` trained further, one stage per ``--continue-steps`` value, each on new synthetic scenes."""
     from microcrystalnet.segment.learned.training import synthetic_training_crops, train_segmenter
 
-    print(f"rendering {arguments.continue_scenes} more synthetic scenes (seeds {arguments.scenes}..)", flush=True)
-    synthetic = synthetic_training_crops(n_scenes=arguments.continue_scenes, first_seed=arguments.scenes)
-    continued = train_segmenter(synthetic, base_model=model, steps=arguments.continue_steps, seed=arguments.seed,
-                                learning_rate=arguments.continue_learning_rate,
-                                progress=progress_printer("synthetic training, continued"))
-    print(f"continued: {continued.training['steps']} steps, loss {continued.training['final_loss']}", flush=True)
-    return continued
+    for index, (steps, scenes, learning_rate) in enumerate(continue_stages(arguments), start=1):
+        first_seed = first_unseen_scene_seed(model)
+        print(f"stage {index}: rendering {scenes} more synthetic scenes (seeds {first_seed}..)", flush=True)
+        synthetic = synthetic_training_crops(n_scenes=scenes, first_seed=first_seed)
+        model = train_segmenter(synthetic, base_model=as_written(model), steps=steps, seed=arguments.seed,
+                                learning_rate=learning_rate,
+                                progress=progress_printer(f"synthetic training, continued ({index})"))
+        model.name = f"synthetic training, continued ({index})"
+        print(f"continued ({index}): {model.training['steps']} steps, loss {model.training['final_loss']}",
+              flush=True)
+    return model
 
 
 def trained_model(arguments: argparse.Namespace):
@@ -277,9 +320,9 @@ def trained_model(arguments: argparse.Namespace):
 
     if arguments.continue_from:
         base = load_segmenter_model(arguments.continue_from)
-        if len(training_stages(base)) > 1:  # the reproducing command holds one pretraining and one more stage
-            sys.exit(f"--continue-from {arguments.continue_from}: trained in {len(training_stages(base))} stages "
-                     "already; continue from a model of one stage (its pretraining)")
+        if not all(is_synthetic(stage) for stage in training_stages(base)):
+            sys.exit(f"--continue-from {arguments.continue_from}: trained on real images; the stages of this "
+                     "recipe continue synthetic-only models")
         return continued_model(base, arguments), []
     print(f"rendering {arguments.scenes} synthetic scenes", flush=True)
     synthetic = synthetic_training_crops(n_scenes=arguments.scenes, first_seed=0)
@@ -319,22 +362,39 @@ def trained_model(arguments: argparse.Namespace):
     return model, images
 
 
-#: options that set a training budget or starting point: the reproducing command gives step budgets instead
+#: options that set a training budget, starting point or the scenes of a stage: the reproducing command
+#: gives every stage's step budget and scenes from the training record instead
 BUDGET_OPTIONS = ("--minutes", "--pretrain-steps", "--fine-tune-steps", "--continue-steps", "--continue-from",
-                  "--pretrained")
+                  "--pretrained", "--scenes", "--continue-scenes", "--continue-learning-rate")
 
 
 def without_options(arguments: list[str], names: tuple[str, ...]) -> list[str]:
-    """``arguments`` without the options ``names`` and their values (``--name value`` or ``--name=value``)."""
-    kept, skip = [], False
+    """``arguments`` without the options ``names`` and their values (``--name value ...`` up to the
+    next option, or ``--name=value``)."""
+    kept, skipping = [], False
     for argument in arguments:
-        if skip:
-            skip = False
-        elif argument in names:
-            skip = True
-        elif not argument.startswith(tuple(f"{name}=" for name in names)):
+        if argument.startswith("--"):
+            skipping = argument in names
+            if not skipping and not argument.startswith(tuple(f"{name}=" for name in names)):
+                kept.append(argument)
+        elif not skipping:
             kept.append(argument)
     return kept
+
+
+def stage_budgets(stages: list[dict]) -> list[str]:
+    """The options that repeat every training stage with its step budget and scenes: pretraining,
+    then further synthetic stages or one fine-tuning on real images."""
+    first = next(source for source in stages[0]["data"] if is_synthetic_source(source))
+    options = ["--scenes", str(first["scenes"]), "--pretrain-steps", str(stages[0]["steps"])]
+    later = stages[1:]
+    if later and all(is_synthetic(stage) for stage in later):
+        options += ["--continue-steps", *(str(stage["steps"]) for stage in later),
+                    "--continue-scenes", *(str(stage["data"][0]["scenes"]) for stage in later),
+                    "--continue-learning-rate", *(f"{stage['learning_rate']:g}" for stage in later)]
+    elif later:
+        options += ["--fine-tune-steps", str(later[-1]["steps"])]
+    return options
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -351,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit("--continue-steps / --continue-from train further on synthetic scenes only: give --synthetic-only")
     if arguments.continue_from and not arguments.continue_steps:
         sys.exit("--continue-from needs --continue-steps")
+    continue_stages(arguments)  # a scene count or learning rate per stage that does not fit stops here, not later
     if arguments.out.exists() and arguments.out.is_dir():
         sys.exit(f"--out {arguments.out} is a folder")
     started = time.monotonic()
@@ -378,10 +439,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{choice.mean_f1:.3f}", flush=True)
 
     this_command = shlex.join(["scripts/bench", "bench/train_default_segmenter.py", *(argv or sys.argv[1:])])
-    stages = training_stages(model)
-    steps = ["--pretrain-steps", str(stages[0]["steps"])]
-    if len(stages) > 1:
-        steps += ["--continue-steps" if is_synthetic(stages[-1]) else "--fine-tune-steps", str(stages[-1]["steps"])]
+    steps = stage_budgets(training_stages(model))
     if arguments.weights_from:  # the weights' own recipe; the current code chooses thresholds as now
         command = model.training.get("command") or "(not recorded)"
         reproduce = model.training.get("reproduce") or shlex.join([
