@@ -6,6 +6,8 @@ on real images is measured by bench/bench_real_sem.py and tested in test_learned
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -100,6 +102,28 @@ def test_crystals_the_network_half_believes_in_are_dropped_by_their_score():
                                                                            min_crystal_score=0.8))
     assert kept.max() == 1 and kept[30, 30] == 1 and kept[30, 100] == 0
     np.testing.assert_array_equal(kept > 0, sure)
+
+
+def test_a_seed_outside_the_foreground_scores_zero_without_a_warning():
+    """A seed threshold below the foreground's (a setting the threshold grid offers) can leave a
+    seed that grows into no pixel: its label is empty, its score 0, and it is dropped quietly."""
+    shape = (40, 80)
+    crystal, doubtful = disc(shape, (20, 20), 10), disc(shape, (20, 60), 10)
+    probabilities = np.zeros((3, *shape), np.float32)
+    probabilities[0] = 1
+    probabilities[:, crystal] = np.array([0.02, 0.9, 0.08])[:, None]
+    probabilities[:, doubtful] = np.array([0.45, 0.55, 0.0])[:, None]  # a seed at 0.5, outside foreground 0.6
+    labels = np.zeros(shape, np.int32)
+    labels[crystal] = 2  # label 1 has no pixel
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an empty label once gave NaN and a RuntimeWarning
+        scores = crystal_scores(probabilities, labels)
+        kept = crystal_instances(probabilities, thresholds=WatershedThresholds(seed=0.5, foreground=0.6,
+                                                                               min_seed_fraction=0.0,
+                                                                               min_crystal_score=0.5))
+    assert scores[0] == 0 and scores[1] == 0 and scores[2] == pytest.approx(0.98)
+    assert kept.max() == 1
+    np.testing.assert_array_equal(kept > 0, crystal)
 
 
 def test_images_are_seen_at_the_models_working_scale_and_labels_come_back_at_full_size():

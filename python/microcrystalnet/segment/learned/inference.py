@@ -103,11 +103,13 @@ def crystal_instances(probabilities: Array, *, thresholds: WatershedThresholds =
 
 def crystal_scores(probabilities: Array, labels: Array) -> Array:
     """Each crystal's score: the mean interior + boundary probability over its pixels, float
-    (N + 1,) indexed by label (index 0, the background, is 0)."""
+    (N + 1,) indexed by label (index 0, the background, is 0; so is a label with no pixels, which
+    a seed outside the foreground leaves)."""
     count = int(labels.max())
-    scores = np.zeros(count + 1)
-    if count:
-        scores[1:] = ndi.mean(probabilities[1] + probabilities[2], labels, np.arange(1, count + 1))
+    sums = np.bincount(labels.ravel(), weights=(probabilities[1] + probabilities[2]).ravel(), minlength=count + 1)
+    pixels = np.bincount(labels.ravel(), minlength=count + 1)
+    scores = sums / np.maximum(pixels, 1)
+    scores[0] = 0.0
     return scores
 
 
