@@ -2,8 +2,9 @@
 choose the watershed thresholds on held-out synthetic scenes, write the model file and its model
 card (the default is synthetic-only: every real image stays held out):
 
-    scripts/bench bench/train_default_segmenter.py --synthetic-only --pretrain-steps 10034 \\
-        --out python/microcrystalnet/models/segmenter-default.pt
+    scripts/bench bench/train_default_segmenter.py --synthetic-only --scenes 1200 --pretrain-steps 10034 \\
+        --continue-steps 11000 9000 --continue-scenes 1800 1800 --continue-learning-rate 0.001 0.0005 \\
+        --threads 1 --out python/microcrystalnet/models/segmenter-default.pt
 
 Recipe (every number is an option below, and is written into the model card):
 1. ``--scenes`` random synthetic scenes (seeds 0..), rescaled to the working diameter, one or two

@@ -27,7 +27,7 @@ FORMAT = "microcrystalnet-segmenter"
 FORMAT_VERSION = 1
 #: the shipped default segmenter (python/microcrystalnet/models/), its checksum and model card
 DEFAULT_MODEL_FILENAME = "segmenter-default.pt"
-DEFAULT_MODEL_SHA256 = "25243d575e5bcdbef5c515bd040508a3581205d6b97e13f09bccbaa9a0f1b78c"
+DEFAULT_MODEL_SHA256 = "950fc9dd6e3a2bea134f17cb0e40eb372e894e9be6f292f3dd038894ecbbe0b4"
 DEFAULT_MODEL_NAME = "default"
 MODEL_CARD_FILENAME = "segmenter-default.md"
 
