@@ -74,7 +74,7 @@ THRESHOLD_SCENE_FIRST_SEED, THRESHOLD_SCENES, THRESHOLD_SCENE_PX = 500_000, 16, 
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, metavar="MODEL.pt",
                         help="model file (replaced if it is a segmenter model); the card goes beside it as .md")
@@ -270,6 +270,8 @@ def continue_stages(arguments: argparse.Namespace) -> list[tuple[int, int, float
     """(steps, scenes, first learning rate) of every further synthetic stage; a single scene count
     or learning rate stands for every stage."""
     steps = arguments.continue_steps or []
+    if not steps:
+        return []
 
     def per_stage(values: list, option: str) -> list:
         if len(values) == 1:
@@ -284,12 +286,10 @@ def continue_stages(arguments: argparse.Namespace) -> list[tuple[int, int, float
 def as_written(model):
     """``model`` as its model file holds it (float16 weights), so a stage trained from it in memory
     gives the weights of one trained from the written file."""
-    import hashlib
-
     from microcrystalnet.segment.learned.model_file import SegmenterModel
+    from microcrystalnet.segment.learned.training import model_sha256
 
-    data = model.to_bytes()
-    return SegmenterModel.from_bytes(data, name=model.name, sha256=model.sha256 or hashlib.sha256(data).hexdigest())
+    return SegmenterModel.from_bytes(model.to_bytes(), name=model.name, sha256=model_sha256(model))
 
 
 def continued_model(model, arguments: argparse.Namespace):
@@ -330,6 +330,9 @@ def trained_model(arguments: argparse.Namespace):
     print(f"{len(synthetic)} synthetic crops ({time.monotonic() - started:.0f} s)", flush=True)
     if arguments.pretrained:
         pretrained = load_segmenter_model(arguments.pretrained)
+        if not all(is_synthetic(stage) for stage in training_stages(pretrained)):
+            sys.exit(f"--pretrained {arguments.pretrained}: trained on real images; give a synthetic-only model "
+                     "(written with --save-pretrained or --synthetic-only)")
         fine_tune_minutes = arguments.minutes
     else:
         pretrained = train_segmenter(synthetic, minutes=None if arguments.pretrain_steps else pretrain_minutes,
@@ -383,19 +386,33 @@ def without_options(arguments: list[str], names: tuple[str, ...]) -> list[str]:
     return kept
 
 
-def stage_budgets(stages: list[dict]) -> list[str]:
-    """The options that repeat every training stage with its step budget and scenes: pretraining,
-    then further synthetic stages or one fine-tuning on real images."""
-    first = next(source for source in stages[0]["data"] if is_synthetic_source(source))
-    options = ["--scenes", str(first["scenes"]), "--pretrain-steps", str(stages[0]["steps"])]
+def stage_budgets(stages: list[dict]) -> list[str] | None:
+    """The options that repeat every training stage with its step budget and scenes: synthetic
+    pretraining (scene seeds 0..), then further synthetic stages each on the scenes after the
+    previous one's, or one fine-tuning on real images. None when the stages are not such a chain
+    (this script's one command cannot repeat them)."""
+    first = [source for source in stages[0]["data"] if is_synthetic_source(source)]
+    if len(first) != 1 or first[0]["first_seed"] != 0:
+        return None
+    options = ["--scenes", str(first[0]["scenes"]), "--pretrain-steps", str(stages[0]["steps"])]
     later = stages[1:]
-    if later and all(is_synthetic(stage) for stage in later):
+    if later and all(is_synthetic(stage) and len(stage["data"]) == 1 for stage in later):
+        seeds = [first[0]] + [stage["data"][0] for stage in later]
+        if any(source["first_seed"] != before["first_seed"] + before["scenes"]
+               for before, source in zip(seeds, seeds[1:])):
+            return None
         options += ["--continue-steps", *(str(stage["steps"]) for stage in later),
                     "--continue-scenes", *(str(stage["data"][0]["scenes"]) for stage in later),
-                    "--continue-learning-rate", *(f"{stage['learning_rate']:g}" for stage in later)]
+                    "--continue-learning-rate", *(repr(stage["learning_rate"]) for stage in later)]
+    elif len(later) == 1:
+        options += ["--fine-tune-steps", str(later[0]["steps"])]
     elif later:
-        options += ["--fine-tune-steps", str(later[-1]["steps"])]
+        return None
     return options
+
+
+#: what a model card says where no one command repeats the model's stages
+NOT_ONE_COMMAND = "(no single command of this script repeats its training stages)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -443,15 +460,16 @@ def main(argv: list[str] | None = None) -> int:
     steps = stage_budgets(training_stages(model))
     if arguments.weights_from:  # the weights' own recipe; the current code chooses thresholds as now
         command = model.training.get("command") or "(not recorded)"
-        reproduce = model.training.get("reproduce") or shlex.join([
+        reproduce = model.training.get("reproduce") or (NOT_ONE_COMMAND if steps is None else shlex.join([
             "scripts/bench", "bench/train_default_segmenter.py", *(["--synthetic-only"] if arguments.synthetic_only
                                                                     else []), *steps, "--threads", "1",
-            "--out", str(arguments.out)])
+            "--out", str(arguments.out)]))
         model.training.update(thresholds_rechosen_by=this_command)
     else:  # one command for every stage, with step budgets (a --continue-from run names its base's pretraining)
         command = this_command
-        reproduce = shlex.join(["scripts/bench", "bench/train_default_segmenter.py",
-                                *without_options(argv or sys.argv[1:], BUDGET_OPTIONS), *steps])
+        reproduce = NOT_ONE_COMMAND if steps is None else shlex.join([
+            "scripts/bench", "bench/train_default_segmenter.py", *without_options(argv or sys.argv[1:], BUDGET_OPTIONS),
+            *steps])
     model.training.update(recipe="bench/train_default_segmenter.py", command=command, reproduce=reproduce,
                           left_out=arguments.leave_out, thresholds_chosen_on=names,
                           threshold_mean_f1=round(choice.mean_f1, 4))

@@ -108,7 +108,7 @@ def test_a_seed_outside_the_foreground_scores_zero_without_a_warning():
     """A seed threshold below the foreground's (a setting the threshold grid offers) can leave a
     seed that grows into no pixel: its label is empty, its score 0, and it is dropped quietly."""
     shape = (40, 80)
-    crystal, doubtful = disc(shape, (20, 20), 10), disc(shape, (20, 60), 10)
+    doubtful, crystal = disc(shape, (20, 20), 10), disc(shape, (20, 60), 10)  # the empty seed is label 1
     probabilities = np.zeros((3, *shape), np.float32)
     probabilities[0] = 1
     probabilities[:, crystal] = np.array([0.02, 0.9, 0.08])[:, None]
