@@ -32,6 +32,8 @@ again (one value for every stage, or one per stage). Every stage starts from its
 a model file holds them (float16), so one command gives the weights of its stages run one at a time.
 ``--continue-from MODEL`` runs those stages alone, from a model written by this script (no
 pretraining): the shipped default's last stage was made so, from the previous default.
+``--save-stages`` writes the model after each of those stages beside ``--out`` (``OUT.stage-N.pt``),
+so an interrupted run can go on with ``--continue-from`` the last one and the stages left.
 ``--weights-from MODEL`` skips 1 and 2 and only chooses the thresholds of a model written by
 this script again (after a change to how they are chosen).
 ``--save-pretrained P`` writes the synthetic-only model; ``--pretrained P`` starts from it (all of
@@ -104,6 +106,9 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--continue-learning-rate", type=float, nargs="+", default=[0.001], metavar="RATE",
                         help="first learning rate of each such stage's cosine; one value for all stages or one per "
                              "stage (default %(default)s)")
+    parser.add_argument("--save-stages", action="store_true",
+                        help="also write the model after each such stage beside --out (OUT.stage-N.pt): an "
+                             "interrupted run goes on with --continue-from it and the stages left")
     parser.add_argument("--continue-from", type=Path, metavar="MODEL.pt",
                         help="those stages alone, from this model (written by this script) instead of pretraining")
     parser.add_argument("--synthetic-only", action="store_true",
@@ -294,6 +299,7 @@ def as_written(model):
 
 def continued_model(model, arguments: argparse.Namespace):
     """``model`` trained further, one stage per ``--continue-steps`` value, each on new synthetic scenes."""
+    from microcrystalnet.segment.learned.model_file import write_segmenter_model
     from microcrystalnet.segment.learned.training import synthetic_training_crops, train_segmenter
 
     for index, (steps, scenes, learning_rate) in enumerate(continue_stages(arguments), start=1):
@@ -306,7 +312,16 @@ def continued_model(model, arguments: argparse.Namespace):
         model.name = f"synthetic training, continued ({index})"
         print(f"continued ({index}): {model.training['steps']} steps, loss {model.training['final_loss']}",
               flush=True)
+        if arguments.save_stages:
+            path = finished_stage_path(arguments.out, index)
+            write_segmenter_model(model, path)
+            print(f"wrote {path}", flush=True)
     return model
+
+
+def finished_stage_path(out: Path, index: int) -> Path:
+    """Where ``--save-stages`` writes the model after further stage ``index``: beside ``out``."""
+    return out.with_name(f"{out.stem}.stage-{index}{out.suffix}")
 
 
 def trained_model(arguments: argparse.Namespace):

@@ -78,20 +78,30 @@ def test_the_command_line_is_stripped_of_every_budget_option_and_its_values(reci
         recipe.parse_arguments(["--out", "m.pt", "--continue-f", "base.pt"])
 
 
+def same_weights(one, other, *, as_stored: bool = False) -> bool:
+    mine, theirs = one.network.state_dict(), other.network.state_dict()
+    stored = (lambda tensor: tensor.half().float()) if as_stored else (lambda tensor: tensor)
+    return all(torch.equal(stored(mine[key]), stored(theirs[key])) for key in mine)
+
+
 def test_stages_in_one_run_give_the_weights_of_stages_run_one_at_a_time(recipe, tmp_path):
     torch.set_num_threads(1)
     pretrained = train_segmenter(synthetic_training_crops(n_scenes=2, first_seed=0, crop_px=64), steps=1, seed=0)
     pretrained.name = "synthetic pretraining"
 
-    def arguments(steps: list[int]) -> argparse.Namespace:
-        return argparse.Namespace(continue_steps=steps, continue_scenes=[2], continue_learning_rate=[0.001], seed=0)
+    def arguments(steps: list[int], *, save_stages: bool = False) -> argparse.Namespace:
+        return argparse.Namespace(continue_steps=steps, continue_scenes=[2], continue_learning_rate=[0.001], seed=0,
+                                  out=tmp_path / "m.pt", save_stages=save_stages)
 
-    in_one_run = recipe.continued_model(pretrained, arguments([1, 1]))
+    in_one_run = recipe.continued_model(pretrained, arguments([1, 1], save_stages=True))
     write_segmenter_model(pretrained, tmp_path / "pretrained.pt")
     first = recipe.continued_model(load_segmenter_model(tmp_path / "pretrained.pt"), arguments([1]))
     write_segmenter_model(first, tmp_path / "first.pt")
     one_at_a_time = recipe.continued_model(load_segmenter_model(tmp_path / "first.pt"), arguments([1]))
     assert [source["first_seed"] for stage in recipe.training_stages(in_one_run) for source in stage["data"]] == \
         [0, 2, 4]
-    mine, theirs = in_one_run.network.state_dict(), one_at_a_time.network.state_dict()
-    assert all(torch.equal(mine[key], theirs[key]) for key in mine)
+    assert same_weights(in_one_run, one_at_a_time)
+    # --save-stages: each finished stage beside --out, where an interrupted run would go on from
+    assert sorted(path.name for path in tmp_path.glob("m.stage-*.pt")) == ["m.stage-1.pt", "m.stage-2.pt"]
+    assert same_weights(load_segmenter_model(tmp_path / "m.stage-1.pt"), first, as_stored=True)
+    assert same_weights(load_segmenter_model(tmp_path / "m.stage-2.pt"), in_one_run, as_stored=True)
