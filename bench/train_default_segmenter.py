@@ -324,9 +324,21 @@ def finished_stage_path(out: Path, index: int) -> Path:
     return out.with_name(f"{out.stem}.stage-{index}{out.suffix}")
 
 
+def synthetic_only_model(path: Path, option: str):
+    """The model in ``path`` (given as ``option``) to train further; one trained on real images is
+    refused: this recipe starts only from synthetic-only models."""
+    from microcrystalnet.segment.learned.model_file import load_segmenter_model
+
+    model = load_segmenter_model(path)
+    if not all(is_synthetic(stage) for stage in training_stages(model)):
+        sys.exit(f"{option} {path}: trained on real images; give a synthetic-only model (written by this script "
+                 "with --synthetic-only or --save-pretrained)")
+    return model
+
+
 def trained_model(arguments: argparse.Namespace):
     """Steps 1 and 2 of the recipe: the fine-tuned model and the MIT images it was trained on."""
-    from microcrystalnet.segment.learned.model_file import load_segmenter_model, write_segmenter_model
+    from microcrystalnet.segment.learned.model_file import write_segmenter_model
     from microcrystalnet.segment.learned.training import (TrainingCrops, outlined_training_crops,
                                                           synthetic_training_crops, train_segmenter)
 
@@ -335,19 +347,12 @@ def trained_model(arguments: argparse.Namespace):
     fine_tune_minutes = arguments.minutes - pretrain_minutes
 
     if arguments.continue_from:
-        base = load_segmenter_model(arguments.continue_from)
-        if not all(is_synthetic(stage) for stage in training_stages(base)):
-            sys.exit(f"--continue-from {arguments.continue_from}: trained on real images; the stages of this "
-                     "recipe continue synthetic-only models")
-        return continued_model(base, arguments), []
+        return continued_model(synthetic_only_model(arguments.continue_from, "--continue-from"), arguments), []
     print(f"rendering {arguments.scenes} synthetic scenes", flush=True)
     synthetic = synthetic_training_crops(n_scenes=arguments.scenes, first_seed=0)
     print(f"{len(synthetic)} synthetic crops ({time.monotonic() - started:.0f} s)", flush=True)
     if arguments.pretrained:
-        pretrained = load_segmenter_model(arguments.pretrained)
-        if not all(is_synthetic(stage) for stage in training_stages(pretrained)):
-            sys.exit(f"--pretrained {arguments.pretrained}: trained on real images; give a synthetic-only model "
-                     "(written with --save-pretrained or --synthetic-only)")
+        pretrained = synthetic_only_model(arguments.pretrained, "--pretrained")
         fine_tune_minutes = arguments.minutes
     else:
         pretrained = train_segmenter(synthetic, minutes=None if arguments.pretrain_steps else pretrain_minutes,

@@ -11,7 +11,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from microcrystalnet.segment.learned.model_file import load_segmenter_model, write_segmenter_model
+from microcrystalnet.segment.learned.model_file import SegmenterModel, load_segmenter_model, write_segmenter_model
+from microcrystalnet.segment.learned.network import CrystalUNet
 from microcrystalnet.segment.learned.training import synthetic_training_crops, train_segmenter
 
 RECIPE_PATH = Path(__file__).resolve().parents[1] / "bench" / "train_default_segmenter.py"
@@ -76,6 +77,16 @@ def test_the_command_line_is_stripped_of_every_budget_option_and_its_values(reci
         "--synthetic-only", "--out", "m.pt", "--seed", "-1", "--threads", "1"]
     with pytest.raises(SystemExit):  # an abbreviated option would survive the stripping
         recipe.parse_arguments(["--out", "m.pt", "--continue-f", "base.pt"])
+
+
+def test_only_synthetic_only_models_are_trained_further(recipe, tmp_path):
+    synthetic = chained(synthetic_stage(0, 5, 1), synthetic_stage(5, 5, 1)).training
+    fine_tuned = chained(synthetic_stage(0, 5, 1), real_stage(3)).training
+    write_segmenter_model(SegmenterModel(CrystalUNet(), training=synthetic), tmp_path / "synthetic.pt")
+    write_segmenter_model(SegmenterModel(CrystalUNet(), training=fine_tuned), tmp_path / "fine-tuned.pt")
+    assert recipe.synthetic_only_model(tmp_path / "synthetic.pt", "--continue-from").training == synthetic
+    with pytest.raises(SystemExit, match="--pretrained .*fine-tuned.pt: trained on real images"):
+        recipe.synthetic_only_model(tmp_path / "fine-tuned.pt", "--pretrained")
 
 
 def same_weights(one, other, *, as_stored: bool = False) -> bool:
