@@ -5,7 +5,9 @@ For every material with at least two images, and for ``--choices`` of its images
 over the manifest's order), the model (``--segmenter-model``, default: the shipped one) is
 fine-tuned on that one image's outlines through the library call ``train-segmenter`` makes
 (:func:`microcrystalnet.segment.learned.training.train_on_outlines`: crystal size = the median of
-the outlines, synthetic replay, ``--minutes`` of training, default the command's), and every
+the outlines, synthetic replay, ``--minutes`` of training, default the command's; with complete
+outlines the watershed thresholds are then chosen on that image, as ``train-segmenter
+--complete-outlines`` does, unless ``--keep-thresholds``), and every
 OTHER image of the material is scored before (the model as given) and after, with the size hint
 (the manifest's median_diameter_px as crystal_size_px), through what bench_real_sem.py runs
 (crystal scale, preprocessing, segmentation). Outlines are complete (every object: all other
@@ -16,6 +18,7 @@ spheroidite outlines were found complete). Each fine-tuning runs in a process of
 
     scripts/bench bench/bench_fine_tune_one.py [--segmenter-model MODEL] [--minutes M] [--choices K]
                                                [--training-images NAME ...] [--threads T] [--jobs N]
+                                               [--keep-thresholds]
                                                [--datasets tio2 ...] [--json FILE]
 
 The shipped model is synthetic-only (its model card), so "before" is on images it never saw.
@@ -69,8 +72,10 @@ def size_hinted_f1(entries: list[dict[str, Any]], segmenter_model: str | None, t
 
 
 def fine_tune_and_score(training: dict[str, Any], others: list[dict[str, Any]], segmenter_model: str | None,
-                        minutes: float, threads: int, seed: int) -> dict[str, Any]:
-    """Fine-tune on ``training``'s outlines, then score ``others``; runs in a fresh process."""
+                        minutes: float, threads: int, seed: int, choose_thresholds: bool = True) -> dict[str, Any]:
+    """Fine-tune on ``training``'s outlines (with complete outlines and ``choose_thresholds``, the
+    watershed thresholds are then chosen on that image, as ``train-segmenter --complete-outlines``
+    does), then score ``others``; runs in a fresh process."""
     import torch
 
     from microcrystalnet.segment.learned.model_file import load_segmenter_model, write_segmenter_model
@@ -79,10 +84,11 @@ def fine_tune_and_score(training: dict[str, Any], others: list[dict[str, Any]], 
     torch.set_num_threads(threads)
     base = load_segmenter_model(segmenter_model)
     image, labels = load_entry(training)
-    crops = crops_of_outlined_images(
-        [OutlinedImage(image.pixels, labels, None, image.pixel_size_um, {"image": training["image"]})],
-        working_diameter_px=base.working_diameter_px, complete=not is_partial(training["dataset"]))
-    model = train_on_outlines(crops, base_model=base, minutes=minutes, seed=seed)
+    outlined = [OutlinedImage(image.pixels, labels, None, image.pixel_size_um, {"image": training["image"]})]
+    complete = not is_partial(training["dataset"])
+    crops = crops_of_outlined_images(outlined, working_diameter_px=base.working_diameter_px, complete=complete)
+    model = train_on_outlines(crops, base_model=base, minutes=minutes, seed=seed,
+                              choose_thresholds_on=outlined if complete and choose_thresholds else ())
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "fine-tuned.pt"
         write_segmenter_model(model, path)
@@ -92,7 +98,7 @@ def fine_tune_and_score(training: dict[str, Any], others: list[dict[str, Any]], 
     return {"dataset": training["dataset"], "training_image": training["image"],
             "outlines": "partial" if is_partial(training["dataset"]) else "complete",
             "training_crops": len(crops), "steps": model.training["steps"], "minutes": model.training["minutes"],
-            "threads": threads, "after": after}
+            "threads": threads, "thresholds": model.thresholds.as_dict(), "after": after}
 
 
 def training_choices(entries: list[dict[str, Any]], count: int, names: list[str] | None = None) -> list[dict[str, Any]]:
@@ -117,6 +123,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process (default %(default)s)")
     parser.add_argument("--jobs", type=int, default=1, help="fine-tunings at once (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="training seed (default %(default)s)")
+    parser.add_argument("--keep-thresholds", action="store_true",
+                        help="keep the base model's watershed thresholds (train-segmenter before it chose them on "
+                             "complete outlines)")
     parser.add_argument("--datasets", nargs="+")
     parser.add_argument("--json", type=Path, help="write every number here")
     arguments = parser.parse_args()
@@ -136,7 +145,8 @@ def main() -> None:
                                                         arguments.segmenter_model, arguments.threads))
         tuned_jobs = [pool.apply_async(fine_tune_and_score,
                                        (training, [e for e in entries if e is not training], arguments.segmenter_model,
-                                        arguments.minutes, arguments.threads, arguments.seed))
+                                        arguments.minutes, arguments.threads, arguments.seed,
+                                        not arguments.keep_thresholds))
                       for entries in by_material.values()
                       for training in training_choices(entries, arguments.choices, arguments.training_images)]
         before = before_jobs.get()

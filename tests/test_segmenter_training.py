@@ -12,10 +12,11 @@ from microcrystalnet.metrics import match_instances
 from microcrystalnet.segment.learned.inference import median_diameter_px, segment_with_model
 from microcrystalnet.segment.learned.model_file import SegmenterModel, WatershedThresholds
 from microcrystalnet.segment.learned.network import CrystalUNet
-from microcrystalnet.segment.learned.training import (PARTIAL_RING_FRACTION, TrainingCrops, choose_thresholds,
+from microcrystalnet.segment.learned.training import (PARTIAL_RING_FRACTION, OutlinedImage, TrainingCrops,
+                                                      choose_thresholds, crops_of_outlined_images,
                                                       outlined_training_crops, partial_outline_loss_mask,
                                                       synthetic_training_crops, three_class_targets,
-                                                      train_segmenter)
+                                                      train_on_outlines, train_segmenter)
 
 #: the real SEM development set, beside the repository (never inside it: licences)
 REAL_SEM_MANIFEST = Path(__file__).resolve().parents[1].parent / "shared" / "real-sem" / "manifest.json"
@@ -159,6 +160,28 @@ def test_chosen_thresholds_are_the_best_of_the_grid(small_scene, tiny_crops):
         model.thresholds = WatershedThresholds(seed, foreground, fraction, score)
         assert match_instances(labels, segment_with_model(image, model, crystal_diameter_px=diameter)).f1 == \
             pytest.approx(f1)
+
+
+def test_training_on_complete_outlines_chooses_the_thresholds_on_them(small_scene):
+    # the shipped model with thresholds the grid does not hold: kept unless chosen again
+    from microcrystalnet.segment.learned.model_file import load_segmenter_model
+
+    base = load_segmenter_model(None)
+    base.thresholds = WatershedThresholds(seed=0.95, foreground=0.95, min_seed_fraction=0.5, min_crystal_score=0.99)
+    outlined = [OutlinedImage(small_scene.image[:256, :256], small_scene.labels[:256, :256])]
+    crops = crops_of_outlined_images(outlined, working_diameter_px=base.working_diameter_px, complete=True)
+    kept = train_on_outlines(crops, base_model=base, steps=2)
+    assert kept.thresholds == base.thresholds and "thresholds" not in kept.training
+
+    chosen = train_on_outlines(crops, base_model=base, steps=2, choose_thresholds_on=outlined)
+    again = choose_thresholds(chosen, [(outlined[0].image, outlined[0].labels,
+                                        median_diameter_px(outlined[0].labels))])
+    assert chosen.thresholds == again.thresholds != base.thresholds
+    assert chosen.training["thresholds"] == {"chosen_on": "1 outlined image(s) (complete outlines)",
+                                             "mean_f1": round(again.mean_f1, 4),
+                                             "replaced": base.thresholds.as_dict()}
+    assert again.mean_f1 > match_instances(outlined[0].labels, segment_with_model(
+        outlined[0].image, kept, crystal_diameter_px=median_diameter_px(outlined[0].labels))).f1
 
 
 def test_a_trained_model_replaces_only_a_model_file(tmp_path):

@@ -45,12 +45,18 @@ def test_trains_a_loadable_model_that_names_its_outlines_and_replaces_only_model
     assert source["outlines"].endswith("RoiSet.zip") and source["image"].endswith("scene.tif")
     assert source["outlined_crystals"] == OUTLINED and source["complete_outlines"] is False
     assert model.training["steps"] == 3 and model.training["base_model"] is None
+    assert "thresholds" not in model.training  # partial outlines: no F1 to choose thresholds by
 
     # fine-tune it on every outline, writing over the model file: a model may be replaced
     done = run_cli("train-segmenter", folder / "scene.tif", "--outlines", folder / "labels.tif", "--out", model_path,
-                   "--from", model_path, "--complete-outlines", "--steps", "2", "--crystal-size-px", "36", "-q")
+                   "--from", model_path, "--complete-outlines", "--steps", "2", "--crystal-size-px", "36")
     assert done.returncode == 0, done.stderr
     tuned = load_segmenter_model(model_path)
+    # complete outlines: the thresholds are chosen on them, said and recorded
+    assert tuned.training["thresholds"]["chosen_on"] == "1 outlined image(s) (complete outlines)"
+    assert tuned.training["thresholds"]["replaced"] == model.thresholds.as_dict()
+    assert (f"watershed thresholds: seed {tuned.thresholds.seed:g}, foreground {tuned.thresholds.foreground:g}"
+            in done.stderr), done.stderr
     assert tuned.training["base_model"]["sha256"] == digest
     assert tuned.training["data"][0]["complete_outlines"] is True
     assert tuned.training["data"][0]["crystal_diameter_px"] == 36.0

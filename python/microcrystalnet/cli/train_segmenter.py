@@ -48,7 +48,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--pixel-size-nm", type=positive_float, metavar="NM",
                         help="pixel size in nanometres; overrides the calibration in the files")
     parser.add_argument("--complete-outlines", action="store_true",
-                        help="every crystal of each image is outlined: all other pixels are background")
+                        help="every crystal of each image is outlined: all other pixels are background, and "
+                             "after training the watershed thresholds are chosen for the best F1 on these images")
     parser.add_argument("--minutes", type=positive_float, metavar="M",
                         help=f"training time (default {DEFAULT_MINUTES:g} when --steps is not given)")
     parser.add_argument("--steps", type=positive_int, metavar="N",
@@ -148,9 +149,19 @@ def run_train_segmenter(arguments: argparse.Namespace) -> int:
                                         minutes and f"{minutes:g} min"]))
     log.info("training %s (%s)%s", f"from {base.name}" if base is not None else "from scratch", budget,
              f"; {REPLAY_SCENES} synthetic scenes are mixed in to keep what the model knows" if base else "")
+    if arguments.complete_outlines:
+        log.info("after training, the watershed thresholds are chosen on the %d outlined image(s)",
+                 len(outlined_images))
     model = train_on_outlines(crops, base_model=base, minutes=minutes, steps=arguments.steps, seed=arguments.seed,
                               progress=None if arguments.quiet and arguments.progress != "machine"
-                              else _training_progress(minutes, arguments.progress == "machine"))
+                              else _training_progress(minutes, arguments.progress == "machine"),
+                              choose_thresholds_on=outlined_images if arguments.complete_outlines else ())
+    if "thresholds" in model.training:
+        thresholds = model.thresholds
+        log.info("watershed thresholds: seed %g, foreground %g, smallest seed %g, lowest crystal score %g "
+                 "(F1 %.3f on the outlined images it learned from, so an optimistic figure)", thresholds.seed,
+                 thresholds.foreground, thresholds.min_seed_fraction, thresholds.min_crystal_score,
+                 model.training["thresholds"]["mean_f1"])
     digest = write_segmenter_model(model, out)
     print(f"wrote {out} (sha256 {digest}), {model.training['steps']} steps in {model.training['minutes']:.1f} min")
     print(f"use it: microcrystalnet analyze IMAGE --segmenter learned --segmenter-model {out}")

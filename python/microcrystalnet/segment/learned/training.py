@@ -390,17 +390,46 @@ def crops_of_outlined_images(outlined_images: Sequence[OutlinedImage], *, workin
 
 def train_on_outlines(crops: TrainingCrops, *, base_model: SegmenterModel | None, minutes: float | None = None,
                       steps: int | None = None, seed: int = 0,
-                      progress: Callable[[int, int | None, float], None] | None = None) -> SegmenterModel:
+                      progress: Callable[[int, int | None, float], None] | None = None,
+                      choose_thresholds_on: Sequence[OutlinedImage] = ()) -> SegmenterModel:
     """What ``microcrystalnet train-segmenter`` trains, for any caller (command line, Fiji): fine-tune
     ``base_model`` on the crops of outlined images (:func:`crops_of_outlined_images`, at its working
     diameter) with :data:`REPLAY_SCENES` synthetic scenes as replay, or train from scratch
-    (``base_model`` None) on them alone; see :func:`train_segmenter`."""
+    (``base_model`` None) on them alone; see :func:`train_segmenter`.
+
+    ``choose_thresholds_on``: images whose every crystal is outlined (complete outlines: only then
+    is F1 defined); the watershed thresholds are then chosen on them for the trained network
+    (:func:`thresholds_for_outlined_images`) instead of kept from the base model, and the choice
+    is recorded in the model's ``training["thresholds"]``. A network fine-tuned on one material
+    is less sure of that material's doubtful crystals than the base model was of anything, so the
+    base's lowest crystal score can drop half of them (real images, fine-tuned on one and scored
+    on the others: spheroidite 0.53 -> 0.60, powder 0.90 -> 0.92; BENCHMARKS.md)."""
     replay = None
     if base_model is not None:
         replay = synthetic_training_crops(n_scenes=REPLAY_SCENES, first_seed=REPLAY_FIRST_SEED,
                                           working_diameter_px=base_model.working_diameter_px)
-    return train_segmenter(crops, base_model=base_model, minutes=minutes, steps=steps, seed=seed, replay=replay,
-                           progress=progress)
+    model = train_segmenter(crops, base_model=base_model, minutes=minutes, steps=steps, seed=seed, replay=replay,
+                            progress=progress)
+    if choose_thresholds_on:
+        choice = thresholds_for_outlined_images(model, choose_thresholds_on)
+        model.training["thresholds"] = {
+            "chosen_on": f"{len(choose_thresholds_on)} outlined image(s) (complete outlines)",
+            "mean_f1": round(choice.mean_f1, 4), "replaced": model.thresholds.as_dict()}
+        model.thresholds = choice.thresholds
+    return model
+
+
+def thresholds_for_outlined_images(model: SegmenterModel, outlined_images: Sequence[OutlinedImage], *,
+                                   grid: dict[str, Sequence[float]] | None = None) -> ThresholdChoice:
+    """:func:`choose_thresholds` of ``model`` on images whose every crystal is outlined, each at its
+    typical crystal diameter (given, or the median of its outlines)."""
+    def with_diameter(outlined: OutlinedImage) -> tuple[Array, Array, float]:
+        diameter = outlined.crystal_diameter_px or median_diameter_px(outlined.labels)
+        if diameter is None:
+            raise ValueError(f"{outlined.source.get('image', 'an image')}: the outlines hold no crystal")
+        return outlined.image, outlined.labels, diameter
+
+    return choose_thresholds(model, map(with_diameter, outlined_images), grid=grid or THRESHOLD_GRID)
 
 
 #: the default grid of :func:`choose_thresholds`: seed and foreground probabilities, the smallest
