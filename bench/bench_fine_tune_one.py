@@ -7,8 +7,9 @@ fine-tuned on that one image's outlines through the library call ``train-segment
 (:func:`microcrystalnet.segment.learned.training.train_on_outlines`: crystal size = the median of
 the outlines, synthetic replay, ``--minutes`` of training, default the command's; with complete
 outlines the watershed thresholds are then chosen on that image, as ``train-segmenter
---complete-outlines`` does, unless ``--keep-thresholds``), and every
-OTHER image of the material is scored before (the model as given) and after, with the size hint
+--complete-outlines`` does), and every OTHER image of the material is scored before (the model
+as given) and after (and, for complete outlines, after with the base model's thresholds kept: the
+same network, side by side), with the size hint
 (the manifest's median_diameter_px as crystal_size_px), through what bench_real_sem.py runs
 (crystal scale, preprocessing, segmentation). Outlines are complete (every object: all other
 pixels are background) except where bench/train_default_segmenter.py treats a material as
@@ -18,7 +19,6 @@ spheroidite outlines were found complete). Each fine-tuning runs in a process of
 
     scripts/bench bench/bench_fine_tune_one.py [--segmenter-model MODEL] [--minutes M] [--choices K]
                                                [--training-images NAME ...] [--threads T] [--jobs N]
-                                               [--keep-thresholds]
                                                [--datasets tio2 ...] [--json FILE]
 
 The shipped model is synthetic-only (its model card), so "before" is on images it never saw.
@@ -72,10 +72,13 @@ def size_hinted_f1(entries: list[dict[str, Any]], segmenter_model: str | None, t
 
 
 def fine_tune_and_score(training: dict[str, Any], others: list[dict[str, Any]], segmenter_model: str | None,
-                        minutes: float, threads: int, seed: int, choose_thresholds: bool = True) -> dict[str, Any]:
-    """Fine-tune on ``training``'s outlines (with complete outlines and ``choose_thresholds``, the
-    watershed thresholds are then chosen on that image, as ``train-segmenter --complete-outlines``
-    does), then score ``others``; runs in a fresh process."""
+                        minutes: float, threads: int, seed: int) -> dict[str, Any]:
+    """Fine-tune on ``training``'s outlines (complete outlines: the watershed thresholds are then
+    chosen on that image, as ``train-segmenter --complete-outlines`` does), then score ``others``
+    with the thresholds of the fine-tuned model ("after") and, for complete outlines, with the
+    base model's on the same network ("after, base thresholds"); runs in a fresh process."""
+    import dataclasses
+
     import torch
 
     from microcrystalnet.segment.learned.model_file import load_segmenter_model, write_segmenter_model
@@ -88,17 +91,27 @@ def fine_tune_and_score(training: dict[str, Any], others: list[dict[str, Any]], 
     complete = not is_partial(training["dataset"])
     crops = crops_of_outlined_images(outlined, working_diameter_px=base.working_diameter_px, complete=complete)
     model = train_on_outlines(crops, base_model=base, minutes=minutes, seed=seed,
-                              choose_thresholds_on=outlined if complete and choose_thresholds else ())
+                              choose_thresholds_on=outlined if complete else ())
+    scores = {}
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "fine-tuned.pt"
-        write_segmenter_model(model, path)
-        after = size_hinted_f1(others, str(path), threads)
+        variants = {"after": model}
+        if complete:
+            variants["after, base thresholds"] = dataclasses.replace(model, thresholds=base.thresholds)
+        for name, variant in variants.items():
+            path = Path(folder) / f"{len(scores)}.pt"
+            write_segmenter_model(variant, path)
+            scores[name] = size_hinted_f1(others, str(path), threads)
     print(f"{training['image']}: {model.training['steps']} steps in {model.training['minutes']} min, "
-          f"F1 on the others {statistics.mean(after.values()):.3f}", file=sys.stderr, flush=True)
+          f"F1 on the others {statistics.mean(scores['after'].values()):.3f}", file=sys.stderr, flush=True)
     return {"dataset": training["dataset"], "training_image": training["image"],
             "outlines": "partial" if is_partial(training["dataset"]) else "complete",
             "training_crops": len(crops), "steps": model.training["steps"], "minutes": model.training["minutes"],
-            "threads": threads, "thresholds": model.thresholds.as_dict(), "after": after}
+            "threads": threads, "thresholds": model.thresholds.as_dict(), **scores}
+
+
+def _mean_f1(run: dict[str, Any], key: str) -> str:
+    """A run's mean F1 over its other images under ``key`` ("before", "after", ...), or "-"."""
+    return f"{statistics.mean(run[key].values()):.3f}" if key in run else "-"
 
 
 def training_choices(entries: list[dict[str, Any]], count: int, names: list[str] | None = None) -> list[dict[str, Any]]:
@@ -123,9 +136,6 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process (default %(default)s)")
     parser.add_argument("--jobs", type=int, default=1, help="fine-tunings at once (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="training seed (default %(default)s)")
-    parser.add_argument("--keep-thresholds", action="store_true",
-                        help="keep the base model's watershed thresholds (train-segmenter before it chose them on "
-                             "complete outlines)")
     parser.add_argument("--datasets", nargs="+")
     parser.add_argument("--json", type=Path, help="write every number here")
     arguments = parser.parse_args()
@@ -145,8 +155,7 @@ def main() -> None:
                                                         arguments.segmenter_model, arguments.threads))
         tuned_jobs = [pool.apply_async(fine_tune_and_score,
                                        (training, [e for e in entries if e is not training], arguments.segmenter_model,
-                                        arguments.minutes, arguments.threads, arguments.seed,
-                                        not arguments.keep_thresholds))
+                                        arguments.minutes, arguments.threads, arguments.seed))
                       for entries in by_material.values()
                       for training in training_choices(entries, arguments.choices, arguments.training_images)]
         before = before_jobs.get()
@@ -160,21 +169,27 @@ def main() -> None:
                   if "dataset" in source}
     print(f"\n{machine()}, {time.strftime('%Y-%m-%d', time.gmtime())}; {arguments.minutes:g} min per fine-tuning, "
           f"{arguments.threads} torch thread(s), {arguments.jobs} at once\n")
-    print("| material | trained on (one image) | outlines | other images | F1 before | F1 after | steps | minutes |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| material | trained on (one image) | outlines | other images | F1 before | F1 after, base thresholds "
+          "| F1 after | thresholds (seed / foreground / smallest seed / crystal score) | steps | minutes |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for run in runs:
         note = " *" if run["dataset"] in trained_on else ""
+        thresholds = " / ".join(f"{value:g}" for value in run["thresholds"].values())
         print(f"| {run['dataset']} | {Path(run['training_image']).name} | {run['outlines']} | {len(run['after'])} | "
-              f"{statistics.mean(run['before'].values()):.3f}{note} | {statistics.mean(run['after'].values()):.3f} | "
-              f"{run['steps']} | {run['minutes']} |")
-    print("\n| material | training images | mean F1 before | mean F1 after | target |")
-    print("|---|---|---|---|---|")
+              f"{_mean_f1(run, 'before')}{note} | {_mean_f1(run, 'after, base thresholds')} | "
+              f"{_mean_f1(run, 'after')} | "
+              f"{thresholds} | {run['steps']} | {run['minutes']} |")
+    print("\n| material | training images | mean F1 before | mean F1 after, base thresholds | mean F1 after | target |")
+    print("|---|---|---|---|---|---|")
     for material in by_material:
         mine = [run for run in runs if run["dataset"] == material]
         after = statistics.mean(statistics.mean(run["after"].values()) for run in mine)
         before_mean = statistics.mean(statistics.mean(run["before"].values()) for run in mine)
+        kept = ([statistics.mean(run["after, base thresholds"].values()) for run in mine
+                 if "after, base thresholds" in run])
         note = " *" if material in trained_on else ""
-        print(f"| {material} | {len(mine)} | {before_mean:.3f}{note} | {after:.3f} | "
+        print(f"| {material} | {len(mine)} | {before_mean:.3f}{note} | "
+              f"{f'{statistics.mean(kept):.3f}' if kept else '-'} | {after:.3f} | "
               f"{'met' if after >= 0.80 else 'missed'} (≥ 0.80) |")
     if trained_on:
         print("\n* the model as given was trained on these images")

@@ -402,8 +402,9 @@ def train_on_outlines(crops: TrainingCrops, *, base_model: SegmenterModel | None
     (:func:`thresholds_for_outlined_images`) instead of kept from the base model, and the choice
     is recorded in the model's ``training["thresholds"]``. A network fine-tuned on one material
     is less sure of that material's doubtful crystals than the base model was of anything, so the
-    base's lowest crystal score can drop half of them (real images, fine-tuned on one and scored
-    on the others: spheroidite 0.53 -> 0.60, powder 0.90 -> 0.92; BENCHMARKS.md)."""
+    base's lowest crystal score can drop many of them (real images, fine-tuned on one and scored on
+    the others, mean F1 with the base's thresholds -> chosen: spheroidite 0.535 -> 0.603, powder
+    0.866 -> 0.891, TiO2 0.834 -> 0.830; BENCHMARKS.md)."""
     replay = None
     if base_model is not None:
         replay = synthetic_training_crops(n_scenes=REPLAY_SCENES, first_seed=REPLAY_FIRST_SEED,
