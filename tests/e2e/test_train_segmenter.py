@@ -49,7 +49,8 @@ def test_trains_a_loadable_model_that_names_its_outlines_and_replaces_only_model
 
     # fine-tune it on every outline, writing over the model file: a model may be replaced
     done = run_cli("train-segmenter", folder / "scene.tif", "--outlines", folder / "labels.tif", "--out", model_path,
-                   "--from", model_path, "--complete-outlines", "--steps", "2", "--crystal-size-px", "36")
+                   "--from", model_path, "--complete-outlines", "--steps", "2", "--crystal-size-px", "36",
+                   "--progress", "machine")
     assert done.returncode == 0, done.stderr
     tuned = load_segmenter_model(model_path)
     # complete outlines: the thresholds are chosen on them, said and recorded
@@ -57,6 +58,9 @@ def test_trains_a_loadable_model_that_names_its_outlines_and_replaces_only_model
     assert tuned.training["thresholds"]["replaced"] == model.thresholds.as_dict()
     assert (f"watershed thresholds: seed {tuned.thresholds.seed:g}, foreground {tuned.thresholds.foreground:g}"
             in done.stderr), done.stderr
+    choosing = "choosing the watershed thresholds on 1 outlined image(s)"
+    assert choosing in done.stderr and f"MCN-PROGRESS 1.0000 {choosing}" in done.stdout.splitlines()
+    assert done.stdout.index("training: step 2/2") < done.stdout.index(choosing)
     assert tuned.training["base_model"]["sha256"] == digest
     assert tuned.training["data"][0]["complete_outlines"] is True
     assert tuned.training["data"][0]["crystal_diameter_px"] == 36.0

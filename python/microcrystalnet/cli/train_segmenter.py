@@ -149,13 +149,18 @@ def run_train_segmenter(arguments: argparse.Namespace) -> int:
                                         minutes and f"{minutes:g} min"]))
     log.info("training %s (%s)%s", f"from {base.name}" if base is not None else "from scratch", budget,
              f"; {REPLAY_SCENES} synthetic scenes are mixed in to keep what the model knows" if base else "")
-    if arguments.complete_outlines:
-        log.info("after training, the watershed thresholds are chosen on the %d outlined image(s)",
-                 len(outlined_images))
+    machine = arguments.progress == "machine"
+
+    def announce(text: str) -> None:
+        log.info("%s", text)
+        if machine:
+            print(f"{Progress.MACHINE_PREFIX} 1.0000 {text}", flush=True)
+
     model = train_on_outlines(crops, base_model=base, minutes=minutes, steps=arguments.steps, seed=arguments.seed,
-                              progress=None if arguments.quiet and arguments.progress != "machine"
-                              else _training_progress(minutes, arguments.progress == "machine"),
-                              choose_thresholds_on=outlined_images if arguments.complete_outlines else ())
+                              progress=(None if arguments.quiet and not machine
+                                        else _training_progress(minutes, machine)),
+                              choose_thresholds_on=outlined_images if arguments.complete_outlines else (),
+                              announce=announce)
     if "thresholds" in model.training:
         thresholds = model.thresholds
         log.info("watershed thresholds: seed %g, foreground %g, smallest seed %g, lowest crystal score %g "

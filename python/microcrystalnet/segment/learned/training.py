@@ -391,7 +391,8 @@ def crops_of_outlined_images(outlined_images: Sequence[OutlinedImage], *, workin
 def train_on_outlines(crops: TrainingCrops, *, base_model: SegmenterModel | None, minutes: float | None = None,
                       steps: int | None = None, seed: int = 0,
                       progress: Callable[[int, int | None, float], None] | None = None,
-                      choose_thresholds_on: Sequence[OutlinedImage] = ()) -> SegmenterModel:
+                      choose_thresholds_on: Sequence[OutlinedImage] = (),
+                      announce: Callable[[str], None] | None = None) -> SegmenterModel:
     """What ``microcrystalnet train-segmenter`` trains, for any caller (command line, Fiji): fine-tune
     ``base_model`` on the crops of outlined images (:func:`crops_of_outlined_images`, at its working
     diameter) with :data:`REPLAY_SCENES` synthetic scenes as replay, or train from scratch
@@ -400,7 +401,8 @@ def train_on_outlines(crops: TrainingCrops, *, base_model: SegmenterModel | None
     ``choose_thresholds_on``: images whose every crystal is outlined (complete outlines: only then
     is F1 defined); the watershed thresholds are then chosen on them for the trained network
     (:func:`thresholds_for_outlined_images`) instead of kept from the base model, and the choice
-    is recorded in the model's ``training["thresholds"]``. A network fine-tuned on one material
+    is recorded in the model's ``training["thresholds"]``; ``announce(text)`` is told when that
+    starts (seconds to minutes after the last step, by image size). A network fine-tuned on one material
     is less sure of that material's doubtful crystals than the base model was of anything, so the
     base's lowest crystal score can drop many of them (real images, fine-tuned on one and scored on
     the others, mean F1 with the base's thresholds -> chosen: spheroidite 0.535 -> 0.603, powder
@@ -412,6 +414,8 @@ def train_on_outlines(crops: TrainingCrops, *, base_model: SegmenterModel | None
     model = train_segmenter(crops, base_model=base_model, minutes=minutes, steps=steps, seed=seed, replay=replay,
                             progress=progress)
     if choose_thresholds_on:
+        if announce is not None:
+            announce(f"choosing the watershed thresholds on {len(choose_thresholds_on)} outlined image(s)")
         choice = thresholds_for_outlined_images(model, choose_thresholds_on)
         model.training["thresholds"] = {
             "chosen_on": f"{len(choose_thresholds_on)} outlined image(s) (complete outlines)",
