@@ -184,6 +184,22 @@ def test_training_on_complete_outlines_chooses_the_thresholds_on_them(small_scen
         outlined[0].image, kept, crystal_diameter_px=median_diameter_px(outlined[0].labels))).f1
 
 
+def test_without_memory_for_the_threshold_choice_the_trained_network_is_kept(small_scene, monkeypatch):
+    from microcrystalnet.segment.learned import training
+
+    def out_of_memory(*arguments, **keywords):
+        raise MemoryError
+    monkeypatch.setattr(training, "choose_thresholds", out_of_memory)  # as a huge image would
+    base = untrained_model()
+    outlined = [OutlinedImage(small_scene.image[:128, :128], small_scene.labels[:128, :128])]
+    crops = crops_of_outlined_images(outlined, working_diameter_px=base.working_diameter_px, complete=True)
+    said = []
+    model = train_on_outlines(crops, base_model=base, steps=1, choose_thresholds_on=outlined, announce=said.append)
+    assert model.training["steps"] == 1 and model.thresholds == base.thresholds
+    assert "thresholds" not in model.training
+    assert said[-1].startswith("not enough memory to choose the watershed thresholds")
+
+
 def test_a_trained_model_replaces_only_a_model_file(tmp_path):
     from microcrystalnet.segment.learned.model_file import (is_segmenter_model_file, load_segmenter_model,
                                                             write_segmenter_model)

@@ -58,7 +58,7 @@ def test_trains_a_loadable_model_that_names_its_outlines_and_replaces_only_model
     assert tuned.training["thresholds"]["replaced"] == model.thresholds.as_dict()
     assert (f"watershed thresholds: seed {tuned.thresholds.seed:g}, foreground {tuned.thresholds.foreground:g}"
             in done.stderr), done.stderr
-    choosing = "choosing the watershed thresholds on 1 outlined image(s)"
+    choosing = "choosing the watershed thresholds: image 1 of 1"
     assert choosing in done.stderr and f"MCN-PROGRESS 1.0000 {choosing}" in done.stdout.splitlines()
     assert done.stdout.index("training: step 2/2") < done.stdout.index(choosing)
     assert tuned.training["base_model"]["sha256"] == digest

@@ -26,7 +26,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         description="Fine-tune the learned crystal segmenter on images with crystals you outlined (Fiji ROI "
                     "Manager > More > Save: RoiSet.zip, or a label image), and write it as a new model file. "
                     "Outlines may be a few crystals of each image (only they and a thin ring around them are "
-                    "learned from) or every crystal (--complete-outlines: everything else is background). "
+                    "learned from) or every crystal (--complete-outlines: everything else is background, and the "
+                    "watershed thresholds are then chosen for the best F1 on these images). "
                     "Images are rescaled so the typical crystal has the model's working size; the model "
                     "records the crystal and pixel size it was trained at.")
     parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="SEM images (TIFF, PNG, JPEG)")

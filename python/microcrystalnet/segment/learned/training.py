@@ -170,6 +170,19 @@ def partial_outline_loss_mask(labels: Array, *, crystal_diameter_px: float,
     return outlined | (ndi.distance_transform_edt(~outlined) <= ring_px)
 
 
+def typical_diameter_px(labels: Array, crystal_diameter_px: float | None = None) -> float:
+    """The typical crystal diameter of an outlined image, px: ``crystal_diameter_px`` when given,
+    else the median equivalent diameter of the outlines ``labels``. Raises ValueError when it is
+    not positive or the outlines hold no crystal."""
+    if crystal_diameter_px is None:
+        crystal_diameter_px = median_diameter_px(labels)
+        if crystal_diameter_px is None:
+            raise ValueError("the outlines hold no crystal")
+    if crystal_diameter_px <= 0:
+        raise ValueError(f"crystal_diameter_px must be positive, got {crystal_diameter_px}")
+    return crystal_diameter_px
+
+
 def outlined_training_crops(image: Array, labels: Array, *, crystal_diameter_px: float | None = None,
                             working_diameter_px: float = WORKING_DIAMETER_PX, crop_px: int = CROP_PX,
                             complete: bool = False, pixel_size_um: float | None = None,
@@ -186,12 +199,7 @@ def outlined_training_crops(image: Array, labels: Array, *, crystal_diameter_px:
     """
     if image.shape != labels.shape:
         raise ValueError(f"image {image.shape} and outlines {labels.shape} differ in shape")
-    if crystal_diameter_px is None:
-        crystal_diameter_px = median_diameter_px(labels)
-        if crystal_diameter_px is None:
-            raise ValueError("the outlines hold no crystal")
-    if crystal_diameter_px <= 0:
-        raise ValueError(f"crystal_diameter_px must be positive, got {crystal_diameter_px}")
+    crystal_diameter_px = typical_diameter_px(labels, crystal_diameter_px)
     factor = working_diameter_px / crystal_diameter_px
     small, small_labels = _at_working_scale(image, labels, factor)
     loss_mask = (np.ones(small.shape, bool) if complete else
@@ -401,12 +409,14 @@ def train_on_outlines(crops: TrainingCrops, *, base_model: SegmenterModel | None
     ``choose_thresholds_on``: images whose every crystal is outlined (complete outlines: only then
     is F1 defined); the watershed thresholds are then chosen on them for the trained network
     (:func:`thresholds_for_outlined_images`) instead of kept from the base model, and the choice
-    is recorded in the model's ``training["thresholds"]``; ``announce(text)`` is told when that
-    starts (seconds to minutes after the last step, by image size). A network fine-tuned on one material
-    is less sure of that material's doubtful crystals than the base model was of anything, so the
-    base's lowest crystal score can drop many of them (real images, fine-tuned on one and scored on
-    the others, mean F1 with the base's thresholds -> chosen: spheroidite 0.535 -> 0.603, powder
-    0.866 -> 0.891, TiO2 0.834 -> 0.830; BENCHMARKS.md)."""
+    is recorded in the model's ``training["thresholds"]``. ``announce(text)`` is told as each
+    image's choice starts (seconds to minutes after the last step, by image size). Without the
+    memory for the choice, the trained network keeps the base model's thresholds (said through
+    ``announce``), so the training is not lost. A network fine-tuned on one material is less sure
+    of the doubtful crystals of its material, and the base's lowest crystal score can drop many of
+    them (real images, fine-tuned on one and scored on the others, mean F1 with the base's
+    thresholds -> chosen: spheroidite 0.535 -> 0.603, powder 0.866 -> 0.891, TiO2 0.834 -> 0.830;
+    BENCHMARKS.md)."""
     replay = None
     if base_model is not None:
         replay = synthetic_training_crops(n_scenes=REPLAY_SCENES, first_seed=REPLAY_FIRST_SEED,
@@ -414,9 +424,13 @@ def train_on_outlines(crops: TrainingCrops, *, base_model: SegmenterModel | None
     model = train_segmenter(crops, base_model=base_model, minutes=minutes, steps=steps, seed=seed, replay=replay,
                             progress=progress)
     if choose_thresholds_on:
-        if announce is not None:
-            announce(f"choosing the watershed thresholds on {len(choose_thresholds_on)} outlined image(s)")
-        choice = thresholds_for_outlined_images(model, choose_thresholds_on)
+        try:
+            choice = thresholds_for_outlined_images(model, choose_thresholds_on, announce=announce)
+        except MemoryError:
+            if announce is not None:
+                announce("not enough memory to choose the watershed thresholds on the outlined images: the "
+                         "base model's are kept")
+            return model
         model.training["thresholds"] = {
             "chosen_on": f"{len(choose_thresholds_on)} outlined image(s) (complete outlines)",
             "mean_f1": round(choice.mean_f1, 4), "replaced": model.thresholds.as_dict()}
@@ -425,16 +439,20 @@ def train_on_outlines(crops: TrainingCrops, *, base_model: SegmenterModel | None
 
 
 def thresholds_for_outlined_images(model: SegmenterModel, outlined_images: Sequence[OutlinedImage], *,
-                                   grid: dict[str, Sequence[float]] | None = None) -> ThresholdChoice:
+                                   announce: Callable[[str], None] | None = None) -> ThresholdChoice:
     """:func:`choose_thresholds` of ``model`` on images whose every crystal is outlined, each at its
-    typical crystal diameter (given, or the median of its outlines)."""
-    def with_diameter(outlined: OutlinedImage) -> tuple[Array, Array, float]:
-        diameter = outlined.crystal_diameter_px or median_diameter_px(outlined.labels)
-        if diameter is None:
-            raise ValueError(f"{outlined.source.get('image', 'an image')}: the outlines hold no crystal")
-        return outlined.image, outlined.labels, diameter
+    typical crystal diameter (:func:`typical_diameter_px`); ``announce(text)`` is told as each
+    image's turn starts."""
+    def at_typical_diameter(number: int, outlined: OutlinedImage) -> tuple[Array, Array, float]:
+        if announce is not None:
+            announce(f"choosing the watershed thresholds: image {number} of {len(outlined_images)}")
+        try:
+            return outlined.image, outlined.labels, typical_diameter_px(outlined.labels, outlined.crystal_diameter_px)
+        except ValueError as error:
+            raise ValueError(f"{outlined.source.get('image', f'image {number}')}: {error}") from None
 
-    return choose_thresholds(model, map(with_diameter, outlined_images), grid=grid or THRESHOLD_GRID)
+    return choose_thresholds(model, (at_typical_diameter(number, outlined)
+                                     for number, outlined in enumerate(outlined_images, start=1)))
 
 
 #: the default grid of :func:`choose_thresholds`: seed and foreground probabilities, the smallest

@@ -50,7 +50,8 @@ public class TrainSegmenter implements PlugIn {
 		dialog.addStringField("Start_from", macro ? "default" : Prefs.get(PREFS + "start_from", "default"), 32);
 		dialog.addFileField("Model_file", PythonCommand.besideImage(image, "-segmenter.pt"), 32);
 		dialog.addMessage("Outlines: Some crystals: only they and a thin ring around them are learned from;\n"
-			+ "Every crystal: all other pixels are background. Start from: default (the shipped segmenter),\n"
+			+ "Every crystal: all other pixels are background, and the watershed thresholds are then chosen\n"
+			+ "for the best F1 on them. Start from: default (the shipped segmenter),\n"
 			+ "scratch (a new network), or a model file. With steps and minutes, training stops at the first.\n"
 			+ "The model file is written (an existing segmenter model is replaced, any other file is kept)\n"
 			+ "and becomes the Segmenter model of Analyze Crystals...");
