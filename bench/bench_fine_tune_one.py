@@ -104,7 +104,7 @@ def fine_tune_and_score(training: dict[str, Any], others: list[dict[str, Any]], 
     print(f"{training['image']}: {model.training['steps']} steps in {model.training['minutes']} min, "
           f"F1 on the others {statistics.mean(scores['after'].values()):.3f}", file=sys.stderr, flush=True)
     return {"dataset": training["dataset"], "training_image": training["image"],
-            "outlines": "partial" if is_partial(training["dataset"]) else "complete",
+            "outlines": "complete" if complete else "partial",
             "training_crops": len(crops), "steps": model.training["steps"], "minutes": model.training["minutes"],
             "threads": threads, "thresholds": model.thresholds.as_dict(), **scores}
 

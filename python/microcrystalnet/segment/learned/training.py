@@ -441,15 +441,13 @@ def train_on_outlines(crops: TrainingCrops, *, base_model: SegmenterModel | None
 def thresholds_for_outlined_images(model: SegmenterModel, outlined_images: Sequence[OutlinedImage], *,
                                    announce: Callable[[str], None] | None = None) -> ThresholdChoice:
     """:func:`choose_thresholds` of ``model`` on images whose every crystal is outlined, each at its
-    typical crystal diameter (:func:`typical_diameter_px`); ``announce(text)`` is told as each
-    image's turn starts."""
+    typical crystal diameter (:func:`typical_diameter_px`, which :func:`crops_of_outlined_images`
+    has already checked for the images trained on); ``announce(text)`` is told as each image's
+    turn starts."""
     def at_typical_diameter(number: int, outlined: OutlinedImage) -> tuple[Array, Array, float]:
         if announce is not None:
             announce(f"choosing the watershed thresholds: image {number} of {len(outlined_images)}")
-        try:
-            return outlined.image, outlined.labels, typical_diameter_px(outlined.labels, outlined.crystal_diameter_px)
-        except ValueError as error:
-            raise ValueError(f"{outlined.source.get('image', f'image {number}')}: {error}") from None
+        return outlined.image, outlined.labels, typical_diameter_px(outlined.labels, outlined.crystal_diameter_px)
 
     return choose_thresholds(model, (at_typical_diameter(number, outlined)
                                      for number, outlined in enumerate(outlined_images, start=1)))
