@@ -66,7 +66,7 @@ def size_hinted_f1(entries: list[dict[str, Any]], segmenter_model: str | None, t
     f1 = {}
     for entry in entries:
         hinted = config.updated(segment={"crystal_size_px": entry["median_diameter_px"]})
-        true, segmentation, _, _ = segment_entry(entry, hinted, segmenter)
+        true, segmentation, _, _, _ = segment_entry(entry, hinted, segmenter)
         f1[entry["image"]] = round(score_segmentation(true, segmentation.labels).match.f1, 3)
     return f1
 

@@ -10,13 +10,17 @@ one entry. Each (segmenter, hint) runs in its own process, so its peak RSS is it
 
     scripts/bench bench/bench_real_sem.py [--segmenters NAME ...] [--datasets tio2 ...] [--json FILE]
                                           [--segmenter-model MODEL] [--held-out-models DIR]
-                                          [--config SETTINGS.json] [--synthetic N]
+                                          [--config SETTINGS.json] [--synthetic N] [--inverted]
 
 ``--segmenter-model``: the learned segmenter's model file (default: the shipped one).
 ``--config SETTINGS.json``: settings as ``analyze --config`` reads them, under every segmenter
 (a setting the segmenter's entry changes stays the segmenter's).
 ``--synthetic N``: N held-out synthetic scenes of every kind instead of the real images (a check
 of the training distribution, never a result on real rocks).
+``--inverted``: every image with its gray levels inverted (dark crystals on a bright ground), as
+a stand-in for images whose crystals are darker than their surroundings: measures
+``segment.crystal_contrast`` (auto judges each image; give ``--config`` with ``bright`` to see
+what the judgement saves).
 ``--held-out-models DIR``: for an image whose name (stem) has a model DIR/<stem>.pt, the learned
 segmenter uses that model, trained without that image (leave-one-image-out numbers for images a
 model was trained on: bench/train_default_segmenter.py --leave-out writes them).
@@ -88,31 +92,36 @@ def load_entry(entry: dict[str, Any]):
     return image, true[:rows, :columns]
 
 
-def segment_entry(entry: dict[str, Any], config, segmenter) -> tuple[Any, Any, Any, float]:
-    """One manifest image through what ``analyze`` does before classifying (crystal scale,
-    preprocessing with the scaled settings, segmentation): its reference labels, the
-    ``Segmentation``, the ``CrystalScale`` and the seconds taken (loading not counted).
-    ``config``: an AnalysisConfig; ``segmenter``: a loaded one (``make_segmenter``)."""
+def segment_entry(entry: dict[str, Any], config, segmenter, inverted: bool = False
+                  ) -> tuple[Any, Any, Any, Any, float]:
+    """One manifest image (``inverted``: with its gray levels inverted) through what ``analyze``
+    does before classifying (crystal scale and contrast, preprocessing with the scaled settings,
+    segmentation): its reference labels, the ``Segmentation``, the ``CrystalScale``, the
+    ``CrystalContrast`` and the seconds taken (loading not counted). ``config``: an
+    AnalysisConfig; ``segmenter``: a loaded one (``make_segmenter``)."""
     from microcrystalnet.io import to_unit_range
-    from microcrystalnet.pipeline import settings_for_image
+    from microcrystalnet.pipeline import prepared_for_segmentation
     from microcrystalnet.preprocess import preprocess
     from microcrystalnet.segment import segment_crystals
 
     image, true = load_entry(entry)
     started = time.perf_counter()
     analysed = to_unit_range(image.pixels)
-    config, scale, _ = settings_for_image(analysed, image.pixel_size_um, config, segmenter)
+    if inverted:
+        analysed = 1 - analysed
+    analysed, config, scale, contrast, _ = prepared_for_segmentation(analysed, image.pixel_size_um, config, segmenter)
     pixel_size = image.pixel_size_um or config.input.assumed_pixel_size_um
     preprocessed, _ = preprocess(analysed, pixel_size, config.preprocess)
     segmentation = segment_crystals(analysed if segmenter.sees_raw_image else preprocessed, pixel_size,
                                     config.segment, segmenter)
-    return true, segmentation, scale, time.perf_counter() - started
+    return true, segmentation, scale, contrast, time.perf_counter() - started
 
 
 def run_configuration(name: str, hint: str, entries: list[dict[str, Any]], segmenter_model: str | None = None,
-                      held_out_models: Path | None = None, settings: Path | None = None) -> dict[str, Any]:
-    """One segmenter with or without size hint over ``entries``, on the settings file ``settings``
-    (None: the defaults); runs in a fresh process."""
+                      held_out_models: Path | None = None, settings: Path | None = None,
+                      inverted: bool = False) -> dict[str, Any]:
+    """One segmenter with or without size hint over ``entries`` (``inverted``: their gray levels
+    inverted), on the settings file ``settings`` (None: the defaults); runs in a fresh process."""
     from microcrystalnet.config import AnalysisConfig
     from microcrystalnet.metrics import score_segmentation
     from microcrystalnet.segment import make_segmenter
@@ -129,18 +138,19 @@ def run_configuration(name: str, hint: str, entries: list[dict[str, Any]], segme
             segmenter = make_segmenter(base.segment.updated(learned={"model": str(held_out)}), download=False)
             model_used = f"held out: {held_out.name}"
         config = base.updated(segment={"crystal_size_px": entry["median_diameter_px"]}) if hint == "size hint" else base
-        true, segmentation, scale, seconds = segment_entry(entry, config, segmenter)
+        true, segmentation, scale, contrast, seconds = segment_entry(entry, config, segmenter, inverted)
         score = score_segmentation(true, segmentation.labels)
         images.append({"dataset": entry["dataset"], "image": entry["image"], "f1": round(score.match.f1, 3),
                        "precision": round(score.match.precision, 3), "recall": round(score.match.recall, 3),
                        "n_true": score.match.n_true, "n_predicted": score.match.n_predicted,
                        "size_ks": round(score.size_ks_statistic, 3), "seconds": round(seconds, 2),
                        "diameter_px": round(scale.diameter_px, 1), "diameter_source": scale.source,
+                       "crystal_contrast": contrast.as_dict(),
                        "true_median_diameter_px": entry["median_diameter_px"],
                        "watershed_mode": segmentation.statistics.get("watershed_mode"),
                        "model": model_used if base.segment.backend == "learned" else None})
-        print(f"{name} | {hint} | {entry['image']}: F1 {score.match.f1:.3f} ({seconds:.1f} s)", file=sys.stderr,
-              flush=True)
+        print(f"{name} | {hint} | {entry['image']}: F1 {score.match.f1:.3f} ({seconds:.1f} s, {contrast.crystals} "
+              f"crystals: {contrast.source})", file=sys.stderr, flush=True)
     return {"segmenter": name, "hint": hint, "images": images,
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
 
@@ -173,6 +183,8 @@ def main() -> None:
                         help="folder of <image stem>.pt models each trained without that image")
     parser.add_argument("--config", type=Path, metavar="SETTINGS.json",
                         help="settings file (as analyze --config reads it) under every segmenter")
+    parser.add_argument("--inverted", action="store_true",
+                        help="every image with its gray levels inverted (dark crystals on a bright ground)")
     arguments = parser.parse_args()
     if arguments.synthetic:
         entries = synthetic_entries(arguments.synthetic)
@@ -191,11 +203,13 @@ def main() -> None:
         for hint in HINTS:
             with multiprocessing.get_context("spawn").Pool(1) as pool:
                 results.append(pool.apply(run_configuration, (name, hint, entries, arguments.segmenter_model,
-                                                              arguments.held_out_models, arguments.config)))
+                                                              arguments.held_out_models, arguments.config,
+                                                              arguments.inverted)))
     print(f"\n{machine()}, {time.strftime('%Y-%m-%d', time.gmtime())}\n")
     materials = sorted({e["dataset"] for e in entries}, key=[e["dataset"] for e in entries].index)
-    print("| segmenter | size | " + " | ".join(f"F1 {m}" for m in materials) + " | s/image | peak RSS MB |")
-    print("|---|---|" + "---|" * len(materials) + "---|---|")
+    print("| segmenter | size | " + " | ".join(f"F1 {m}" for m in materials)
+          + " | judged dark | s/image | peak RSS MB |")
+    print("|---|---|" + "---|" * len(materials) + "---|---|---|")
     for result in results:
         if "skipped" in result:
             print(f"| {result['segmenter']} | - | " + " | ".join("-" for _ in materials)
@@ -203,8 +217,11 @@ def main() -> None:
             continue
         f1 = by_material(result["images"], "f1")
         seconds = statistics.mean(image["seconds"] for image in result["images"])
+        judged = [image["crystal_contrast"] for image in result["images"]
+                  if image["crystal_contrast"]["source"] == "judged from the image"]
+        dark = f"{sum(c['crystals'] == 'dark' for c in judged)} of {len(judged)}" if judged else "-"
         print(f"| {result['segmenter']} | {result['hint']} | " + " | ".join(f"{f1[m]:.3f}" for m in materials)
-              + f" | {seconds:.1f} | {result['peak_rss_mb']} |")
+              + f" | {dark} | {seconds:.1f} | {result['peak_rss_mb']} |")
     if arguments.json:
         arguments.json.write_text(json.dumps({"machine": machine(), "results": results}, indent=1) + "\n")
 

@@ -15,11 +15,12 @@
 //       calibration: 10 nm/px is assumed for these limits, results stay in pixels)
 //   crystal_size: the typical crystal diameter in the image's unit (px without calibration); 0: automatic
 //       (2 um on calibrated images unless the crystals look far from that, else estimated)
+//   crystals: bright or dark against what surrounds them; auto: the Learned segmenter judges each image
 //   exclude_crystals_on_border: drop crystals cut by the image border
 //   exclude_sem_data_bar: leave out the instrument's information bar at the bottom
 //   preprocessing: the paper's chain, steps in order (empty: none); n2v_model: a Noise2Void model
 //       (microcrystalnet n2v train ...); without one the n2v step is skipped
-//   segmenter: Default (the settings file's, else the watershed), Watershed, Learned (a trained network)
+//   segmenter: Default (the settings file's, else Learned), Watershed, Learned (a trained network)
 //       or SAM (Segment Anything); segmenter_model: the Learned segmenter's model (default: the shipped one,
 //       or the path of one from microcrystalnet train-segmenter)
 //   settings_file: optional JSON settings, e.g. written by microcrystalnet tune-sam
@@ -33,7 +34,7 @@
 
 if (nImages == 0) exit("Open an SEM image first.");
 run("Analyze Crystals...", "model=reference-2023-11-19 unclear_below=0.5 min_crystal_area=0.25 max_crystal_area=400 "
-    + "crystal_size=0 exclude_sem_data_bar preprocessing=[nlm,n2v,unsharp,opening,closing] n2v_model=[] "
+    + "crystal_size=0 crystals=auto exclude_sem_data_bar preprocessing=[nlm,n2v,unsharp,opening,closing] n2v_model=[] "
     + "segmenter=Default segmenter_model=default settings_file=[] roi_manager=[Add to existing ROIs] outputs=[ROI Manager] save_results_to=[]");
 error = call("microcrystalnet.fiji.AnalyzeCrystals.lastError");
 if (error != "") exit("MicroCrystalNet could not analyse this image:\n" + error);

@@ -64,6 +64,8 @@ SEGMENTATION_BACKENDS: tuple[str, ...] = get_args(SegmenterName)
 WatershedMode = Literal["auto", "boundary", "threshold"]
 WATERSHED_MODES: tuple[str, ...] = get_args(WatershedMode)
 SamMode = Literal["prompt", "automatic"]
+
+CrystalContrast = Literal["auto", "bright", "dark"]
 SAM_MODES: tuple[str, ...] = get_args(SamMode)
 SamPrompter = Literal["watershed", "learned"]
 SamModelType = Literal["vit_b", "vit_l", "vit_h"]
@@ -291,6 +293,14 @@ class SegmentConfig(Settings):
 
     exclude_border: bool = False
     """Drop crystals cut by the image border."""
+
+    crystal_contrast: CrystalContrast = "auto"
+    """bright: crystals brighter than what surrounds them (secondary-electron images of micrite and
+    of most particles); dark: darker (e.g. some backscattered-electron images): segmentation and
+    classification see the gray levels inverted (measured intensities stay as given); auto: the
+    learned segmenter judges each image (it segments the central part as given and inverted, and
+    takes dark only where it is clearly surer of the inverted crystals and pixels; the summary
+    says which); the other segmenters take bright."""
 
     watershed: WatershedConfig = WatershedConfig()
     """Settings of the watershed segmenter."""

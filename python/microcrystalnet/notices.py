@@ -63,11 +63,12 @@ CRYSTAL_SIZE_SHORT = Wording("--crystal-size-um/--crystal-size-px", "Crystal siz
 BOUNDARY_WATERSHED = Wording("--watershed-mode boundary",
                              'the boundary watershed: a Settings file with {"segment": {"watershed": '
                              '{"mode": "boundary"}}}')
+SET_BRIGHT_CRYSTALS = Wording("give --crystal-contrast bright", "choose bright in the Crystals field")
 MIN_AREA = Wording("--min-area-um2", "Min crystal area")
 MAX_AREA = Wording("--max-area-um2", "Max crystal area")
 KEEP_BORDER_CRYSTALS = Wording("leave out --exclude-border", "untick Exclude crystals on border")
 PASS_N2V_MODEL = Wording("pass it with --n2v-model n2v.zip", "choose it in the N2V model field")
 
 #: the Analyze Crystals dialog's fields that the Fiji words name (as the dialog labels them)
-FIJI_FIELDS = ("Crystal size", "Min crystal area", "Max crystal area", "Exclude crystals on border", "N2V model",
+FIJI_FIELDS = ("Crystal size", "Crystals", "Min crystal area", "Max crystal area", "Exclude crystals on border", "N2V model",
                "Settings file")

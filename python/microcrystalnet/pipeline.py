@@ -16,13 +16,15 @@ from .config import AnalysisConfig
 from .io import SEMImage, read_sem_image, to_unit_range
 from .measure import measure_crystals
 from .memory import check_analysis_memory, estimate_analysis_bytes
-from .notices import GIVE_CRYSTAL_SIZE_PX, GIVE_CRYSTAL_SIZE_UM, GIVE_OTHER_CRYSTAL_SIZE, Notice
+from .notices import GIVE_CRYSTAL_SIZE_PX, GIVE_CRYSTAL_SIZE_UM, GIVE_OTHER_CRYSTAL_SIZE, SET_BRIGHT_CRYSTALS, Notice
 from .outline import outlines_from_labels
 from .patches import extract_patches
 from .preprocess import N2V_MISSING, Noise2VoidDenoiser, Noise2VoidModel, preprocess, reports_as_dicts
 from .results import results_rows, segmenter_label
 from .segment import CrystalSegmenter, empty_result_notice, make_segmenter, segment_crystals
-from .segment.scale import REFERENCE_CRYSTAL_DIAMETER_UM, CrystalScale, crystal_scale, scaled_config
+from .segment.contrast import CrystalContrast, crystal_contrast, with_bright_crystals
+from .segment.scale import (REFERENCE_CRYSTAL_DIAMETER_UM, CrystalScale, crystal_scale, estimate_crystal_diameter_px,
+                            first_guess_diameter_px, scaled_config, size_is_set)
 
 Array = np.ndarray
 T = TypeVar("T")
@@ -82,13 +84,16 @@ class AnalysisModels:
 
 
 def settings_for_image(analysed: Array, pixel_size_um: float | None, config: AnalysisConfig,
-                       segmenter: CrystalSegmenter | None = None) -> tuple[AnalysisConfig, CrystalScale, list[str]]:
+                       segmenter: CrystalSegmenter | None = None, *, texture_estimate_px: float | None = None
+                       ) -> tuple[AnalysisConfig, CrystalScale, list[str]]:
     """``config`` scaled to the typical crystal diameter of an image (float (Y, X) in [0, 1], the
     analysed part; ``pixel_size_um`` None: uncalibrated), that diameter, and notices for the user
     (:mod:`microcrystalnet.segment.scale`). Where the diameter must be estimated, ``segmenter``'s
-    own refinement of the estimate is used if it has one (the learned segmenter's)."""
+    own refinement of the estimate is used if it has one (the learned segmenter's);
+    ``texture_estimate_px``: the image's texture-scale estimate where it is known already."""
     scale = crystal_scale(analysed, config.segment, pixel_size_um, config.input.assumed_pixel_size_um,
-                          refine_diameter_px=getattr(segmenter, "refine_crystal_diameter_px", None))
+                          refine_diameter_px=getattr(segmenter, "refine_crystal_diameter_px", None),
+                          texture_estimate_px=texture_estimate_px)
     if scale.source == "micrite default":
         return config, scale, []
     config = scaled_config(config, scale.diameter_px * (pixel_size_um or config.input.assumed_pixel_size_um))
@@ -103,6 +108,32 @@ def settings_for_image(analysed: Array, pixel_size_um: float | None, config: Ana
                                      "if it is wrong, ", GIVE_CRYSTAL_SIZE_PX)]
 
 
+def prepared_for_segmentation(analysed: Array, pixel_size_um: float | None, config: AnalysisConfig,
+                              segmenter: CrystalSegmenter | None = None
+                              ) -> tuple[Array, AnalysisConfig, CrystalScale, CrystalContrast, list[str]]:
+    """The image segmentation and classification see (float (Y, X) in [0, 1]: ``analysed``, or a
+    new array with its gray levels inverted where the crystals are dark), the settings scaled to
+    its typical crystal diameter (:func:`settings_for_image`), that diameter, the crystal contrast
+    (:mod:`microcrystalnet.segment.contrast`: set, or judged by ``segmenter``) and notices for
+    the user. The contrast is judged first, at the diameter set or else at the image's texture
+    scale (which an image and its inverse share): a diameter refined by segmenting needs the
+    crystals bright (refined on an image of dark crystals, it ran off to 10-40 times the true one
+    and the judgement with it: BENCHMARKS.md, "Dark crystals")."""
+    texture_px = None if size_is_set(config.segment) else estimate_crystal_diameter_px(analysed)
+    contrast = crystal_contrast(analysed, config.segment.crystal_contrast,
+                                judge=getattr(segmenter, "certainty_as_given_and_inverted", None),
+                                crystal_diameter_px=first_guess_diameter_px(
+                                    config.segment, pixel_size_um, config.input.assumed_pixel_size_um, texture_px))
+    bright = with_bright_crystals(analysed, contrast)
+    scaled, scale, notices = settings_for_image(bright, pixel_size_um, config, segmenter,
+                                                texture_estimate_px=texture_px)
+    if contrast.dark and contrast.source == "judged from the image":
+        notices = [*notices, Notice.of("the crystals look darker than what surrounds them: they were segmented and "
+                                       "classified with the gray levels inverted; if they are not, ",
+                                       SET_BRIGHT_CRYSTALS)]
+    return bright, scaled, scale, contrast, notices
+
+
 def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: AnalysisConfig = AnalysisConfig(),
                   progress: ProgressCallback | None = None,
                   segmenter: CrystalSegmenter | None = None, n2v: Noise2VoidDenoiser | None = None
@@ -113,8 +144,9 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
     across images; by default the one ``config.segment`` names is made for this call.
     ``n2v``: a loaded Noise2Void model to reuse; by default ``config.preprocess.n2v_model`` is
     loaded for this call when given. Classification and the watershed and SAM segmenters see the
-    preprocessed image, the learned segmenter the image as read; Mean is measured on the image as
-    given.
+    preprocessed image, the learned segmenter the image as read (both with the gray levels inverted
+    where the crystals are dark: :func:`prepared_for_segmentation`); Mean is measured on the image
+    as given.
 
     First the memory the analysis will need is estimated (:mod:`microcrystalnet.memory`); an image
     needing more than ``config.input.memory_limit_gb`` (None: 80 % of the memory available now) is
@@ -141,7 +173,7 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
         seconds[stage] = time.perf_counter() - started
         return result
 
-    config, scale, scale_notices = timed("crystal size", 0.0, lambda: settings_for_image(
+    analysed, config, scale, contrast, scale_notices = timed("crystal size", 0.0, lambda: prepared_for_segmentation(
         analysed, image.pixel_size_um, config, segmenter))
     notices += scale_notices
     if n2v is None and config.preprocess.runs_n2v_model:
@@ -179,7 +211,7 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
                         config.classify.unclear_below)
     return CrystalAnalysis(image, full_labels, outlines, rows, image.pixel_size_um, segmentation_pixel_size, config,
                            classifier, {"segmenter": segmentation.segmenter, "statistics": segmentation.statistics,
-                                        "crystal_scale": scale.as_dict()},
+                                        "crystal_scale": scale.as_dict(), "crystal_contrast": contrast.as_dict()},
                            reports_as_dicts(step_reports), seconds, notices)
 
 

@@ -36,7 +36,7 @@ def test_help_documents_every_option():
         done = run_cli(command, "--help")
         assert done.returncode == 0
         for option in ("--out", "--pixel-size-nm", "--keep-data-bar", "--model", "--no-download", "--config",
-                       "--min-area-um2", "--max-area-um2", "--exclude-border"):
+                       "--min-area-um2", "--max-area-um2", "--exclude-border", "--crystal-contrast"):
             assert option in done.stdout, f"{command} --help does not document {option}"
 
 
@@ -72,6 +72,10 @@ def test_analyze_writes_every_output_and_reports_bad_images(tmp_path, scene_tiff
                                                                                DEFAULT_MODEL_SHA256)
     assert segmenter["training"]["data"][0]["data"] == "synthetic scenes"  # the model says what it learned from
     assert segmenter["thresholds"]["min_crystal_score"] > 0
+    contrast = summary["segmentation"]["crystal_contrast"]  # judged: bright crystals on dark pores
+    assert (contrast["crystals"], contrast["source"]) == ("bright", "judged from the image")
+    assert contrast["crystal_score_as_given"] > contrast["crystal_score_inverted"]
+    assert contrast["pixel_certainty_as_given"] > contrast["pixel_certainty_inverted"]
     assert {row["Segmenter"] for row in rows} == {f"learned default {DEFAULT_MODEL_SHA256[:12]}"}
 
     labels = tifffile.imread(folder / "labels.tif")
@@ -85,10 +89,12 @@ def test_analyze_writes_every_output_and_reports_bad_images(tmp_path, scene_tiff
 def test_analyze_again_replaces_the_results(tmp_path, scene_tiff, model_dir_env):
     out = tmp_path / "results"
     assert run_cli("analyze", scene_tiff, "--out", out, "--no-download").returncode == 0
-    done = run_cli("analyze", scene_tiff, "--out", out, "--no-download", "--exclude-border", "-q")
+    done = run_cli("analyze", scene_tiff, "--out", out, "--no-download", "--exclude-border", "--crystal-contrast",
+                   "bright", "-q")
     assert done.returncode == 0 and done.stderr.strip() == ""
     summary = json.loads((out / "scene" / "summary.json").read_text())
     assert summary["settings"]["segment"]["exclude_border"] is True
+    assert summary["segmentation"]["crystal_contrast"] == {"crystals": "bright", "source": "crystal_contrast"}
     assert sorted(p.name for p in out.iterdir()) == ["scene"]
 
 

@@ -595,7 +595,7 @@ def test_cancel_stops_the_backend(ij, scene_file, backend):
     from jpype import JException
 
     settings = jimport("microcrystalnet.fiji.AnalyzeCrystals").settingsJson(
-        "reference-2023-11-19", 0.5, 0.25, 40.0, None, None, False, True, "nlm,n2v,unsharp,opening,closing", "",
+        "reference-2023-11-19", 0.5, 0.25, 40.0, None, None, None, False, True, "nlm,n2v,unsharp,opening,closing", "",
         "Default", "", "")
     chosen = (jimport("microcrystalnet.fiji.BackendRegistry").inProcess() if backend == "in-process"
               else jimport("microcrystalnet.fiji.ExternalBackend")(sys.executable))
@@ -716,8 +716,8 @@ def dialog_fields(dialog) -> dict:
     return {"model": texts[0], "preprocessing": texts[1], "n2v_model": texts[2], "segmenter_model": texts[3],
             "settings_file": texts[4], "save_results_to": texts[5].rstrip("/"), "unclear_below": numbers[0],
             "min_crystal_area": numbers[1], "max_crystal_area": numbers[2], "crystal_size": numbers[3],
-            "exclude_crystals_on_border": checks[0], "exclude_sem_data_bar": checks[1], "segmenter": choices[0],
-            "roi_manager": choices[1]}
+            "exclude_crystals_on_border": checks[0], "exclude_sem_data_bar": checks[1], "crystals": choices[0],
+            "segmenter": choices[1], "roi_manager": choices[2]}
 
 
 def test_the_dialog_reopens_with_the_last_values_restores_the_defaults_and_macros_ignore_what_it_remembers(
@@ -731,7 +731,7 @@ def test_the_dialog_reopens_with_the_last_values_restores_the_defaults_and_macro
     image = open_in_front(ij, scene_file)
     ij.doCommand("Analyze Crystals...")
     dialog = wait_for_dialog("Analyze Crystals")
-    chosen = {"min_crystal_area": 0.5, "crystal_size": 2.5, "exclude_crystals_on_border": True,
+    chosen = {"min_crystal_area": 0.5, "crystal_size": 2.5, "crystals": "bright", "exclude_crystals_on_border": True,
               "preprocessing": "nlm,unsharp", "save_results_to": str(tmp_path / "dialog"), "segmenter": "Watershed",
               "roi_manager": "Replace existing ROIs"}
     dialog.getNumericFields().get(1).setText("0.5")
@@ -739,16 +739,18 @@ def test_the_dialog_reopens_with_the_last_values_restores_the_defaults_and_macro
     dialog.getCheckboxes().get(0).setState(True)
     dialog.getStringFields().get(1).setText(chosen["preprocessing"])
     dialog.getStringFields().get(5).setText(chosen["save_results_to"])
-    dialog.getChoices().get(0).select(chosen["segmenter"])
-    dialog.getChoices().get(1).select(chosen["roi_manager"])
+    dialog.getChoices().get(0).select(chosen["crystals"])
+    dialog.getChoices().get(1).select(chosen["segmenter"])
+    dialog.getChoices().get(2).select(chosen["roi_manager"])
     shown_first = dialog_fields(dialog)
     click(dialog, 0)
     summary = tmp_path / "dialog" / "scene" / "summary.json"
     wait_until(summary.is_file)
     settings = json.loads(summary.read_text())["settings"]
     assert (settings["segment"]["min_crystal_area_um2"], settings["segment"]["crystal_size_um"],
-            settings["segment"]["exclude_border"], settings["segment"]["backend"], settings["preprocess"]["steps"]) \
-        == (0.5, 2.5, True, "watershed", ["nlm", "unsharp"])
+            settings["segment"]["crystal_contrast"], settings["segment"]["exclude_border"],
+            settings["segment"]["backend"], settings["preprocess"]["steps"]) \
+        == (0.5, 2.5, "bright", True, "watershed", ["nlm", "unsharp"])
 
     ij.doCommand("Analyze Crystals...")  # reopens with what was chosen
     dialog = wait_for_dialog("Analyze Crystals")
@@ -759,6 +761,7 @@ def test_the_dialog_reopens_with_the_last_values_restores_the_defaults_and_macro
         "model": default_of(ClassifyConfig, "model"), "unclear_below": default_of(ClassifyConfig, "unclear_below"),
         "min_crystal_area": default_of(SegmentConfig, "min_crystal_area_um2"),
         "max_crystal_area": default_of(SegmentConfig, "max_crystal_area_um2"), "crystal_size": 0.0,
+        "crystals": default_of(SegmentConfig, "crystal_contrast"),
         "exclude_crystals_on_border": default_of(SegmentConfig, "exclude_border"),
         "exclude_sem_data_bar": default_of(InputConfig, "exclude_data_bar"),
         "preprocessing": ",".join(default_of(PreprocessConfig, "steps")), "n2v_model": "", "segmenter": "Default",
@@ -775,8 +778,10 @@ def test_the_dialog_reopens_with_the_last_values_restores_the_defaults_and_macro
     assert str(jimport("microcrystalnet.fiji.AnalyzeCrystals").lastError()) == ""
     settings = json.loads((tmp_path / "macro" / "scene" / "summary.json").read_text())["settings"]
     assert (settings["segment"]["min_crystal_area_um2"], settings["segment"]["crystal_size_um"],
-            settings["segment"]["exclude_border"], settings["segment"]["backend"], settings["preprocess"]["steps"]) \
-        == (0.3, None, False, default_of(SegmentConfig, "backend"), list(default_of(PreprocessConfig, "steps")))
+            settings["segment"]["crystal_contrast"], settings["segment"]["exclude_border"],
+            settings["segment"]["backend"], settings["preprocess"]["steps"]) \
+        == (0.3, None, default_of(SegmentConfig, "crystal_contrast"), False, default_of(SegmentConfig, "backend"),
+            list(default_of(PreprocessConfig, "steps")))
     assert Prefs.get("microcrystalnet.analyze.min_crystal_area", 0.0) == 0.5  # a macro does not change the dialog's
     image.close()
 

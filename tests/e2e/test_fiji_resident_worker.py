@@ -187,7 +187,7 @@ def test_esc_stops_the_request_and_the_worker_answers_the_next(imagej1, tmp_path
     resident_backend = jimport("microcrystalnet.fiji.ResidentBackend")
     resident = resident_backend.forPython(sys.executable)
     settings = jimport("microcrystalnet.fiji.AnalyzeCrystals").settingsJson(
-        "reference-2023-11-19", 0.5, 0.25, 40.0, None, None, False, True, "nlm,n2v,unsharp,opening,closing", "",
+        "reference-2023-11-19", 0.5, 0.25, 40.0, None, None, None, False, True, "nlm,n2v,unsharp,opening,closing", "",
         "Default", "", "")
     image = imagej1.openImage(str(write_scene(tmp_path / "scene.tif", small_scene.spec)))
     assert (Path(str(resident.analyze(image, settings, False, never_cancelled()))) / "RoiSet.zip").is_file()

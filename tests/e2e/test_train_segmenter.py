@@ -45,6 +45,7 @@ def test_trains_a_loadable_model_that_names_its_outlines_and_replaces_only_model
     assert source["outlines"].endswith("RoiSet.zip") and source["image"].endswith("scene.tif")
     assert source["outlined_crystals"] == OUTLINED and source["complete_outlines"] is False
     assert model.training["steps"] == 3 and model.training["base_model"] is None
+    assert source["crystal_contrast"] == {"crystals": "bright", "source": "the segmenter cannot judge"}  # no model yet
     assert "thresholds" not in model.training  # partial outlines: no F1 to choose thresholds by
 
     # fine-tune it on every outline, writing over the model file: a model may be replaced
@@ -65,6 +66,17 @@ def test_trains_a_loadable_model_that_names_its_outlines_and_replaces_only_model
     assert tuned.training["data"][0]["complete_outlines"] is True
     assert tuned.training["data"][0]["crystal_diameter_px"] == 36.0
     assert tuned.training["replay"] and tuned.training["replay"][0]["data"] == "synthetic scenes"
+
+
+def test_images_of_dark_crystals_are_learned_from_inverted_and_say_so(outlined_scene, small_scene):
+    folder = outlined_scene
+    tifffile.imwrite(folder / "dark.tif", (small_scene.image.max() - small_scene.image).astype(small_scene.image.dtype))
+    done = run_cli("train-segmenter", folder / "dark.tif", "--outlines", folder / "RoiSet.zip", "--out",
+                   folder / "dark.pt", "--from", "scratch", "--steps", "1", "--crystal-contrast", "dark")
+    assert done.returncode == 0, done.stderr
+    assert "dark.tif: dark crystals (set): learned from with the gray levels inverted" in done.stderr
+    (source,) = load_segmenter_model(folder / "dark.pt").training["data"]
+    assert source["crystal_contrast"] == {"crystals": "dark", "source": "crystal_contrast"}
 
 
 def test_refuses_to_overwrite_a_file_that_is_not_a_model(outlined_scene):

@@ -82,6 +82,8 @@ def run_analyze(arguments: argparse.Namespace) -> int:
             log.info("%s: %s", path.name, notice)
         scale = analysis.segmentation["crystal_scale"]
         log.info("%s: typical crystal diameter %.1f px (%s)", path.name, scale["diameter_px"], scale["source"])
+        contrast = analysis.segmentation["crystal_contrast"]
+        log.info("%s: %s crystals (%s)", path.name, contrast["crystals"], contrast["source"])
         log.info("%s: SNR after each preprocessing step: %s", path.name, ", ".join(
             f"{step['step']} {step['snr_db']:.1f} dB" for step in analysis.preprocessing if step["applied"]
             or step["step"] == "input"))

@@ -99,6 +99,11 @@ def add_analysis_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-area-um2", type=finite_float, metavar="UM2",
                        help=f"largest crystal area kept, um^2 (default {default_of(SegmentConfig, 'max_crystal_area_um2')})")
     group.add_argument("--exclude-border", action="store_true", help="drop crystals touching the image border")
+    group.add_argument("--crystal-contrast", choices=choices_of(SegmentConfig, "crystal_contrast"),
+                       help="bright: crystals brighter than what surrounds them (secondary-electron images); dark: "
+                            "darker (segmented and classified with the gray levels inverted); auto: the learned "
+                            "segmenter judges each image, the others take bright "
+                            f"(default {default_of(SegmentConfig, 'crystal_contrast')})")
     steps = ",".join(choices_of(PreprocessConfig, "steps"))
     group.add_argument("--preprocess", metavar="STEPS",
                        help=f"preprocessing steps in order, comma-separated, from {steps} "
@@ -144,6 +149,7 @@ _OPTION_SETTINGS: dict[str, tuple[tuple[str, ...], Callable[[Any], Any]]] = {
     "min_area_um2": (("segment", "min_crystal_area_um2"), float),
     "max_area_um2": (("segment", "max_crystal_area_um2"), float),
     "exclude_border": (("segment", "exclude_border"), lambda exclude: True if exclude else None),
+    "crystal_contrast": (("segment", "crystal_contrast"), str),
     "preprocess": (("preprocess", "steps"), _steps),
     "n2v_model": (("preprocess", "n2v_model"), str),
     "segmenter": (("segment", "backend"), str),

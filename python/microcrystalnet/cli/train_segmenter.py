@@ -7,6 +7,7 @@ import argparse
 import time
 from pathlib import Path
 
+from ..config import SegmentConfig, choices_of, default_of
 from .common import EXIT_OK, EXIT_USAGE, Progress, add_quiet_option, log, positive_float, positive_int
 
 #: the outline kinds of io.reference.REFERENCE_KINDS an image's outlines can have (polygon files
@@ -51,6 +52,11 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--complete-outlines", action="store_true",
                         help="every crystal of each image is outlined: all other pixels are background, and "
                              "after training the watershed thresholds are chosen for the best F1 on these images")
+    parser.add_argument("--crystal-contrast", choices=choices_of(SegmentConfig, "crystal_contrast"),
+                        default=default_of(SegmentConfig, "crystal_contrast"),
+                        help="bright or dark crystals against what surrounds them; images with dark ones are "
+                             "learned from with the gray levels inverted, as the analysis shows them to the model; "
+                             "auto: the model being fine-tuned judges each image (default %(default)s)")
     parser.add_argument("--minutes", type=positive_float, metavar="M",
                         help=f"training time (default {DEFAULT_MINUTES:g} when --steps is not given)")
     parser.add_argument("--steps", type=positive_int, metavar="N",
@@ -102,7 +108,7 @@ def run_train_segmenter(arguments: argparse.Namespace) -> int:
     from ..io.roiset import RoiInputError
     from ..segment.learned.model_file import is_segmenter_model_file, load_segmenter_model, write_segmenter_model
     from ..segment.learned.training import (REPLAY_SCENES, WORKING_DIAMETER_PX, OutlinedImage,
-                                            crops_of_outlined_images, train_on_outlines)
+                                            crops_of_outlined_images, train_on_outlines, with_bright_crystals_outlined)
 
     if out.exists() and not is_segmenter_model_file(out):
         log.error("train-segmenter: %s exists and is not a segmenter model file; it was left as it is. Choose "
@@ -134,6 +140,17 @@ def run_train_segmenter(arguments: argparse.Namespace) -> int:
     except (ImageInputError, ReferenceInputError, RoiInputError) as error:
         log.error("train-segmenter: %s", error)
         return EXIT_USAGE
+    try:
+        outlined_images = [with_bright_crystals_outlined(outlined, crystal_contrast_setting=arguments.crystal_contrast,
+                                                         model=base)[0] for outlined in outlined_images]
+    except ValueError as error:  # outlines without a crystal
+        log.error("train-segmenter: %s", error)
+        return EXIT_USAGE
+    for outlined in outlined_images:
+        contrast = outlined.source["crystal_contrast"]
+        if contrast["crystals"] == "dark":
+            log.info("%s: dark crystals (%s): learned from with the gray levels inverted, as the analysis will show "
+                     "them", outlined.source["image"], "set" if contrast["source"] == "crystal_contrast" else "judged")
 
     try:
         crops = crops_of_outlined_images(outlined_images, complete=arguments.complete_outlines,

@@ -96,6 +96,15 @@ class LearnedSegmenter:
 
         return refined_crystal_diameter_px(image, self.model, first_guess_px=first_guess_px)
 
+    def certainty_as_given_and_inverted(self, image: Array, crystal_diameter_px: float
+                                        ) -> tuple[tuple[float, float], tuple[float, float]]:
+        """How sure the network is of what it sees in ``image`` (float (Y, X) in [0, 1]) as given and
+        with inverted gray levels: the judge of ``crystal_contrast: auto``
+        (:func:`.learned.contrast.certainty_as_given_and_inverted`)."""
+        from .learned.contrast import certainty_as_given_and_inverted
+
+        return certainty_as_given_and_inverted(image, self.model, crystal_diameter_px=crystal_diameter_px)
+
     def segment(self, image: Array, pixel_size_um: float, config: SegmentConfig) -> tuple[Array, dict[str, Any]]:
         from .learned.inference import segment_with_model
 

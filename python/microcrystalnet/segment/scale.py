@@ -98,17 +98,33 @@ def configured_diameter_px(segment: SegmentConfig, pixel_size_um: float) -> floa
     return (segment.crystal_size_um or REFERENCE_CRYSTAL_DIAMETER_UM) / pixel_size_um
 
 
+def size_is_set(segment: SegmentConfig) -> bool:
+    return segment.crystal_size_px is not None or segment.crystal_size_um is not None
+
+
+def first_guess_diameter_px(segment: SegmentConfig, pixel_size_um: float | None, assumed_pixel_size_um: float,
+                            texture_estimate_px: float | None) -> float:
+    """The typical crystal diameter before anything is segmented, px: the one set, else
+    ``texture_estimate_px`` (:func:`estimate_crystal_diameter_px` of the image, the same for the
+    image with its gray levels inverted), else the micrite default."""
+    if size_is_set(segment) or texture_estimate_px is None or not np.isfinite(texture_estimate_px):
+        return configured_diameter_px(segment, pixel_size_um or assumed_pixel_size_um)
+    return texture_estimate_px
+
+
 def crystal_scale(image: Array, segment: SegmentConfig, pixel_size_um: float | None,
                   assumed_pixel_size_um: float, *,
-                  refine_diameter_px: Callable[[Array, float], float] | None = None) -> CrystalScale:
+                  refine_diameter_px: Callable[[Array, float], float] | None = None,
+                  texture_estimate_px: float | None = None) -> CrystalScale:
     """The crystal diameter for ``image`` (float (Y, X)): set by the user; for a calibrated image the
     micrite default unless the image's crystals look more than :data:`MICRITE_DEFAULT_TOLERANCE`
     times larger or smaller; else estimated: :func:`estimate_crystal_diameter_px`, refined by
     ``refine_diameter_px(image, first_guess_px)`` where the segmenter has a refinement (the
     learned segmenter's). The refinement runs only where the first guess does not already confirm
     the micrite default (it costs two segmentations of a tile). ``pixel_size_um`` None: the image
-    has none, and ``crystal_size_um`` is converted with ``assumed_pixel_size_um``."""
-    if segment.crystal_size_px is not None or segment.crystal_size_um is not None:
+    has none, and ``crystal_size_um`` is converted with ``assumed_pixel_size_um``.
+    ``texture_estimate_px``: :func:`estimate_crystal_diameter_px` of ``image`` where it is known already."""
+    if size_is_set(segment):
         source = "crystal_size_px" if segment.crystal_size_px is not None else "crystal_size_um"
         return CrystalScale(configured_diameter_px(segment, pixel_size_um or assumed_pixel_size_um), source)
     micrite_px = REFERENCE_CRYSTAL_DIAMETER_UM / (pixel_size_um or assumed_pixel_size_um)
@@ -117,7 +133,7 @@ def crystal_scale(image: Array, segment: SegmentConfig, pixel_size_um: float | N
         return pixel_size_um is not None and \
             1 / MICRITE_DEFAULT_TOLERANCE <= diameter_px / micrite_px <= MICRITE_DEFAULT_TOLERANCE
 
-    estimate = estimate_crystal_diameter_px(image)
+    estimate = estimate_crystal_diameter_px(image) if texture_estimate_px is None else texture_estimate_px
     # nothing to measure (the micrite default at the assumed pixel size), or micrite beyond doubt
     if not np.isfinite(estimate) or micrite_sized(estimate):
         return CrystalScale(micrite_px, "micrite default")

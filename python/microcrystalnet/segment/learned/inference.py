@@ -173,6 +173,12 @@ def median_diameter_px(labels: Array) -> float | None:
     return float(np.median(2 * np.sqrt(areas / np.pi))) if areas.size else None
 
 
+def central_tile(image: Array, side_px: int) -> Array:
+    """The central ``side_px`` x ``side_px`` part of ``image`` (all of it along a shorter side)."""
+    top, left = max((image.shape[0] - side_px) // 2, 0), max((image.shape[1] - side_px) // 2, 0)
+    return image[top:top + side_px, left:left + side_px]
+
+
 def refined_crystal_diameter_px(image: Array, model: SegmenterModel, *, first_guess_px: float,
                                 rounds: int = 2) -> float:
     """The typical crystal diameter of ``image``, px, by segmenting at a guess and re-segmenting at
@@ -183,9 +189,7 @@ def refined_crystal_diameter_px(image: Array, model: SegmenterModel, *, first_gu
     if not np.isfinite(diameter):  # no scale to start from
         return diameter
     for _ in range(rounds):
-        side = max(int(TILE_PX * diameter / model.working_diameter_px), 64)
-        top, left = max((image.shape[0] - side) // 2, 0), max((image.shape[1] - side) // 2, 0)
-        centre = image[top:top + side, left:left + side]
+        centre = central_tile(image, max(int(TILE_PX * diameter / model.working_diameter_px), 64))
         found = median_diameter_px(segment_with_model(centre, model, crystal_diameter_px=diameter))
         if found is None:
             break

@@ -18,7 +18,7 @@ import hashlib
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -28,6 +28,8 @@ from skimage.transform import rescale
 
 from ...frameworks import import_torch
 from ...metrics import match_instances
+from ..contrast import CrystalContrast, crystal_contrast, with_bright_crystals
+from .contrast import certainty_as_given_and_inverted
 from .inference import (confident_crystals, crystal_instances, crystal_scores, labels_at_shape, median_diameter_px,
                         normalized, working_scale_probabilities)
 from .model_file import SegmenterModel, WatershedThresholds, training_record
@@ -376,6 +378,30 @@ class OutlinedImage:
     crystal_diameter_px: float | None = None
     pixel_size_um: float | None = None
     source: dict[str, Any] = field(default_factory=dict)
+
+
+def with_bright_crystals_outlined(outlined: OutlinedImage, *, crystal_contrast_setting: str = "auto",
+                                  model: SegmenterModel | None = None) -> tuple[OutlinedImage, CrystalContrast]:
+    """``outlined`` with its gray levels inverted (as float32 in [0, 1]) where its crystals are
+    darker than what surrounds them, so a model always learns bright crystals, as the analysis
+    shows them to it (:mod:`microcrystalnet.segment.contrast`); and that contrast, also recorded
+    in its ``source``. ``crystal_contrast_setting``: bright, dark, or auto: judged by ``model`` at
+    the outlines' typical diameter (bright without a model). Raises ValueError (naming the image's
+    ``source``) when its outlines hold no crystal."""
+    try:
+        diameter_px = typical_diameter_px(outlined.labels, outlined.crystal_diameter_px)
+    except ValueError as error:
+        raise ValueError(f"{outlined.source.get('image', 'an image')}: {error}") from None
+    image = outlined.image.astype(np.float32)
+    low, high = float(image.min()), float(image.max())
+    unit = (image - low) / max(high - low, 1e-12)
+    judge = None if model is None else (
+        lambda gray, diameter_px: certainty_as_given_and_inverted(gray, model, crystal_diameter_px=diameter_px))
+    contrast = crystal_contrast(unit, crystal_contrast_setting, judge=judge, crystal_diameter_px=diameter_px)
+    source = {**outlined.source, "crystal_contrast": contrast.as_dict()}
+    if not contrast.dark:
+        return replace(outlined, source=source), contrast
+    return replace(outlined, image=with_bright_crystals(unit, contrast), source=source), contrast
 
 
 def crops_of_outlined_images(outlined_images: Sequence[OutlinedImage], *, working_diameter_px: float,

@@ -64,6 +64,7 @@ public class AnalyzeCrystals implements PlugIn {
 		dialog.addNumericField("Min_crystal_area", last.minArea, 3, 8, "um^2");
 		dialog.addNumericField("Max_crystal_area", last.maxArea, 3, 8, "um^2");
 		dialog.addNumericField("Crystal_size", sizeUnit.shown(last), 3, 8, sizeUnit.name + " (0: automatic)");
+		dialog.addChoice("Crystals", Defaults.choices("segment.crystal_contrast"), last.crystalContrast);
 		dialog.addCheckbox("Exclude_crystals_on_border", last.excludeBorder);
 		dialog.addCheckbox("Exclude_SEM_data_bar", last.excludeDataBar);
 		dialog.addStringField("Preprocessing", last.steps, 32);
@@ -93,6 +94,7 @@ public class AnalyzeCrystals implements PlugIn {
 		chosen.minArea = dialog.getNextNumber();
 		chosen.maxArea = dialog.getNextNumber();
 		double crystalSize = dialog.getNextNumber();
+		chosen.crystalContrast = dialog.getNextChoice();
 		chosen.excludeBorder = dialog.getNextBoolean();
 		chosen.excludeDataBar = dialog.getNextBoolean();
 		chosen.steps = dialog.getNextString().trim();
@@ -132,7 +134,8 @@ public class AnalyzeCrystals implements PlugIn {
 		Double crystalSizeUm = sizeUnit.calibrated && crystalSize > 0 ? chosen.crystalSizeUm : null;
 		Double crystalSizePx = !sizeUnit.calibrated && crystalSize > 0 ? chosen.crystalSizePx : null;
 		String settings = settingsJson(chosen.model, givenInMacro("unclear_below", chosen.unclearBelow), givenMinArea,
-			givenMaxArea, crystalSizeUm, crystalSizePx, chosen.excludeBorder, chosen.excludeDataBar, chosen.steps,
+			givenMaxArea, crystalSizeUm, crystalSizePx, given("crystals") ? chosen.crystalContrast : null,
+			chosen.excludeBorder, chosen.excludeDataBar, chosen.steps,
 			chosen.n2vModel, chosen.segmenter, given("segmenter_model") ? chosen.segmenterModel : "", chosen.settingsFile);
 		analyze(image, settings, DialogValues.REPLACE.equals(chosen.roiManager), Outputs.of(chosen.outputs),
 			chosen.fillResults, chosen.saveTo);
@@ -162,9 +165,10 @@ public class AnalyzeCrystals implements PlugIn {
 		((Checkbox) dialog.getCheckboxes().get(0)).setState(values.excludeBorder);
 		((Checkbox) dialog.getCheckboxes().get(1)).setState(values.excludeDataBar);
 		((Checkbox) dialog.getCheckboxes().get(2)).setState(values.fillResults);
-		((Choice) dialog.getChoices().get(0)).select(values.segmenter);
-		((Choice) dialog.getChoices().get(1)).select(values.roiManager);
-		((Choice) dialog.getChoices().get(2)).select(values.outputs);
+		((Choice) dialog.getChoices().get(0)).select(values.crystalContrast);
+		((Choice) dialog.getChoices().get(1)).select(values.segmenter);
+		((Choice) dialog.getChoices().get(2)).select(values.roiManager);
+		((Choice) dialog.getChoices().get(3)).select(values.outputs);
 	}
 
 	/**
@@ -211,10 +215,12 @@ public class AnalyzeCrystals implements PlugIn {
 	/**
 	 * The analysis settings of the dialog's fields as the JSON of microcrystalnet.config.AnalysisConfig;
 	 * a null number is left out (the settings file's or the default value applies), and so is an
-	 * empty segmenter model. A crystal size in micrometres or pixels clears the other one.
+	 * empty segmenter model and a null crystal contrast. A crystal size in micrometres or pixels clears
+	 * the other one.
 	 */
 	public static String settingsJson(String model, Double unclearBelow, Double minArea, Double maxArea,
-		Double crystalSizeUm, Double crystalSizePx, boolean excludeBorder, boolean excludeDataBar, String steps,
+		Double crystalSizeUm, Double crystalSizePx, String crystalContrast, boolean excludeBorder,
+		boolean excludeDataBar, String steps,
 		String n2vModel, String segmenter, String segmenterModel, String settingsFile) {
 		String backend = DialogValues.DEFAULT_SEGMENTER.equals(segmenter) ? "" : String.format(", \"backend\": \"%s\"",
 			segmenter.toLowerCase(Locale.ROOT));
@@ -223,6 +229,8 @@ public class AnalyzeCrystals implements PlugIn {
 		String crystalSize = crystalSizeUm != null
 			? member("crystal_size_um", crystalSizeUm, ", ") + "\"crystal_size_px\": null, "
 			: crystalSizePx != null ? member("crystal_size_px", crystalSizePx, ", ") + "\"crystal_size_um\": null, " : "";
+		if (crystalContrast != null)
+			crystalSize += String.format("\"crystal_contrast\": \"%s\", ", quoted(crystalContrast));
 		String base = settingsFile.isEmpty() ? "" : String.format("\"extends\": \"%s\", ", quoted(settingsFile));
 		return String.format(Locale.ROOT, "{%s%s, \"input\": {\"exclude_data_bar\": %b}, \"segment\": {%s%s%s"
 			+ "\"exclude_border\": %b%s%s}, \"classify\": {\"model\": \"%s\"%s}}", base,

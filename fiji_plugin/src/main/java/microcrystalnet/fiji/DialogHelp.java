@@ -14,11 +14,12 @@ public final class DialogHelp {
 		{"Min crystal area (um^2)", "segment.min_crystal_area_um2"},
 		{"Max crystal area (um^2)", "segment.max_crystal_area_um2"},
 		{"Crystal size (the image's unit, px without calibration; 0: automatic)", "segment.crystal_size_um"},
+		{"Crystals (bright or dark against what surrounds them)", "segment.crystal_contrast"},
 		{"Exclude crystals on border", "segment.exclude_border"},
 		{"Exclude SEM data bar", "input.exclude_data_bar"},
 		{"Preprocessing", "preprocess.steps"},
 		{"N2V model", "preprocess.n2v_model"},
-		{"Segmenter (Default: the settings file's, else watershed)", "segment.backend"},
+		{"Segmenter (Default: the settings file's, else learned)", "segment.backend"},
 		{"Segmenter model (for Learned, and SAM prompted by it)", "segment.learned.model"},
 	};
 

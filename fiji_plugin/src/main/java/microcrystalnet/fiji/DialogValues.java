@@ -23,6 +23,7 @@ final class DialogValues {
 	double maxArea;
 	double crystalSizeUm;
 	double crystalSizePx;
+	String crystalContrast;
 	boolean excludeBorder;
 	boolean excludeDataBar;
 	String steps;
@@ -44,6 +45,7 @@ final class DialogValues {
 		values.maxArea = Defaults.number("segment.max_crystal_area_um2");
 		values.crystalSizeUm = Defaults.number("segment.crystal_size_um");
 		values.crystalSizePx = Defaults.number("segment.crystal_size_px");
+		values.crystalContrast = Defaults.text("segment.crystal_contrast");
 		values.excludeBorder = Defaults.flag("segment.exclude_border");
 		values.excludeDataBar = Defaults.flag("input.exclude_data_bar");
 		values.steps = Defaults.text("preprocess.steps");
@@ -67,6 +69,7 @@ final class DialogValues {
 		values.maxArea = Prefs.get(PREFS + "max_crystal_area", values.maxArea);
 		values.crystalSizeUm = Prefs.get(PREFS + "crystal_size_um", values.crystalSizeUm);
 		values.crystalSizePx = Prefs.get(PREFS + "crystal_size_px", values.crystalSizePx);
+		values.crystalContrast = Prefs.get(PREFS + "crystals", values.crystalContrast);
 		values.excludeBorder = Prefs.get(PREFS + "exclude_crystals_on_border", values.excludeBorder);
 		values.excludeDataBar = Prefs.get(PREFS + "exclude_sem_data_bar", values.excludeDataBar);
 		values.steps = Prefs.get(PREFS + "preprocessing", values.steps);
@@ -89,6 +92,7 @@ final class DialogValues {
 		Prefs.set(PREFS + "max_crystal_area", maxArea);
 		Prefs.set(PREFS + "crystal_size_um", crystalSizeUm);
 		Prefs.set(PREFS + "crystal_size_px", crystalSizePx);
+		Prefs.set(PREFS + "crystals", crystalContrast);
 		Prefs.set(PREFS + "exclude_crystals_on_border", excludeBorder);
 		Prefs.set(PREFS + "exclude_sem_data_bar", excludeDataBar);
 		Prefs.set(PREFS + "preprocessing", steps);

@@ -1,0 +1,48 @@
+"""Whether a trained segmenter is surer of what it sees in an image as it is or with its gray
+levels inverted: the judge of :mod:`microcrystalnet.segment.contrast` for images whose crystals
+may be darker than what surrounds them.
+
+The shipped network learned bright crystals (secondary-electron images of micrite and of most
+particles); on an image with its gray levels inverted it still finds crystals, but less surely
+(held-out real images: F1 0.38-0.56 on TiO2, 0.01-0.04 on spheroidite, BENCHMARKS.md). Its
+certainty (:func:`certainty`) tells the two apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from .inference import central_tile, class_probabilities, crystal_instances, crystal_scores, working_scale_image
+from .model_file import SegmenterModel
+
+Array = np.ndarray
+
+#: side of the central tile judged, px at working scale (about 300 crystal areas: the judgement
+#: costs two network passes of this tile whatever the image's size)
+JUDGED_TILE_PX = 512
+
+
+def certainty(probabilities: Array, model: SegmenterModel) -> tuple[float, float]:
+    """How sure the model is of what it sees in ``probabilities`` (3, Y, X): the mean score of the
+    crystals its thresholds find (:func:`.inference.crystal_scores`, counting those its
+    crystal-score limit would drop; 0 without crystals), and the mean probability of every
+    pixel's most probable class (both 0-1)."""
+    labels = crystal_instances(probabilities, thresholds=replace(model.thresholds, min_crystal_score=0.0),
+                               crystal_diameter_px=model.working_diameter_px)
+    scores = crystal_scores(probabilities, labels)[1:]
+    scores = scores[scores > 0]
+    return float(scores.mean()) if scores.size else 0.0, float(probabilities.max(0).mean())
+
+
+def certainty_as_given_and_inverted(image: Array, model: SegmenterModel, *, crystal_diameter_px: float,
+                                    tile_px: int = JUDGED_TILE_PX) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The model's :func:`certainty` on the central part of ``image`` (float (Y, X) in [0, 1],
+    typical crystal ``crystal_diameter_px`` across) that fills ``tile_px`` at working scale, as
+    given and with its gray levels inverted."""
+    side = max(int(tile_px * crystal_diameter_px / model.working_diameter_px), 64)
+    centre = central_tile(image, side)
+    as_given, inverted = (certainty(class_probabilities(model, working_scale_image(
+        gray, model, crystal_diameter_px=crystal_diameter_px)), model) for gray in (centre, 1 - centre))
+    return as_given, inverted

@@ -1,0 +1,112 @@
+"""Crystals darker than what surrounds them: set, or judged by the learned segmenter (``auto``),
+they are segmented and classified with the gray levels inverted, and the analysis says so."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from microcrystalnet.config import AnalysisConfig, ConfigError
+from microcrystalnet.io import sem_image_from_array
+from microcrystalnet.metrics import match_instances
+from microcrystalnet.pipeline import analyze_image, prepared_for_segmentation
+from microcrystalnet.segment import make_segmenter, segment_crystals
+from microcrystalnet.segment.contrast import CrystalContrast, crystal_contrast, with_bright_crystals
+
+from test_learned_segmenter_real import CROPS, real_crop
+
+
+def inverted(image: np.ndarray) -> np.ndarray:
+    return (image.max() - image).astype(image.dtype)
+
+
+def test_the_setting_decides_and_segmenters_that_cannot_judge_take_bright():
+    image = np.zeros((64, 64), np.float32)
+    assert crystal_contrast(image, "dark", crystal_diameter_px=10,
+                            judge=lambda *_: pytest.fail("a set contrast is not judged")).crystals == "dark"
+    assert crystal_contrast(image, "auto", crystal_diameter_px=10) == CrystalContrast(
+        "bright", "the segmenter cannot judge")
+    # auto turns dark only where the segmenter is clearly surer of the inverted image's crystals and pixels
+    def judged(as_given, inverted):
+        return crystal_contrast(image, "auto", crystal_diameter_px=10, judge=lambda *_: (as_given, inverted))
+
+    assert judged((0.90, 0.80), (0.95, 0.90)).dark
+    assert not judged((0.90, 0.80), (0.95, 0.70)).dark  # surer crystals, less sure pixels
+    assert not judged((0.90, 0.80), (0.85, 0.95)).dark  # surer pixels, less sure crystals (a mosaic's lines)
+    assert not judged((0.90, 0.80), (0.902, 0.90)).dark
+    assert judged((0.90, 0.80), (0.95, 0.90)).as_dict() == {
+        "crystals": "dark", "source": "judged from the image", "crystal_score_as_given": 0.9,
+        "crystal_score_inverted": 0.95, "pixel_certainty_as_given": 0.8, "pixel_certainty_inverted": 0.9}
+    with pytest.raises(ConfigError, match="crystal_contrast"):
+        AnalysisConfig().updated(segment={"crystal_contrast": "darker"})
+
+
+def test_inverting_leaves_the_image_as_given_untouched():
+    image = np.array([[0.0, 0.25], [1.0, 0.5]], np.float32)
+    bright = with_bright_crystals(image, CrystalContrast("dark", "crystal_contrast"))
+    np.testing.assert_allclose(bright, [[1.0, 0.75], [0.0, 0.5]])
+    assert image[0, 1] == 0.25 and with_bright_crystals(image, CrystalContrast("bright", "x")) is image
+
+
+@pytest.mark.parametrize("image_path, rows, columns, floor", CROPS[1:], ids=[c[0] for c in CROPS[1:]])
+def test_dark_particles_of_a_real_image_are_judged_dark_and_found_as_in_the_bright_image(image_path, rows, columns,
+                                                                                         floor):
+    entry, _, crop, true = real_crop(image_path, rows, columns)
+    config = AnalysisConfig().updated(segment={"crystal_size_px": entry["median_diameter_px"]})
+    segmenter = make_segmenter(config.segment)
+
+    def f1(image, config):
+        prepared, scaled, _, contrast, notices = prepared_for_segmentation(image, entry["pixel_size_um"], config,
+                                                                           segmenter)
+        labels = segment_crystals(prepared, entry["pixel_size_um"], scaled.segment, segmenter).labels
+        return match_instances(true, labels).f1, contrast, notices
+
+    bright_f1, contrast, notices = f1(crop, config)
+    assert contrast.crystals == "bright" and contrast.source == "judged from the image" and not notices
+    dark_f1, contrast, notices = f1(1 - crop, config)
+    assert contrast.crystals == "dark" and contrast.source == "judged from the image"
+    assert any("darker than what surrounds them" in n and "--crystal-contrast bright" in n for n in notices)
+    assert dark_f1 >= floor and abs(dark_f1 - bright_f1) < 0.03
+    forced_f1, contrast, _ = f1(1 - crop, config.updated(segment={"crystal_contrast": "bright"}))
+    assert contrast.source == "crystal_contrast" and forced_f1 < floor - 0.1  # what auto saves
+    # without a size: judged at the texture scale (a size refined on the dark image runs off), then sized
+    no_size_f1, contrast, notices = f1(1 - crop, AnalysisConfig())
+    assert contrast.dark and any("typical crystal" in n or "look about" in n for n in notices)
+    assert abs(no_size_f1 - f1(crop, AnalysisConfig())[0]) < 0.03
+
+
+def test_an_analysis_of_dark_crystals_reports_the_contrast_and_measures_the_image_as_given(small_scene,
+                                                                                        reference_classifier):
+    dark = inverted(small_scene.image)
+    image = sem_image_from_array(dark, "dark.tif", small_scene.pixel_size_um)
+    analysis = analyze_image(image, reference_classifier)
+    assert analysis.segmentation["crystal_contrast"]["crystals"] == "dark"
+    assert analysis.segmentation["crystal_contrast"]["source"] == "judged from the image"
+    assert match_instances(small_scene.labels, analysis.labels).f1 > 0.8
+    # Mean is the crystal's gray level in the image as given: dark crystals, low means
+    means = np.array([row["Mean"] for row in analysis.rows])
+    assert np.median(means) < np.median(dark)
+    set_dark = analyze_image(image, reference_classifier, AnalysisConfig().updated(segment={"crystal_contrast": "dark"}))
+    assert set_dark.segmentation["crystal_contrast"] == {"crystals": "dark", "source": "crystal_contrast"}
+    np.testing.assert_array_equal(set_dark.labels, analysis.labels)
+
+
+def test_outlined_images_with_dark_crystals_are_learned_from_inverted(small_scene):
+    from microcrystalnet.segment.learned.model_file import load_segmenter_model
+    from microcrystalnet.segment.learned.training import OutlinedImage, with_bright_crystals_outlined
+
+    model = load_segmenter_model()
+    dark = OutlinedImage(inverted(small_scene.image), small_scene.labels, source={"image": "dark.tif"})
+    learned, contrast = with_bright_crystals_outlined(dark, model=model)
+    assert contrast.dark and learned.source["crystal_contrast"]["source"] == "judged from the image"
+    # inverted back: the scene's own gray levels, in [0, 1]
+    scene = small_scene.image.astype(np.float32)
+    np.testing.assert_allclose(learned.image, (scene - scene.min()) / (scene.max() - scene.min()), atol=1e-6)
+    bright = OutlinedImage(small_scene.image, small_scene.labels, source={"image": "bright.tif"})
+    learned, contrast = with_bright_crystals_outlined(bright, model=model)
+    assert not contrast.dark and learned.image is small_scene.image
+    assert with_bright_crystals_outlined(dark, crystal_contrast_setting="dark")[1].source == "crystal_contrast"
+    assert with_bright_crystals_outlined(dark)[1] == CrystalContrast("bright", "the segmenter cannot judge")
+    with pytest.raises(ValueError, match="empty.tif: the outlines hold no crystal"):
+        with_bright_crystals_outlined(OutlinedImage(small_scene.image, np.zeros_like(small_scene.labels),
+                                                    source={"image": "empty.tif"}), model=model)
