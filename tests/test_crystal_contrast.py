@@ -83,9 +83,9 @@ def test_an_analysis_of_dark_crystals_reports_the_contrast_and_measures_the_imag
     assert analysis.segmentation["crystal_contrast"]["crystals"] == "dark"
     assert analysis.segmentation["crystal_contrast"]["source"] == "judged from the image"
     assert match_instances(small_scene.labels, analysis.labels).f1 > 0.8
-    # Mean is the crystal's gray level in the image as given: dark crystals, low means
-    means = np.array([row["Mean"] for row in analysis.rows])
-    assert np.median(means) < np.median(dark)
+    # Mean is the crystal's gray level in the image as given (8-bit), not in the inverted one
+    for row in analysis.rows[:20]:
+        assert row["Mean"] == pytest.approx(dark[analysis.labels == row["Crystal"]].mean(), abs=0.5)
     set_dark = analyze_image(image, reference_classifier, AnalysisConfig().updated(segment={"crystal_contrast": "dark"}))
     assert set_dark.segmentation["crystal_contrast"] == {"crystals": "dark", "source": "crystal_contrast"}
     np.testing.assert_array_equal(set_dark.labels, analysis.labels)
@@ -99,9 +99,8 @@ def test_outlined_images_with_dark_crystals_are_learned_from_inverted(small_scen
     dark = OutlinedImage(inverted(small_scene.image), small_scene.labels, source={"image": "dark.tif"})
     learned, contrast = with_bright_crystals_outlined(dark, model=model)
     assert contrast.dark and learned.source["crystal_contrast"]["source"] == "judged from the image"
-    # inverted back: the scene's own gray levels, in [0, 1]
-    scene = small_scene.image.astype(np.float32)
-    np.testing.assert_allclose(learned.image, (scene - scene.min()) / (scene.max() - scene.min()), atol=1e-6)
+    # inverted back, as the analysis reads an 8-bit image (/ 255)
+    np.testing.assert_allclose(learned.image, 1 - dark.image / 255, atol=1e-6)
     bright = OutlinedImage(small_scene.image, small_scene.labels, source={"image": "bright.tif"})
     learned, contrast = with_bright_crystals_outlined(bright, model=model)
     assert not contrast.dark and learned.image is small_scene.image
@@ -110,3 +109,53 @@ def test_outlined_images_with_dark_crystals_are_learned_from_inverted(small_scen
     with pytest.raises(ValueError, match="empty.tif: the outlines hold no crystal"):
         with_bright_crystals_outlined(OutlinedImage(small_scene.image, np.zeros_like(small_scene.labels),
                                                     source={"image": "empty.tif"}), model=model)
+
+
+def test_the_watershed_segments_dark_crystals_when_told_and_cannot_judge_them(small_scene):
+    from microcrystalnet.preprocess import preprocess
+
+    config = AnalysisConfig().updated(segment={"backend": "watershed"})
+    segmenter = make_segmenter(config.segment)
+
+    def labels(image, config):
+        prepared, scaled, _, contrast, _ = prepared_for_segmentation(image, small_scene.pixel_size_um, config,
+                                                                     segmenter)
+        preprocessed, _ = preprocess(prepared, small_scene.pixel_size_um, scaled.preprocess)
+        return segment_crystals(preprocessed, small_scene.pixel_size_um, scaled.segment, segmenter).labels, contrast
+
+    bright, contrast = labels(small_scene.image / 255, config)
+    assert contrast == CrystalContrast("bright", "the segmenter cannot judge")
+    dark, contrast = labels(1 - small_scene.image / 255, config.updated(segment={"crystal_contrast": "dark"}))
+    assert contrast.source == "crystal_contrast" and match_instances(bright, dark).f1 > 0.99
+    assert match_instances(small_scene.labels, bright).f1 > 0.8
+
+
+def test_sam_judges_with_the_learned_segmenter_that_prompts_it_and_tune_sam_keeps_a_set_contrast(tmp_path, small_scene):
+    import tifffile
+
+    from microcrystalnet.config import SamConfig
+    from microcrystalnet.io.outputs import write_roiset
+    from microcrystalnet.outline import outlines_from_labels
+    from microcrystalnet.segment.sam import SamCrystalSegmenter
+    from microcrystalnet.segment.sam_tuning import load_tuning_images, tuned_settings
+    from test_sam import reduced_sam
+
+    learned = make_segmenter(AnalysisConfig().segment)
+    sam = reduced_sam()
+    assert SamCrystalSegmenter(sam, SamConfig(), learned).certainty_as_given_and_inverted == \
+        learned.certainty_as_given_and_inverted
+    assert SamCrystalSegmenter(sam, SamConfig()).certainty_as_given_and_inverted is None  # automatic mode: bright
+
+    tifffile.imwrite(tmp_path / "dark.tif", inverted(small_scene.image))
+    rows = [{"Crystal": n, "Name": f"{n:04d}", "Class": "RES", "Confidence": 1.0}
+            for n in range(1, small_scene.n_crystals + 1)]
+    write_roiset(tmp_path / "RoiSet.zip", outlines_from_labels(small_scene.labels), rows)
+    dark = AnalysisConfig().updated(input={"pixel_size_um": small_scene.pixel_size_um},
+                                    segment={"crystal_contrast": "dark"})
+    (image,) = load_tuning_images([(tmp_path / "dark.tif", tmp_path / "RoiSet.zip")], dark)
+    np.testing.assert_allclose(image.image, 1 - inverted(small_scene.image) / 255, atol=1e-6)
+    (image,) = load_tuning_images([(tmp_path / "dark.tif", tmp_path / "RoiSet.zip")], AnalysisConfig())
+    np.testing.assert_allclose(image.image, inverted(small_scene.image) / 255, atol=1e-6)  # auto: SAM cannot judge
+    report = {"best": {"mode": "automatic", "f1": 0.5}}
+    assert tuned_settings(report, SamConfig(), "dark")["segment"]["crystal_contrast"] == "dark"
+    assert "crystal_contrast" not in tuned_settings(report, SamConfig())["segment"]

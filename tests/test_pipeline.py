@@ -34,7 +34,7 @@ def test_data_bar_rows_stay_empty_and_outputs_keep_the_full_image_size(tmp_path,
     assert image.data_bar_row == small_scene.image.shape[0]
     stages = []
     analysis = analyze_image(image, reference_classifier, progress=lambda stage, fraction: stages.append(stage))
-    assert stages[:3] == ["crystal size", "preprocess", "segment"] and stages[-1] == "done"
+    assert stages[:4] == ["crystal contrast", "crystal size", "preprocess", "segment"] and stages[-1] == "done"
     assert analysis.labels.shape == pixels.shape and not analysis.labels[image.data_bar_row:].any()
     assert analysis.n_crystals > 0.8 * small_scene.n_crystals
     folder = write_analysis(tmp_path / "out", analysis)

@@ -64,13 +64,13 @@ SEGMENTATION_BACKENDS: tuple[str, ...] = get_args(SegmenterName)
 WatershedMode = Literal["auto", "boundary", "threshold"]
 WATERSHED_MODES: tuple[str, ...] = get_args(WatershedMode)
 SamMode = Literal["prompt", "automatic"]
-
-CrystalContrast = Literal["auto", "bright", "dark"]
 SAM_MODES: tuple[str, ...] = get_args(SamMode)
 SamPrompter = Literal["watershed", "learned"]
 SamModelType = Literal["vit_b", "vit_l", "vit_h"]
 SAM_MODEL_TYPES: tuple[str, ...] = get_args(SamModelType)
 SamDevice = Literal["cuda", "mps", "cpu"]
+CrystalContrastSetting = Literal["auto", "bright", "dark"]
+CRYSTAL_CONTRAST_SETTINGS: tuple[str, ...] = get_args(CrystalContrastSetting)
 SplitBy = Literal["image", "crystal"]
 Architecture = Literal["microcrystalnet", "reference", "vgg16", "resnet50", "inceptionv3", "densenet121",
                        "efficientnetb0"]
@@ -294,13 +294,14 @@ class SegmentConfig(Settings):
     exclude_border: bool = False
     """Drop crystals cut by the image border."""
 
-    crystal_contrast: CrystalContrast = "auto"
+    crystal_contrast: CrystalContrastSetting = "auto"
     """bright: crystals brighter than what surrounds them (secondary-electron images of micrite and
     of most particles); dark: darker (e.g. some backscattered-electron images): segmentation and
     classification see the gray levels inverted (measured intensities stay as given); auto: the
-    learned segmenter judges each image (it segments the central part as given and inverted, and
-    takes dark only where it is clearly surer of the inverted crystals and pixels; the summary
-    says which); the other segmenters take bright."""
+    learned segmenter judges each image, also where it prompts SAM (it segments the central part as
+    given and inverted, and takes dark only where it is clearly surer of the inverted crystals and
+    pixels; the summary says which; training from scratch, nothing can judge); the watershed and
+    SAM's automatic mode take bright."""
 
     watershed: WatershedConfig = WatershedConfig()
     """Settings of the watershed segmenter."""

@@ -6,7 +6,7 @@ real ImageJ in the test suite):
 
 ========== ==========================================================================
 Area       pixel count x pixel area
-Mean       mean gray value of the crystal's pixels in the analysed image
+Mean       mean gray value of the crystal's pixels in the image as given (never inverted)
 X, Y       centroid (mean of pixel centres), calibrated
 Perim.     ImageJ's traced perimeter (edges, corners shortened by 2 - sqrt 2)
 Major,     axes of the ellipse with the same second moments and the same area

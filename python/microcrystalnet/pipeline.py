@@ -108,29 +108,50 @@ def settings_for_image(analysed: Array, pixel_size_um: float | None, config: Ana
                                      "if it is wrong, ", GIVE_CRYSTAL_SIZE_PX)]
 
 
-def prepared_for_segmentation(analysed: Array, pixel_size_um: float | None, config: AnalysisConfig,
-                              segmenter: CrystalSegmenter | None = None
-                              ) -> tuple[Array, AnalysisConfig, CrystalScale, CrystalContrast, list[str]]:
-    """The image segmentation and classification see (float (Y, X) in [0, 1]: ``analysed``, or a
-    new array with its gray levels inverted where the crystals are dark), the settings scaled to
-    its typical crystal diameter (:func:`settings_for_image`), that diameter, the crystal contrast
-    (:mod:`microcrystalnet.segment.contrast`: set, or judged by ``segmenter``) and notices for
-    the user. The contrast is judged first, at the diameter set or else at the image's texture
-    scale (which an image and its inverse share): a diameter refined by segmenting needs the
-    crystals bright (refined on an image of dark crystals, it ran off to 10-40 times the true one
-    and the judgement with it: BENCHMARKS.md, "Dark crystals")."""
+def judged_crystal_contrast(analysed: Array, pixel_size_um: float | None, config: AnalysisConfig,
+                            segmenter: CrystalSegmenter) -> tuple[CrystalContrast, float | None]:
+    """Whether the crystals of an image (float (Y, X) in [0, 1]) are bright or dark
+    (:mod:`microcrystalnet.segment.contrast`: set, or judged by ``segmenter`` where it can), and
+    the image's texture-scale diameter estimate (None where the size is set). The contrast is
+    judged at the diameter set, else at that estimate (which an image and its inverse share), never
+    at a diameter refined by segmenting: that needs the crystals bright (refined on an image of dark
+    crystals, it ran off to 10-40 times the true one and the judgement with it: BENCHMARKS.md,
+    "Dark crystals")."""
     texture_px = None if size_is_set(config.segment) else estimate_crystal_diameter_px(analysed)
-    contrast = crystal_contrast(analysed, config.segment.crystal_contrast,
-                                judge=getattr(segmenter, "certainty_as_given_and_inverted", None),
-                                crystal_diameter_px=first_guess_diameter_px(
-                                    config.segment, pixel_size_um, config.input.assumed_pixel_size_um, texture_px))
+    return crystal_contrast(analysed, config.segment.crystal_contrast,
+                            judge=getattr(segmenter, "certainty_as_given_and_inverted", None),
+                            crystal_diameter_px=first_guess_diameter_px(
+                                config.segment, pixel_size_um, config.input.assumed_pixel_size_um, texture_px)
+                            ), texture_px
+
+
+def scaled_with_bright_crystals(analysed: Array, pixel_size_um: float | None, config: AnalysisConfig,
+                                segmenter: CrystalSegmenter, contrast: CrystalContrast, texture_px: float | None
+                                ) -> tuple[Array, AnalysisConfig, CrystalScale, list[str]]:
+    """The image segmentation and classification see (``analysed``, or a new array with its gray
+    levels inverted where ``contrast`` says the crystals are dark), the settings scaled to its
+    typical crystal diameter (:func:`settings_for_image`, on that image), that diameter and
+    notices for the user (one more where the crystals were judged dark)."""
     bright = with_bright_crystals(analysed, contrast)
     scaled, scale, notices = settings_for_image(bright, pixel_size_um, config, segmenter,
                                                 texture_estimate_px=texture_px)
-    if contrast.dark and contrast.source == "judged from the image":
+    if contrast.judged_dark:
         notices = [*notices, Notice.of("the crystals look darker than what surrounds them: they were segmented and "
                                        "classified with the gray levels inverted; if they are not, ",
                                        SET_BRIGHT_CRYSTALS)]
+    return bright, scaled, scale, notices
+
+
+def prepared_for_segmentation(analysed: Array, pixel_size_um: float | None, config: AnalysisConfig,
+                              segmenter: CrystalSegmenter
+                              ) -> tuple[Array, AnalysisConfig, CrystalScale, CrystalContrast, list[str]]:
+    """What :func:`analyze_image` does before preprocessing: the crystal contrast
+    (:func:`judged_crystal_contrast`), then the image with bright crystals, its scaled settings,
+    its crystal diameter and notices (:func:`scaled_with_bright_crystals`); returned as (image,
+    settings, scale, contrast, notices)."""
+    contrast, texture_px = judged_crystal_contrast(analysed, pixel_size_um, config, segmenter)
+    bright, scaled, scale, notices = scaled_with_bright_crystals(analysed, pixel_size_um, config, segmenter,
+                                                                 contrast, texture_px)
     return bright, scaled, scale, contrast, notices
 
 
@@ -145,8 +166,8 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
     ``n2v``: a loaded Noise2Void model to reuse; by default ``config.preprocess.n2v_model`` is
     loaded for this call when given. Classification and the watershed and SAM segmenters see the
     preprocessed image, the learned segmenter the image as read (both with the gray levels inverted
-    where the crystals are dark: :func:`prepared_for_segmentation`); Mean is measured on the image
-    as given.
+    where the crystals are dark: :func:`judged_crystal_contrast`); Mean is measured on the image as
+    given.
 
     First the memory the analysis will need is estimated (:mod:`microcrystalnet.memory`); an image
     needing more than ``config.input.memory_limit_gb`` (None: 80 % of the memory available now) is
@@ -173,8 +194,10 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
         seconds[stage] = time.perf_counter() - started
         return result
 
-    analysed, config, scale, contrast, scale_notices = timed("crystal size", 0.0, lambda: prepared_for_segmentation(
+    contrast, texture_px = timed("crystal contrast", 0.0, lambda: judged_crystal_contrast(
         analysed, image.pixel_size_um, config, segmenter))
+    analysed, config, scale, scale_notices = timed("crystal size", 0.02, lambda: scaled_with_bright_crystals(
+        analysed, image.pixel_size_um, config, segmenter, contrast, texture_px))
     notices += scale_notices
     if n2v is None and config.preprocess.runs_n2v_model:
         n2v = Noise2VoidModel.load(config.preprocess.n2v_model)

@@ -32,7 +32,7 @@ def scene_tiff(tmp_path, small_scene):
 
 
 def test_help_documents_every_option():
-    for command in ("analyze", "demo"):
+    for command in ("analyze", "batch", "demo"):
         done = run_cli(command, "--help")
         assert done.returncode == 0
         for option in ("--out", "--pixel-size-nm", "--keep-data-bar", "--model", "--no-download", "--config",

@@ -673,7 +673,7 @@ def test_only_the_commands_line_is_recorded_and_the_recording_replays_verbatim(i
     lines = [line for line in recording.splitlines() if line.strip() and not line.startswith("selectWindow(")]
     assert len(lines) == 1 and lines[0].startswith('run("Analyze Crystals...", '), recording
     assert "min_crystal_area=0.5" in lines[0] and "roi_manager=[Replace existing ROIs]" in lines[0]
-    assert "crystal_size=" in lines[0] and "segmenter_model=" in lines[0]  # the new fields are recorded too
+    assert "crystal_size=" in lines[0] and "crystals=auto" in lines[0] and "segmenter_model=" in lines[0]
     manager = roi_manager()
     interactive_names = [str(manager.getRoi(i).getName()) for i in range(manager.getCount())]
     manager.reset()

@@ -46,7 +46,7 @@ def run_tune_sam(arguments: argparse.Namespace) -> int:
     report = tune_sam(SamCrystalSegmenter(sam, sam_config), images, config.segment, grid,
                       progress=lambda message: log.info("tuning: %s", message))
     report["checkpoint"] = sam.describe()
-    settings = tuned_settings(report, sam_config)
+    settings = tuned_settings(report, sam_config, config.segment.crystal_contrast)
     write_json(arguments.out, settings)
     write_json(arguments.out.with_name(arguments.out.stem + ".report.json"), report)
     log.info("best: %s (F1 %.3f at IoU 0.5); settings written to %s", json.dumps(settings["segment"]["sam"]),

@@ -56,7 +56,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
                         default=default_of(SegmentConfig, "crystal_contrast"),
                         help="bright or dark crystals against what surrounds them; images with dark ones are "
                              "learned from with the gray levels inverted, as the analysis shows them to the model; "
-                             "auto: the model being fine-tuned judges each image (default %(default)s)")
+                             "auto: the model being fine-tuned judges each image (from scratch nothing can: "
+                             "bright) (default %(default)s)")
     parser.add_argument("--minutes", type=positive_float, metavar="M",
                         help=f"training time (default {DEFAULT_MINUTES:g} when --steps is not given)")
     parser.add_argument("--steps", type=positive_int, metavar="N",

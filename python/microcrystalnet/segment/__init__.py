@@ -18,6 +18,7 @@ from ..config import LearnedConfig, SegmentConfig
 from ..notices import (BOUNDARY_WATERSHED, CRYSTAL_SIZE, CRYSTAL_SIZE_SHORT, KEEP_BORDER_CRYSTALS, MAX_AREA, MIN_AREA,
                        Notice, Wording)
 from .boundary import segment_boundary_watershed
+from .contrast import Certainty
 from .postprocess import tidy_labels, tidy_labels_counting_drops
 from .scale import configured_diameter_px
 from .watershed import segment_watershed
@@ -96,8 +97,7 @@ class LearnedSegmenter:
 
         return refined_crystal_diameter_px(image, self.model, first_guess_px=first_guess_px)
 
-    def certainty_as_given_and_inverted(self, image: Array, crystal_diameter_px: float
-                                        ) -> tuple[tuple[float, float], tuple[float, float]]:
+    def certainty_as_given_and_inverted(self, image: Array, crystal_diameter_px: float) -> tuple[Certainty, Certainty]:
         """How sure the network is of what it sees in ``image`` (float (Y, X) in [0, 1]) as given and
         with inverted gray levels: the judge of ``crystal_contrast: auto``
         (:func:`.learned.contrast.certainty_as_given_and_inverted`)."""

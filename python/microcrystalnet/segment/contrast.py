@@ -4,55 +4,72 @@ Every segmenter and the classifier expect bright crystals, as secondary-electron
 and of most particles show them. ``segment.crystal_contrast`` says which the image has: ``dark``
 inverts its gray levels for segmentation and classification; ``auto`` lets the learned segmenter
 judge (:mod:`.learned.contrast`: it segments the central part of the image as given and inverted
-and keeps the one it is clearly surer of). Segmenters that cannot judge take ``bright``.
+and takes the inverted one only where it is clearly surer of it), also where it prompts SAM.
+Segmenters that cannot judge (the watershed, SAM's automatic mode) take ``bright``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
 Array = np.ndarray
 
-#: ``auto`` takes the crystals to be dark only where the segmenter is surer of the inverted image
-#: than of the image as given by more than these margins, both: (mean crystal score, mean pixel
-#: certainty) of :func:`.learned.contrast.certainty`. Each alone misjudged some held-out images
-#: with bright crystals (the crystal score by up to 0.019 on synthetic clusters, the pixels by up
-#: to 0.18 on synthetic mosaics, whose thin boundaries inverted are confidently "not crystal");
-#: both together none of 222 (18 real images, 60 synthetic, the real ones with gamma 0.5 and 2,
-#: noise, blur, at the size given and at the texture-scale first guess), while judging all 18
-#: real images dark once inverted, at either size (BENCHMARKS.md, "Dark crystals")
-DARK_MARGINS = (0.005, 0.015)
+JUDGED = "judged from the image"
+SET = "crystal_contrast"
+NO_JUDGE = "the segmenter cannot judge"
 
-#: (image float (Y, X) in [0, 1], typical crystal diameter px) -> the segmenter's certainty
-#: (mean crystal score, mean pixel certainty) about the image as given and with inverted gray levels
-ContrastJudge = Callable[[Array, float], tuple[tuple[float, float], tuple[float, float]]]
+
+class Certainty(NamedTuple):
+    """How sure a segmenter is of what it sees in an image (:func:`.learned.contrast.certainty`)."""
+
+    crystal_score: float  # mean score of the crystals it finds, 0-1
+    pixel_certainty: float  # mean probability of every pixel's most probable class, 0-1
+
+
+#: ``auto`` takes the crystals to be dark only where the segmenter is surer of the inverted image
+#: than of the image as given by more than these margins, both. Each alone misjudged some held-out
+#: images with bright crystals (the crystal score by up to 0.019 on synthetic clusters, the pixels
+#: by up to 0.18 on synthetic mosaics, whose thin boundaries inverted are confidently "not
+#: crystal"); both together none of 222 judgements (18 real images as they are and with gamma 0.5
+#: and 2, noise and blur, 60 synthetic scenes; at the size given and at the texture-scale first
+#: guess), while judging all 18 real images dark once inverted, at either size
+#: (``bench/bench_crystal_contrast.py``, BENCHMARKS.md "Dark crystals")
+DARK_MARGINS = Certainty(crystal_score=0.005, pixel_certainty=0.015)
+
+#: (image float (Y, X) in [0, 1], typical crystal diameter px) -> the segmenter's certainty about
+#: the image as given and with inverted gray levels
+ContrastJudge = Callable[[Array, float], tuple[Certainty, Certainty]]
 
 
 @dataclass(frozen=True)
 class CrystalContrast:
     """Whether an analysis took the crystals to be bright or dark, and why."""
 
-    crystals: str  # "bright" or "dark"
-    source: str  # "crystal_contrast" (set), "judged from the image" or "the segmenter cannot judge"
-    #: judged only: (mean crystal score, mean pixel certainty) as given and inverted
-    certainty: tuple[tuple[float, float], tuple[float, float]] | None = None
+    crystals: Literal["bright", "dark"]
+    source: str  # SET (the setting), JUDGED or NO_JUDGE
+    #: judged only: the segmenter's certainty about the image as given and inverted
+    certainty: tuple[Certainty, Certainty] | None = None
 
     @property
     def dark(self) -> bool:
         return self.crystals == "dark"
 
+    @property
+    def judged_dark(self) -> bool:
+        return self.dark and self.source == JUDGED
+
     def as_dict(self) -> dict[str, Any]:
         judged = {}
         if self.certainty is not None:
-            (crystals_given, pixels_given), (crystals_inverted, pixels_inverted) = self.certainty
-            judged = {"crystal_score_as_given": round(crystals_given, 3),
-                      "crystal_score_inverted": round(crystals_inverted, 3),
-                      "pixel_certainty_as_given": round(pixels_given, 3),
-                      "pixel_certainty_inverted": round(pixels_inverted, 3)}
+            as_given, inverted = self.certainty
+            judged = {"crystal_score_as_given": round(as_given.crystal_score, 3),
+                      "crystal_score_inverted": round(inverted.crystal_score, 3),
+                      "pixel_certainty_as_given": round(as_given.pixel_certainty, 3),
+                      "pixel_certainty_inverted": round(inverted.pixel_certainty, 3)}
         return {"crystals": self.crystals, "source": self.source, **judged}
 
 
@@ -63,12 +80,12 @@ def crystal_contrast(image: Array, setting: str, *, crystal_diameter_px: float,
     says, or, for ``auto``, as ``judge`` finds (dark only by more than :data:`DARK_MARGINS`;
     bright without a judge)."""
     if setting != "auto":
-        return CrystalContrast(setting, "crystal_contrast")
+        return CrystalContrast(setting, SET)
     if judge is None:
-        return CrystalContrast("bright", "the segmenter cannot judge")
+        return CrystalContrast("bright", NO_JUDGE)
     as_given, inverted = judge(image, crystal_diameter_px)
     dark = all(surer - certain > margin for certain, surer, margin in zip(as_given, inverted, DARK_MARGINS))
-    return CrystalContrast("dark" if dark else "bright", "judged from the image", (as_given, inverted))
+    return CrystalContrast("dark" if dark else "bright", JUDGED, (Certainty(*as_given), Certainty(*inverted)))
 
 
 def with_bright_crystals(image: Array, contrast: CrystalContrast) -> Array:

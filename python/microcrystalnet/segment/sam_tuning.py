@@ -21,8 +21,10 @@ from ..config import AnalysisConfig, SamConfig, SegmentConfig
 from ..io import read_sem_image, to_unit_range
 from ..io.roiset import read_reference_crystals
 from ..metrics import match_instances
+from .contrast import crystal_contrast, with_bright_crystals
 from .postprocess import tidy_labels
 from .sam import SamCrystalSegmenter
+from .scale import configured_diameter_px
 
 Array = np.ndarray
 
@@ -54,13 +56,17 @@ class TuningImage:
 def load_tuning_images(pairs: Sequence[tuple[str | Path, str | Path]], config: AnalysisConfig,
                        progress: Callable[[str], None] = lambda message: None) -> list[TuningImage]:
     """Tuning images from (image file, Fiji RoiSet.zip of its reference crystals) pairs, read as
-    analyses read them (pixel size, data bar). Raises ImageInputError or RoiInputError."""
+    analyses read them (pixel size, data bar; gray levels inverted where ``segment.crystal_contrast``
+    is dark: SAM cannot judge ``auto``, which stays bright). Raises ImageInputError or RoiInputError."""
     images = []
     for image_path, roi_path in pairs:
         image = read_sem_image(image_path, config.input.pixel_size_um, config.input.exclude_data_bar)
         reference = read_reference_crystals(roi_path, image.analysed_pixels.shape)
         size = image.pixel_size_um or config.input.assumed_pixel_size_um
-        images.append(TuningImage(Path(image_path).name, to_unit_range(image.analysed_pixels), size, reference.labels))
+        unit = to_unit_range(image.analysed_pixels)
+        contrast = crystal_contrast(unit, config.segment.crystal_contrast,
+                                    crystal_diameter_px=configured_diameter_px(config.segment, size))
+        images.append(TuningImage(Path(image_path).name, with_bright_crystals(unit, contrast), size, reference.labels))
         progress(f"{Path(image_path).name}: {reference.labels.max()} reference crystals")
     return images
 
@@ -113,10 +119,12 @@ def tune_sam(segmenter: SamCrystalSegmenter, images: Sequence[TuningImage], segm
             "results": results, "best": {**best["sam"], "f1": best["f1"]}}
 
 
-def tuned_settings(report: dict[str, Any], base: SamConfig) -> dict[str, Any]:
-    """Settings (``AnalysisConfig`` JSON) that select the best SAM configuration of ``report``."""
+def tuned_settings(report: dict[str, Any], base: SamConfig, crystal_contrast_setting: str = "auto") -> dict[str, Any]:
+    """Settings (``AnalysisConfig`` JSON) that select the best SAM configuration of ``report``, for
+    images of the crystal contrast it was tuned on (``crystal_contrast_setting``, kept where set)."""
     chosen = {key: value for key, value in report["best"].items() if key != "f1"}
     sam = {"model_type": base.model_type, **chosen}
     if base.checkpoint:
         sam["checkpoint"] = base.checkpoint
-    return {"segment": {"backend": "sam", "sam": sam}}
+    contrast = {} if crystal_contrast_setting == "auto" else {"crystal_contrast": crystal_contrast_setting}
+    return {"segment": {"backend": "sam", "sam": sam, **contrast}}

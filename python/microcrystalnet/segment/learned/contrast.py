@@ -14,6 +14,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from ..contrast import Certainty
 from .inference import central_tile, class_probabilities, crystal_instances, crystal_scores, working_scale_image
 from .model_file import SegmenterModel
 
@@ -24,7 +25,7 @@ Array = np.ndarray
 JUDGED_TILE_PX = 512
 
 
-def certainty(probabilities: Array, model: SegmenterModel) -> tuple[float, float]:
+def certainty(probabilities: Array, model: SegmenterModel) -> Certainty:
     """How sure the model is of what it sees in ``probabilities`` (3, Y, X): the mean score of the
     crystals its thresholds find (:func:`.inference.crystal_scores`, counting those its
     crystal-score limit would drop; 0 without crystals), and the mean probability of every
@@ -33,11 +34,11 @@ def certainty(probabilities: Array, model: SegmenterModel) -> tuple[float, float
                                crystal_diameter_px=model.working_diameter_px)
     scores = crystal_scores(probabilities, labels)[1:]
     scores = scores[scores > 0]
-    return float(scores.mean()) if scores.size else 0.0, float(probabilities.max(0).mean())
+    return Certainty(float(scores.mean()) if scores.size else 0.0, float(probabilities.max(0).mean()))
 
 
 def certainty_as_given_and_inverted(image: Array, model: SegmenterModel, *, crystal_diameter_px: float,
-                                    tile_px: int = JUDGED_TILE_PX) -> tuple[tuple[float, float], tuple[float, float]]:
+                                    tile_px: int = JUDGED_TILE_PX) -> tuple[Certainty, Certainty]:
     """The model's :func:`certainty` on the central part of ``image`` (float (Y, X) in [0, 1],
     typical crystal ``crystal_diameter_px`` across) that fills ``tile_px`` at working scale, as
     given and with its gray levels inverted."""

@@ -27,6 +27,7 @@ from skimage.segmentation import find_boundaries
 from skimage.transform import rescale
 
 from ...frameworks import import_torch
+from ...io import to_unit_range
 from ...metrics import match_instances
 from ..contrast import CrystalContrast, crystal_contrast, with_bright_crystals
 from .contrast import certainty_as_given_and_inverted
@@ -392,11 +393,9 @@ def with_bright_crystals_outlined(outlined: OutlinedImage, *, crystal_contrast_s
         diameter_px = typical_diameter_px(outlined.labels, outlined.crystal_diameter_px)
     except ValueError as error:
         raise ValueError(f"{outlined.source.get('image', 'an image')}: {error}") from None
-    image = outlined.image.astype(np.float32)
-    low, high = float(image.min()), float(image.max())
-    unit = (image - low) / max(high - low, 1e-12)
     judge = None if model is None else (
         lambda gray, diameter_px: certainty_as_given_and_inverted(gray, model, crystal_diameter_px=diameter_px))
+    unit = to_unit_range(outlined.image) if crystal_contrast_setting != "bright" else outlined.image
     contrast = crystal_contrast(unit, crystal_contrast_setting, judge=judge, crystal_diameter_px=diameter_px)
     source = {**outlined.source, "crystal_contrast": contrast.as_dict()}
     if not contrast.dark:

@@ -229,13 +229,14 @@ public class AnalyzeCrystals implements PlugIn {
 		String crystalSize = crystalSizeUm != null
 			? member("crystal_size_um", crystalSizeUm, ", ") + "\"crystal_size_px\": null, "
 			: crystalSizePx != null ? member("crystal_size_px", crystalSizePx, ", ") + "\"crystal_size_um\": null, " : "";
-		if (crystalContrast != null)
-			crystalSize += String.format("\"crystal_contrast\": \"%s\", ", quoted(crystalContrast));
+		String contrast = crystalContrast == null ? ""
+			: String.format("\"crystal_contrast\": \"%s\", ", quoted(crystalContrast));
 		String base = settingsFile.isEmpty() ? "" : String.format("\"extends\": \"%s\", ", quoted(settingsFile));
-		return String.format(Locale.ROOT, "{%s%s, \"input\": {\"exclude_data_bar\": %b}, \"segment\": {%s%s%s"
+		return String.format(Locale.ROOT, "{%s%s, \"input\": {\"exclude_data_bar\": %b}, \"segment\": {%s%s%s%s"
 			+ "\"exclude_border\": %b%s%s}, \"classify\": {\"model\": \"%s\"%s}}", base,
 			preprocessingJson(steps, n2vModel), excludeDataBar, member("min_crystal_area_um2", minArea, ", "),
-			member("max_crystal_area_um2", maxArea, ", "), crystalSize, excludeBorder, backend, learned, quoted(model),
+			member("max_crystal_area_um2", maxArea, ", "), crystalSize, contrast, excludeBorder, backend, learned,
+			quoted(model),
 			unclearBelow == null ? "" : ", " + member("unclear_below", unclearBelow, ""));
 	}
 
