@@ -72,6 +72,8 @@ def test_an_image_of_pore_space_only_gives_no_crystals_and_complete_outputs(tmp_
     analysis = analyze_image(read_sem_image(path), reference_classifier)
     assert analysis.n_crystals == 0 and "no clear contrast" in caplog.text
     assert any("no crystals found" in notice for notice in analysis.notices)
+    assert any("darker than what surrounds them, give --crystal-contrast dark" in notice and
+               "choose dark in the Crystals field" in notice.fiji for notice in analysis.notices)
     folder = write_analysis(tmp_path / "out", analysis)
     assert strict_json(folder / "summary.json")["n_crystals"] == 0
     assert (folder / "RoiSet.zip").is_file() and (folder / "overlay.png").is_file()

@@ -64,6 +64,7 @@ BOUNDARY_WATERSHED = Wording("--watershed-mode boundary",
                              'the boundary watershed: a Settings file with {"segment": {"watershed": '
                              '{"mode": "boundary"}}}')
 SET_BRIGHT_CRYSTALS = Wording("give --crystal-contrast bright", "choose bright in the Crystals field")
+SET_DARK_CRYSTALS = Wording("give --crystal-contrast dark", "choose dark in the Crystals field")
 MIN_AREA = Wording("--min-area-um2", "Min crystal area")
 MAX_AREA = Wording("--max-area-um2", "Max crystal area")
 KEEP_BORDER_CRYSTALS = Wording("leave out --exclude-border", "untick Exclude crystals on border")

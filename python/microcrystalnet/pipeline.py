@@ -16,13 +16,14 @@ from .config import AnalysisConfig
 from .io import SEMImage, read_sem_image, to_unit_range
 from .measure import measure_crystals
 from .memory import check_analysis_memory, estimate_analysis_bytes
-from .notices import GIVE_CRYSTAL_SIZE_PX, GIVE_CRYSTAL_SIZE_UM, GIVE_OTHER_CRYSTAL_SIZE, SET_BRIGHT_CRYSTALS, Notice
+from .notices import (GIVE_CRYSTAL_SIZE_PX, GIVE_CRYSTAL_SIZE_UM, GIVE_OTHER_CRYSTAL_SIZE, SET_BRIGHT_CRYSTALS,
+                      SET_DARK_CRYSTALS, Notice)
 from .outline import outlines_from_labels
 from .patches import extract_patches
 from .preprocess import N2V_MISSING, Noise2VoidDenoiser, Noise2VoidModel, preprocess, reports_as_dicts
 from .results import results_rows, segmenter_label
 from .segment import CrystalSegmenter, empty_result_notice, make_segmenter, segment_crystals
-from .segment.contrast import CrystalContrast, crystal_contrast, with_bright_crystals
+from .segment.contrast import SET, CrystalContrast, crystal_contrast, with_bright_crystals
 from .segment.scale import (REFERENCE_CRYSTAL_DIAMETER_UM, CrystalScale, crystal_scale, estimate_crystal_diameter_px,
                             first_guess_diameter_px, scaled_config, size_is_set)
 
@@ -226,6 +227,8 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
                                  "crystals ", GIVE_OTHER_CRYSTAL_SIZE)
     if empty_notice:
         notices.append(empty_notice)
+    if not labels.any() and not contrast.dark and contrast.source != SET:  # the crystals may be dark
+        notices.append(Notice.of("if the crystals are darker than what surrounds them, ", SET_DARK_CRYSTALS))
     full_labels = labels
     if labels.shape != image.pixels.shape:  # data bar rows: no crystals
         full_labels = np.zeros(image.pixels.shape, np.int32)

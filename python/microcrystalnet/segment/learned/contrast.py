@@ -15,7 +15,8 @@ from dataclasses import replace
 import numpy as np
 
 from ..contrast import Certainty
-from .inference import central_tile, class_probabilities, crystal_instances, crystal_scores, working_scale_image
+from .inference import (MIN_WORKING_CONTRAST, central_tile, class_probabilities, crystal_instances, crystal_scores,
+                        working_scale_image)
 from .model_file import SegmenterModel
 
 Array = np.ndarray
@@ -41,9 +42,15 @@ def certainty_as_given_and_inverted(image: Array, model: SegmenterModel, *, crys
                                     tile_px: int = JUDGED_TILE_PX) -> tuple[Certainty, Certainty]:
     """The model's :func:`certainty` on the central part of ``image`` (float (Y, X) in [0, 1],
     typical crystal ``crystal_diameter_px`` across) that fills ``tile_px`` at working scale, as
-    given and with its gray levels inverted."""
+    given and with its gray levels inverted. A tile without structure at the crystal scale (as
+    :func:`.inference.working_scale_probabilities` finds it: only background) gives the same
+    certainty both ways, so it is never judged dark (on pure noise the network is surer of the
+    inverted noise, and a "dark crystals" notice would be wrong)."""
     side = max(int(tile_px * crystal_diameter_px / model.working_diameter_px), 64)
     centre = central_tile(image, side)
-    as_given, inverted = (certainty(class_probabilities(model, working_scale_image(
-        gray, model, crystal_diameter_px=crystal_diameter_px)), model) for gray in (centre, 1 - centre))
-    return as_given, inverted
+    as_given = working_scale_image(centre, model, crystal_diameter_px=crystal_diameter_px)
+    if float(as_given.std()) < MIN_WORKING_CONTRAST:
+        only_background = Certainty(crystal_score=0.0, pixel_certainty=1.0)
+        return only_background, only_background
+    inverted = working_scale_image(1 - centre, model, crystal_diameter_px=crystal_diameter_px)
+    return certainty(class_probabilities(model, as_given), model), certainty(class_probabilities(model, inverted), model)
