@@ -107,6 +107,7 @@ def run_train_segmenter(arguments: argparse.Namespace) -> int:
     from ..io import ImageInputError, read_sem_image
     from ..io.reference import ReferenceInputError, read_reference_labels
     from ..io.roiset import RoiInputError
+    from ..segment.contrast import SET
     from ..segment.learned.model_file import is_segmenter_model_file, load_segmenter_model, write_segmenter_model
     from ..segment.learned.training import (REPLAY_SCENES, WORKING_DIAMETER_PX, OutlinedImage,
                                             crops_of_outlined_images, train_on_outlines, with_bright_crystals_outlined)
@@ -151,7 +152,7 @@ def run_train_segmenter(arguments: argparse.Namespace) -> int:
         contrast = outlined.source["crystal_contrast"]
         if contrast["crystals"] == "dark":
             log.info("%s: dark crystals (%s): learned from with the gray levels inverted, as the analysis will show "
-                     "them", outlined.source["image"], "set" if contrast["source"] == "crystal_contrast" else "judged")
+                     "them", outlined.source["image"], "set" if contrast["source"] == SET else "judged")
 
     try:
         crops = crops_of_outlined_images(outlined_images, complete=arguments.complete_outlines,
