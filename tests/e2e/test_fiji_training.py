@@ -131,8 +131,11 @@ def test_train_segmenter_from_rois_then_analyze_with_it(ij, outlined, tmp_path):
     assert Path(source["image"]).name == "scene one.tif"  # the model names the image it learned from
     assert source["pixel_size_um"] == pytest.approx(0.04)  # the image's calibration reached the backend
     assert trained.training["steps"] == 2 and trained.training["base_model"] is not None  # fine-tuned the default
+    # no crystals= in the macro: auto, judged by the default model (bright crystals on dark pores)
+    assert (source["crystal_contrast"]["crystals"], source["crystal_contrast"]["source"]) == ("bright",
+                                                                                             "judged from the image")
     texts, choices = analyze_dialog_fields(image)  # the Analyze dialog offers the new model
-    assert texts[3] == str(model) and choices[0] == "Learned"
+    assert texts[3] == str(model) and choices[1] == "Learned"  # choice 0: Crystals
 
     ij.run(image, "Analyze Crystals...", f"{OPTIONS} segmenter=Learned segmenter_model=[{model}] "
            "roi_manager=[Replace existing ROIs] save_results_to=[]")
@@ -140,6 +143,18 @@ def test_train_segmenter_from_rois_then_analyze_with_it(ij, outlined, tmp_path):
     digest = hashlib.sha256(model.read_bytes()).hexdigest()
     segmenters = results_column("Segmenter")
     assert segmenters and set(segmenters) == {f"learned {model.name} {digest[:12]}"}
+    image.close()
+
+
+def test_train_segmenter_learns_dark_crystals_inverted_when_told(ij, outlined, tmp_path):
+    image_path, roiset = outlined
+    image, _ = open_with_outlines(ij, image_path, roiset)
+    model = tmp_path / "dark.pt"
+    ij.run(image, "Train Segmenter from ROIs...", f"outlines=[Some crystals] crystal_size=0 crystals=dark steps=1 "
+           f"minutes=0 start_from=scratch model_file=[{model}]")
+    assert last_error() == ""
+    (source,) = load_segmenter_model(model).training["data"]
+    assert source["crystal_contrast"] == {"crystals": "dark", "source": "crystal_contrast"}
     image.close()
 
 

@@ -45,18 +45,24 @@ public class TrainSegmenter implements PlugIn {
 		dialog.addMessage(outlines.size() + " crystal outlines in the ROI Manager, on " + image.getTitle());
 		dialog.addChoice("Outlines", new String[] {SOME, EVERY}, macro ? SOME : Prefs.get(PREFS + "outlines", SOME));
 		dialog.addNumericField("Crystal_size", 0, 3, 8, sizeUnit + " (0: the outlines' median diameter)");
+		String contrastDefault = Defaults.text("segment.crystal_contrast");
+		dialog.addChoice("Crystals", Defaults.choices("segment.crystal_contrast"),
+			macro ? contrastDefault : Prefs.get(PREFS + "crystals", contrastDefault));
 		dialog.addNumericField("Steps", macro ? 0 : Prefs.get(PREFS + "steps", 0), 0, 8, "(0: train for the minutes)");
 		dialog.addNumericField("Minutes", macro ? 5 : Prefs.get(PREFS + "minutes", 5), 1, 8, "(0: train for the steps)");
 		dialog.addStringField("Start_from", macro ? "default" : Prefs.get(PREFS + "start_from", "default"), 32);
 		dialog.addFileField("Model_file", PythonCommand.besideImage(image, "-segmenter.pt"), 32);
 		dialog.addMessage("Outlines: Some crystals: only they and a thin ring around them are learned from;\n"
 			+ "Every crystal: all other pixels are background, and the watershed thresholds are then chosen\n"
-			+ "for the best F1 on them. Start from: default (the shipped segmenter),\n"
+			+ "for the best F1 on them. Crystals: bright or dark against what surrounds them (dark ones are learned\n"
+			+ "from inverted, as Analyze Crystals shows them; auto: the model being fine-tuned judges).\n"
+			+ "Start from: default (the shipped segmenter),\n"
 			+ "scratch (a new network), or a model file. With steps and minutes, training stops at the first.\n"
 			+ "The model file is written (an existing segmenter model is replaced, any other file is kept)\n"
 			+ "and becomes the Segmenter model of Analyze Crystals...");
 		if (!AnalyzeCrystals.confirmed(dialog)) return;
 		boolean complete = EVERY.equals(dialog.getNextChoice());
+		String crystals = dialog.getNextChoice();
 		double crystalSize = dialog.getNextNumber();
 		double steps = dialog.getNextNumber();
 		double minutes = dialog.getNextNumber();
@@ -77,12 +83,14 @@ public class TrainSegmenter implements PlugIn {
 		}
 		if (!macro) {
 			Prefs.set(PREFS + "outlines", complete ? EVERY : SOME);
+			Prefs.set(PREFS + "crystals", crystals);
 			Prefs.set(PREFS + "steps", steps);
 			Prefs.set(PREFS + "minutes", minutes);
 			Prefs.set(PREFS + "start_from", startFrom);
 		}
 		List<String> arguments = new ArrayList<String>();
 		if (complete) arguments.add("--complete-outlines");
+		arguments.addAll(Arrays.asList("--crystal-contrast", crystals));
 		if (crystalSize > 0 && calibrated) arguments.addAll(Arrays.asList("--crystal-size-um", number(crystalSize
 			/ ResultsDisplay.unitsPerMicrometre(sizeUnit))));
 		if (crystalSize > 0 && !calibrated) arguments.addAll(Arrays.asList("--crystal-size-px", number(crystalSize)));
