@@ -70,7 +70,6 @@ SamModelType = Literal["vit_b", "vit_l", "vit_h"]
 SAM_MODEL_TYPES: tuple[str, ...] = get_args(SamModelType)
 SamDevice = Literal["cuda", "mps", "cpu"]
 CrystalContrastSetting = Literal["auto", "bright", "dark"]
-CRYSTAL_CONTRAST_SETTINGS: tuple[str, ...] = get_args(CrystalContrastSetting)
 SplitBy = Literal["image", "crystal"]
 Architecture = Literal["microcrystalnet", "reference", "vgg16", "resnet50", "inceptionv3", "densenet121",
                        "efficientnetb0"]
