@@ -6,7 +6,6 @@ import atexit
 import os
 import shutil
 import subprocess
-import time
 
 import pytest
 
@@ -19,16 +18,17 @@ def x_display():
         return
     if shutil.which("Xvfb") is None:
         pytest.fail("Xvfb is needed for ImageJ's RoiManager (apt-get install xvfb); scripts/test installs it")
-    for number in range(91, 120):
-        if not os.path.exists(f"/tmp/.X11-unix/X{number}") and not os.path.exists(f"/tmp/.X{number}-lock"):
-            break
+    # Xvfb picks a free display number itself and writes it once it accepts connections (two test
+    # processes that looked for a free number at once would both have taken the same one)
+    read_end, write_end = os.pipe()
+    server = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
+                              pass_fds=(write_end,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write_end)
+    with os.fdopen(read_end) as announced:
+        number = announced.readline().strip()
+    if not number:
+        pytest.fail(f"Xvfb did not start (exit status {server.wait(timeout=10)})")
     display = f":{number}"
-    server = subprocess.Popen(["Xvfb", display, "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        if os.path.exists(f"/tmp/.X11-unix/X{number}"):
-            break
-        time.sleep(0.05)
     os.environ["DISPLAY"] = display
     # Stop Xvfb only at interpreter exit: killing it while the JVM holds an X connection makes
     # AWT end the whole process. JPype's own exit handler is registered later (on import), so it

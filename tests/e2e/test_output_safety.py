@@ -119,12 +119,19 @@ def own_copy(input_folder: Path, folder: Path) -> Path:
     return folder
 
 
+def lock_names_its_owner(lock: Path) -> bool:
+    try:
+        return lock.read_text(encoding="utf-8").endswith("\n")  # the owner's JSON line, written whole
+    except FileNotFoundError:
+        return False
+
+
 def test_a_second_batch_into_the_same_folder_refuses_at_once_or_waits(tmp_path, input_folder, env):
     folder = own_copy(input_folder, tmp_path / "sem")  # results beside the images: --out is the input folder
     first = start("batch", folder, "--recursive", "--out", folder, *SERIAL, env=env)
     try:
         deadline = time.monotonic() + 300
-        while not (folder / LOCK_NAME).exists():
+        while not lock_names_its_owner(folder / LOCK_NAME):  # the file exists a moment before it names its owner
             assert first.poll() is None and time.monotonic() < deadline, first.communicate()
             time.sleep(0.01)
         first.send_signal(signal.SIGSTOP)  # holds the lock, alive, until the others have been seen to react
