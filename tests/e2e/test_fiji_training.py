@@ -118,14 +118,19 @@ def results_column(column: str) -> list[str]:
     return [str(table.getStringValue(column, row)) for row in range(table.size())]
 
 
-def test_train_segmenter_from_rois_then_analyze_with_it(ij, outlined, tmp_path):
-    image_path, roiset = outlined
-    image, _ = open_with_outlines(ij, image_path, roiset)
-    model = tmp_path / "my crystals.pt"
-    ij.run(image, "Train Segmenter from ROIs...", f"outlines=[Some crystals] crystal_size=0 steps=2 minutes=0 "
-           f"start_from=default model_file=[{model}]")
+def train_segmenter_from_rois(ij, outlined, model: Path, options: str):
+    """The outlined scene, open with its outlines in the ROI Manager, and the segmenter model that
+    *Train Segmenter from ROIs...* wrote to ``model`` with ``options`` (and no error)."""
+    image, _ = open_with_outlines(ij, *outlined)
+    ij.run(image, "Train Segmenter from ROIs...", f"outlines=[Some crystals] crystal_size=0 {options} "
+           f"model_file=[{model}]")
     assert last_error() == ""
-    trained = load_segmenter_model(model)
+    return image, load_segmenter_model(model)
+
+
+def test_train_segmenter_from_rois_then_analyze_with_it(ij, outlined, tmp_path):
+    model = tmp_path / "my crystals.pt"
+    image, trained = train_segmenter_from_rois(ij, outlined, model, "steps=2 minutes=0 start_from=default")
     (source,) = trained.training["data"]
     assert source["outlined_crystals"] == OUTLINED and source["complete_outlines"] is False
     assert Path(source["image"]).name == "scene one.tif"  # the model names the image it learned from
@@ -147,13 +152,9 @@ def test_train_segmenter_from_rois_then_analyze_with_it(ij, outlined, tmp_path):
 
 
 def test_train_segmenter_learns_dark_crystals_inverted_when_told(ij, outlined, tmp_path):
-    image_path, roiset = outlined
-    image, _ = open_with_outlines(ij, image_path, roiset)
-    model = tmp_path / "dark.pt"
-    ij.run(image, "Train Segmenter from ROIs...", f"outlines=[Some crystals] crystal_size=0 crystals=dark steps=1 "
-           f"minutes=0 start_from=scratch model_file=[{model}]")
-    assert last_error() == ""
-    (source,) = load_segmenter_model(model).training["data"]
+    image, trained = train_segmenter_from_rois(ij, outlined, tmp_path / "dark.pt",
+                                               "crystals=dark steps=1 minutes=0 start_from=scratch")
+    (source,) = trained.training["data"]
     assert source["crystal_contrast"] == {"crystals": "dark", "source": "crystal_contrast"}
     image.close()
 

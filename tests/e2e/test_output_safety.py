@@ -23,7 +23,7 @@ import pytest
 import tifffile
 
 from microcrystalnet.batch import run_batch
-from microcrystalnet.io.batch_lock import LOCK_NAME
+from microcrystalnet.io.batch_lock import LOCK_NAME, lock_owner
 from microcrystalnet.io.result_folder import OutputWriteError
 from microcrystalnet.synth import SceneSpec, render_scene
 
@@ -119,19 +119,12 @@ def own_copy(input_folder: Path, folder: Path) -> Path:
     return folder
 
 
-def lock_names_its_owner(lock: Path) -> bool:
-    try:
-        return lock.read_text(encoding="utf-8").endswith("\n")  # the owner's JSON line, written whole
-    except FileNotFoundError:
-        return False
-
-
 def test_a_second_batch_into_the_same_folder_refuses_at_once_or_waits(tmp_path, input_folder, env):
     folder = own_copy(input_folder, tmp_path / "sem")  # results beside the images: --out is the input folder
     first = start("batch", folder, "--recursive", "--out", folder, *SERIAL, env=env)
     try:
         deadline = time.monotonic() + 300
-        while not lock_names_its_owner(folder / LOCK_NAME):  # the file exists a moment before it names its owner
+        while lock_owner(folder / LOCK_NAME) is None:  # the file exists a moment before it names its owner
             assert first.poll() is None and time.monotonic() < deadline, first.communicate()
             time.sleep(0.01)
         first.send_signal(signal.SIGSTOP)  # holds the lock, alive, until the others have been seen to react

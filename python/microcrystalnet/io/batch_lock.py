@@ -30,7 +30,9 @@ class OutputFolderBusyError(OutputFolderError):
     """Another batch is writing into the output folder."""
 
 
-def _owner(path: Path) -> dict[str, object] | None:
+def lock_owner(path: Path) -> dict[str, object] | None:
+    """The owner a lock file names (pid, host, started), or None while it names none: gone, or
+    created and not yet (or not wholly) written."""
     try:
         owner = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):  # gone, or being written this moment
@@ -60,7 +62,7 @@ def _acquire(path: Path, wait: bool) -> int:
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            owner = _owner(path)
+            owner = lock_owner(path)
             if not wait:
                 os.close(descriptor)
                 raise OutputFolderBusyError(
@@ -92,7 +94,7 @@ def batch_lock(out: Path, wait: bool = False) -> Iterator[None]:
     except OSError as error:
         raise output_write_error(error, path) from error
     try:
-        earlier = _owner(path)
+        earlier = lock_owner(path)
         if earlier is not None:
             log.warning("%s: took over the lock of %s, which ended without releasing it", path.parent,
                         _describe(earlier))
