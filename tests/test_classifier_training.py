@@ -145,14 +145,19 @@ def test_splits_keep_each_image_on_one_side_and_every_class_in_training():
         train_validation_test_split(labels[:40], groups[:40])
 
 
+#: patches of 32 px, not the default 64: a quarter of the training time, and enough to learn the classes
+PATCH_SIZE = 32
+
+
 @pytest.fixture(scope="module")
 def synthetic_patches() -> PatchDataset:
-    return synthetic_dataset(20, shape=(512, 512))
+    config = AnalysisConfig.model_validate({"patch": {"size": PATCH_SIZE}})
+    return synthetic_dataset(20, shape=(512, 512), config=config)
 
 
 def test_short_training_beats_chance_on_held_out_scenes_and_writes_the_run(synthetic_patches, tmp_path):
     run = tmp_path / "run"
-    scores = train_classifier(synthetic_patches, run, TrainingConfig(epochs=15))
+    scores = train_classifier(synthetic_patches, run, TrainingConfig(epochs=10))
     assert scores["patches"] >= 30
     assert scores["accuracy"] > 0.5, scores  # chance: 0.25 (four classes, roughly balanced)
     assert {"config.json", "split.json", "history.csv", "model.keras", "model.keras.json"} <= \
@@ -167,7 +172,7 @@ def test_short_training_beats_chance_on_held_out_scenes_and_writes_the_run(synth
     history = (run / "history.csv").read_text().splitlines()
     assert history[0].startswith("epoch,") and "val_loss" in history[0] and len(history) >= 2
     classifier = CrystalClassifier.load(run / "model.keras")
-    assert classifier.card.class_order == CLASS_CODES and classifier.input_size == 64
+    assert classifier.card.class_order == CLASS_CODES and classifier.input_size == PATCH_SIZE
     html = (run / "evaluation" / "report.html").read_text()
     assert all(name in html for name in ("confusion_matrix.png", "tsne.png", "explain.png"))
 
@@ -177,7 +182,7 @@ def test_class_folders_round_trip_with_groups_and_unclear_left_out(synthetic_pat
     write_class_folders(small, tmp_path / "data")
     (tmp_path / "data" / "unclear").mkdir()
     tifffile.imwrite(tmp_path / "data" / "unclear" / "x.tif", np.zeros((20, 20), np.uint8))
-    loaded = load_class_folders(tmp_path / "data", 64)
+    loaded = load_class_folders(tmp_path / "data", PATCH_SIZE)
     assert len(loaded) == 40 and loaded.dropped == {"in 'unclear'": 1}
     assert sorted(loaded.groups.tolist()) == sorted(small.groups.tolist())
     assert loaded.class_counts() == small.class_counts()

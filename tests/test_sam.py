@@ -26,6 +26,7 @@ from microcrystalnet.io import to_unit_range
 from microcrystalnet.segment import segment_crystals
 from microcrystalnet.segment.sam import (SAM_CHECKPOINTS, LoadedSam, SamCrystalSegmenter, choose_device, load_sam,
                                         tile_overlap_px, working_pixel_size)
+from microcrystalnet.segment.sam_tuning import TuningGrid, proposal_settings
 from microcrystalnet.synth import SceneSpec, render_scene
 from microcrystalnet.weights import ModelUnavailableError
 
@@ -137,8 +138,8 @@ def test_automatic_mode_runs_the_point_grid(scene):
 
 
 def test_large_images_are_tiled_and_merged_into_one_label_image():
-    scene = render_scene(SceneSpec(shape=(320, 320), pixel_size_um=0.04, seed=12))
-    segmenter = SamCrystalSegmenter(reduced_sam(), SamConfig(tile_px=128, decoder_batch=16))
+    scene = render_scene(SceneSpec(shape=(256, 256), pixel_size_um=0.04, seed=12))
+    segmenter = SamCrystalSegmenter(reduced_sam(), SamConfig(tile_px=128, decoder_batch=16, second_pass=False))
     config = SegmentConfig(backend="sam", max_crystal_area_um2=4.0)
     result = segment_crystals(to_unit_range(scene.image), 0.04, config, segmenter)
     assert result.statistics["tiles"] >= 9
@@ -246,14 +247,17 @@ def test_box_only_upsampling_gives_sams_own_masks(tile_shape):
 
 def test_tuning_scores_prompt_mode_and_every_automatic_setting(scene, tmp_path):
     from microcrystalnet.config import AnalysisConfig
-    from microcrystalnet.segment.sam_tuning import TuningGrid, TuningImage, tune_sam, tuned_settings
+    from microcrystalnet.segment.sam_tuning import TuningImage, tune_sam, tuned_settings
 
     segmenter = SamCrystalSegmenter(reduced_sam(), SamConfig(decoder_batch=16))
+    encoder_passes = []
+    segmenter.sam.model.image_encoder.register_forward_hook(lambda *_: encoder_passes.append(1))
     images = [TuningImage("scene", to_unit_range(scene.image), SCENE.pixel_size_um, scene.labels)]
-    grid = TuningGrid(points_per_side=(4,), pred_iou_thresh=(0.0, 0.9), stability_score_thresh=(0.0,),
+    grid = TuningGrid(points_per_side=(4, 6), pred_iou_thresh=(0.0, 0.9), stability_score_thresh=(0.0,),
                       box_nms_thresh=(0.7, 1.0))
     report = tune_sam(segmenter, images, SegmentConfig(backend="sam"), grid)
-    assert len(report["results"]) == 1 + 4 and report["reference_crystals"] == scene.n_crystals
+    assert len(encoder_passes) == 1  # one tile, encoded once for prompt mode and both grid densities
+    assert len(report["results"]) == 1 + 2 * 4 and report["reference_crystals"] == scene.n_crystals
     assert report["results"][0]["sam"] == {"mode": "prompt"}
     assert all(0 <= r["f1"] <= 1 for r in report["results"])
     assert report["best"]["f1"] == max(r["f1"] for r in report["results"])
@@ -267,18 +271,43 @@ def test_tuning_scores_prompt_mode_and_every_automatic_setting(scene, tmp_path):
     assert config.segment.sam.mode == report["best"]["mode"]
 
 
+def test_kept_embeddings_give_the_same_masks_with_one_encoder_pass_per_tile(scene):
+    segmenter = SamCrystalSegmenter(reduced_sam(), SamConfig(tile_px=128, decoder_batch=16, second_pass=False))
+    encoder_passes = []
+    segmenter.sam.model.image_encoder.register_forward_hook(lambda *_: encoder_passes.append(1))
+    image, segment = to_unit_range(scene.image[:128, :192]), SegmentConfig(backend="sam")
+    automatic = SamConfig(mode="automatic", points_per_side=2, tile_px=128)
+    fresh = [segmenter.propose(image, SCENE.pixel_size_um, segment, config) for config in (None, automatic)]
+    tiles = fresh[0].statistics.tiles
+    assert tiles > 1 and len(encoder_passes) == 2 * tiles
+    encoder_passes.clear()
+    with segmenter.embeddings_kept():  # prompt mode encodes each tile, automatic mode finds them kept
+        kept = [segmenter.propose(image, SCENE.pixel_size_um, segment, config) for config in (None, automatic)]
+    assert len(encoder_passes) == tiles
+    for before, after, config in zip(fresh, kept, (SamConfig(), automatic)):
+        assert np.array_equal(segmenter.finish(before, config), segmenter.finish(after, config))
+
+
 def test_tuning_on_permissive_proposals_equals_running_sam_with_the_thresholds(scene):
-    """Selecting from permissive proposals gives what SAM's generator gives with the thresholds set."""
+    """Selecting from the tuning's proposals gives what SAM's generator gives with the thresholds set,
+    for every combination of the grid."""
     segmenter = SamCrystalSegmenter(reduced_sam(), SamConfig())
     segment = SegmentConfig(backend="sam")
     image = to_unit_range(scene.image)
-    strict = SamConfig(mode="automatic", points_per_side=6, pred_iou_thresh=0.5, stability_score_thresh=0.6,
-                       box_nms_thresh=0.7)
+    # a random SAM's predicted IoUs lie around 0 (-0.09 to 0.14 here), its stability scores are 0
+    grid = TuningGrid(points_per_side=(6,), pred_iou_thresh=(0.01, 0.05), stability_score_thresh=(0.0,),
+                      box_nms_thresh=(0.5, 0.7))
+    permissive = proposal_settings(SamConfig(), grid, 6)
+    assert (permissive.pred_iou_thresh, permissive.stability_score_thresh, permissive.box_nms_thresh) == \
+        (pytest.approx(0.01), 0.0, 1.0) and permissive.pred_iou_thresh < 0.01
+    proposals = segmenter.propose(image, SCENE.pixel_size_um, segment, permissive)
+    everything = segmenter.propose(image, SCENE.pixel_size_um, segment,
+                                   permissive.updated(pred_iou_thresh=0.0, stability_score_thresh=0.0))
+    assert 0 < len(proposals.masks) < len(everything.masks)  # the lowest thresholds drop masks: the test can fail
+    strict = SamConfig(mode="automatic", points_per_side=6, pred_iou_thresh=0.05, stability_score_thresh=0.0,
+                       box_nms_thresh=0.5)  # a combination of the grid
     direct = segmenter.finish(segmenter.propose(image, SCENE.pixel_size_um, segment, strict), strict)
-    permissive = SamConfig(mode="automatic", points_per_side=6, pred_iou_thresh=0.0, stability_score_thresh=0.0,
-                           box_nms_thresh=1.0)
-    selected = segmenter.finish(segmenter.propose(image, SCENE.pixel_size_um, segment, permissive), strict)
-    assert np.array_equal(direct > 0, selected > 0)
+    assert np.array_equal(direct, segmenter.finish(proposals, strict))
 
 
 def test_tune_sam_command_writes_settings_that_analyze_uses(tmp_path, random_vit_b_checkpoint, scene, model_dir_env):

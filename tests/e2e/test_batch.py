@@ -27,7 +27,7 @@ GOOD_IMAGES = 5
 def input_folder(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("sem")
     for index in range(GOOD_IMAGES):
-        scene = render_scene(SceneSpec(shape=(768, 768), pixel_size_um=0.02, seed=300 + index))
+        scene = render_scene(SceneSpec(shape=(512, 512), pixel_size_um=0.02, seed=300 + index))
         tifffile.imwrite(folder / f"sample{index}.tif", scene.image, imagej=True, resolution=(50, 50),
                          metadata={"unit": "um"})
     (folder / "corrupt.tif").write_bytes(b"II*\x00" + bytes(200))

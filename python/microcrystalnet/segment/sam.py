@@ -11,11 +11,14 @@ or a SAM-format checkpoint fine-tuned elsewhere (e.g. micro-sam's) given by path
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import math
 import os
 import pickle
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -263,7 +266,36 @@ class SamCrystalSegmenter:
         self.decoder_batch = config.decoder_batch or (8 if sam.device == "cpu" else 64)
         segment_anything = import_segment_anything()
         self._predictor = segment_anything.SamPredictor(sam.model)
+        self._encode = self._predictor.set_image  # SAM's image encoder (the costly part of a tile)
+        self._predictor.set_image = self._set_tile  # prompt mode and the automatic generator both come here
         self._generator_class = segment_anything.SamAutomaticMaskGenerator
+        #: tile content -> (embedding, original size, input size), inside :meth:`embeddings_kept`
+        self._kept_embeddings: dict[str, tuple[Any, Any, Any]] | None = None
+
+    @contextlib.contextmanager
+    def embeddings_kept(self) -> Iterator[None]:
+        """Within this block SAM encodes each distinct tile once and keeps its embedding (4 MB) for
+        every later run on the same tile: for running SAM on the same images several times, as
+        tuning does (prompt mode and each grid density: one encoder pass per tile, not three)."""
+        self._kept_embeddings = {}
+        try:
+            yield
+        finally:
+            self._kept_embeddings = None
+
+    def _set_tile(self, tile_rgb: Array, image_format: str = "RGB") -> None:
+        kept = self._kept_embeddings
+        if kept is None:
+            self._encode(tile_rgb, image_format)
+            return
+        key = f"{tile_rgb.shape}{image_format}{hashlib.blake2b(np.ascontiguousarray(tile_rgb).data).hexdigest()}"
+        predictor = self._predictor
+        if key in kept:
+            predictor.features, predictor.original_size, predictor.input_size = kept[key]
+            predictor.is_image_set = True
+        else:
+            self._encode(tile_rgb, image_format)
+            kept[key] = (predictor.features, predictor.original_size, predictor.input_size)
 
     def describe(self) -> dict[str, Any]:
         prompts = self.prompter.describe()["backend"] if self.prompter is not None else "watershed"
@@ -459,6 +491,7 @@ class SamCrystalSegmenter:
             self.sam.model, points_per_side=config.points_per_side, pred_iou_thresh=config.pred_iou_thresh,
             stability_score_thresh=config.stability_score_thresh, box_nms_thresh=config.box_nms_thresh,
             points_per_batch=config.decoder_batch or self.decoder_batch * 2)
+        generator.predictor = self._predictor  # the same model, and its embeddings kept where asked
         records = generator.generate(tile_rgb)
         statistics.decoder_prompts += config.points_per_side ** 2
         masks = []

@@ -1,7 +1,8 @@
 """Tuning SAM's automatic mode on a few images with reference crystals ("custom-tuned SAM").
 
-SAM runs once per image and grid density with permissive thresholds; every combination of
-thresholds is then a cheap selection from those proposals (:meth:`SamCrystalSegmenter.finish`),
+SAM runs once per image and grid density with the grid's lowest thresholds and no box NMS
+(:func:`proposal_settings`); every combination of thresholds is then a cheap selection from those
+proposals (:meth:`SamCrystalSegmenter.finish`),
 scored by F1 at IoU 0.5 against the reference crystals, summed over all images. Prompt mode is
 scored too: the best of all becomes the configuration, written as settings that
 ``microcrystalnet analyze --config`` and the Fiji command use.
@@ -86,11 +87,29 @@ def _f1(matches: Sequence[Any]) -> dict[str, float]:
             "recall": true_positives / n_true if n_true else 0.0}
 
 
+def proposal_settings(base: SamConfig, grid: TuningGrid, points_per_side: int) -> SamConfig:
+    """Automatic-mode settings whose proposals hold every mask any combination of ``grid`` keeps:
+    its lowest predicted-IoU and stability thresholds (SAM's generator keeps an IoU above its
+    threshold, the selection one at or above it: hence the next float below) and no box NMS, which
+    each combination applies itself. Lower thresholds give the same results, only slower: SAM's
+    generator stores every mask it keeps, and with thresholds of 0 that was half the time of a
+    tuning run (a vit_b with random weights, whose masks are noisy; BENCHMARKS.md, "Test suite")."""
+    return base.updated(mode="automatic", points_per_side=points_per_side,
+                        pred_iou_thresh=float(np.nextafter(min(grid.pred_iou_thresh), 0.0)),
+                        stability_score_thresh=min(grid.stability_score_thresh), box_nms_thresh=1.0)
+
+
 def tune_sam(segmenter: SamCrystalSegmenter, images: Sequence[TuningImage], segment: SegmentConfig = SegmentConfig(),
              grid: TuningGrid = TuningGrid(),
              progress: Callable[[str], None] = lambda message: None) -> dict[str, Any]:
     """Score prompt mode and every automatic-mode combination of ``grid``; return the report
     with the best :class:`SamConfig` (as a dict) under ``"best"``."""
+    with segmenter.embeddings_kept():
+        return _tune(segmenter, images, segment, grid, progress)
+
+
+def _tune(segmenter: SamCrystalSegmenter, images: Sequence[TuningImage], segment: SegmentConfig, grid: TuningGrid,
+          progress: Callable[[str], None]) -> dict[str, Any]:
     base = segmenter.config
     results = []
     progress("prompt mode")
@@ -103,8 +122,7 @@ def tune_sam(segmenter: SamCrystalSegmenter, images: Sequence[TuningImage], segm
     results.append({"sam": {"mode": "prompt"}, **_f1(matches)})
     for points in grid.points_per_side:
         progress(f"automatic mode, {points} x {points} points")
-        permissive = base.updated(mode="automatic", points_per_side=points, pred_iou_thresh=0.0,
-                                       stability_score_thresh=0.0, box_nms_thresh=1.0)
+        permissive = proposal_settings(base, grid, points)
         proposals = [segmenter.propose(item.image, item.pixel_size_um, segment, permissive) for item in images]
         for iou, stability, nms in itertools.product(grid.pred_iou_thresh, grid.stability_score_thresh,
                                                      grid.box_nms_thresh):
