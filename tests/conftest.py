@@ -47,3 +47,17 @@ def model_dir_env(monkeypatch, reference_model_path, tmp_path):
     monkeypatch.setenv("MICROCRYSTALNET_MODEL_DIR", str(reference_model_path.parent))
     monkeypatch.setenv("MICROCRYSTALNET_CACHE_DIR", str(tmp_path / "cache"))
     return reference_model_path.parent
+
+
+@pytest.fixture
+def one_torch_thread():
+    """torch on one thread for the test (results and determinism are for one thread, as the machine
+    runs them), and the process's count restored after it: a count left at 1 made every later torch
+    test of the suite run on one core (Noise2Void's 80 s became 150 s)."""
+    from microcrystalnet.frameworks import import_torch
+
+    torch = import_torch()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

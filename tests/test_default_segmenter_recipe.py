@@ -95,8 +95,7 @@ def same_weights(one, other, *, as_stored: bool = False) -> bool:
     return all(torch.equal(stored(mine[key]), stored(theirs[key])) for key in mine)
 
 
-def test_stages_in_one_run_give_the_weights_of_stages_run_one_at_a_time(recipe, tmp_path):
-    torch.set_num_threads(1)
+def test_stages_in_one_run_give_the_weights_of_stages_run_one_at_a_time(recipe, tmp_path, one_torch_thread):
     pretrained = train_segmenter(synthetic_training_crops(n_scenes=2, first_seed=0, crop_px=64), steps=1, seed=0)
     pretrained.name = "synthetic pretraining"
 

@@ -22,13 +22,7 @@ from microcrystalnet.segment.learned.training import (PARTIAL_RING_FRACTION, Out
 REAL_SEM_MANIFEST = Path(__file__).resolve().parents[1].parent / "shared" / "real-sem" / "manifest.json"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Results (and the determinism test) are for one thread, as the machine runs them."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # results and the determinism test are for one thread
 
 
 def untrained_model(seed: int = 0) -> SegmenterModel:

@@ -1,8 +1,8 @@
 """Tuning SAM's automatic mode on a few images with reference crystals ("custom-tuned SAM").
 
 SAM runs once per image and grid density with the grid's lowest thresholds and no box NMS
-(:func:`proposal_settings`); every combination of thresholds is then a cheap selection from those
-proposals (:meth:`SamCrystalSegmenter.finish`),
+(:func:`proposal_settings`), encoding each tile once for all of them; every combination of
+thresholds is then a cheap selection from those proposals (:meth:`SamCrystalSegmenter.finish`),
 scored by F1 at IoU 0.5 against the reference crystals, summed over all images. Prompt mode is
 scored too: the best of all becomes the configuration, written as settings that
 ``microcrystalnet analyze --config`` and the Fiji command use.
@@ -93,7 +93,8 @@ def proposal_settings(base: SamConfig, grid: TuningGrid, points_per_side: int) -
     threshold, the selection one at or above it: hence the next float below) and no box NMS, which
     each combination applies itself. Lower thresholds give the same results, only slower: SAM's
     generator stores every mask it keeps, and with thresholds of 0 that was half the time of a
-    tuning run (a vit_b with random weights, whose masks are noisy; BENCHMARKS.md, "Test suite")."""
+    tuning run (a vit_b with random weights, whose masks are noisy; BENCHMARKS.md, "Tuning
+    (`tune-sam`)")."""
     return base.updated(mode="automatic", points_per_side=points_per_side,
                         pred_iou_thresh=float(np.nextafter(min(grid.pred_iou_thresh), 0.0)),
                         stability_score_thresh=min(grid.stability_score_thresh), box_nms_thresh=1.0)
