@@ -289,8 +289,8 @@ def test_kept_embeddings_give_the_same_masks_with_one_encoder_pass_per_tile(scen
 
 
 def test_tuning_on_permissive_proposals_equals_running_sam_with_the_thresholds(scene):
-    """Selecting from the tuning's proposals gives what SAM's generator gives with the thresholds set,
-    for every combination of the grid."""
+    """Selecting from the tuning's proposals (the grid's lowest thresholds) gives what SAM's generator
+    gives with a stricter combination of the grid set."""
     segmenter = SamCrystalSegmenter(reduced_sam(), SamConfig())
     segment = SegmentConfig(backend="sam")
     image = to_unit_range(scene.image)
