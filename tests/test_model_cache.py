@@ -22,10 +22,10 @@ def test_a_second_analysis_with_the_same_model_settings_loads_nothing(model_dir_
     other_limits = json.dumps({"classify": {"model": "reference-2023-11-19"},
                                "segment": {"min_crystal_area_um2": 0.5, "exclude_border": True}})
     second = analysis.analyze(small_scene.image, "scene.tif", 0.04, settings, lambda stage, fraction: None)
-    analysis.analyze(small_scene.image, "scene.tif", 0.04, other_limits, lambda stage, fraction: None)
+    third = analysis.analyze(small_scene.image, "scene.tif", 0.04, other_limits, lambda stage, fraction: None)
     assert analysis.models.loads == 2 and len(loaded) == 2  # limits do not define a model: nothing loaded
     assert (first / "results.csv").read_text() == (second / "results.csv").read_text()
-    for folder in (first, second):
+    for folder in (first, second, third):
         shutil.rmtree(folder.parent)
 
 

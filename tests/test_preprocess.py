@@ -1,8 +1,10 @@
 """The preprocessing steps on images with exact expectations, the chain, the SNR, and Noise2Void."""
 
+import gc
 import logging
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -87,11 +89,20 @@ def test_footprint_follows_the_pixel_size(scene):
     assert at_paper_scale[1].note == "5 x 5 px" and coarse[1].note == "1 x 1 px"
 
 
-def test_noise2void_trains_saves_bioimageio_reloads_and_denoises(scene, tmp_path):
+@pytest.fixture
+def temporary_folder(tmp_path, monkeypatch):
+    """Python's temporary folder for the test, to see what is left in it."""
+    folder = tmp_path / "temp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def test_noise2void_trains_saves_bioimageio_reloads_and_denoises(scene, tmp_path, temporary_folder):
     logging.getLogger("lightning").setLevel(logging.ERROR)
     noisy = to_unit_range(scene.image)
     archive = tmp_path / "n2v.zip"
-    trained = train_noise2void([noisy], archive, steps=100, work_dir=tmp_path / "work")
+    trained = train_noise2void([noisy], archive, steps=100)
     assert archive.is_file()
     import zipfile
 
@@ -106,14 +117,19 @@ def test_noise2void_trains_saves_bioimageio_reloads_and_denoises(scene, tmp_path
     assert reports[1].applied and str(archive) in reports[1].note and "caution" not in reports[1].note
     _, mismatched = preprocess(noisy, SCENE.pixel_size_um, PreprocessConfig(steps=("nlm", "n2v")), reloaded)
     assert "caution: trained on images after no step, used after ['nlm']" in mismatched[2].note
+    assert len(list(temporary_folder.glob("microcrystalnet-n2v-*"))) == 2  # careamics' work of each model
+    del trained, reloaded
+    gc.collect()
+    assert not list(temporary_folder.glob("microcrystalnet-n2v-*"))  # gone with the models
 
 
-def test_wrong_or_corrupt_noise2void_models_are_refused_clearly(tmp_path):
+def test_wrong_or_corrupt_noise2void_models_are_refused_clearly(tmp_path, temporary_folder):
     with pytest.raises(Noise2VoidModelError, match="does not exist"):
         Noise2VoidModel.load(tmp_path / "absent.zip")
     (tmp_path / "corrupt.zip").write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(Noise2VoidModelError, match="not a Noise2Void model"):
         Noise2VoidModel.load(tmp_path / "corrupt.zip")
+    assert not list(temporary_folder.glob("microcrystalnet-n2v-*"))
     image = tmp_path / "scene.tif"
     import tifffile
 

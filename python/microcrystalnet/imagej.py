@@ -10,6 +10,7 @@ installed on the machine (``JAVA_HOME`` or ``java`` on PATH), which works offlin
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -61,8 +62,8 @@ def start_imagej1(ij_jar: str | Path | None = None, headless: bool = True, plugi
     give a display (e.g. Xvfb and ``DISPLAY``) and ``headless=False`` for those.
     ``plugin_jar``: the MicroCrystalNet plugin, put on the class path (so a backend registered
     from Python is the one the command sees) and in the plugins folder of ``home`` (so ImageJ's
-    menus list its commands); ``home`` defaults to a temporary folder. ``jvm_options``: more
-    JVM options, e.g. ``-Duser.home=...`` to keep ImageJ's preferences elsewhere.
+    menus list its commands); ``home`` defaults to a temporary folder, removed when Python exits.
+    ``jvm_options``: more JVM options, e.g. ``-Duser.home=...`` to keep ImageJ's preferences elsewhere.
     """
     import scyjava
 
@@ -75,7 +76,10 @@ def start_imagej1(ij_jar: str | Path | None = None, headless: bool = True, plugi
     if plugin_jar is not None:
         jar = Path(plugin_jar)
         scyjava.config.add_classpath(str(jar))
-        folder = plugins_folder_with(jar, Path(home) if home else Path(tempfile.mkdtemp(prefix="microcrystalnet-ij-")))
+        if home is None:
+            home = tempfile.mkdtemp(prefix="microcrystalnet-ij-")
+            atexit.register(shutil.rmtree, home, ignore_errors=True)
+        folder = plugins_folder_with(jar, Path(home))
         scyjava.config.add_option(f"-Dplugins.dir={folder}")
     if headless:
         scyjava.config.add_option("-Djava.awt.headless=true")

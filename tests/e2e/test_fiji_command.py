@@ -600,12 +600,15 @@ def test_cancel_stops_the_backend(ij, scene_file, backend):
     chosen = (jimport("microcrystalnet.fiji.BackendRegistry").inProcess() if backend == "in-process"
               else jimport("microcrystalnet.fiji.ExternalBackend")(sys.executable))
     image = ij.openImage(str(scene_file))
+    temporary = Path(str(jimport("java.lang.System").getProperty("java.io.tmpdir")))
+    before = set(temporary.glob("microcrystalnet-*"))
     stages: list = []
     started = time.perf_counter()
     with pytest.raises(JException) as raised:
         chosen.analyze(image, settings, False, cancelling_progress(stages))
     assert "CancelledException" in str(raised.type) or "Cancelled" in str(raised.value)
     assert stages and time.perf_counter() - started < 60
+    assert set(temporary.glob("microcrystalnet-*")) == before  # the stopped command's files are gone
 
 
 def wait_for_dialog(title_part: str, seconds: float = 30):
@@ -976,8 +979,10 @@ def test_imagej_command_runs_a_macro_with_this_python_as_in_process_backend(x_di
     write_scene(images / "only.tif", SceneSpec(shape=(256, 256), pixel_size_um=0.04, seed=41))
     (images / "corrupt.tif").write_bytes(b"II*\x00" + b"\x00" * 64)
     out = tmp_path / "results"
+    temporary = tmp_path / "temporary"  # Python's temporary folder: ImageJ's plugins folder, each image's results
+    temporary.mkdir()
     env = {**os.environ, "MICROCRYSTALNET_PYTHON": "/nonexistent/python",  # the external backend cannot run
-           "MICROCRYSTALNET_MODEL_DIR": str(reference_model_path.parent)}
+           "MICROCRYSTALNET_MODEL_DIR": str(reference_model_path.parent), "TMPDIR": str(temporary)}
     done = subprocess.run([sys.executable, "-m", "microcrystalnet", "imagej", "--macro",
                            str(REPO / "macros" / "batch_analyze_folder.ijm"),
                            "--macro-argument", f"input={images} output={out}"],
@@ -987,6 +992,7 @@ def test_imagej_command_runs_a_macro_with_this_python_as_in_process_backend(x_di
     assert "1 analysed, 0 skipped (done before), 1 failed" in log
     assert "1 of 2 images failed: corrupt.tif" in log
     assert (out / "only" / "RoiSet.zip").is_file()
+    assert not list(temporary.glob("microcrystalnet-*"))  # nothing of ours left behind
 
 
 def test_imagej_command_needs_a_display(tmp_path):

@@ -20,7 +20,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
 import tempfile
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -54,11 +56,15 @@ class Noise2VoidDenoiser(Protocol):
 class Noise2VoidModel:
     """A trained Noise2Void model ready to denoise."""
 
-    def __init__(self, careamist: object, source: Path | None, trained_after: tuple[str, ...] = ()) -> None:
+    def __init__(self, careamist: object, source: Path | None, trained_after: tuple[str, ...] = (),
+                 temporary_work: Path | None = None) -> None:
         self._careamist = careamist
         self.source = source
         #: preprocessing steps its training images went through before it (empty: raw images)
         self.trained_after = trained_after
+        if temporary_work is not None:
+            # careamics' logs and checkpoints: ours to remove once the model is gone (or at exit)
+            weakref.finalize(self, shutil.rmtree, temporary_work, ignore_errors=True)
 
     @classmethod
     def load(cls, path: str | Path) -> "Noise2VoidModel":
@@ -68,16 +74,17 @@ class Noise2VoidModel:
             raise Noise2VoidModelError(f"Noise2Void model {path} does not exist; train one with "
                                        "'microcrystalnet n2v train IMAGES --out MODEL.zip'")
         careamics, _ = _careamics()
-        work = tempfile.mkdtemp(prefix="microcrystalnet-n2v-")
+        work = Path(tempfile.mkdtemp(prefix="microcrystalnet-n2v-"))
         try:
             if path.suffix == ".ckpt":
                 careamist = careamics.CAREamist(checkpoint_path=path, work_dir=work, enable_progress_bar=False)
             else:
                 careamist = careamics.CAREamist(bmz_path=path, work_dir=work, enable_progress_bar=False)
         except Exception as error:  # careamics/bioimageio raise many types for foreign or broken files
+            shutil.rmtree(work, ignore_errors=True)
             raise Noise2VoidModelError(f"{path} is not a Noise2Void model careamics can load (a bioimage.io zip "
                                        f"exported by careamics, or a careamics .ckpt): {str(error)[:300]}") from error
-        return cls(careamist, path, _read_training_record(path).get("trained_after", ()))
+        return cls(careamist, path, _read_training_record(path).get("trained_after", ()), temporary_work=work)
 
     def denoise(self, image: Array, tile_px: int = 256, overlap_px: int = 48) -> Array:
         """Denoise ``image`` (float (Y, X) in [0, 1]) tile by tile; returns float32 in [0, 1]."""
@@ -126,7 +133,9 @@ def train_noise2void(images: Sequence[Array], out: str | Path, steps: int = 1000
     """Train Noise2Void on noisy images (float (Y, X) in [0, 1]; no clean data needed) and save it
     as a bioimage.io zip at ``out``, with ``<out>.json`` recording ``trained_after`` (the
     preprocessing steps the images already went through). ``steps``: training batches in all
-    (rounded up to whole epochs). ``seed`` fixes patch sampling, masking and initial weights."""
+    (rounded up to whole epochs). ``seed`` fixes patch sampling, masking and initial weights.
+    ``work_dir``: where careamics keeps its logs and checkpoints (kept); without it, a temporary
+    folder removed with the returned model."""
     if not images:
         raise ValueError("Noise2Void needs at least one training image")
     careamics, create_n2v_config = _careamics()
@@ -142,14 +151,15 @@ def train_noise2void(images: Sequence[Array], out: str | Path, steps: int = 1000
                                patch_size=[patch, patch], batch_size=batch_size,
                                num_epochs=max(1, math.ceil(steps / batches_per_epoch)),
                                augmentations=["x_flip", "y_flip", "rotate_90"], n_val_patches=validation)
-    work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="microcrystalnet-n2v-"))
+    temporary_work = None if work_dir else Path(tempfile.mkdtemp(prefix="microcrystalnet-n2v-"))
+    work = Path(work_dir) if work_dir else temporary_work
     torch = import_torch()
     torch.manual_seed(seed)
     np.random.seed(seed)  # careamics draws patches and blind-spot masks with numpy's global generator
     careamist = careamics.CAREamist(config, work_dir=work, enable_progress_bar=False)
+    model = Noise2VoidModel(careamist, None, tuple(trained_after), temporary_work=temporary_work)
     stack = [np.asarray(image, np.float32) for image in images]
     careamist.train(train_data=stack[0] if len(stack) == 1 else _same_size_stack(stack))
-    model = Noise2VoidModel(careamist, None, tuple(trained_after))
     example = stack[0][:min(256, stack[0].shape[0]), :min(256, stack[0].shape[1])]
     model.source = model.export(out, example)
     _record_path(Path(out)).write_text(json.dumps({"trained_after": list(trained_after), "steps": steps,

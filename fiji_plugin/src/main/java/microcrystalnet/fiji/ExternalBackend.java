@@ -46,32 +46,43 @@ public class ExternalBackend implements Backend {
 	@Override
 	public String analyze(ImagePlus image, String settingsJson, boolean overlay, Progress progress) throws Exception {
 		File work = Files.createTempDirectory("microcrystalnet-").toFile();
-		File tiff = saveTemporaryTiff(image, work);
-		File settings = new File(work, "settings.json");
-		Files.write(settings.toPath(), settingsJson.getBytes(StandardCharsets.UTF_8));
-		List<String> arguments = new ArrayList<String>(Arrays.asList("analyze", tiff.getPath(), "--out", work.getPath(),
-			"--config", settings.getPath(), "--progress", "machine", "--image-name", image.getTitle()));
-		if (!overlay) arguments.add("--no-overlay");
-		String metadataFile = FileCalibration.metadataFile(image);
-		if (metadataFile != null) arguments.addAll(Arrays.asList("--metadata-from", metadataFile));
-		runPython(work, progress, arguments.toArray(new String[0]));
-		File folder = resultFolder == null ? null : new File(resultFolder);
-		if (folder == null || !folder.getCanonicalFile().getParentFile().equals(work.getCanonicalFile())
-			|| !new File(folder, "RoiSet.zip").isFile())
-			throw new Exception("The Python backend finished without results in " + work);
-		return folder.getPath(); // the caller deletes its parent, the work folder
+		try {
+			File tiff = saveTemporaryTiff(image, work);
+			File settings = new File(work, "settings.json");
+			Files.write(settings.toPath(), settingsJson.getBytes(StandardCharsets.UTF_8));
+			List<String> arguments = new ArrayList<String>(Arrays.asList("analyze", tiff.getPath(), "--out",
+				work.getPath(), "--config", settings.getPath(), "--progress", "machine", "--image-name",
+				image.getTitle()));
+			if (!overlay) arguments.add("--no-overlay");
+			String metadataFile = FileCalibration.metadataFile(image);
+			if (metadataFile != null) arguments.addAll(Arrays.asList("--metadata-from", metadataFile));
+			runPython(work, progress, arguments.toArray(new String[0]));
+			File folder = resultFolder == null ? null : new File(resultFolder);
+			if (folder == null || !folder.getCanonicalFile().getParentFile().equals(work.getCanonicalFile())
+				|| !new File(folder, "RoiSet.zip").isFile())
+				throw new Exception("The Python backend finished without results");
+			return folder.getPath(); // the caller deletes its parent, the work folder
+		} catch (Exception failedOrCancelled) {
+			ResultsDisplay.deleteTree(work); // the message carries what the log said; nothing else is worth keeping
+			throw failedOrCancelled;
+		}
 	}
 
 	@Override
 	public String denoise(ImagePlus image, String modelPath, int tileSize, Progress progress) throws Exception {
 		File work = Files.createTempDirectory("microcrystalnet-").toFile();
-		File tiff = saveTemporaryTiff(image, work);
-		progress.update(0.0, "Noise2Void");
-		runPython(work, progress, "n2v", "denoise", tiff.getPath(), "--model", modelPath, "--out", work.getPath(),
-			"--tile-size", Integer.toString(tileSize), "--keep-data-bar", "-q");
-		File result = new File(work, "image_n2v.tif");
-		if (!result.isFile()) throw new Exception("The Python backend finished without a denoised image in " + work);
-		return result.getPath();
+		try {
+			File tiff = saveTemporaryTiff(image, work);
+			progress.update(0.0, "Noise2Void");
+			runPython(work, progress, "n2v", "denoise", tiff.getPath(), "--model", modelPath, "--out", work.getPath(),
+				"--tile-size", Integer.toString(tileSize), "--keep-data-bar", "-q");
+			File result = new File(work, "image_n2v.tif");
+			if (!result.isFile()) throw new Exception("The Python backend finished without a denoised image");
+			return result.getPath(); // the caller deletes its parent, the work folder
+		} catch (Exception failedOrCancelled) {
+			ResultsDisplay.deleteTree(work);
+			throw failedOrCancelled;
+		}
 	}
 
 	/** The image (not copied; the user's title kept) as a calibrated TIFF in {@code work}. */
