@@ -45,8 +45,7 @@ public class ExternalBackend implements Backend {
 
 	@Override
 	public String analyze(ImagePlus image, String settingsJson, boolean overlay, Progress progress) throws Exception {
-		File work = Files.createTempDirectory("microcrystalnet-").toFile();
-		try {
+		return inNewWorkFolder(work -> {
 			File tiff = saveTemporaryTiff(image, work);
 			File settings = new File(work, "settings.json");
 			Files.write(settings.toPath(), settingsJson.getBytes(StandardCharsets.UTF_8));
@@ -61,24 +60,37 @@ public class ExternalBackend implements Backend {
 			if (folder == null || !folder.getCanonicalFile().getParentFile().equals(work.getCanonicalFile())
 				|| !new File(folder, "RoiSet.zip").isFile())
 				throw new Exception("The Python backend finished without results");
-			return folder.getPath(); // the caller deletes its parent, the work folder
-		} catch (Exception failedOrCancelled) {
-			ResultsDisplay.deleteTree(work); // the message carries what the log said; nothing else is worth keeping
-			throw failedOrCancelled;
-		}
+			return folder.getPath();
+		});
 	}
 
 	@Override
 	public String denoise(ImagePlus image, String modelPath, int tileSize, Progress progress) throws Exception {
-		File work = Files.createTempDirectory("microcrystalnet-").toFile();
-		try {
+		return inNewWorkFolder(work -> {
 			File tiff = saveTemporaryTiff(image, work);
 			progress.update(0.0, "Noise2Void");
 			runPython(work, progress, "n2v", "denoise", tiff.getPath(), "--model", modelPath, "--out", work.getPath(),
 				"--tile-size", Integer.toString(tileSize), "--keep-data-bar", "-q");
 			File result = new File(work, "image_n2v.tif");
 			if (!result.isFile()) throw new Exception("The Python backend finished without a denoised image");
-			return result.getPath(); // the caller deletes its parent, the work folder
+			return result.getPath();
+		});
+	}
+
+	/** A command's work in its folder: the path of what it wrote there. */
+	private interface WorkInFolder {
+		String run(File work) throws Exception;
+	}
+
+	/**
+	 * Runs {@code step} in a new temporary folder and returns its result, a path inside that folder,
+	 * whose caller deletes the folder after use. A failure or Esc deletes it here: the exception's
+	 * message carries what the backend's log said, and nothing else in it is worth keeping.
+	 */
+	private static String inNewWorkFolder(WorkInFolder step) throws Exception {
+		File work = Files.createTempDirectory("microcrystalnet-").toFile();
+		try {
+			return step.run(work);
 		} catch (Exception failedOrCancelled) {
 			ResultsDisplay.deleteTree(work);
 			throw failedOrCancelled;
