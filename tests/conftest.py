@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import tifffile
 
 from microcrystalnet.synth import SceneSpec, SyntheticScene, render_scene
 
@@ -39,6 +42,26 @@ def reference_classifier(reference_model_path):
 @pytest.fixture(scope="session")
 def small_scene() -> SyntheticScene:
     return render_scene(SMALL_SCENE)
+
+
+@pytest.fixture(scope="session")
+def small_scene_file(tmp_path_factory, small_scene) -> Path:
+    """The small scene as a calibrated ImageJ TIFF (read only: write results elsewhere)."""
+    path = tmp_path_factory.mktemp("small-scene") / "scene.tif"
+    size = small_scene.pixel_size_um
+    tifffile.imwrite(path, small_scene.image, imagej=True, resolution=(1 / size, 1 / size), metadata={"unit": "um"})
+    return path
+
+
+@pytest.fixture(scope="session")
+def n2v_model_trained_by_cli(small_scene_file, tmp_path_factory) -> Path:
+    """A small Noise2Void model that ``microcrystalnet n2v train`` made from the small scene, trained
+    once for the command-line and the Fiji tests (a training takes half a minute here)."""
+    model = tmp_path_factory.mktemp("n2v") / "n2v.zip"
+    done = subprocess.run([sys.executable, "-m", "microcrystalnet", "n2v", "train", str(small_scene_file), "--out",
+                           str(model), "--steps", "20", "-q"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return model
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ def test_a_second_analysis_with_the_same_model_settings_loads_nothing(model_dir_
     analysis = InProcessAnalysis(ModelCache(on_load=loaded.append))
     settings = json.dumps({"classify": {"model": "reference-2023-11-19"}})
     first = analysis.analyze(small_scene.image, "scene.tif", 0.04, settings, lambda stage, fraction: None)
-    assert loaded == ["classifier reference-2023-11-19", "learned segmenter default"]
+    assert loaded == ["learned segmenter default", "classifier reference-2023-11-19"]  # torch before TensorFlow
     assert analysis.models.loads == 2
 
     other_limits = json.dumps({"classify": {"model": "reference-2023-11-19"},

@@ -3,9 +3,16 @@
 torch and TensorFlow each bundle native libraries. With some version pairs (seen with torch
 2.14.1 / torchvision 0.29.1 and TensorFlow 2.21) importing TensorFlow before torchvision
 crashes the process (segfault); torch + torchvision first, then TensorFlow, works. The pinned
-versions (torch 2.11, torchvision 0.26) do not crash either way, but the package must not
-depend on that: every module gets TensorFlow/Keras from :func:`import_keras` and torch from
-:func:`import_torch` (a test checks that no other module imports them directly).
+versions (torch 2.11, torchvision 0.26) do not crash either way (a test runs the classifier and
+then torchvision in one process). Every module gets TensorFlow/Keras from :func:`import_keras`
+(torch first), torch from :func:`import_torch` and torchvision from :func:`import_torchvision`
+(a test checks that no other module imports them directly).
+
+torchvision is imported only where it is used (SAM): it takes 2-3 s to import (through
+``torch._dynamo``), a seventh of every command's start. Where one configuration needs SAM and
+the classifier, the segmenter is loaded first (:class:`microcrystalnet.pipeline.AnalysisModels`),
+so torchvision still comes before TensorFlow; only a long-lived process that classifies first and
+runs SAM later (the Fiji worker) meets the other order, which the pinned versions support.
 """
 
 from __future__ import annotations
@@ -22,16 +29,8 @@ from types import ModuleType
 DEBUG_VARIABLE = "MICROCRYSTALNET_DEBUG"
 
 
-def _import_torch_stack() -> None:
-    """Import torch and torchvision if installed, before anything imports TensorFlow."""
-    for name in ("torch", "torchvision"):
-        if importlib.util.find_spec(name) is not None:
-            importlib.import_module(name)
-
-
 def import_torch() -> ModuleType:
-    """torch, with torchvision loaded alongside it."""
-    _import_torch_stack()
+    """torch."""
     return importlib.import_module("torch")
 
 
@@ -57,28 +56,30 @@ def _native_stderr_silenced() -> Iterator[None]:
 
 
 def import_torchvision() -> ModuleType:
-    """torchvision (its detection ops, e.g. non-maximum suppression), imported with torch."""
+    """torchvision (its detection ops, e.g. non-maximum suppression), imported after torch."""
     import_torch()
     return importlib.import_module("torchvision")
 
 
 def import_careamics() -> ModuleType:
-    """careamics (Noise2Void), which imports torch: torch + torchvision first."""
+    """careamics (Noise2Void), which imports torch: torch first."""
     import_torch()
     return importlib.import_module("careamics")
 
 
 def import_segment_anything() -> ModuleType:
-    """The ``segment_anything`` package (SAM), with torch imported the safe way first."""
-    import_torch()
+    """The ``segment_anything`` package (SAM), which imports torchvision: torch and torchvision first."""
+    import_torchvision()
     return importlib.import_module("segment_anything")
 
 
 def import_keras() -> ModuleType:
-    """Keras 3 on the TensorFlow backend, imported after torch/torchvision."""
+    """Keras 3 on the TensorFlow backend, imported after torch (and after torchvision where that
+    is imported already)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    _import_torch_stack()
+    if importlib.util.find_spec("torch") is not None:
+        import_torch()
     with _native_stderr_silenced():
         importlib.import_module("tensorflow")
         return importlib.import_module("keras")

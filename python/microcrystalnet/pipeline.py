@@ -79,9 +79,10 @@ class AnalysisModels:
 
     @classmethod
     def load(cls, config: AnalysisConfig, download: bool = True) -> "AnalysisModels":
+        classifier_file = CrystalClassifier.locate(config.classify.model, download=download)  # a wrong one fails now
         n2v = Noise2VoidModel.load(config.preprocess.n2v_model) if config.preprocess.runs_n2v_model else None
-        return cls(CrystalClassifier.load(config.classify.model, download=download),
-                   make_segmenter(config.segment, download=download), n2v)
+        segmenter = make_segmenter(config.segment, download=download)  # before TensorFlow: see frameworks
+        return cls(CrystalClassifier.load_located(*classifier_file), segmenter, n2v)
 
 
 def settings_for_image(analysed: Array, pixel_size_um: float | None, config: AnalysisConfig,

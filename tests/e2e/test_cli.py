@@ -134,16 +134,12 @@ def test_demo_produces_outputs_and_an_honest_report(tmp_path, model_dir_env):
     assert np.isfinite(report["classification"]["agreement"])
 
 
-def test_noise2void_train_denoise_and_use_in_analyze(tmp_path, small_scene, model_dir_env):
-    scene_path = tmp_path / "scene.tif"
-    size = small_scene.pixel_size_um
-    tifffile.imwrite(scene_path, small_scene.image, imagej=True, resolution=(1 / size, 1 / size),
-                     metadata={"unit": "um"})
-    model = tmp_path / "n2v.zip"
-    trained = run_cli("n2v", "train", scene_path, "--out", model, "--steps", "40", "-q")
-    assert trained.returncode == 0, trained.stderr[-2000:]
+def test_noise2void_train_denoise_and_use_in_analyze(tmp_path, small_scene, small_scene_file, n2v_model_trained_by_cli,
+                                                     model_dir_env):
+    scene_path = small_scene_file
+    model = n2v_model_trained_by_cli  # by `n2v train SCENE --out n2v.zip --steps 20`
     assert zipfile.is_zipfile(model)
-    assert json.loads((tmp_path / "n2v.zip.json").read_text())["trained_after"] == ["nlm"]
+    assert json.loads(model.with_name("n2v.zip.json").read_text())["trained_after"] == ["nlm"]
     denoised = run_cli("n2v", "denoise", scene_path, "--model", model, "--out", tmp_path / "denoised", "-q")
     assert denoised.returncode == 0, denoised.stderr[-2000:]
     output = tifffile.imread(tmp_path / "denoised" / "scene_n2v.tif")

@@ -287,14 +287,21 @@ def test_an_uncalibrated_sem_image_is_calibrated_by_its_files_metadata_as_on_the
 REAL_ZEISS_IMAGE = REPO.parent / "shared" / "real-sem" / "tio2" / "images" / "1908250.tif"
 
 
+@pytest.fixture(scope="module")
+def real_zeiss_cli_rows(tmp_path_factory):
+    """The CLI's results of the real Zeiss image (once for both backends)."""
+    cli_rows, summary = cli_analysis(REAL_ZEISS_IMAGE, tmp_path_factory.mktemp("zeiss-cli"))
+    assert summary["pixel_size_source"] == "Zeiss SEM metadata"
+    return cli_rows
+
+
 @pytest.mark.skipif(not REAL_ZEISS_IMAGE.is_file(), reason=f"{REAL_ZEISS_IMAGE} (the project's shared real SEM "
                     "images, beside the repository) is not here")
 @pytest.mark.parametrize("backend", ["In-process", "External"])
-def test_a_real_zeiss_sem_file_gives_the_clis_crystals_in_fiji(ij, tmp_path, backend):
+def test_a_real_zeiss_sem_file_gives_the_clis_crystals_in_fiji(ij, real_zeiss_cli_rows, backend):
     """A TiO2 image from a Zeiss SEM, read in place: 8-bit with a colour table and the pixel size in
     Zeiss's tag; ImageJ opens it uncalibrated (before: 24 crystals in pixels instead of the CLI's)."""
-    cli_rows, summary = cli_analysis(REAL_ZEISS_IMAGE, tmp_path / "cli")
-    assert summary["pixel_size_source"] == "Zeiss SEM metadata"
+    cli_rows = real_zeiss_cli_rows
     use_backend(ij, backend)
     roi_manager().reset()
     image, error = analyze(ij, REAL_ZEISS_IMAGE, OPTIONS + " roi_manager=[Replace existing ROIs]")
@@ -371,13 +378,10 @@ def test_a_settings_file_from_the_dialog_applies_as_on_the_command_line(ij, scen
 
 
 @pytest.fixture(scope="module")
-def n2v_model_and_cli_result(scene_file, tmp_path_factory):
+def n2v_model_and_cli_result(scene_file, n2v_model_trained_by_cli, tmp_path_factory):
     """A small Noise2Void model trained by the CLI, and the CLI's denoised image of the scene."""
     folder = tmp_path_factory.mktemp("n2v")
-    model = folder / "n2v.zip"
-    done = subprocess.run([sys.executable, "-m", "microcrystalnet", "n2v", "train", str(scene_file), "--out", str(model),
-                           "--steps", "20", "-q"], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
+    model = n2v_model_trained_by_cli
     done = subprocess.run([sys.executable, "-m", "microcrystalnet", "n2v", "denoise", str(scene_file), "--model",
                            str(model), "--out", str(folder / "cli"), "--keep-data-bar", "-q"], capture_output=True,
                           text=True, timeout=600)

@@ -70,15 +70,24 @@ class CrystalClassifier:
     @classmethod
     def load(cls, model: str | Path = "reference-2023-11-19", download: bool = True) -> "CrystalClassifier":
         """Load a registered model by name (fetched if needed) or a Keras model file by path."""
+        return cls.load_located(*cls.locate(model, download))
+
+    @staticmethod
+    def locate(model: str | Path = "reference-2023-11-19", download: bool = True) -> tuple[ModelCard, Path]:
+        """The card and file of a registered model by name (fetched if needed) or of a Keras model
+        file by path, without loading it (no TensorFlow: a wrong name fails in a moment)."""
         if str(model) in MODEL_CARDS:
             card = MODEL_CARDS[str(model)]
-            path = locate_weights(card, download=download)
-        else:
-            path = Path(model)
-            if not path.is_file():
-                raise ModelDescriptionError(
-                    f"{model!r} is neither a known model ({', '.join(MODEL_CARDS)}) nor an existing file")
-            card = _card_for_path(path)
+            return card, locate_weights(card, download=download)
+        path = Path(model)
+        if not path.is_file():
+            raise ModelDescriptionError(
+                f"{model!r} is neither a known model ({', '.join(MODEL_CARDS)}) nor an existing file")
+        return _card_for_path(path), path
+
+    @classmethod
+    def load_located(cls, card: ModelCard, path: Path) -> "CrystalClassifier":
+        """Load the Keras model file ``path`` that :meth:`locate` found for ``card``."""
         keras = import_keras()
         from . import architecture  # noqa: F401  registers the NSR layer for loading .keras files
 
