@@ -41,7 +41,7 @@ class Noise2VoidModelError(ValueError):
 
 def _careamics():
     careamics = import_careamics()
-    return careamics, careamics.config.create_n2v_config
+    return careamics, careamics.config.create_advanced_n2v_config
 
 
 class Noise2VoidDenoiser(Protocol):
@@ -150,12 +150,14 @@ def train_noise2void(images: Sequence[Array], out: str | Path, steps: int = 1000
                                axes="YX" if len(images) == 1 else "SYX",
                                patch_size=[patch, patch], batch_size=batch_size,
                                num_epochs=max(1, math.ceil(steps / batches_per_epoch)),
-                               augmentations=["x_flip", "y_flip", "rotate_90"], n_val_patches=validation)
+                               augmentations=["x_flip", "y_flip", "rotate_90"], n_val_patches=validation,
+                               # careamics draws a seed of its own for patches, flips and blind-spot masks
+                               # unless given one (> 0); data loader processes would only copy arrays in memory
+                               seed=seed + 1, num_workers=0)
     temporary_work = None if work_dir else Path(tempfile.mkdtemp(prefix="microcrystalnet-n2v-"))
     work = Path(work_dir) if work_dir else temporary_work
     torch = import_torch()
     torch.manual_seed(seed)
-    np.random.seed(seed)  # careamics draws patches and blind-spot masks with numpy's global generator
     careamist = careamics.CAREamist(config, work_dir=work, enable_progress_bar=False)
     model = Noise2VoidModel(careamist, None, tuple(trained_after), temporary_work=temporary_work)
     stack = [np.asarray(image, np.float32) for image in images]
