@@ -16,7 +16,7 @@ from microcrystalnet.config import AnalysisConfig, ConfigError, SegmentConfig
 from microcrystalnet.segment import LearnedSegmenter, make_segmenter, segment_crystals
 from microcrystalnet.segment.learned.inference import (class_probabilities, crystal_instances, crystal_scores,
                                                        median_diameter_px, normalized,
-                                                       rotation_averaged_probabilities, segment_with_model)
+                                                       rotation_averaged_probabilities, segment_with_model, tile_spans)
 from microcrystalnet.segment.learned.model_file import (SegmenterModel, SegmenterModelError, WatershedThresholds,
                                                         load_segmenter_model, save_segmenter_model)
 from microcrystalnet.segment.learned.network import CrystalUNet
@@ -40,6 +40,17 @@ def test_tiles_give_the_same_probabilities_as_the_whole_image():
     assert whole.shape == (3, 300, 420)
     np.testing.assert_allclose(whole.sum(axis=0), 1, atol=1e-5)
     np.testing.assert_allclose(tiled, whole, atol=1e-5)
+
+
+def test_an_image_is_cut_into_the_fewest_equal_tiles():
+    """A 1024-px image fits one tile (fixed 832-px steps made four, of 1.4 times its pixels)."""
+    assert tile_spans(1024, tile_px=1024, margin_px=96) == [(0, 1024)]
+    assert tile_spans(1120, tile_px=1024, margin_px=96, multiple=16) == [(0, 560), (560, 1120)]
+    for size in (1025, 1700, 2500, 4099):
+        spans = tile_spans(size, tile_px=1024, margin_px=96, multiple=16)
+        assert spans[0][0] == 0 and spans[-1][1] == size and all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+        assert max(stop - start for start, stop in spans) + 2 * 96 <= 1024
+        assert len(spans) <= -(-size // (1024 - 2 * 96))  # the fewest that fit
 
 
 def test_prediction_runs_a_faster_network_with_the_trained_networks_output():

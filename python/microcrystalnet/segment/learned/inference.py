@@ -9,6 +9,7 @@ diameter of the image is known (given, or estimated: :func:`refined_crystal_diam
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -45,30 +46,42 @@ def normalized(image: Array) -> Array:
     return ((image.astype(np.float32) - low) / max(float(high - low), 1e-6)).astype(np.float32)
 
 
+def tile_spans(size_px: int, *, tile_px: int, margin_px: int, multiple: int = 1) -> list[tuple[int, int]]:
+    """The parts (start, stop) of one side of ``size_px`` whose probabilities each tile gives: the
+    whole side where it fits in one tile, else the fewest equal parts (each a whole number of
+    ``multiple``) that fit in ``tile_px`` with ``margin_px`` of context on each side. Fixed steps of
+    ``tile_px - 2 margin_px`` cut a 1024-px image into four tiles of 1.4 times its pixels; equal
+    parts waste the least on overlaps (BENCHMARKS.md, "Learned segmenter: speed")."""
+    if size_px <= tile_px:
+        return [(0, size_px)]
+    count = math.ceil(size_px / max(tile_px - 2 * margin_px, multiple))
+    step = math.ceil(size_px / count / multiple) * multiple
+    return [(start, min(start + step, size_px)) for start in range(0, size_px, step)]
+
+
 @torch.no_grad()
 def class_probabilities(model: SegmenterModel, image: Array, *, tile_px: int = TILE_PX,
                         margin_px: int = TILE_MARGIN_PX) -> Array:
     """Softmax probabilities (3, Y, X) float32 of a normalised float image at working scale,
     computed in tiles of ``tile_px`` with ``margin_px`` of context on each side (by the model's
-    network :meth:`~.network.CrystalUNet.fused_for_inference`)."""
+    network :meth:`~.network.CrystalUNet.fused_for_inference`). The image is padded once to the
+    network's size multiple, so tiles see what the whole image would show them."""
     network = model.network.fused_for_inference()
     multiple = network.size_multiple
     height, width = image.shape
-    result = np.empty((3, height, width), np.float32)
-    step = max(tile_px - 2 * margin_px, multiple)
-    for top in range(0, height, step):
-        for left in range(0, width, step):
-            bottom, right = min(top + step, height), min(left + step, width)
+    pad_y, pad_x = -height % multiple, -width % multiple
+    mode = "reflect" if min(height, width) > max(pad_y, pad_x) else "edge"
+    padded = np.pad(image, ((0, pad_y), (0, pad_x)), mode=mode)
+    result = np.empty((3, *padded.shape), np.float32)
+    for top, bottom in tile_spans(padded.shape[0], tile_px=tile_px, margin_px=margin_px, multiple=multiple):
+        for left, right in tile_spans(padded.shape[1], tile_px=tile_px, margin_px=margin_px, multiple=multiple):
             y0, x0 = max(top - margin_px, 0), max(left - margin_px, 0)
-            y1, x1 = min(bottom + margin_px, height), min(right + margin_px, width)
-            tile = image[y0:y1, x0:x1]
-            pad_y, pad_x = -tile.shape[0] % multiple, -tile.shape[1] % multiple
-            mode = "reflect" if min(tile.shape) > max(pad_y, pad_x) else "edge"
-            tile = np.pad(tile, ((0, pad_y), (0, pad_x)), mode=mode)
-            logits = network(torch.from_numpy(np.ascontiguousarray(tile))[None, None])
+            y1, x1 = min(bottom + margin_px, padded.shape[0]), min(right + margin_px, padded.shape[1])
+            tile = np.ascontiguousarray(padded[y0:y1, x0:x1])
+            logits = network(torch.from_numpy(tile)[None, None])
             probabilities = torch.softmax(logits, 1)[0].numpy()
             result[:, top:bottom, left:right] = probabilities[:, top - y0:bottom - y0, left - x0:right - x0]
-    return result
+    return result[:, :height, :width]
 
 
 def rotation_averaged_probabilities(model: SegmenterModel, image: Array) -> Array:
