@@ -1,4 +1,4 @@
-"""The one place that imports the deep-learning frameworks, in an order that is always safe.
+"""The one place that imports the deep-learning frameworks, torch before TensorFlow.
 
 torch and TensorFlow each bundle native libraries. With some version pairs (seen with torch
 2.14.1 / torchvision 0.29.1 and TensorFlow 2.21) importing TensorFlow before torchvision
@@ -9,10 +9,11 @@ then torchvision in one process). Every module gets TensorFlow/Keras from :func:
 (a test checks that no other module imports them directly).
 
 torchvision is imported only where it is used (SAM): it takes 2-3 s to import (through
-``torch._dynamo``), a seventh of every command's start. Where one configuration needs SAM and
-the classifier, the segmenter is loaded first (:class:`microcrystalnet.pipeline.AnalysisModels`),
-so torchvision still comes before TensorFlow; only a long-lived process that classifies first and
-runs SAM later (the Fiji worker) meets the other order, which the pinned versions support.
+``torch._dynamo``); an analysis of a small image took 19-20 s from start to end with it, 15-16 s
+without. Where one configuration needs SAM and the classifier, the segmenter is loaded first
+(:class:`microcrystalnet.pipeline.AnalysisModels`), so torchvision still comes before TensorFlow;
+only a long-lived process that classifies first and runs SAM later (the Fiji worker) meets the
+other order, which the pinned versions support.
 """
 
 from __future__ import annotations
