@@ -102,7 +102,7 @@ def test_noise2void_trains_saves_bioimageio_reloads_and_denoises(scene, tmp_path
     logging.getLogger("lightning").setLevel(logging.ERROR)
     noisy = to_unit_range(scene.image)
     archive = tmp_path / "n2v.zip"
-    trained = train_noise2void([noisy], archive, steps=100)
+    trained = train_noise2void([noisy], archive, steps=40)  # +4.9-5.1 dB (seeds 0, 1), 100 steps +5.3 dB
     assert archive.is_file()
     import zipfile
 
