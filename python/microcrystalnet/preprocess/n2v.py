@@ -138,7 +138,7 @@ def train_noise2void(images: Sequence[Array], out: str | Path, steps: int = 1000
     folder removed with the returned model."""
     if not images:
         raise ValueError("Noise2Void needs at least one training image")
-    careamics, create_n2v_config = _careamics()
+    careamics, create_advanced_n2v_config = _careamics()
     patch = min([patch_px] + [min(image.shape) // 16 * 16 for image in images])
     if patch < 16:
         raise ValueError("training images must be at least 16 x 16 px")
@@ -146,14 +146,14 @@ def train_noise2void(images: Sequence[Array], out: str | Path, steps: int = 1000
     validation = max(1, min(8, patches // 4))
     # careamics' num_steps only caps batches per epoch; the training length comes from the epochs
     batches_per_epoch = max(1, math.ceil((patches - validation) / batch_size))
-    config = create_n2v_config(experiment_name="microcrystalnet_n2v", data_type="array",
-                               axes="YX" if len(images) == 1 else "SYX",
-                               patch_size=[patch, patch], batch_size=batch_size,
-                               num_epochs=max(1, math.ceil(steps / batches_per_epoch)),
-                               augmentations=["x_flip", "y_flip", "rotate_90"], n_val_patches=validation,
-                               # careamics draws a seed of its own for patches, flips and blind-spot masks
-                               # unless given one (> 0); data loader processes would only copy arrays in memory
-                               seed=seed + 1, num_workers=0)
+    # careamics draws a seed of its own for patches, flips and blind-spot masks unless given one (> 0);
+    # data loader processes would only copy arrays that are in memory already
+    config = create_advanced_n2v_config(experiment_name="microcrystalnet_n2v", data_type="array",
+                                        axes="YX" if len(images) == 1 else "SYX",
+                                        patch_size=[patch, patch], batch_size=batch_size,
+                                        num_epochs=max(1, math.ceil(steps / batches_per_epoch)),
+                                        augmentations=["x_flip", "y_flip", "rotate_90"],
+                                        n_val_patches=validation, seed=seed + 1, num_workers=0)
     temporary_work = None if work_dir else Path(tempfile.mkdtemp(prefix="microcrystalnet-n2v-"))
     work = Path(work_dir) if work_dir else temporary_work
     torch = import_torch()
