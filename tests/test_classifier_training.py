@@ -67,7 +67,7 @@ def test_microcrystalnet_has_the_papers_blocks_and_reports_its_size():
 
 def test_reference_architecture_matches_the_released_model(reference_classifier):
     ours = build_reference_architecture(64)
-    theirs = reference_classifier.model
+    theirs = reference_classifier.keras_model
     assert ours.count_params() == theirs.count_params() == 287_156
     assert [tuple(w.shape) for w in ours.weights] == [tuple(w.shape) for w in theirs.weights]
 

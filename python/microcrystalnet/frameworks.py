@@ -10,9 +10,11 @@ then torchvision in one process). Every module gets TensorFlow/Keras from :func:
 
 torchvision is imported only where it is used (SAM): it takes 2-3 s to import (through
 ``torch._dynamo``); an analysis of a small image took 19-20 s from start to end with it, 15-16 s
-without. Where one configuration needs SAM and the classifier, the segmenter is loaded first
+without. TensorFlow (6-8 s) is imported only where Keras is needed: training a classifier, its
+activation maps, and a classifier file that :mod:`microcrystalnet.classify.torch_network` cannot run
+in torch. Where one configuration needs SAM and such a classifier, the segmenter is loaded first
 (:class:`microcrystalnet.pipeline.AnalysisModels`), so torchvision still comes before TensorFlow;
-only a long-lived process that classifies first and runs SAM later (the Fiji worker) meets the
+only a long-lived process that uses Keras first and runs SAM later (the Fiji worker) meets the
 other order, which the pinned versions support.
 """
 

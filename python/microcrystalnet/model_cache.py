@@ -91,5 +91,5 @@ class ModelCache:
         from .pipeline import AnalysisModels
 
         n2v = self.n2v(config.preprocess.n2v_model) if config.preprocess.runs_n2v_model else None
-        segmenter = self.segmenter(config.segment, download)  # before TensorFlow: see frameworks
+        segmenter = self.segmenter(config.segment, download)  # before any Keras classifier: see frameworks
         return AnalysisModels(self.classifier(config.classify.model, download), segmenter, n2v)

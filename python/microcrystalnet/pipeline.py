@@ -81,7 +81,7 @@ class AnalysisModels:
     def load(cls, config: AnalysisConfig, download: bool = True) -> "AnalysisModels":
         classifier_file = CrystalClassifier.locate(config.classify.model, download=download)  # a wrong one fails now
         n2v = Noise2VoidModel.load(config.preprocess.n2v_model) if config.preprocess.runs_n2v_model else None
-        segmenter = make_segmenter(config.segment, download=download)  # before TensorFlow: see frameworks
+        segmenter = make_segmenter(config.segment, download=download)  # before any Keras classifier: see frameworks
         return cls(CrystalClassifier.load_located(*classifier_file), segmenter, n2v)
 
 

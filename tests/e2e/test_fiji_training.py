@@ -222,6 +222,7 @@ def test_train_classifier_from_roi_names_then_analyze_with_it(ij, outlined, smal
     summary = json.loads((saved / "scene one" / "summary.json").read_text())
     assert summary["model"]["file"] == str(model)
     assert summary["model"]["sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
+    assert summary["model"]["run_by"] == "torch"  # a MicroCrystalNet trained here runs without TensorFlow
     assert len(results_column("Class")) == summary["n_crystals"] > 0
     image.close()
 

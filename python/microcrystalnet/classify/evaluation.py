@@ -114,8 +114,8 @@ def plot_explanations(classifier: CrystalClassifier, dataset: PatchDataset, chos
     if not chosen:
         return None
     patches = dataset.patches[list(chosen)]
-    activations = activation_maps(classifier.model, patches)
-    saliency = saliency_maps(classifier.model, patches)
+    activations = activation_maps(classifier.keras_model, patches)
+    saliency = saliency_maps(classifier.keras_model, patches)
     columns = 2 + len(activations)
     figure, axes = plt.subplots(len(chosen), columns, figsize=(1.7 * columns, 1.8 * len(chosen)), squeeze=False)
     for row, index in enumerate(chosen):
@@ -192,7 +192,7 @@ def write_evaluation(out: str | Path, classifier: CrystalClassifier, dataset: Pa
         images.append(plot_history(Path(history_csv), out / "training_curves.png"))
     images.append(plot_confusion(scores, out / "confusion_matrix.png"))
     images += plot_curves(probabilities, dataset.labels, scores, out)
-    tsne = plot_tsne(penultimate_features(classifier.model, dataset.patches), dataset.labels, out / "tsne.png", seed)
+    tsne = plot_tsne(penultimate_features(classifier.keras_model, dataset.patches), dataset.labels, out / "tsne.png", seed)
     images += [tsne] if tsne else []
     if explain:
         unknown = sorted(set(explain) - set(dataset.names))

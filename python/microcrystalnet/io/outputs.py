@@ -205,6 +205,7 @@ def analysis_summary(analysis: CrystalAnalysis) -> dict[str, Any]:
         "segmentation": analysis.segmentation,
         "model": {"name": card.name, "file": str(analysis.classifier.path), "sha256": card.sha256,
                   "class_order": list(card.class_order), "input_size": card.input_size,
+                  "run_by": "torch" if analysis.classifier.runs_in_torch else "keras",
                   "patch": analysis.classifier.patch_config(analysis.config.patch).to_dict()},
         "settings": analysis.config.to_dict(),
         "versions": {"microcrystalnet": __version__, **framework_versions()},
