@@ -85,8 +85,24 @@ def test_unregistered_model_needs_a_description(tmp_path, reference_model_path):
     broken = tmp_path / "broken.h5"
     broken.write_bytes(b"garbage")
     (tmp_path / "broken.h5.json").write_text(json.dumps({"class_order": list(CLASS_CODES), "input_size": 64}))
-    with pytest.raises(ModelDescriptionError, match="cannot be loaded"):
-        CrystalClassifier.load(broken)
+    with pytest.raises(ModelDescriptionError, match="cannot be loaded as a Keras model: it is neither"):
+        CrystalClassifier.locate(broken)  # before any framework loads
+    broken_archive = tmp_path / "broken.keras"
+    broken_archive.write_bytes(zip_of({"config.json": "{}"}))
+    broken_archive.with_name("broken.keras.json").write_text(broken.with_name("broken.h5.json").read_text())
+    with pytest.raises(ModelDescriptionError, match="cannot be loaded as a Keras model"):
+        CrystalClassifier.load(broken_archive)  # a zip that is no model: Keras says why
+
+
+def zip_of(files: dict[str, str]) -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return buffer.getvalue()
 
 
 def test_a_model_with_code_in_a_lambda_layer_is_refused_without_running_it(tmp_path):

@@ -176,7 +176,7 @@ MODEL_CASES = [
     Case("classifier file missing", (*ANALYZE, "--model", "{sandbox}/absent.keras"), EXIT_MODEL,
          r"model: .*absent\.keras"),
     Case("classifier file of random bytes", (*ANALYZE, "--model", "{sandbox}/random.keras"), EXIT_MODEL,
-         r"model: .*random\.keras", lambda sandbox: (
+         r"model: .*random\.keras: cannot be loaded as a Keras model: it is neither", lambda sandbox: (
              (sandbox / "random.keras").write_bytes(np.random.default_rng(2).bytes(4096)),
              (sandbox / "random.keras.json").write_text(json.dumps({"class_order": ["AA", "PES", "RES", "RA/SA"],
                                                                    "input_size": 64})))),

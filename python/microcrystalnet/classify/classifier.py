@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +61,13 @@ def _card_for_path(path: Path) -> ModelCard:
                      patch_mask_background=masked)
 
 
+def _is_keras_file(path: Path) -> bool:
+    """Whether ``path`` has the container of a Keras model file (a zip: ``.keras``; HDF5: ``.h5``)."""
+    import h5py
+
+    return zipfile.is_zipfile(path) or h5py.is_hdf5(path)
+
+
 def _load_keras_model(path: Path) -> object:
     """The Keras model in ``path`` (imports TensorFlow); a typed error for a file Keras refuses."""
     keras = import_keras()
@@ -106,6 +114,9 @@ class CrystalClassifier:
         if not path.is_file():
             raise ModelDescriptionError(
                 f"{model!r} is neither a known model ({', '.join(MODEL_CARDS)}) nor an existing file")
+        if not _is_keras_file(path):
+            raise ModelDescriptionError(f"{path}: cannot be loaded as a Keras model: it is neither a .keras archive "
+                                        "(zip) nor an HDF5 (.h5) file")
         return _card_for_path(path), path
 
     @classmethod
