@@ -12,9 +12,9 @@ with its models loaded (1.52 GB), on synthetic 8-bit scenes with the default set
 
 * watershed segmentation and the default preprocessing chain: ``PER_PIXEL_BYTES`` per pixel
   (the image, its float32 preprocessed copy, the segmentation's distance map and labels, and
-  skimage's watershed, which works on a padded float64 copy) plus ``FIXED_BYTES`` (TensorFlow's
-  working memory on the first prediction). Both are rounded up: the estimate exceeds the
-  measurements by 7-25 %;
+  skimage's watershed, which works on a padded float64 copy) plus ``FIXED_BYTES`` (the classifier's
+  working memory on the first prediction, measured when TensorFlow ran it; in torch, by batches of
+  16 patches, it needs less). Both are rounded up: the estimate exceeded the measurements by 7-25 %;
 * the other settings add what their models need at any image size: SAM's weights and image
   encoder on one 1024 px tile (``SAM_MODEL_BYTES``; prompt mode also runs the watershed segmenter
   for its prompts): 3.0 GB measured for vit_b on the CPU (0.38 GB of weights); vit_l and vit_h
