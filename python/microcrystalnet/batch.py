@@ -61,7 +61,7 @@ BATCH_IMAGES_NAME = "batch_images.csv"
 BATCH_ERRORS_NAME = "batch_errors.csv"
 #: the files a batch writes into OUT beside the result folders
 BATCH_FILE_NAMES = (BATCH_RESULTS_NAME, BATCH_IMAGES_NAME, BATCH_ERRORS_NAME, *BATCH_REPORT_FILE_NAMES, LOCK_NAME)
-#: memory one worker process needs (TensorFlow, the classifier, a 2048 x 2048 image at work)
+#: memory one worker process needs (its frameworks, the models, a 2048 x 2048 image at work)
 WORKER_MEMORY_GB = 3.0
 
 
@@ -367,7 +367,7 @@ def _run_on_dask(images: Sequence[Path], out: Path, config_json: str, overlay: b
         cluster = None
     else:
         count = workers or default_worker_count()
-        # one thread per worker: TensorFlow and NumPy use the cores inside each task already
+        # one thread per worker: torch and NumPy use the cores inside each task already
         with _workers_ignore_ctrl_c():
             cluster = LocalCluster(n_workers=count, threads_per_worker=1, processes=True, dashboard_address=None,
                                    memory_limit=0)

@@ -3,8 +3,8 @@
 A long-lived process (the Fiji command's resident worker, :mod:`microcrystalnet.fiji_worker`, or
 the Python session that started ImageJ, :class:`microcrystalnet.imagej.InProcessAnalysis`) asks
 :class:`ModelCache` for the models of each analysis; a second image with the same model settings
-loads nothing. Loading the classifier (TensorFlow), the learned segmenter or SAM (PyTorch) takes
-seconds; the analysis of one image often takes less.
+loads nothing. Loading the classifier, the learned segmenter or SAM (PyTorch; Keras for a classifier
+file torch cannot run) takes seconds; the analysis of one image often takes less.
 
 A setting that names a file (a Keras classifier, a segmenter model, a SAM checkpoint, a Noise2Void
 model) identifies it by its resolved path and modification time, so a model file retrained in
