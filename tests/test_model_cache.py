@@ -29,6 +29,22 @@ def test_a_second_analysis_with_the_same_model_settings_loads_nothing(model_dir_
         shutil.rmtree(folder.parent)
 
 
+def test_a_wrong_classifier_file_fails_before_any_model_loads(model_dir_env, tmp_path):
+    import pytest
+
+    from microcrystalnet.classify import ModelDescriptionError
+
+    loaded: list[str] = []
+    cache = ModelCache(on_load=loaded.append)
+    broken = tmp_path / "broken.keras"
+    broken.write_bytes(b"not a model")
+    broken.with_name("broken.keras.json").write_text(json.dumps({"class_order": ["RES", "PES", "AA", "RA/SA"],
+                                                                  "input_size": 64}))
+    with pytest.raises(ModelDescriptionError, match="broken.keras: cannot be loaded"):
+        cache.models(AnalysisConfig.from_dict({"classify": {"model": str(broken)}}))
+    assert loaded == [] and cache.loads == 0  # the segmenter was not loaded first
+
+
 def test_the_segmenter_of_other_settings_reuses_its_model_and_keeps_its_own_settings(model_dir_env):
     cache = ModelCache()
     learned = cache.segmenter(AnalysisConfig().segment)
