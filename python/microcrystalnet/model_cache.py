@@ -88,8 +88,11 @@ class ModelCache:
     def models(self, config: AnalysisConfig, download: bool = True) -> Any:
         """The classifier, segmenter and Noise2Void model (if the settings run one) of ``config``,
         as :class:`microcrystalnet.pipeline.AnalysisModels`."""
+        from .classify import CrystalClassifier
         from .pipeline import AnalysisModels
 
+        if model_key("classifier", (config.classify.model,)) not in self._models:
+            CrystalClassifier.locate(config.classify.model, download)  # a wrong one fails before any model loads
         n2v = self.n2v(config.preprocess.n2v_model) if config.preprocess.runs_n2v_model else None
         segmenter = self.segmenter(config.segment, download)  # before any Keras classifier: see frameworks
         return AnalysisModels(self.classifier(config.classify.model, download), segmenter, n2v)
