@@ -92,15 +92,30 @@ def test_a_network_that_is_not_a_plain_chain_runs_in_keras(tmp_path):
     assert np.abs(classifier.predict(patches) - np.asarray(network.predict_on_batch(patches))).max() < 1e-6
 
 
-def test_layer_options_torch_would_compute_differently_run_in_keras(tmp_path):
+#: layers whose options torch would compute differently (the reason the test expects in the error)
+DIFFERENT_IN_TORCH = {
+    "strided same padding": (lambda layers, x: layers.Conv2D(4, 3, strides=2, padding="same")(x), "strides"),
+    "even kernel, same padding": (lambda layers, x: layers.Conv2D(4, 2, padding="same")(x), "strides"),
+    "softmax over image channels": (lambda layers, x: layers.Activation("softmax")(layers.Conv2D(3, 3)(x)),
+                                    "softmax"),
+    "half precision": (lambda layers, x: layers.Conv2D(4, 3, dtype="mixed_float16")(x), "float16"),
+}
+
+
+@pytest.mark.parametrize("case", DIFFERENT_IN_TORCH, ids=list(DIFFERENT_IN_TORCH))
+def test_layer_options_torch_would_compute_differently_run_in_keras(tmp_path, case):
     from microcrystalnet.frameworks import import_keras
 
     keras = import_keras()
+    build, reason = DIFFERENT_IN_TORCH[case]
     inputs = keras.Input((64, 64, 1))
-    hidden = keras.layers.Conv2D(4, 3, strides=2, padding="same")(inputs)  # asymmetric padding in Keras
-    outputs = keras.layers.Dense(4, activation="softmax")(keras.layers.Flatten()(hidden))
-    path = describe(tmp_path / "strided.keras")
-    keras.Model(inputs, outputs).save(path)
-    with pytest.raises(UnsupportedNetwork, match="padding 'same' with strides"):
+    outputs = keras.layers.Dense(4, activation="softmax")(keras.layers.Flatten()(build(keras.layers, inputs)))
+    network = keras.Model(inputs, outputs)
+    path = describe(tmp_path / "different.keras")
+    network.save(path)
+    with pytest.raises(UnsupportedNetwork, match=reason):
         load_torch_network(path)
-    assert not CrystalClassifier.load(path).runs_in_torch
+    classifier = CrystalClassifier.load(path)
+    assert not classifier.runs_in_torch
+    patches = random_patches(3)
+    assert np.abs(classifier.predict(patches) - np.asarray(network.predict_on_batch(patches))).max() < 1e-3

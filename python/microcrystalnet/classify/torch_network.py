@@ -9,9 +9,10 @@ layer or option not listed here (e.g. the keras.applications baselines) stay wit
 (:class:`UnsupportedNetwork`, then the caller loads the file with Keras).
 
 Supported: a chain of layers, each taking the previous one's output, of the classes InputLayer,
-Conv2D (stride any, padding ``valid``, or ``same`` with stride 1), Dense, BatchNormalization,
-MaxPooling2D (``valid``), Flatten, Dropout, ReLU, Activation and MicroCrystalNet's
-NormalizedSparseReduction, channels last, activations linear / relu / sigmoid / tanh / softmax.
+Conv2D (stride any, padding ``valid``, or ``same`` with stride 1 and odd kernels), Dense,
+BatchNormalization, MaxPooling2D (``valid``), Flatten, Dropout, ReLU, Activation and
+MicroCrystalNet's NormalizedSparseReduction, channels last, float32, activations linear / relu /
+sigmoid / tanh, and softmax on the last (feature) axis.
 Anything else, or a weight of an unexpected shape, raises :class:`UnsupportedNetwork` rather than
 computing something else: the predictions equal Keras' to float rounding (tests compare both on
 the reference model and on a MicroCrystalNet).
@@ -102,16 +103,16 @@ def _chain(config: dict) -> list[dict]:
     if kind != "Sequential":
         for previous, layer in zip(layers, layers[1:]):
             if _inbound_names(layer) != [previous["config"]["name"]]:
-                raise UnsupportedNetwork(f"layer {layer['config']['name']!r} does not take only the previous layer's output")
+                raise UnsupportedNetwork(f"layer {layer['config']['name']!r} takes more than the previous layer")
     return layers
 
 
 def _input_shape(layers: list[dict]) -> tuple[int | None, ...]:
-    """The network's input shape (batch axis first, as Keras' ``input_shape``)."""
-    first = layers[0]["config"]
-    shape = first.get("batch_shape") or first.get("batch_input_shape")
-    if layers[0]["class_name"] != "InputLayer" or shape is None:
-        shape = first.get("batch_input_shape") or layers[0].get("build_config", {}).get("input_shape")
+    """The network's input shape (batch axis first, as Keras' ``input_shape``): the input layer's,
+    else the first layer's (a legacy Sequential model without an input layer)."""
+    first = layers[0]
+    shape = (first["config"].get("batch_shape") or first["config"].get("batch_input_shape")
+             or first.get("build_config", {}).get("input_shape"))
     if shape is None:
         raise UnsupportedNetwork("the file does not state the network's input shape")
     return tuple(shape)
@@ -123,9 +124,10 @@ def _expect(weights: list[Array], shapes: list[tuple[int, ...]], name: str) -> l
     return [np.ascontiguousarray(weight, np.float32) for weight in weights]
 
 
-def _activation(name: str) -> Any:
-    if name not in _ACTIVATIONS:
-        raise UnsupportedNetwork(f"activation {name!r}")
+def _activation(name: str, shape: tuple[int, ...]) -> Any:
+    """The activation ``name`` on a tensor of ``shape`` (channels last, no batch axis)."""
+    if name not in _ACTIVATIONS or (name == "softmax" and len(shape) != 1):  # images here are NCHW
+        raise UnsupportedNetwork(f"activation {name!r} on a {len(shape) + 1}-d tensor")
     return {"linear": torch.nn.Identity(), "relu": torch.nn.ReLU(inplace=True), "sigmoid": torch.nn.Sigmoid(),
             "tanh": torch.nn.Tanh(), "softmax": torch.nn.Softmax(dim=-1)}[name]
 
@@ -136,13 +138,16 @@ def _module(layer: dict, weights: list[Array], shape: tuple[int, ...]) -> tuple[
     kind, config, name = layer["class_name"], layer["config"], layer["config"]["name"]
     if config.get("data_format", "channels_last") != "channels_last":
         raise UnsupportedNetwork(f"layer {name!r}: data format {config['data_format']!r}")
+    dtype = config.get("dtype", "float32")
+    if (dtype.get("config", {}).get("name") if isinstance(dtype, dict) else dtype) not in ("float32", None):
+        raise UnsupportedNetwork(f"layer {name!r}: computes in {dtype}, not float32")
     if kind in ("InputLayer", "Dropout"):
         return [], shape
     if kind == "Conv2D":
         if len(shape) != 3 or config.get("groups", 1) != 1 or tuple(config.get("dilation_rate", (1, 1))) != (1, 1):
             raise UnsupportedNetwork(f"layer {name!r}: grouped or dilated convolution")
         (kh, kw), strides, padding = config["kernel_size"], tuple(config["strides"]), config["padding"]
-        if padding not in ("valid", "same") or (padding == "same" and strides != (1, 1)):
+        if padding not in ("valid", "same") or (padding == "same" and (strides != (1, 1) or not kh % 2 or not kw % 2)):
             raise UnsupportedNetwork(f"layer {name!r}: padding {padding!r} with strides {strides}")
         filters, bias = config["filters"], config.get("use_bias", True)
         arrays = _expect(weights, [(kh, kw, shape[2], filters)] + [(filters,)] * bias, name)
@@ -154,7 +159,8 @@ def _module(layer: dict, weights: list[Array], shape: tuple[int, ...]) -> tuple[
             height, width = shape[0], shape[1]
         else:
             height, width = (shape[0] - kh) // strides[0] + 1, (shape[1] - kw) // strides[1] + 1
-        return [conv, _activation(config.get("activation", "linear"))], (height, width, filters)
+        out = (height, width, filters)
+        return [conv, _activation(config.get("activation", "linear"), out)], out
     if kind == "MaxPooling2D":
         pool, strides = tuple(config["pool_size"]), tuple(config.get("strides") or config["pool_size"])
         if config.get("padding", "valid") != "valid" or len(shape) != 3:
@@ -172,7 +178,7 @@ def _module(layer: dict, weights: list[Array], shape: tuple[int, ...]) -> tuple[
         dense.weight.data = torch.from_numpy(arrays[0].T.copy())
         if bias:
             dense.bias.data = torch.from_numpy(arrays[1])
-        return [dense, _activation(config.get("activation", "linear"))], (units,)
+        return [dense, _activation(config.get("activation", "linear"), (units,))], (units,)
     if kind == "BatchNormalization":
         axis = config.get("axis", -1)
         axis = axis[0] if isinstance(axis, list) and len(axis) == 1 else axis
@@ -182,7 +188,8 @@ def _module(layer: dict, weights: list[Array], shape: tuple[int, ...]) -> tuple[
         arrays = _expect(weights, [(channels,)] * (scale + center + 2), name)
         gamma = arrays.pop(0) if scale else np.ones(channels, np.float32)
         beta = arrays.pop(0) if center else np.zeros(channels, np.float32)
-        return [_Affine(*_normalisation(arrays[0], arrays[1], float(config["epsilon"]), gamma, beta), len(shape))], shape
+        scale_and_offset = _normalisation(arrays[0], arrays[1], float(config["epsilon"]), gamma, beta)
+        return [_Affine(*scale_and_offset, len(shape))], shape
     if kind == "NormalizedSparseReduction":
         if len(shape) != 1:
             raise UnsupportedNetwork(f"layer {name!r}: on a {len(shape) + 1}-d tensor")
@@ -197,7 +204,7 @@ def _module(layer: dict, weights: list[Array], shape: tuple[int, ...]) -> tuple[
             raise UnsupportedNetwork(f"layer {name!r}: a ReLU with a limit, slope or threshold")
         return [nn.ReLU(inplace=True)], shape
     if kind == "Activation":
-        return [_activation(config["activation"])], shape
+        return [_activation(config["activation"], shape)], shape
     raise UnsupportedNetwork(f"layer {name!r} of class {kind}")
 
 
