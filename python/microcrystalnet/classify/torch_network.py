@@ -26,6 +26,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 
 from ..frameworks import import_torch
@@ -58,21 +59,18 @@ def _layer_weights_keras(weights: Any, name: str) -> list[Array]:
     return []
 
 
-def _read_file(path: Path) -> tuple[dict, list[list[Array]]]:
-    """The model configuration and each layer's weights, from a ``.h5`` or ``.keras`` file."""
-    import h5py
-
+def _read_file(path: Path) -> tuple[list[dict], list[list[Array]]]:
+    """The model's layers (configurations, in order) and each one's weights, from a ``.h5`` or
+    ``.keras`` file."""
     try:
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as archive:
-                config = json.loads(archive.read("config.json"))
+                layers = _chain(json.loads(archive.read("config.json")))
                 with h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r") as weights:
-                    layers = _chain(config)
-                    return config, [_layer_weights_keras(weights, layer["config"]["name"]) for layer in layers]
+                    return layers, [_layer_weights_keras(weights, layer["config"]["name"]) for layer in layers]
         with h5py.File(path, "r") as file:
-            config = json.loads(file.attrs["model_config"])
-            layers = _chain(config)
-            return config, [_layer_weights_h5(file["model_weights"], layer["config"]["name"]) for layer in layers]
+            layers = _chain(json.loads(file.attrs["model_config"]))
+            return layers, [_layer_weights_h5(file["model_weights"], layer["config"]["name"]) for layer in layers]
     except UnsupportedNetwork:
         raise
     except Exception as error:  # noqa: BLE001  any unreadable file: Keras then reports it in its words
@@ -248,8 +246,7 @@ def load_torch_network(path: str | Path) -> tuple[Any, tuple[int | None, ...]]:
     states it (``(None, size, size, 1)``). The module takes float32 (N, size, size, 1) and returns
     the model's outputs (N, classes). Raises :class:`UnsupportedNetwork` for anything it cannot
     run exactly as Keras does."""
-    config, weights = _read_file(Path(path))
-    layers = _chain(config)
+    layers, weights = _read_file(Path(path))
     input_shape = _input_shape(layers)
     if len(input_shape) != 4 or any(size is None for size in input_shape[1:]):
         raise UnsupportedNetwork(f"input shape {input_shape}: expected (None, height, width, channels)")
