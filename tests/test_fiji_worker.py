@@ -102,3 +102,32 @@ def test_the_worker_answers_reports_errors_cancels_and_exits_when_its_input_clos
         assert worker.wait(30) == 0
     finally:
         worker.kill()
+
+
+def test_a_worker_whose_input_closes_leaves_no_temporary_folder_of_its_models(model_dir_env, small_scene, tmp_path,
+                                                                              n2v_model_trained_by_cli):
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    worker = subprocess.Popen([sys.executable, "-m", "microcrystalnet", "worker"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              env={**os.environ, "TMPDIR": str(temporary)})
+    try:
+        assert worker.stdout.readline().decode().split()[0] == "MCN-READY"
+        pixels = small_scene.image
+        header = {"command": "denoise", "id": 1, "title": "scene.tif", "width": pixels.shape[1],
+                  "height": pixels.shape[0], "bit_depth": 8, "pixel_width": 40, "unit": "nm",
+                  "model": str(n2v_model_trained_by_cli), "tile_size": 256, "palette": False}
+        worker.stdin.write(request_bytes(header, pixels.tobytes()))
+        worker.stdin.flush()
+        lines = answer(worker)
+        assert lines[-1].startswith("MCN-RESULT "), lines
+        denoised = Path(lines[-1].split(" ", 1)[1])
+        assert denoised.is_file()
+        shutil.rmtree(denoised.parent)  # the denoised image's folder belongs to the caller
+        assert [path.name for path in temporary.iterdir() if path.name.startswith("microcrystalnet-n2v-")]
+        worker.stdin.close()  # ImageJ quits
+        assert worker.wait(60) == 0
+        ours = [path.name for path in temporary.iterdir() if path.name.startswith("microcrystalnet-")]
+        assert ours == []  # the loaded model's careamics folder is gone too (torch's own caches may stay)
+    finally:
+        worker.kill()

@@ -201,8 +201,11 @@ def serve(requests: IO[bytes], replies: IO[str], is_model_error: Callable[[BaseE
             log.error("worker: %s; stopping", error)
         finally:
             log.info("worker: input closed, exiting")
-            logging.shutdown()
-            os._exit(0)
+            try:
+                worker.analysis.models.close()  # os._exit runs no finalizer: temporary folders go now
+            finally:
+                logging.shutdown()
+                os._exit(0)
 
     threading.Thread(target=read_requests, name="MicroCrystalNet requests", daemon=True).start()
     worker.reply("READY", str(os.getpid()))

@@ -64,6 +64,15 @@ class ModelCache:
             self.loads += 1
         return self._models[key]
 
+    def close(self) -> None:
+        """Close every model that holds something outside this process's memory (a Noise2Void
+        model's temporary folder, a Noise2Void worker process) and forget all models."""
+        for model in self._models.values():
+            close = getattr(model, "close", None)
+            if callable(close):
+                close()
+        self._models.clear()
+
     def classifier(self, model: str, download: bool = True) -> Any:
         """The crystal classifier ``model`` (a registered name or a Keras file)."""
         from .classify import CrystalClassifier

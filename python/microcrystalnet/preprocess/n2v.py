@@ -62,9 +62,9 @@ class Noise2VoidModel:
         self.source = source
         #: preprocessing steps its training images went through before it (empty: raw images)
         self.trained_after = trained_after
-        if temporary_work is not None:
-            # careamics' logs and checkpoints: ours to remove once the model is gone (or at exit)
-            weakref.finalize(self, shutil.rmtree, temporary_work, ignore_errors=True)
+        # careamics' logs and checkpoints: ours to remove once the model is gone, at exit or on close()
+        self._remove_work = (None if temporary_work is None
+                             else weakref.finalize(self, shutil.rmtree, temporary_work, ignore_errors=True))
 
     @classmethod
     def load(cls, path: str | Path) -> "Noise2VoidModel":
@@ -85,6 +85,12 @@ class Noise2VoidModel:
             raise Noise2VoidModelError(f"{path} is not a Noise2Void model careamics can load (a bioimage.io zip "
                                        f"exported by careamics, or a careamics .ckpt): {str(error)[:300]}") from error
         return cls(careamist, path, _read_training_record(path).get("trained_after", ()), temporary_work=work)
+
+    def close(self) -> None:
+        """Remove the temporary folder careamics works in (a process that ends by ``os._exit``, as
+        the Fiji worker does, runs no finalizer); the model cannot denoise after this."""
+        if self._remove_work is not None:
+            self._remove_work()
 
     def denoise(self, image: Array, tile_px: int = 256, overlap_px: int = 48) -> Array:
         """Denoise ``image`` (float (Y, X) in [0, 1]) tile by tile; returns float32 in [0, 1]."""
