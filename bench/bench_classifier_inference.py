@@ -63,6 +63,11 @@ def microcrystalnet_file(folder: Path) -> Path:
     return path
 
 
+def spread(values: list[float]) -> str:
+    """Median (min-max) of ``values``."""
+    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+
+
 def run_child(engine: str, model: Path, patches: int, batches: str, saved: Path) -> dict:
     launched = time.time()
     done = subprocess.run([sys.executable, "-c", CHILD, engine, str(model), str(patches), batches, str(saved)],
@@ -93,8 +98,6 @@ def main() -> None:
                                                      Path(folder) / f"{engine}.npy"))
             difference = np.abs(np.load(Path(folder) / "keras.npy") - np.load(Path(folder) / "torch.npy")).max()
             for engine, runs in results.items():
-                def spread(values: list[float]) -> str:
-                    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
                 print(f"| {name} | {engine} | {spread([r['to_first'] for r in runs])} "
                       f"| {spread([r['warm']['256'] for r in runs])} | {spread([r['warm']['16'] for r in runs])} "
                       f"| {statistics.median(r['rss_mb'] for r in runs):.0f} | {runs[0]['tensorflow']} "

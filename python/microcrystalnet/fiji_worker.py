@@ -3,7 +3,8 @@
 Fiji (ImageJ's own JVM, no Python in it) starts ``python -m microcrystalnet worker`` on the first
 analysis and sends it every image after that (``ResidentBackend.java``); loaded models stay in
 the worker's :class:`microcrystalnet.model_cache.ModelCache`, so only the first image (or the
-first with other model settings) pays for starting Python and loading PyTorch and the models. The worker ends when its standard input closes, i.e. when ImageJ quits or dies.
+first with other model settings) pays for starting Python and loading PyTorch and the models.
+The worker ends when its standard input closes, i.e. when ImageJ quits or dies.
 
 Protocol (UTF-8 lines; pixels as raw bytes; nothing touches the disk on the way in):
 

@@ -34,7 +34,9 @@ from ..frameworks import import_torch
 torch = import_torch()
 nn = torch.nn
 Array = np.ndarray
-_ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax")
+#: Keras' activation names and the torch modules that compute them
+_ACTIVATIONS = {"linear": nn.Identity, "relu": lambda: nn.ReLU(inplace=True), "sigmoid": nn.Sigmoid,
+                "tanh": nn.Tanh, "softmax": lambda: nn.Softmax(dim=-1)}
 
 
 class UnsupportedNetwork(ValueError):
@@ -49,14 +51,15 @@ def _layer_weights_h5(weights: Any, name: str) -> list[Array]:
     return [np.asarray(group[weight_name]) for weight_name in group.attrs.get("weight_names", [])]
 
 
-def _layer_weights_keras(weights: Any, name: str) -> list[Array]:
-    """The weights of layer ``name`` in a ``.keras`` file's ``model.weights.h5``, in Keras' order
-    (trainable first; its groups are named by layer class, each ``vars`` group names its layer)."""
+def _weights_by_layer_keras(weights: Any) -> dict[str, list[Array]]:
+    """Each layer's weights in a ``.keras`` file's ``model.weights.h5``, by layer name, in Keras'
+    order (trainable first; its groups are named by layer class, each ``vars`` group names its layer)."""
+    by_layer = {}
     for group in weights["layers"].values():
         variables = group.get("vars")
-        if variables is not None and variables.attrs.get("name") == name:
-            return [np.asarray(variables[str(index)]) for index in range(len(variables))]
-    return []
+        if variables is not None and "name" in variables.attrs:
+            by_layer[variables.attrs["name"]] = [np.asarray(variables[str(index)]) for index in range(len(variables))]
+    return by_layer
 
 
 def _read_file(path: Path) -> tuple[list[dict], list[list[Array]]]:
@@ -67,7 +70,8 @@ def _read_file(path: Path) -> tuple[list[dict], list[list[Array]]]:
             with zipfile.ZipFile(path) as archive:
                 layers = _chain(json.loads(archive.read("config.json")))
                 with h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r") as weights:
-                    return layers, [_layer_weights_keras(weights, layer["config"]["name"]) for layer in layers]
+                    by_layer = _weights_by_layer_keras(weights)
+                return layers, [by_layer.get(layer["config"]["name"], []) for layer in layers]
         with h5py.File(path, "r") as file:
             layers = _chain(json.loads(file.attrs["model_config"]))
             return layers, [_layer_weights_h5(file["model_weights"], layer["config"]["name"]) for layer in layers]
@@ -126,8 +130,7 @@ def _activation(name: str, shape: tuple[int, ...]) -> Any:
     """The activation ``name`` on a tensor of ``shape`` (channels last, no batch axis)."""
     if name not in _ACTIVATIONS or (name == "softmax" and len(shape) != 1):  # images here are NCHW
         raise UnsupportedNetwork(f"activation {name!r} on a {len(shape) + 1}-d tensor")
-    return {"linear": torch.nn.Identity(), "relu": torch.nn.ReLU(inplace=True), "sigmoid": torch.nn.Sigmoid(),
-            "tanh": torch.nn.Tanh(), "softmax": torch.nn.Softmax(dim=-1)}[name]
+    return _ACTIVATIONS[name]()
 
 
 def _module(layer: dict, weights: list[Array], shape: tuple[int, ...]) -> tuple[list[Any], tuple[int, ...]]:
