@@ -15,6 +15,7 @@ import torch
 from microcrystalnet.config import AnalysisConfig, ConfigError, SegmentConfig
 from microcrystalnet.segment import LearnedSegmenter, make_segmenter, segment_crystals
 from microcrystalnet.segment.learned.inference import (class_probabilities, crystal_instances, crystal_scores,
+                                                       inference_network,
                                                        median_diameter_px, normalized,
                                                        rotation_averaged_probabilities, segment_with_model, tile_spans)
 from microcrystalnet.segment.learned.model_file import (SegmenterModel, SegmenterModelError, WatershedThresholds,
@@ -67,6 +68,27 @@ def test_prediction_runs_a_faster_network_with_the_trained_networks_output():
     batch_norms = [module for module in model.network.modules() if isinstance(module, torch.nn.BatchNorm2d)]
     assert len(batch_norms) == 18  # the model's own network is left as it is
     assert not any(isinstance(module, torch.nn.BatchNorm2d) for module in model.network.fused_for_inference().modules())
+
+
+def test_the_network_for_prediction_is_made_once_and_again_after_its_weights_change():
+    """The fused copy is kept between images, never past a change of the weights (a training
+    step, weights loaded): a stale copy would segment with the old ones."""
+    model, other = random_model(0), random_model(1)
+    image = np.random.default_rng(3).random((96, 160)).astype(np.float32)
+    before = class_probabilities(model, image)
+    assert inference_network(model.network) is inference_network(model.network)
+    model.network.load_state_dict(other.network.state_dict())
+    np.testing.assert_allclose(class_probabilities(model, image), class_probabilities(other, image), atol=1e-6)
+    assert not np.allclose(class_probabilities(model, image), before, atol=1e-3)
+    optimizer = torch.optim.SGD(model.network.parameters(), lr=0.5)
+    model.network.train()
+    optimizer.zero_grad()
+    model.network(torch.from_numpy(image)[None, None]).square().mean().backward()
+    optimizer.step()
+    model.network.eval()
+    with torch.no_grad():
+        expected = torch.softmax(model.network(torch.from_numpy(image)[None, None]), 1)[0].numpy()
+    np.testing.assert_allclose(class_probabilities(model, image), expected, atol=1e-4)
 
 
 def test_prediction_does_not_depend_on_turning_the_image_by_180_degrees():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import weakref
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -18,6 +19,7 @@ from skimage.transform import rescale, resize
 
 from ...frameworks import import_torch
 from .model_file import SegmenterModel, WatershedThresholds
+from .network import CrystalUNet
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +61,37 @@ def tile_spans(size_px: int, *, tile_px: int, margin_px: int, multiple: int = 1)
     return [(start, min(start + step, size_px)) for start in range(0, size_px, step)]
 
 
+#: each network's copy for prediction, with the versions of the weights it was made from
+_INFERENCE_NETWORKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def inference_network(network: CrystalUNet) -> CrystalUNet:
+    """``network``'s copy for prediction (:meth:`~.network.CrystalUNet.fused_for_inference`),
+    made once per network and made again when any of its tensors changed (training,
+    ``load_state_dict``, a tensor replaced: torch counts each tensor's changes in place; a network
+    made under ``torch.inference_mode`` keeps no counts and is copied every time). The copy took
+    0.07 s, four times per image (two orientations, the contrast judgement's two tiles): 0.3 s of
+    the 2.4 s a 1024-px image took (BENCHMARKS.md, "Learned segmenter: speed")."""
+    tensors = (*network.parameters(), *network.buffers())
+    if any(tensor.is_inference() for tensor in tensors):  # made under torch.inference_mode: no counts kept
+        return network.fused_for_inference()
+    versions = tuple((id(tensor), tensor._version) for tensor in tensors)
+    made = _INFERENCE_NETWORKS.get(network)
+    if made is None or made[0] != versions:
+        made = versions, network.fused_for_inference()
+        _INFERENCE_NETWORKS[network] = made
+    return made[1]
+
+
 @torch.no_grad()
 def class_probabilities(model: SegmenterModel, image: Array, *, tile_px: int = TILE_PX,
                         margin_px: int = TILE_MARGIN_PX) -> Array:
     """Softmax probabilities (3, Y, X) float32 of a normalised float image at working scale,
     computed in tiles of ``tile_px`` with ``margin_px`` of context on each side (by the model's
-    network :meth:`~.network.CrystalUNet.fused_for_inference`). The image is padded once to the
-    network's size multiple, so tiles see what the whole image would show them."""
-    network = model.network.fused_for_inference()
+    network :meth:`~.network.CrystalUNet.fused_for_inference`, :func:`inference_network`). The
+    image is padded once to the network's size multiple, so tiles see what the whole image would
+    show them."""
+    network = inference_network(model.network)
     multiple = network.size_multiple
     height, width = image.shape
     pad_y, pad_x = -height % multiple, -width % multiple
