@@ -24,7 +24,8 @@ from typing import Literal, get_args
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage.draw import polygon
+
+from ..polygon_fill import filled_polygon
 
 Array = np.ndarray
 
@@ -85,8 +86,8 @@ def labels_from_via_json(path: str | Path, image_name: str, shape: tuple[int, in
     regions = entry.get("regions", [])
     for number, region in enumerate(regions.values() if isinstance(regions, dict) else regions, start=1):
         shape_attributes = region.get("shape_attributes", {})
-        rows, cols = polygon(np.asarray(shape_attributes.get("all_points_y", []), float),
-                             np.asarray(shape_attributes.get("all_points_x", []), float), shape=shape)
+        rows, cols = filled_polygon(np.asarray(shape_attributes.get("all_points_y", []), float),
+                                    np.asarray(shape_attributes.get("all_points_x", []), float), shape=shape)
         labels[rows, cols] = number
     return labels
 

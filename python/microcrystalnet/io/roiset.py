@@ -13,7 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import roifile
-from skimage.draw import ellipse, polygon
+from skimage.draw import ellipse
+
+from ..polygon_fill import filled_polygon
 
 Array = np.ndarray
 
@@ -46,7 +48,7 @@ def _roi_pixels(roi: roifile.ImagejRoi, shape: tuple[int, int]) -> tuple[Array, 
         return ellipse(centre_r, centre_c, (roi.bottom - roi.top) / 2, (roi.right - roi.left) / 2, shape=shape)
     xy = roi.coordinates()
     # pixel (r, c) has its centre at (c + 0.5, r + 0.5) in ImageJ's coordinates
-    return polygon(xy[:, 1] - 0.5, xy[:, 0] - 0.5, shape=shape)
+    return filled_polygon(xy[:, 1] - 0.5, xy[:, 0] - 0.5, shape=shape)
 
 
 def read_reference_crystals(path: str | Path, shape: tuple[int, int]) -> ReferenceCrystals:

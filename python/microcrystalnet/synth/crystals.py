@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage.draw import polygon as fill_polygon
 
 from ..classes import CLASS_CODES
+from ..polygon_fill import filled_polygon
 from .spec import SceneSpec
 
 Array = np.ndarray
@@ -114,7 +114,7 @@ def mask_in_box(vertices: Array, box: Box) -> Array:
     """Boolean mask of a polygon (image (row, col) vertices) inside ``box``."""
     height = box[0].stop - box[0].start
     width = box[1].stop - box[1].start
-    rows, cols = fill_polygon(vertices[:, 0] - box[0].start, vertices[:, 1] - box[1].start, (height, width))
+    rows, cols = filled_polygon(vertices[:, 0] - box[0].start, vertices[:, 1] - box[1].start, (height, width))
     mask = np.zeros((height, width), bool)
     mask[rows, cols] = True
     return mask
