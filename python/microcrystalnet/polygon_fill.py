@@ -49,9 +49,13 @@ def filled_polygon(rows: Array, cols: Array, shape: tuple[int, int] | None = Non
         crossing = (x0 * y1 - x1 * y0) / (y1 - y0)  # where the edge meets the row, seen from each pixel
         crossed = np.concatenate((straddles_right[row, edge][:, None] & (crossing > 0),
                                   straddles_left[row, edge][:, None] & (crossing < 0)), axis=1)
-        starts = np.flatnonzero(np.diff(row, prepend=-1))
-        odd = np.bitwise_xor.reduceat(crossed, starts, axis=0)  # per row: right, then left crossings
-        inside[row[starts]] = odd[:, :len(x)] | odd[:, len(x):]  # inside, or on an edge (parities differ)
+        # crossings per row (right, then left), counted modulo 256 (enough for their parity)
+        counted = np.cumsum(crossed, axis=0, dtype=np.uint8)
+        ends = np.flatnonzero(np.diff(row, append=row[-1] + 1))
+        per_row = counted[ends]
+        per_row[1:] -= counted[ends[:-1]]
+        odd = (per_row & 1).astype(bool)
+        inside[row[ends]] = odd[:, :len(x)] | odd[:, len(x):]  # inside, or on an edge (parities differ)
     vertex_rows, vertex_cols = np.rint(r).astype(np.intp), np.rint(c).astype(np.intp)
     is_vertex = ((np.abs(r - vertex_rows) < VERTEX_TOLERANCE) & (np.abs(c - vertex_cols) < VERTEX_TOLERANCE)
                  & (vertex_rows >= min_r) & (vertex_rows <= max_r) & (vertex_cols >= min_c) & (vertex_cols <= max_c))
