@@ -17,13 +17,14 @@ PSNR 30.0 dB against 28.1 dB for a model trained on the raw images (BENCHMARKS.m
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import shutil
 import tempfile
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -79,7 +80,8 @@ class Noise2VoidModel:
             if path.suffix == ".ckpt":
                 careamist = careamics.CAREamist(checkpoint_path=path, work_dir=work, enable_progress_bar=False)
             else:
-                careamist = careamics.CAREamist(bmz_path=path, work_dir=work, enable_progress_bar=False)
+                with _temporary_files_in(work):  # where bioimage.io unzips the model
+                    careamist = careamics.CAREamist(bmz_path=path, work_dir=work, enable_progress_bar=False)
         except Exception as error:  # careamics/bioimageio raise many types for foreign or broken files
             shutil.rmtree(work, ignore_errors=True)
             raise Noise2VoidModelError(f"{path} is not a Noise2Void model careamics can load (a bioimage.io zip "
@@ -115,6 +117,21 @@ class Noise2VoidModel:
                                 "(careamics). Input: gray image scaled to [0, 1].",
             data_description="Secondary-electron SEM images, gray, scaled to [0, 1].")
         return path
+
+
+@contextlib.contextmanager
+def _temporary_files_in(folder: Path) -> Iterator[None]:
+    """Python's temporary files and folders go into ``folder`` within this block. bioimage.io
+    unzips a model into two new temporary folders (an empty one and one with the model, 2 MB)
+    and removes neither: every analysis that denoised left them in /tmp. Inside the model's own
+    temporary folder they go with it. (``tempfile.tempdir`` is the process's: another thread
+    making a temporary file in this second would make it there.)"""
+    before = tempfile.tempdir
+    tempfile.tempdir = str(folder)
+    try:
+        yield
+    finally:
+        tempfile.tempdir = before
 
 
 def _record_path(model: Path) -> Path:
