@@ -18,11 +18,14 @@ PSNR 30.0 dB against 28.1 dB for a model trained on the raw images (BENCHMARKS.m
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import math
 import shutil
+import sys
 import tempfile
+import warnings
 import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -77,10 +80,10 @@ class Noise2VoidModel:
         careamics, _ = _careamics()
         work = Path(tempfile.mkdtemp(prefix="microcrystalnet-n2v-"))
         try:
-            if path.suffix == ".ckpt":
-                careamist = careamics.CAREamist(checkpoint_path=path, work_dir=work, enable_progress_bar=False)
-            else:
-                with _temporary_files_in(work):  # where bioimage.io unzips the model
+            with _careamics_quietly(), _temporary_files_in(work):  # where bioimage.io unzips the model
+                if path.suffix == ".ckpt":
+                    careamist = careamics.CAREamist(checkpoint_path=path, work_dir=work, enable_progress_bar=False)
+                else:
                     careamist = careamics.CAREamist(bmz_path=path, work_dir=work, enable_progress_bar=False)
         except Exception as error:  # careamics/bioimageio raise many types for foreign or broken files
             shutil.rmtree(work, ignore_errors=True)
@@ -103,20 +106,36 @@ class Noise2VoidModel:
         overlap = tuple(min(overlap_px, max(t // 2 - 1, 0)) // 2 * 2 for t in tile) if tile else None
         # num_workers=0: the image is in memory already, and forking DataLoader workers deadlocks in a
         # process that also hosts ImageJ's JVM (the in-process Fiji backend)
-        predictions, _ = self._careamist.predict(image, tile_size=tile, tile_overlap=overlap, axes="YX",
-                                                 num_workers=0)
+        with _careamics_quietly():
+            predictions, _ = self._careamist.predict(image, tile_size=tile, tile_overlap=overlap, axes="YX",
+                                                     num_workers=0)
         return np.clip(np.squeeze(predictions[0]), 0.0, 1.0).astype(np.float32)
 
     def export(self, path: str | Path, example: Array, name: str = "MicroCrystalNet Noise2Void") -> Path:
         """Save as a bioimage.io model zip (``example``: a small input image used as test data)."""
         path = Path(path)
-        self._careamist.export_to_bmz(
-            path_to_archive=path, friendly_model_name=name, input_array=np.asarray(example, np.float32),
-            authors=[{"name": "MicroCrystalNet user"}],
-            general_description="Noise2Void denoiser for SEM images of microcrystals, trained with MicroCrystalNet "
-                                "(careamics). Input: gray image scaled to [0, 1].",
-            data_description="Secondary-electron SEM images, gray, scaled to [0, 1].")
+        with _careamics_quietly(), contextlib.redirect_stdout(io.StringIO()):  # "Model description test passed."
+            self._careamist.export_to_bmz(
+                path_to_archive=path, friendly_model_name=name, input_array=np.asarray(example, np.float32),
+                authors=[{"name": "MicroCrystalNet user"}],
+                general_description="Noise2Void denoiser for SEM images of microcrystals, trained with MicroCrystalNet "
+                                    "(careamics). Input: gray image scaled to [0, 1].",
+                data_description="Secondary-electron SEM images, gray, scaled to [0, 1].")
         return path
+
+
+@contextlib.contextmanager
+def _careamics_quietly() -> Iterator[None]:
+    """careamics and the libraries under it, with only their warnings and errors logged: their
+    information (accelerators found, a tip to install a logging service, checkpoints restored,
+    statistics computed) and their warnings about their own API and settings say nothing a user
+    of this program can act on, and filled every denoising command's output, ``-q`` or not."""
+    careamics_loggers = getattr(sys.modules.get("careamics.utils.logging"), "LOGGERS", {})  # each its own level
+    for name in ["lightning.pytorch", "lightning.fabric", *careamics_loggers]:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module=r"(lightning|bioimageio|careamics)(\.|$)")
+        yield
 
 
 @contextlib.contextmanager
@@ -176,15 +195,18 @@ def train_noise2void(images: Sequence[Array], out: str | Path, steps: int = 1000
                                         patch_size=[patch, patch], batch_size=batch_size,
                                         num_epochs=max(1, math.ceil(steps / batches_per_epoch)),
                                         augmentations=["x_flip", "y_flip", "rotate_90"],
-                                        n_val_patches=validation, seed=seed + 1, num_workers=0)
+                                        n_val_patches=validation, seed=seed + 1, num_workers=0,
+                                        trainer_params={"enable_model_summary": False})  # a table of parameters
     temporary_work = None if work_dir else Path(tempfile.mkdtemp(prefix="microcrystalnet-n2v-"))
     work = Path(work_dir) if work_dir else temporary_work
     torch = import_torch()
     torch.manual_seed(seed)
-    careamist = careamics.CAREamist(config, work_dir=work, enable_progress_bar=False)
+    with _careamics_quietly():
+        careamist = careamics.CAREamist(config, work_dir=work, enable_progress_bar=False)
     model = Noise2VoidModel(careamist, None, tuple(trained_after), temporary_work=temporary_work)
     stack = [np.asarray(image, np.float32) for image in images]
-    careamist.train(train_data=stack[0] if len(stack) == 1 else _same_size_stack(stack))
+    with _careamics_quietly():
+        careamist.train(train_data=stack[0] if len(stack) == 1 else _same_size_stack(stack))
     example = stack[0][:min(256, stack[0].shape[0]), :min(256, stack[0].shape[1])]
     model.source = model.export(out, example)
     _record_path(Path(out)).write_text(json.dumps({"trained_after": list(trained_after), "steps": steps,
