@@ -117,6 +117,7 @@ def test_noise2void_trains_saves_bioimageio_reloads_and_denoises(scene, tmp_path
     assert reports[1].applied and str(archive) in reports[1].note and "caution" not in reports[1].note
     _, mismatched = preprocess(noisy, SCENE.pixel_size_um, PreprocessConfig(steps=("nlm", "n2v")), reloaded)
     assert "caution: trained on images after no step, used after ['nlm']" in mismatched[2].note
+
     def left() -> list[str]:  # but torch's own cache, one per user, which importing careamics makes
         return sorted(path.name for path in temporary_folder.iterdir() if not path.name.startswith("torchinductor_"))
 

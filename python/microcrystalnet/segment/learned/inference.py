@@ -69,9 +69,9 @@ def inference_network(network: CrystalUNet) -> CrystalUNet:
     """``network``'s copy for prediction (:meth:`~.network.CrystalUNet.fused_for_inference`),
     made once per network and made again when any of its tensors changed (training,
     ``load_state_dict``, a tensor replaced: torch counts each tensor's changes in place; a network
-    made under ``torch.inference_mode`` keeps no counts and is copied every time). The copy took
-    0.07 s, four times per image (two orientations, the contrast judgement's two tiles): 0.3 s of
-    the 2.4 s a 1024-px image took (BENCHMARKS.md, "Learned segmenter: speed")."""
+    made under ``torch.inference_mode`` keeps no counts and is copied every time). The copy takes
+    0.04-0.13 s and was made four times per image (two orientations, the contrast judgement's two
+    tiles; BENCHMARKS.md, "Learned segmenter: speed")."""
     tensors = (*network.parameters(), *network.buffers())
     if any(tensor.is_inference() for tensor in tensors):  # made under torch.inference_mode: no counts kept
         return network.fused_for_inference()
