@@ -207,8 +207,11 @@ class SamConfig(Settings):
     """Tile side for images larger than SAM's 1024-px input, px."""
 
     decoder_batch: int | None = Field(default=None, ge=1)
-    """Prompts decoded together; None: 8 on a CPU (fastest per prompt on 2 cores: 68 ms vs 80 ms
-    at 32) and 64 on a GPU."""
+    """Prompts decoded together (twice as many in automatic mode); None: 2 on a CPU and 64 on a GPU.
+    On a CPU small batches are no slower and need less memory: the mask decoder works on its own
+    copy of the image embedding for each prompt (2 cores: 105 ms per prompt at 2 to 16 in our
+    processes; 110 ms at 2 and 170 ms at 8 where freed memory goes back to the system at once,
+    see :mod:`microcrystalnet.allocator`; BENCHMARKS, "SAM")."""
 
     box_margin_fraction: float = Field(default=0.1, ge=0, le=1)
     """Prompt boxes are enlarged by this fraction of their size on every side."""

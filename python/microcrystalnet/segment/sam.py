@@ -263,7 +263,7 @@ class SamCrystalSegmenter:
         #: the judge of ``crystal_contrast: auto`` (:mod:`.contrast`): the prompter's, where it has one
         #: (the learned segmenter's); None: SAM cannot judge, the crystals are taken to be bright
         self.certainty_as_given_and_inverted = getattr(prompter, "certainty_as_given_and_inverted", None)
-        self.decoder_batch = config.decoder_batch or (8 if sam.device == "cpu" else 64)
+        self.decoder_batch = config.decoder_batch or (2 if sam.device == "cpu" else 64)
         segment_anything = import_segment_anything()
         self._predictor = segment_anything.SamPredictor(sam.model)
         self._encode = self._predictor.set_image  # SAM's image encoder (the costly part of a tile)
