@@ -49,6 +49,31 @@ def test_via_json_polygons_of_the_named_image(tmp_path):
         read_reference_labels(path, "via_json", shape=(12, 12), image_name="c.png")
 
 
+def test_via_json_rectangles_circles_and_ellipses_are_crystals_and_other_shapes_are_refused(tmp_path):
+    regions = [{"shape_attributes": {"name": "rect", "x": 1, "y": 2, "width": 3, "height": 1}},
+               {"shape_attributes": {"name": "circle", "cx": 10, "cy": 10, "r": 2}},
+               {"shape_attributes": {"name": "ellipse", "cx": 20, "cy": 5, "rx": 3, "ry": 1, "theta": 0}},
+               {"shape_attributes": {"name": "ellipse", "cx": 20, "cy": 15, "rx": 3, "ry": 1, "theta": np.pi / 2}}]
+    path = tmp_path / "via.json"
+    path.write_text(json.dumps({"_via_img_metadata": {"a": {"filename": "a.png", "regions": regions}}}))
+    labels = read_reference_labels(path, "via_json", shape=(20, 25), image_name="a.png")
+    assert np.array_equal(np.argwhere(labels == 1), [[2, 1], [2, 2], [2, 3], [2, 4], [3, 1], [3, 2], [3, 3], [3, 4]])
+    assert (labels == 2).sum() == 13 and labels[10, 8] == labels[8, 10] == 2 and labels[8, 8] == 0
+    assert np.array_equal(np.argwhere(labels == 3), [[4, 20], [5, 17], [5, 18], [5, 19], [5, 20], [5, 21], [5, 22],
+                                                       [5, 23], [6, 20]])  # long along x
+    rows, cols = np.nonzero(labels == 4)  # turned a quarter: long along y
+    assert rows.max() - rows.min() == 6 and cols.max() - cols.min() == 2
+    for bad, message in [({"name": "point", "cx": 3, "cy": 3}, "point, which outlines no area"),
+                         ({"name": "polyline", "all_points_x": [1, 5], "all_points_y": [1, 5]}, "polyline"),
+                         ({"name": "polygon", "all_points_x": [1, 5, 5], "all_points_y": [1, 1]}, "as many x as y"),
+                         ({"name": "polygon"}, "all_points_x"),
+                         ({"name": "circle", "cx": 3, "cy": 3, "r": 0}, "positive radii")]:
+        path.write_text(json.dumps({"_via_img_metadata": {"a": {"filename": "a.png", "regions": regions + [
+            {"shape_attributes": bad}]}}}))
+        with pytest.raises(ReferenceInputError, match=f"region 5 of 'a.png'.*{message}.*polygons, rectangles"):
+            read_reference_labels(path, "via_json", shape=(20, 25), image_name="a.png")
+
+
 def test_a_roiset_reference_is_drawn_on_the_prediction_size_and_rows_cut(tmp_path):
     predicted = np.zeros((20, 30), np.uint16)
     predicted[2:6, 2:6] = 7

@@ -9,7 +9,8 @@ References come in several forms, each with its own rule for what one crystal is
 - ``boundary_white``: white boundary lines between grains (gray or RGB(A); a pixel is boundary
   when the mean of its colour channels is above 127); a grain is a 4-connected component of the
   non-boundary pixels.
-- ``via_json``: VGG Image Annotator 2 polygons, one per crystal, of the image named ``image_name``.
+- ``via_json``: VGG Image Annotator 2 regions (polygons, rectangles, circles or ellipses), one
+  per crystal, of the image named ``image_name``.
 
 Every reader returns int32 (Y, X) labels, 0 background, crystals 1..N.
 """
@@ -69,8 +70,10 @@ def labels_from_boundary_white(boundaries: Array) -> Array:
 
 
 def labels_from_via_json(path: str | Path, image_name: str, shape: tuple[int, int]) -> Array:
-    """Polygons drawn in VGG Image Annotator 2 for ``image_name``, filled in file order (a later
-    polygon wins where two overlap), as int32 (Y, X) labels of ``shape``."""
+    """Regions drawn in VGG Image Annotator 2 for ``image_name`` (polygons, rectangles, circles,
+    ellipses), filled in file order (a later region wins where two overlap), as int32 (Y, X)
+    labels of ``shape``. A region of another shape (point, polyline) or without its coordinates
+    is refused with its number, not read as an empty crystal."""
     path = Path(path)
     try:
         project = json.loads(path.read_text(encoding="utf-8"))
@@ -85,11 +88,50 @@ def labels_from_via_json(path: str | Path, image_name: str, shape: tuple[int, in
     labels = np.zeros(shape, np.int32)
     regions = entry.get("regions", [])
     for number, region in enumerate(regions.values() if isinstance(regions, dict) else regions, start=1):
-        shape_attributes = region.get("shape_attributes", {})
-        rows, cols = filled_polygon(np.asarray(shape_attributes.get("all_points_y", []), float),
-                                    np.asarray(shape_attributes.get("all_points_x", []), float), shape=shape)
+        attributes = region.get("shape_attributes", {}) if isinstance(region, dict) else {}
+        try:
+            rows, cols = via_region_pixels(attributes, shape)
+        except (KeyError, TypeError, ValueError) as error:
+            raise ReferenceInputError(f"{path}: region {number} of {image_name!r} cannot be read as a crystal "
+                                      f"({error}); outline crystals as polygons, rectangles, circles or "
+                                      "ellipses") from error
         labels[rows, cols] = number
     return labels
+
+
+def via_region_pixels(attributes: dict, shape: tuple[int, int]) -> tuple[Array, Array]:
+    """Rows and columns of the pixels inside one VGG Image Annotator 2 region (its
+    ``shape_attributes``; image coordinates in pixels, x to the right, y down), within ``shape``.
+    Polygons and rectangles are filled as scikit-image fills a polygon (vertices at pixel
+    centres); circles and ellipses take the pixels whose centres lie inside (an ellipse's
+    ``theta`` turns its x axis towards y, as VIA draws it)."""
+    name = attributes.get("name", "polygon")
+    if name == "polygon":
+        xs, ys = (np.asarray(attributes[key], float) for key in ("all_points_x", "all_points_y"))
+        if xs.ndim != 1 or xs.shape != ys.shape or len(xs) < 3:
+            raise ValueError(f"a polygon needs as many x as y coordinates, at least 3, got {xs.size} and {ys.size}")
+        return filled_polygon(ys, xs, shape=shape)
+    if name == "rect":
+        x, y, width, height = (float(attributes[key]) for key in ("x", "y", "width", "height"))
+        return filled_polygon(np.array([y, y, y + height, y + height]), np.array([x, x + width, x + width, x]),
+                              shape=shape)
+    if name in ("circle", "ellipse"):
+        cx, cy = float(attributes["cx"]), float(attributes["cy"])
+        rx, ry = ((float(attributes["r"]),) * 2 if name == "circle"
+                  else (float(attributes["rx"]), float(attributes["ry"])))
+        theta = float(attributes.get("theta", 0.0))
+        if not (rx > 0 and ry > 0):
+            raise ValueError(f"a {name} needs positive radii, got {rx:g} and {ry:g}")
+        reach = max(rx, ry)
+        top, bottom = max(int(np.floor(cy - reach)), 0), min(int(np.ceil(cy + reach)) + 1, shape[0])
+        left, right = max(int(np.floor(cx - reach)), 0), min(int(np.ceil(cx + reach)) + 1, shape[1])
+        dy, dx = np.mgrid[top:bottom, left:right].astype(float)
+        dy, dx = dy - cy, dx - cx
+        along = dx * np.cos(theta) + dy * np.sin(theta)
+        across = -dx * np.sin(theta) + dy * np.cos(theta)
+        rows, cols = np.nonzero((along / rx) ** 2 + (across / ry) ** 2 <= 1)
+        return rows + top, cols + left
+    raise ValueError(f"its shape is a {name}, which outlines no area")
 
 
 def read_label_image(path: str | Path) -> Array:
