@@ -100,6 +100,10 @@ def temporary_folder(tmp_path, monkeypatch):
 
 def test_noise2void_trains_saves_bioimageio_reloads_and_denoises(scene, tmp_path, temporary_folder):
     logging.getLogger("lightning").setLevel(logging.ERROR)
+    from microcrystalnet.frameworks import import_careamics
+
+    import_careamics()  # lightning sets its loggers' levels when imported: ours are taken after that
+    own_levels = {name: logging.getLogger(name).level for name in ("lightning.pytorch", "lightning.fabric")}
     noisy = to_unit_range(scene.image)
     archive = tmp_path / "n2v.zip"
     trained = train_noise2void([noisy], archive, steps=40)  # +4.9-5.1 dB (seeds 0, 1), 100 steps +5.3 dB
@@ -125,6 +129,8 @@ def test_noise2void_trains_saves_bioimageio_reloads_and_denoises(scene, tmp_path
     del trained, reloaded  # careamics' work of each model was all there was: bioimage.io unzips the model in it
     gc.collect()
     assert not left()  # gone with the models
+    # careamics was quiet inside our calls only: the loggers' levels are the caller's again
+    assert {name: logging.getLogger(name).level for name in own_levels} == own_levels
 
 
 def test_noise2void_training_is_reproducible_with_its_seed(tmp_path, temporary_folder, one_torch_thread):

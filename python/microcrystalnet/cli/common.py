@@ -11,6 +11,7 @@ import argparse
 import logging
 import math
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -211,3 +212,32 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+#: training progress is printed at most this often, seconds: for people, and for programs (--progress machine)
+_PROGRESS_EVERY_S = 10.0
+_MACHINE_PROGRESS_EVERY_S = 1.0
+
+
+def training_progress(minutes: float | None = None, machine: bool = False) -> Callable[[int, int | None, float], None]:
+    """A training progress callback ``(step, total steps or None, loss)`` logging the step and
+    loss at most every few seconds, and at the end; ``minutes``: the time budget when there is
+    no step count; ``machine``: every second also as a ``MCN-PROGRESS <fraction> <text>`` line
+    on stdout."""
+    started = last = None
+
+    def report(step: int, total: int | None, loss: float) -> None:
+        nonlocal started, last
+        now = time.monotonic()
+        if started is None:  # the clock starts with training, after the crops and replay scenes are made
+            started = last = now
+        elif now - last < (_MACHINE_PROGRESS_EVERY_S if machine else _PROGRESS_EVERY_S) and step != total:
+            return
+        last = now
+        budget = f"/{total}" if total else f", {(now - started) / 60:.1f} of {minutes:g} min"
+        log.info("training: step %d%s, loss %.3f", step, budget, loss)
+        if machine:
+            fraction = step / total if total else min(1.0, (now - started) / 60 / minutes)
+            print(f"{Progress.MACHINE_PREFIX} {fraction:.4f} training: step {step}{budget}, loss {loss:.3f}",
+                  flush=True)
+    return report

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..config import InputConfig, PreprocessConfig, default_of
-from .common import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, add_quiet_option, log, positive_int
+from .common import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, add_quiet_option, log, positive_int, training_progress
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -65,7 +65,8 @@ def run_n2v(arguments: argparse.Namespace) -> int:
                  "(2 CPU cores: ~3 min per 1000)", len(images), arguments.steps)
         train_noise2void_for_chain([to_unit_range(image.analysed_pixels) for image in images],
                                    [image.pixel_size_um or assumed_size for image in images], chain, arguments.out,
-                                   arguments.steps, arguments.patch_size, arguments.batch_size)
+                                   arguments.steps, arguments.patch_size, arguments.batch_size,
+                                   progress=None if arguments.quiet else training_progress())
         log.info("Noise2Void model saved: %s (bioimage.io format)", arguments.out)
         return EXIT_OK
     model = Noise2VoidModel.load(arguments.model)

@@ -4,20 +4,17 @@ your own images (fine-tuning the shipped one by default)."""
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 from ..config import SegmentConfig, choices_of, default_of
-from .common import EXIT_OK, EXIT_USAGE, Progress, add_quiet_option, log, positive_float, positive_int
+from .common import (EXIT_OK, EXIT_USAGE, Progress, add_quiet_option, log, positive_float, positive_int,
+                     training_progress)
 
 #: the outline kinds of io.reference.REFERENCE_KINDS an image's outlines can have (polygon files
 #: holding many images are left out), repeated so --help needs no numerical library
 _OUTLINE_KINDS = ("labels", "roiset", "binary_4conn", "boundary_white")
 #: default training time when neither --minutes nor --steps is given
 DEFAULT_MINUTES = 5.0
-#: progress is printed at most this often, seconds: for people, and for programs (--progress machine)
-_PROGRESS_EVERY_S = 10.0
-_MACHINE_PROGRESS_EVERY_S = 1.0
 SCRATCH = "scratch"
 
 
@@ -70,28 +67,6 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
                         help="machine: also 'MCN-PROGRESS <fraction> <text>' lines on stdout for other programs")
     add_quiet_option(parser)
     parser.set_defaults(run=run_train_segmenter)
-
-
-def _training_progress(minutes: float | None, machine: bool = False):
-    """A progress callback logging the step and loss at most every few seconds, and at the end;
-    ``machine``: every second also as a ``MCN-PROGRESS <fraction> <text>`` line on stdout."""
-    started = last = None
-
-    def report(step: int, total: int | None, loss: float) -> None:
-        nonlocal started, last
-        now = time.monotonic()
-        if started is None:  # the clock starts with training, after the crops and replay scenes are made
-            started = last = now
-        elif now - last < (_MACHINE_PROGRESS_EVERY_S if machine else _PROGRESS_EVERY_S) and step != total:
-            return
-        last = now
-        budget = f"/{total}" if total else f", {(now - started) / 60:.1f} of {minutes:g} min"
-        log.info("training: step %d%s, loss %.3f", step, budget, loss)
-        if machine:
-            fraction = step / total if total else min(1.0, (now - started) / 60 / minutes)
-            print(f"{Progress.MACHINE_PREFIX} {fraction:.4f} training: step {step}{budget}, loss {loss:.3f}",
-                  flush=True)
-    return report
 
 
 def run_train_segmenter(arguments: argparse.Namespace) -> int:
@@ -178,7 +153,7 @@ def run_train_segmenter(arguments: argparse.Namespace) -> int:
 
     model = train_on_outlines(crops, base_model=base, minutes=minutes, steps=arguments.steps, seed=arguments.seed,
                               progress=(None if arguments.quiet and not machine
-                                        else _training_progress(minutes, machine)),
+                                        else training_progress(minutes, machine)),
                               choose_thresholds_on=outlined_images if arguments.complete_outlines else (),
                               announce=announce)
     if "thresholds" in model.training:

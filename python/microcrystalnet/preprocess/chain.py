@@ -9,7 +9,7 @@ it never trains silently.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -98,15 +98,17 @@ def denoise_as_trained(model: Noise2VoidDenoiser, image: Array, pixel_size_um: f
 
 
 def train_noise2void_for_chain(images: Sequence[Array], pixel_sizes_um: Sequence[float], chain: Sequence[str],
-                               out: str | Path, steps: int = 1000, patch_px: int = 64, batch_size: int = 16) -> Path:
+                               out: str | Path, steps: int = 1000, patch_px: int = 64, batch_size: int = 16,
+                               progress: Callable[[int, int | None, float], None] | None = None) -> Path:
     """Train Noise2Void for its place in ``chain``: each training image (float (Y, X) in [0, 1])
     first goes through the chain's steps before ``n2v`` (default parameters, as analyses apply
-    them), and the model records them so :func:`denoise_as_trained` repeats them."""
+    them), and the model records them so :func:`denoise_as_trained` repeats them. ``progress``:
+    as :func:`.n2v.train_noise2void` takes it."""
     if "n2v" not in chain:
         raise ValueError(f"the chain {', '.join(chain) or '(empty)'} has no n2v step to train a model for")
     before = PreprocessConfig(steps=tuple(chain[:list(chain).index("n2v")]))
     prepared = [preprocess(image, size, before)[0] for image, size in zip(images, pixel_sizes_um)]
-    train_noise2void(prepared, out, steps, patch_px, batch_size, trained_after=before.steps)
+    train_noise2void(prepared, out, steps, patch_px, batch_size, trained_after=before.steps, progress=progress)
     return Path(out)
 
 

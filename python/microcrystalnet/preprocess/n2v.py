@@ -27,7 +27,7 @@ import sys
 import tempfile
 import warnings
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -129,13 +129,20 @@ def _careamics_quietly() -> Iterator[None]:
     """careamics and the libraries under it, with only their warnings and errors logged: their
     information (accelerators found, a tip to install a logging service, checkpoints restored,
     statistics computed) and their warnings about their own API and settings say nothing a user
-    of this program can act on, and filled every denoising command's output, ``-q`` or not."""
+    of this program can act on, and filled every denoising command's output, ``-q`` or not.
+    The loggers' own levels come back after the block (a program that imports ours keeps its own)."""
     careamics_loggers = getattr(sys.modules.get("careamics.utils.logging"), "LOGGERS", {})  # each its own level
-    for name in ["lightning.pytorch", "lightning.fabric", *careamics_loggers]:
-        logging.getLogger(name).setLevel(logging.WARNING)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", module=r"(lightning|bioimageio|careamics)(\.|$)")
-        yield
+    loggers = [logging.getLogger(name) for name in ["lightning.pytorch", "lightning.fabric", *careamics_loggers]]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module=r"(lightning|bioimageio|careamics)(\.|$)")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 @contextlib.contextmanager
@@ -171,13 +178,15 @@ def _read_training_record(model: Path) -> dict:
 
 def train_noise2void(images: Sequence[Array], out: str | Path, steps: int = 1000, patch_px: int = 64,
                      batch_size: int = 16, work_dir: str | Path | None = None,
-                     trained_after: Sequence[str] = (), seed: int = 0) -> Noise2VoidModel:
+                     trained_after: Sequence[str] = (), seed: int = 0,
+                     progress: Callable[[int, int | None, float], None] | None = None) -> Noise2VoidModel:
     """Train Noise2Void on noisy images (float (Y, X) in [0, 1]; no clean data needed) and save it
     as a bioimage.io zip at ``out``, with ``<out>.json`` recording ``trained_after`` (the
     preprocessing steps the images already went through). ``steps``: training batches in all
     (rounded up to whole epochs). ``seed`` fixes patch sampling, masking and initial weights.
     ``work_dir``: where careamics keeps its logs and checkpoints (kept); without it, a temporary
-    folder removed with the returned model."""
+    folder removed with the returned model. ``progress(step, total_steps, loss)`` is called after
+    every training batch."""
     if not images:
         raise ValueError("Noise2Void needs at least one training image")
     careamics, create_advanced_n2v_config = _careamics()
@@ -188,12 +197,13 @@ def train_noise2void(images: Sequence[Array], out: str | Path, steps: int = 1000
     validation = max(1, min(8, patches // 4))
     # careamics' num_steps only caps batches per epoch; the training length comes from the epochs
     batches_per_epoch = max(1, math.ceil((patches - validation) / batch_size))
+    epochs = max(1, math.ceil(steps / batches_per_epoch))
     # careamics draws a seed of its own for patches, flips and blind-spot masks unless given one (> 0);
     # data loader processes would only copy arrays that are in memory already
     config = create_advanced_n2v_config(experiment_name="microcrystalnet_n2v", data_type="array",
                                         axes="YX" if len(images) == 1 else "SYX",
                                         patch_size=[patch, patch], batch_size=batch_size,
-                                        num_epochs=max(1, math.ceil(steps / batches_per_epoch)),
+                                        num_epochs=epochs,
                                         augmentations=["x_flip", "y_flip", "rotate_90"],
                                         n_val_patches=validation, seed=seed + 1, num_workers=0,
                                         trainer_params={"enable_model_summary": False})  # a table of parameters
@@ -201,8 +211,9 @@ def train_noise2void(images: Sequence[Array], out: str | Path, steps: int = 1000
     work = Path(work_dir) if work_dir else temporary_work
     torch = import_torch()
     torch.manual_seed(seed)
+    callbacks = [] if progress is None else [_progress_callback(progress, epochs * batches_per_epoch)]
     with _careamics_quietly():
-        careamist = careamics.CAREamist(config, work_dir=work, enable_progress_bar=False)
+        careamist = careamics.CAREamist(config, work_dir=work, enable_progress_bar=False, callbacks=callbacks)
     model = Noise2VoidModel(careamist, None, tuple(trained_after), temporary_work=temporary_work)
     stack = [np.asarray(image, np.float32) for image in images]
     with _careamics_quietly():
@@ -213,6 +224,18 @@ def train_noise2void(images: Sequence[Array], out: str | Path, steps: int = 1000
                                                    "patch_px": patch, "batch_size": batch_size,
                                                    "images": len(images)}, indent=2) + "\n")
     return model
+
+
+def _progress_callback(progress: Callable[[int, int | None, float], None], total_steps: int):
+    """A lightning callback handing each training batch's step and loss to ``progress``."""
+    from lightning.pytorch.callbacks import Callback
+
+    class TrainingProgress(Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+            progress(trainer.global_step, total_steps, float(loss) if loss is not None else float("nan"))
+
+    return TrainingProgress()
 
 
 def _same_size_stack(images: Sequence[Array]) -> Array:
