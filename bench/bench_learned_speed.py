@@ -93,7 +93,9 @@ def run_configuration(backend: str, crystal_size_px: float | None, threads: int,
     import microcrystalnet.segment.learned.inference as inference
 
     if allocator == "system":  # the block that keeps freed memory, replaced by one that does nothing
-        inference.freed_memory_kept = lambda *args, **kwargs: contextlib.nullcontext(False)
+        import microcrystalnet.segment as segment
+
+        inference.freed_memory_kept = segment.freed_memory_kept = lambda *a, **k: contextlib.nullcontext(False)
     else:
         with inference.freed_memory_kept() as active:
             if not active:

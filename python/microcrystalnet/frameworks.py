@@ -70,6 +70,12 @@ def import_careamics() -> ModuleType:
     return importlib.import_module("careamics")
 
 
+def import_lightning_callbacks() -> ModuleType:
+    """``lightning.pytorch.callbacks`` (careamics trains with lightning): careamics, hence torch, first."""
+    import_careamics()
+    return importlib.import_module("lightning.pytorch.callbacks")
+
+
 def import_segment_anything() -> ModuleType:
     """The ``segment_anything`` package (SAM), which imports torchvision: torch and torchvision first."""
     import_torchvision()

@@ -33,7 +33,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ..frameworks import import_careamics, import_torch
+from ..frameworks import import_careamics, import_lightning_callbacks, import_torch
 
 Array = np.ndarray
 log = logging.getLogger(__name__)
@@ -228,9 +228,7 @@ def train_noise2void(images: Sequence[Array], out: str | Path, steps: int = 1000
 
 def _progress_callback(progress: Callable[[int, int | None, float], None], total_steps: int):
     """A lightning callback handing each training batch's step and loss to ``progress``."""
-    from lightning.pytorch.callbacks import Callback
-
-    class TrainingProgress(Callback):
+    class TrainingProgress(import_lightning_callbacks().Callback):
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
             loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
             progress(trainer.global_step, total_steps, float(loss) if loss is not None else float("nan"))

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..allocator import freed_memory_kept
 from ..config import LearnedConfig, SegmentConfig
 from ..notices import (BOUNDARY_WATERSHED, CRYSTAL_SIZE, CRYSTAL_SIZE_SHORT, KEEP_BORDER_CRYSTALS, MAX_AREA, MIN_AREA,
                        Notice, Wording)
@@ -109,8 +110,9 @@ class LearnedSegmenter:
         from .learned.inference import segment_with_model
 
         diameter_px = configured_diameter_px(config, pixel_size_um)
-        return segment_with_model(image, self.model, crystal_diameter_px=diameter_px), {
-            "crystal_diameter_px": round(float(diameter_px), 2)}
+        with freed_memory_kept():  # the seeded watershed and rescaling reuse the network's memory too
+            labels = segment_with_model(image, self.model, crystal_diameter_px=diameter_px)
+        return labels, {"crystal_diameter_px": round(float(diameter_px), 2)}
 
 
 def make_segmenter(config: SegmentConfig = SegmentConfig(), download: bool = True,
