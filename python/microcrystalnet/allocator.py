@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import sys
 import threading
 from collections.abc import Iterator
@@ -38,6 +39,7 @@ _depth = 0
 _depth_lock = threading.Lock()
 
 
+@functools.cache  # found once per process (find_library runs ldconfig: 1.5 ms), not at every block
 def _glibc() -> ctypes.CDLL | None:
     if not sys.platform.startswith("linux"):
         return None
