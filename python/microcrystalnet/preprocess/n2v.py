@@ -195,6 +195,8 @@ def train_noise2void(images: Sequence[Array], out: str | Path, steps: int = 1000
         raise ValueError("training images must be at least 16 x 16 px")
     patches = sum((image.shape[0] // patch) * (image.shape[1] // patch) for image in images)
     validation = max(1, min(8, patches // 4))
+    stack = [np.asarray(image, np.float32) for image in images]
+    training_data = stack[0] if len(stack) == 1 else _same_size_stack(stack)
     # careamics' num_steps only caps batches per epoch; the training length comes from the epochs
     batches_per_epoch = max(1, math.ceil((patches - validation) / batch_size))
     epochs = max(1, math.ceil(steps / batches_per_epoch))
@@ -206,6 +208,9 @@ def train_noise2void(images: Sequence[Array], out: str | Path, steps: int = 1000
                                         num_epochs=epochs,
                                         augmentations=["x_flip", "y_flip", "rotate_90"],
                                         n_val_patches=validation, seed=seed + 1, num_workers=0,
+                                        # given, careamics does not compute them behind a progress bar of its own
+                                        normalization_params={"input_means": [float(training_data.mean(dtype=np.float64))],
+                                                              "input_stds": [float(training_data.std(dtype=np.float64))]},
                                         trainer_params={"enable_model_summary": False})  # a table of parameters
     temporary_work = None if work_dir else Path(tempfile.mkdtemp(prefix="microcrystalnet-n2v-"))
     work = Path(work_dir) if work_dir else temporary_work
@@ -215,9 +220,8 @@ def train_noise2void(images: Sequence[Array], out: str | Path, steps: int = 1000
     with _careamics_quietly():
         careamist = careamics.CAREamist(config, work_dir=work, enable_progress_bar=False, callbacks=callbacks)
     model = Noise2VoidModel(careamist, None, tuple(trained_after), temporary_work=temporary_work)
-    stack = [np.asarray(image, np.float32) for image in images]
     with _careamics_quietly():
-        careamist.train(train_data=stack[0] if len(stack) == 1 else _same_size_stack(stack))
+        careamist.train(train_data=training_data)
     example = stack[0][:min(256, stack[0].shape[0]), :min(256, stack[0].shape[1])]
     model.source = model.export(out, example)
     _record_path(Path(out)).write_text(json.dumps({"trained_after": list(trained_after), "steps": steps,
