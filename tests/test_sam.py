@@ -397,3 +397,48 @@ def test_prompt_mode_can_take_its_prompts_from_the_learned_segmenter(scene, tmp_
     assert candidates > 0
     assert result.statistics["decoder_prompts"] == candidates + result.statistics["extra"]["second_pass_prompts"]
     assert result.segmenter["prompts"] == "learned"
+
+
+#: SAM's image encoder on a CPU, with a hook inside it that allocates and frees an array of the size
+#: of ViT-B's global attention maps (800 MB) twice after once, printing the page faults of the two
+_ENCODER_MEMORY_PROBE = """
+import resource
+import numpy as np
+from numpy._core.multiarray import _set_madvise_hugepage
+from microcrystalnet.config import SamConfig
+from microcrystalnet.frameworks import import_segment_anything, import_torch
+from microcrystalnet.segment.sam import LoadedSam, SamCrystalSegmenter
+
+_set_madvise_hugepage(False)  # 4-kB pages, whatever the system's transparent huge pages
+import_torch()
+import_segment_anything()
+from segment_anything.build_sam import _build_sam
+
+model = _build_sam(encoder_embed_dim=48, encoder_depth=2, encoder_num_heads=2, encoder_global_attn_indexes=[1],
+                   checkpoint=None).eval()
+faults = []
+
+def attention_sized_maps(*_):
+    np.ones(100 * 2**20).sum()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(2):
+        np.ones(100 * 2**20).sum()
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+
+model.image_encoder.register_forward_hook(attention_sized_maps)
+segmenter = SamCrystalSegmenter(LoadedSam(model, "vit_b", "cpu", None, "0" * 64, official=False), SamConfig())
+segmenter._predictor.set_image(np.zeros((64, 64, 3), np.uint8))
+attention_sized_maps()
+print(*faults)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mallopt is glibc's (Linux)")
+def test_the_image_encoder_on_a_cpu_reuses_the_memory_it_frees():
+    """Maps the size of ViT-B's global attention (800 MB), freed and allocated again within the
+    encoder, are reused (a tile encoded 1.35 times faster); after it they go back to the system."""
+    done = subprocess.run([sys.executable, "-c", _ENCODER_MEMORY_PROBE], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    inside, after = map(int, done.stdout.split())
+    pages = 800 * 2**20 // 4096
+    assert inside < pages * 0.1 and after > 2 * pages * 0.9, (inside, after)

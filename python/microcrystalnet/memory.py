@@ -17,8 +17,10 @@ with its models loaded (1.52 GB), on synthetic 8-bit scenes with the default set
   16 patches, it needs less). Both are rounded up: the estimate exceeded the measurements by 7-25 %;
 * the other settings add what their models need at any image size: SAM's weights and image
   encoder on one 1024 px tile (``SAM_MODEL_BYTES``; prompt mode also runs the watershed segmenter
-  for its prompts): 3.0 GB measured for vit_b on the CPU (0.38 GB of weights); vit_l and vit_h
-  are that plus their larger weights and attention maps, not measured. Noise2Void's tiled
+  for its prompts): 3.0 GB measured for vit_b on the CPU (0.38 GB of weights), and 0.7-0.9 GB
+  more since the encoder keeps the memory it frees (:data:`.segment.sam.ENCODER_KEPT_BLOCK_BYTES`);
+  vit_l (random weights) 1.6 GB more than vit_b without kept memory, 0.3 GB more with it;
+  vit_h is vit_l plus its larger weights and maps, not measured. Noise2Void's tiled
   prediction (``N2V_MODEL_BYTES``) is not measured either; 1 GB covers PyTorch's working memory
   on 256 px tiles.
 """
@@ -37,7 +39,7 @@ PER_PIXEL_BYTES = 36.0
 #: measured memory of an analysis that does not grow with the image, bytes
 FIXED_BYTES = 0.3e9
 #: SAM's weights and the activations of its image encoder on one 1024 px tile, bytes per model type
-SAM_MODEL_BYTES = {"vit_b": 3.0e9, "vit_l": 4.5e9, "vit_h": 6.0e9}
+SAM_MODEL_BYTES = {"vit_b": 3.9e9, "vit_l": 5.0e9, "vit_h": 6.5e9}
 #: the learned segmenter: its working-scale image, class probabilities (3 x float32) and the
 #: watershed, per pixel of the image at working scale, and the network's activations on one
 #: 1024 px tile, bytes (measured in bench/bench_real_sem.py's peak RSS)
