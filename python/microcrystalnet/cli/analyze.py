@@ -81,7 +81,9 @@ def run_analyze(arguments: argparse.Namespace) -> int:
         for notice in analysis.notices:
             log.info("%s: %s", path.name, notice)
         scale = analysis.segmentation["crystal_scale"]
-        log.info("%s: typical crystal diameter %.1f px (%s)", path.name, scale["diameter_px"], scale["source"])
+        diameter = f"{scale['diameter_px']:.1f} px"
+        if not any(diameter in str(notice) for notice in analysis.notices):  # said once
+            log.info("%s: typical crystal diameter %s (%s)", path.name, diameter, scale["source"])
         contrast = analysis.segmentation["crystal_contrast"]
         log.info("%s: %s crystals (%s)", path.name, contrast["crystals"], contrast["source"])
         log.info("%s: SNR after each preprocessing step: %s", path.name, ", ".join(

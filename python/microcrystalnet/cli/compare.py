@@ -23,7 +23,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     compare.add_argument("--reference-kind", choices=_KINDS,
                          help="how REFERENCE draws crystals: labels (label image), roiset, binary_4conn (white "
                               "objects, 1-px gaps between touching ones), boundary_white (white lines between "
-                              "grains), via_json (VGG Image Annotator polygons; needs --image-name); default: "
+                              "grains), via_json (VGG Image Annotator polygons, rectangles, circles, ellipses; needs --image-name); default: "
                               "roiset for .zip/.roi, else labels")
     compare.add_argument("--prediction-kind", choices=_KINDS, help="how PREDICTION draws crystals (default as above)")
     compare.add_argument("--image-name", metavar="NAME", help="the image's file name inside a via_json file")
