@@ -323,12 +323,15 @@ def test_tune_sam_command_writes_settings_that_analyze_uses(tmp_path, random_vit
     write_roiset(tmp_path / "RoiSet.zip", outlines_from_labels(scene.labels), rows)
     settings = tmp_path / "tuned-sam.json"
     done = subprocess.run([sys.executable, "-m", "microcrystalnet", "tune-sam", str(image), str(tmp_path / "RoiSet.zip"),
-                           "--out", str(settings), "--grid", "quick", "--sam-checkpoint", str(random_vit_b_checkpoint),
-                           "--sam-device", "cpu", "--no-download"], capture_output=True, text=True, timeout=900)
+                           "--out", str(settings), "--grid", "quick", "--points-per-side", "4",
+                           "--sam-checkpoint", str(random_vit_b_checkpoint), "--sam-device", "cpu", "--no-download"],
+                          capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr
     assert f"{scene.n_crystals} reference crystals" in done.stderr and "best:" in done.stderr
+    assert "automatic mode, 4 x 4 points" in done.stderr
     report = json.loads((tmp_path / "tuned-sam.report.json").read_text())
     assert len(report["results"]) == 5 and report["checkpoint"]["checkpoint"] == str(random_vit_b_checkpoint)
+    assert [result["sam"].get("points_per_side") for result in report["results"]] == [None, 4, 4, 4, 4]
     tuned = json.loads(settings.read_text())
     assert tuned["segment"]["backend"] == "sam" and tuned["segment"]["sam"]["checkpoint"] == str(random_vit_b_checkpoint)
     odd = subprocess.run([sys.executable, "-m", "microcrystalnet", "tune-sam", str(image), "--out", str(settings)],
