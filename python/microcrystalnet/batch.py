@@ -49,6 +49,7 @@ from .io.outputs import OUTPUT_NAMES, RESULTS_NAME, SUMMARY_NAME
 from .io.report import BATCH_REPORT_FILE_NAMES, write_batch_report
 from .io.result_folder import (OutputFolderError, OutputWriteError, check_replaceable, is_result_folder,
                                output_write_error, recover_leftovers)
+from .memory import N2V_MODEL_BYTES, SAM_MODEL_BYTES
 from .results import RESULT_COLUMNS
 
 if TYPE_CHECKING:
@@ -254,14 +255,32 @@ def _to_do(out: Path, images: Sequence[Path], force: bool) -> list[Path]:
     return to_do
 
 
-def default_worker_count() -> int:
-    """Worker processes for a local cluster: one per core, as far as memory allows."""
+def worker_memory_gb(config: AnalysisConfig = AnalysisConfig()) -> float:
+    """Memory one local worker process needs for ``config``: :data:`WORKER_MEMORY_GB` (the default
+    analysis), plus SAM's weights and image encoder where SAM segments and Noise2Void's prediction
+    where a model denoises (:mod:`microcrystalnet.memory`'s measured figures)."""
+    extra_bytes = SAM_MODEL_BYTES[config.segment.sam.model_type] if config.segment.backend == "sam" else 0.0
+    if config.preprocess.runs_n2v_model:
+        extra_bytes += N2V_MODEL_BYTES
+    return WORKER_MEMORY_GB + extra_bytes / 1e9
+
+
+def worker_count(*, cores: int, memory_gb: float | None, config: AnalysisConfig = AnalysisConfig()) -> int:
+    """Worker processes for a local cluster on a machine of ``cores`` and ``memory_gb`` (None:
+    unknown): one per core, as far as memory allows (:func:`worker_memory_gb`), at least one."""
+    if memory_gb is None:
+        return max(1, cores)
+    return max(1, min(cores, int(memory_gb // worker_memory_gb(config))))
+
+
+def default_worker_count(config: AnalysisConfig = AnalysisConfig()) -> int:
+    """Worker processes for a local cluster on this machine (:func:`worker_count`)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     try:
         memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
     except (ValueError, OSError, AttributeError):
-        return max(1, cores)
-    return max(1, min(cores, int(memory_gb // WORKER_MEMORY_GB)))
+        memory_gb = None
+    return worker_count(cores=cores, memory_gb=memory_gb, config=config)
 
 
 def run_batch(images: Sequence[Path], out: str | Path, config: AnalysisConfig = AnalysisConfig(), *,
@@ -274,7 +293,8 @@ def run_batch(images: Sequence[Path], out: str | Path, config: AnalysisConfig = 
     whose names clash included.
 
     ``on_start(to_do, already_done)`` is called once the plan is known, ``on_outcome`` after each
-    image. ``workers``: local worker processes (default: :func:`default_worker_count`; 0: no Dask).
+    image. ``workers``: local worker processes (default: :func:`default_worker_count` for ``config``;
+    0: no Dask).
     ``wait``: wait for another batch writing into ``out`` to end (default: refuse at once).
     Raises ``OutputFolderError`` (another batch at work in ``out``, or an image's folder that is
     not a result folder of this program) and ``OutputWriteError`` (``out`` cannot be written).
@@ -306,7 +326,8 @@ def run_batch(images: Sequence[Path], out: str | Path, config: AnalysisConfig = 
                 for image in to_do:
                     finished(analyse_image_file(str(image), str(out), config_json, overlay, download))
             elif to_do:
-                _run_on_dask(to_do, out, config_json, overlay, download, scheduler, workers, finished)
+                _run_on_dask(to_do, out, config_json, overlay, download, scheduler,
+                             workers or default_worker_count(config), finished)
         finally:
             write_batch_tables(out, [o for o in outcomes if o.error])
     return outcomes
@@ -355,7 +376,7 @@ def ignore_ctrl_c_cancel_noise() -> None:
 
 
 def _run_on_dask(images: Sequence[Path], out: Path, config_json: str, overlay: bool, download: bool,
-                 scheduler: str | None, workers: int | None, finished: Callable[[ImageOutcome], None]) -> None:
+                 scheduler: str | None, workers: int, finished: Callable[[ImageOutcome], None]) -> None:
     # Dask's own start/stop messages at INFO would bury ours; its warnings and errors still show,
     # but for the one each worker gives for its task cancelled by Ctrl-C (workers read this too)
     os.environ.setdefault("DASK_LOGGING", repr({"distributed": "warning", "distributed.worker.state_machine": "error"}))
@@ -366,10 +387,9 @@ def _run_on_dask(images: Sequence[Path], out: Path, config_json: str, overlay: b
         client = Client(scheduler)
         cluster = None
     else:
-        count = workers or default_worker_count()
         # one thread per worker: torch and NumPy use the cores inside each task already
         with _workers_ignore_ctrl_c():
-            cluster = LocalCluster(n_workers=count, threads_per_worker=1, processes=True, dashboard_address=None,
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                                    memory_limit=0)
         client = Client(cluster)
     try:
