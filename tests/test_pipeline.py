@@ -55,7 +55,12 @@ def test_uncalibrated_image_gives_pixel_units_and_says_so(tmp_path, reference_cl
     analysis = analyze_image(image, reference_classifier)
     assert analysis.pixel_size_um is None and analysis.unit == "pixel"
     assert analysis.segmentation_pixel_size_um == pytest.approx(0.01)
-    assert any("assumed 10 nm/px" in notice for notice in analysis.notices)
+    # the crystal size estimated in px sets every limit in px: the assumed pixel size changes nothing, unsaid
+    assert analysis.segmentation["crystal_scale"]["source"] == "estimated from the image"
+    assert not any("assumed" in notice for notice in analysis.notices), analysis.notices
+    in_um = analyze_image(image, reference_classifier, AnalysisConfig().updated(segment={"crystal_size_um": 0.4}))
+    assumed = [notice for notice in in_um.notices if "assumed 10 nm/px" in notice]  # here it converts the size
+    assert len(assumed) == 1 and "40 px" in assumed[0] and "--pixel-size-nm" in assumed[0], in_um.notices
     assert analysis.rows and list(analysis.rows[0]) == list(RESULT_COLUMNS)
     assert analysis.rows[0]["Area"] == pytest.approx(float((analysis.labels == 1).sum()))
     summary = strict_json(write_analysis(tmp_path / "out", analysis) / "summary.json")

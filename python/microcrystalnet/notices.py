@@ -57,6 +57,8 @@ GIVE_CRYSTAL_SIZE_UM = Wording("give the typical diameter with --crystal-size-um
 GIVE_CRYSTAL_SIZE_PX = Wording("give it with --crystal-size-px (or a pixel size and --crystal-size-um)",
                                "give it in the Crystal size field (in px; in the image's unit once "
                                "Image > Properties... gives it a pixel size)")
+GIVE_CRYSTAL_SIZE_IN_PX = Wording("give the typical diameter with --crystal-size-px",
+                                  "give the typical diameter in px in the Crystal size field")
 GIVE_OTHER_CRYSTAL_SIZE = Wording("give --crystal-size-um", "give their diameter in the Crystal size field")
 CRYSTAL_SIZE = Wording("--crystal-size-um, or --crystal-size-px without a pixel size", "the Crystal size field")
 CRYSTAL_SIZE_SHORT = Wording("--crystal-size-um/--crystal-size-px", "Crystal size")

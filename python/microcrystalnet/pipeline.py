@@ -16,8 +16,8 @@ from .config import AnalysisConfig
 from .io import SEMImage, read_sem_image, to_unit_range
 from .measure import measure_crystals
 from .memory import check_analysis_memory, estimate_analysis_bytes
-from .notices import (GIVE_CRYSTAL_SIZE_PX, GIVE_CRYSTAL_SIZE_UM, GIVE_OTHER_CRYSTAL_SIZE, SET_BRIGHT_CRYSTALS,
-                      SET_DARK_CRYSTALS, Notice)
+from .notices import (GIVE_CRYSTAL_SIZE_IN_PX, GIVE_CRYSTAL_SIZE_PX, GIVE_CRYSTAL_SIZE_UM, GIVE_OTHER_CRYSTAL_SIZE,
+                      SET_BRIGHT_CRYSTALS, SET_DARK_CRYSTALS, SET_PIXEL_SIZE, Notice)
 from .outline import outlines_from_labels
 from .patches import extract_patches
 from .preprocess import N2V_MISSING, Noise2VoidDenoiser, Noise2VoidModel, preprocess, reports_as_dicts
@@ -183,8 +183,6 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
     notices = list(image.notices)
     seconds: dict[str, float] = {}
     segmentation_pixel_size = image.pixel_size_um or config.input.assumed_pixel_size_um
-    if image.pixel_size_um is None:
-        notices.append(f"segmentation assumed {segmentation_pixel_size * 1000:g} nm/px to apply the crystal-size limits")
     analysed = to_unit_range(image.analysed_pixels)
     segmenter = segmenter or make_segmenter(config.segment)
 
@@ -201,6 +199,11 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
     analysed, config, scale, scale_notices = timed("crystal size", 0.02, lambda: scaled_with_bright_crystals(
         analysed, image.pixel_size_um, config, segmenter, contrast, texture_px))
     notices += scale_notices
+    if image.pixel_size_um is None and scale.source in ("micrite default", "crystal_size_um"):
+        # (a size in px, given or estimated, sets every limit in px: the assumed pixel size cancels out)
+        notices.append(Notice.of(f"segmentation assumed {segmentation_pixel_size * 1000:g} nm/px to apply the "
+                                 f"crystal-size limits (typical crystal {scale.diameter_px:.0f} px across); if that is "
+                                 "wrong, ", SET_PIXEL_SIZE, " or ", GIVE_CRYSTAL_SIZE_IN_PX))
     if n2v is None and config.preprocess.runs_n2v_model:
         n2v = Noise2VoidModel.load(config.preprocess.n2v_model)
 

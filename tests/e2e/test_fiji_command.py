@@ -442,16 +442,15 @@ def test_the_log_states_the_snr_after_every_step(ij, scene_file, capfd):
 
 
 def test_every_notice_of_an_analysis_is_in_the_log(ij, scene_file, tmp_path, capfd):
-    """summary.json's notices (pixel size unknown, 10 nm/px assumed, crystal size estimated, nothing
-    found and what to set) were in the file only; each is a Log line now, named by the image."""
+    """summary.json's notices (pixel size unknown, crystal size estimated, nothing found and what to
+    set) were in the file only; each is a Log line now, named by the image."""
     import json
 
     use_backend(ij, "In-process")
     # Replace: an Add to tables in um would refuse the uncalibrated image's results in pixels (test_fiji_outputs.py)
     options = OPTIONS.replace("save_results_to=[]", f"save_results_to=[{tmp_path}] roi_manager=[Replace existing ROIs]")
     for calibrated, area_limits, expected in (
-            (False, "min_crystal_area=0.25", ("pixel size unknown", "segmentation assumed 10 nm/px",
-                         "typical crystal diameter estimated from the image")),
+            (False, "min_crystal_area=0.25", ("pixel size unknown", "typical crystal diameter estimated from the image")),
             (True, "min_crystal_area=30", ("crystal candidates kept; dropped:", "--min-area-um2"))):
         capfd.readouterr()
         image = ij.openImage(str(scene_file))
