@@ -62,6 +62,8 @@ def preprocess(image: Array, pixel_size_um: float, config: PreprocessConfig = Pr
     current = np.asarray(image, np.float32)
     reports = [report("input", False, 0.0)]
     footprint = _odd_pixels(config.morphology_um, pixel_size_um)
+    footprint_note = f"{footprint} x {footprint} px" + (
+        ": leaves the image as it is (the footprint follows the pixel and crystal size)" if footprint == 1 else "")
     for step in config.steps:
         started = time.perf_counter()
         note = ""
@@ -82,10 +84,10 @@ def preprocess(image: Array, pixel_size_um: float, config: PreprocessConfig = Pr
             current = unsharp(current, config.unsharp_radius_um / pixel_size_um, config.unsharp_amount)
         elif step == "opening":
             current = open_gray(current, footprint)
-            note = f"{footprint} x {footprint} px"
+            note = footprint_note
         elif step == "closing":
             current = close_gray(current, footprint)
-            note = f"{footprint} x {footprint} px"
+            note = footprint_note
         reports.append(report(step, True, time.perf_counter() - started, note))
     return current, reports
 
