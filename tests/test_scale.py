@@ -105,6 +105,27 @@ def test_the_learned_segmenter_refines_the_estimate_only_where_the_micrite_defau
     assert len(refined) == 2 and scale.diameter_px == pytest.approx(true_median, rel=0.25)
 
 
+def test_without_a_texture_scale_the_learned_segmenter_searches_for_the_crystal_size():
+    """A fine mosaic (7.5-px grains, thin boundaries) has no texture scale: uncalibrated, it took the
+    micrite default of 200 px at the assumed 10 nm/px and found nothing. The learned segmenter's
+    self-consistent search finds the grain size; noise stays without a crystal size."""
+    from microcrystalnet.segment import make_segmenter
+    from microcrystalnet.synth import random_training_scene
+
+    segmenter = make_segmenter(AnalysisConfig().segment, download=False)  # the shipped learned segmenter
+    scene = random_training_scene(900003, shape=(512, 512))
+    image = to_unit_range(scene.image)
+    true_median = np.median([region.equivalent_diameter_area for region in regionprops(scene.labels)])
+    assert scene.spec.kind == "mosaic" and np.isnan(estimate_crystal_diameter_px(image))
+    _, scale, notices = settings_for_image(image, None, AnalysisConfig(), segmenter)
+    assert scale.source == "estimated from the image" and scale.diameter_px == pytest.approx(true_median, rel=0.25)
+    assert "--crystal-size-px" in notices[0]
+    _, scale, _ = settings_for_image(image, 0.01, AnalysisConfig(), segmenter)  # calibrated: the micrite default stays
+    assert scale.source == "micrite default"
+    noise = np.random.default_rng(0).normal(0.5, 0.05, (256, 256)).astype(np.float32)
+    assert settings_for_image(noise, None, AnalysisConfig(), segmenter)[1].source == "micrite default"
+
+
 def test_snr_stays_finite_after_morphology():
     rng = np.random.default_rng(0)
     image = np.clip(np.kron(rng.random((16, 16)), np.ones((16, 16))) + rng.normal(0, 0.05, (256, 256)), 0, 1)

@@ -95,6 +95,7 @@ def settings_for_image(analysed: Array, pixel_size_um: float | None, config: Ana
     ``texture_estimate_px``: the image's texture-scale estimate where it is known already."""
     scale = crystal_scale(analysed, config.segment, pixel_size_um, config.input.assumed_pixel_size_um,
                           refine_diameter_px=getattr(segmenter, "refine_crystal_diameter_px", None),
+                          search_diameter_px=getattr(segmenter, "search_crystal_diameter_px", None),
                           texture_estimate_px=texture_estimate_px)
     if scale.source == "micrite default":
         return config, scale, []

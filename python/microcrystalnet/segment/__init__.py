@@ -98,6 +98,13 @@ class LearnedSegmenter:
 
         return refined_crystal_diameter_px(image, self.model, first_guess_px=first_guess_px)
 
+    def search_crystal_diameter_px(self, image: Array) -> float:
+        """The typical crystal diameter of ``image`` (float (Y, X)), px, without a first guess
+        (:func:`.learned.inference.self_consistent_crystal_diameter_px`); NaN where none is found."""
+        from .learned.inference import self_consistent_crystal_diameter_px
+
+        return self_consistent_crystal_diameter_px(image, self.model)
+
     def certainty_as_given_and_inverted(self, image: Array, crystal_diameter_px: float) -> tuple[Certainty, Certainty]:
         """How sure the network is of what it sees in ``image`` (float (Y, X) in [0, 1]) as given and
         with inverted gray levels: the judge of ``crystal_contrast: auto``

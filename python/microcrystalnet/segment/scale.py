@@ -136,14 +136,18 @@ def first_guess_diameter_px(segment: SegmentConfig, pixel_size_um: float | None,
 def crystal_scale(image: Array, segment: SegmentConfig, pixel_size_um: float | None,
                   assumed_pixel_size_um: float, *,
                   refine_diameter_px: Callable[[Array, float], float] | None = None,
+                  search_diameter_px: Callable[[Array], float] | None = None,
                   texture_estimate_px: float | None = None) -> CrystalScale:
     """The crystal diameter for ``image`` (float (Y, X)): set by the user; for a calibrated image the
     micrite default unless the image's crystals look more than :data:`MICRITE_DEFAULT_TOLERANCE`
     times larger or smaller; else estimated: :func:`estimate_crystal_diameter_px`, refined by
     ``refine_diameter_px(image, first_guess_px)`` where the segmenter has a refinement (the
     learned segmenter's). The refinement runs only where the first guess does not already confirm
-    the micrite default (it costs two segmentations of a tile). ``pixel_size_um`` None: the image
-    has none, and ``crystal_size_um`` is converted with ``assumed_pixel_size_um``.
+    the micrite default (it costs two segmentations of a tile). Where the texture gives no scale and
+    the image has no pixel size (the micrite default would be the assumed pixel size's 200 px),
+    ``search_diameter_px(image)`` looks for it without a guess (the learned segmenter's
+    self-consistent search; NaN: none either). ``pixel_size_um`` None: the image has none, and
+    ``crystal_size_um`` is converted with ``assumed_pixel_size_um``.
     ``texture_estimate_px``: :func:`estimate_crystal_diameter_px` of ``image`` where it is known already."""
     if size_is_set(segment):
         source = "crystal_size_px" if segment.crystal_size_px is not None else "crystal_size_um"
@@ -155,6 +159,10 @@ def crystal_scale(image: Array, segment: SegmentConfig, pixel_size_um: float | N
             1 / MICRITE_DEFAULT_TOLERANCE <= diameter_px / micrite_px <= MICRITE_DEFAULT_TOLERANCE
 
     estimate = estimate_crystal_diameter_px(image) if texture_estimate_px is None else texture_estimate_px
+    if not np.isfinite(estimate) and pixel_size_um is None and search_diameter_px is not None:
+        searched = search_diameter_px(image)  # crystals too small or boundaries too fine for the texture
+        if np.isfinite(searched):
+            return CrystalScale(searched, "estimated from the image")
     # nothing to measure (the micrite default at the assumed pixel size), or micrite beyond doubt
     if not np.isfinite(estimate) or micrite_sized(estimate):
         return CrystalScale(micrite_px, "micrite default")

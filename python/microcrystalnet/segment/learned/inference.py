@@ -236,3 +236,58 @@ def refined_crystal_diameter_px(image: Array, model: SegmenterModel, *, first_gu
             break
         diameter = found
     return diameter
+
+
+#: where :func:`self_consistent_crystal_diameter_px` starts its searches, px
+SEARCH_START_DIAMETERS_PX = (8.0, 16.0, 32.0, 64.0)
+#: side of the central tile it segments, px at working scale (about 330 typical crystal areas)
+SEARCH_TILE_PX = 512
+#: smaller diameters end a search, px: at 3 px the network magnified 10 times finds the image's
+#: texture, with a median of the same size (a tiny fixed point that means nothing)
+SEARCH_MIN_DIAMETER_PX = 4.0
+#: a search's end counts where its last segmentation changed the diameter by at most this factor
+SEARCH_MAX_CHANGE = 1.25
+
+
+def self_consistent_crystal_diameter_px(image: Array, model: SegmenterModel, *,
+                                        start_diameters_px: tuple[float, ...] = SEARCH_START_DIAMETERS_PX,
+                                        rounds: int = 3, tile_px: int = SEARCH_TILE_PX) -> float:
+    """The typical crystal diameter of ``image`` (float (Y, X)), px, with no first guess: from each
+    of ``start_diameters_px``, segment the central part of the image (``tile_px`` at working scale)
+    at the diameter and again at the median diameter of what was found, up to ``rounds`` times
+    (stopping once it changes by under 2 %); of the ends, the one whose last segmentation changed
+    it least (the segmentation agrees with itself there). NaN where no search finds crystals and
+    settles (nothing to measure: noise, a featureless image).
+    For images whose texture gives no scale (crystals under about 10 px, fine mosaics; measured in
+    BENCHMARKS.md, "Eleventh round")."""
+    ends = [end for diameter in start_diameters_px
+            if (end := _search_end(image, model, diameter, rounds, tile_px)) is not None]
+    return min(ends)[1] if ends else float("nan")
+
+
+def _search_end(image: Array, model: SegmenterModel, diameter: float, rounds: int, tile_px: int
+                ) -> tuple[float, float] | None:
+    """(the last round's change factor, the diameter) where one search from ``diameter`` ends;
+    None where it finds nothing, falls under the smallest diameter or does not settle."""
+    change = math.inf
+    for _ in range(rounds):
+        found = _found_median_diameter_px(image, model, diameter, tile_px)
+        if found is None or found < SEARCH_MIN_DIAMETER_PX:
+            return None
+        change, diameter = max(found / diameter, diameter / found), found
+        if change < 1.02:
+            break
+    return (change, diameter) if change <= SEARCH_MAX_CHANGE else None
+
+
+def _found_median_diameter_px(image: Array, model: SegmenterModel, diameter: float, tile_px: int) -> float | None:
+    """The median diameter (px of ``image``) of the crystals found in its central part segmented at
+    ``diameter``; None without any (all background at that scale: no warning, it is a search)."""
+    centre = central_tile(image, max(int(tile_px * diameter / model.working_diameter_px), 64))
+    small = working_scale_image(centre, model, crystal_diameter_px=diameter)
+    if float(small.std()) < MIN_WORKING_CONTRAST:
+        return None
+    labels = crystal_instances(rotation_averaged_probabilities(model, small), thresholds=model.thresholds,
+                               crystal_diameter_px=model.working_diameter_px)
+    found = median_diameter_px(labels)
+    return None if found is None else found * centre.shape[0] / small.shape[0]
