@@ -49,7 +49,7 @@ from .io.outputs import OUTPUT_NAMES, RESULTS_NAME, SUMMARY_NAME
 from .io.report import BATCH_REPORT_FILE_NAMES, write_batch_report
 from .io.result_folder import (OutputFolderError, OutputWriteError, check_replaceable, is_result_folder,
                                output_write_error, recover_leftovers)
-from .memory import N2V_MODEL_BYTES, SAM_MODEL_BYTES
+from .memory import GB, N2V_MODEL_BYTES, SAM_MODEL_BYTES
 from .results import RESULT_COLUMNS
 
 if TYPE_CHECKING:
@@ -262,7 +262,7 @@ def worker_memory_gb(config: AnalysisConfig = AnalysisConfig()) -> float:
     extra_bytes = SAM_MODEL_BYTES[config.segment.sam.model_type] if config.segment.backend == "sam" else 0.0
     if config.preprocess.runs_n2v_model:
         extra_bytes += N2V_MODEL_BYTES
-    return WORKER_MEMORY_GB + extra_bytes / 1e9
+    return WORKER_MEMORY_GB + extra_bytes / GB
 
 
 def worker_count(*, cores: int, memory_gb: float | None, config: AnalysisConfig = AnalysisConfig()) -> int:

@@ -177,14 +177,17 @@ def working_scale_image(image: Array, model: SegmenterModel, *, crystal_diameter
     return small
 
 
-def working_scale_probabilities(image: Array, model: SegmenterModel, *, crystal_diameter_px: float) -> Array:
+def working_scale_probabilities(image: Array, model: SegmenterModel, *, crystal_diameter_px: float,
+                                warn_without_contrast: bool = True) -> Array:
     """Class probabilities (3, Y', X') float32 of a gray image (Y, X) whose typical crystal is
     ``crystal_diameter_px`` pixels across, at the model's working scale
-    (:func:`working_scale_image`), averaged over two orientations."""
+    (:func:`working_scale_image`), averaged over two orientations; all background, with a warning
+    unless ``warn_without_contrast`` is False, where there is no contrast at that scale."""
     small = working_scale_image(image, model, crystal_diameter_px=crystal_diameter_px)
     if float(small.std()) < MIN_WORKING_CONTRAST:  # all background
-        log.warning("no clear contrast at the crystal scale (%.0f px; contrast %.3f < %.2f): no crystals",
-                    crystal_diameter_px, float(small.std()), MIN_WORKING_CONTRAST)
+        if warn_without_contrast:
+            log.warning("no clear contrast at the crystal scale (%.0f px; contrast %.3f < %.2f): no crystals",
+                        crystal_diameter_px, float(small.std()), MIN_WORKING_CONTRAST)
         background = np.zeros((3, *small.shape), np.float32)
         background[0] = 1
         return background
@@ -284,10 +287,8 @@ def _found_median_diameter_px(image: Array, model: SegmenterModel, diameter: flo
     """The median diameter (px of ``image``) of the crystals found in its central part segmented at
     ``diameter``; None without any (all background at that scale: no warning, it is a search)."""
     centre = central_tile(image, max(int(tile_px * diameter / model.working_diameter_px), 64))
-    small = working_scale_image(centre, model, crystal_diameter_px=diameter)
-    if float(small.std()) < MIN_WORKING_CONTRAST:
-        return None
-    labels = crystal_instances(rotation_averaged_probabilities(model, small), thresholds=model.thresholds,
-                               crystal_diameter_px=model.working_diameter_px)
-    found = median_diameter_px(labels)
-    return None if found is None else found * centre.shape[0] / small.shape[0]
+    probabilities = working_scale_probabilities(centre, model, crystal_diameter_px=diameter,
+                                                warn_without_contrast=False)
+    found = median_diameter_px(crystal_instances(probabilities, thresholds=model.thresholds,
+                                                 crystal_diameter_px=model.working_diameter_px))
+    return None if found is None else found * centre.shape[0] / probabilities.shape[1]
