@@ -82,12 +82,16 @@ def test_chain_reports_every_step_skips_n2v_without_a_model_and_follows_the_conf
         PreprocessConfig(steps=("nlm", "median"))
 
 
-def test_footprint_follows_the_pixel_size(scene):
+def test_footprint_and_radius_follow_the_pixel_size(scene):
     image = to_unit_range(scene.image)
     _, at_paper_scale = preprocess(image, 0.01, PreprocessConfig(steps=("opening",)))
     opened, coarse = preprocess(image, 0.04, PreprocessConfig(steps=("opening",)))
     assert at_paper_scale[1].note == "5 x 5 px" and coarse[1].note.startswith("1 x 1 px: leaves the image as it is")
     assert np.array_equal(opened, image)
+    _, sharpened = preprocess(image, 0.01, PreprocessConfig(steps=("unsharp",)))
+    unchanged, fine = preprocess(image, 0.1, PreprocessConfig(steps=("unsharp",)))
+    assert sharpened[1].note == "radius 2 px" and fine[1].note.startswith("radius 0.2 px: leaves the image as it is")
+    assert np.abs(unchanged - image).max() < 0.002
 
 
 @pytest.fixture
