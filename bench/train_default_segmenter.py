@@ -76,6 +76,8 @@ THRESHOLD_SCENE_FIRST_SEED, THRESHOLD_SCENES, THRESHOLD_SCENE_PX = 500_000, 16, 
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    from microcrystalnet.segment.learned.training import NETWORK_BASE
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, metavar="MODEL.pt",
@@ -116,6 +118,9 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
                              "alone (every real image stays held out; the shipped default is made so)")
     parser.add_argument("--leave-out", action="append", default=[], metavar="IMAGE",
                         help="a real image (manifest path or file name) kept out of training and thresholds")
+    parser.add_argument("--network-base", type=int, default=NETWORK_BASE, metavar="CHANNELS",
+                        help="channels of the U-Net's first level when pretraining from scratch (default "
+                             "%(default)s; 12 was measured, BENCHMARKS.md, twelfth round)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default %(default)s)")
     parser.add_argument("--manifest", type=Path, default=REAL_SEM_MANIFEST, help="real SEM set (default: %(default)s)")
@@ -357,7 +362,7 @@ def trained_model(arguments: argparse.Namespace):
     else:
         pretrained = train_segmenter(synthetic, minutes=None if arguments.pretrain_steps else pretrain_minutes,
                                      steps=arguments.pretrain_steps, seed=arguments.seed,
-                                     progress=progress_printer("pretraining"))
+                                     progress=progress_printer("pretraining"), network_base=arguments.network_base)
         pretrained.name = "synthetic pretraining"
         if arguments.save_pretrained:
             write_segmenter_model(pretrained, arguments.save_pretrained)

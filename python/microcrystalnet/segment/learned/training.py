@@ -277,9 +277,11 @@ def model_sha256(model: SegmenterModel) -> str:
 def train_segmenter(crops: TrainingCrops, *, base_model: SegmenterModel | None = None, minutes: float | None = None,
                     steps: int | None = None, batch_size: int = 8, learning_rate: float | None = None, seed: int = 0,
                     replay: TrainingCrops | None = None, replay_fraction: float = REPLAY_FRACTION,
-                    progress: Callable[[int, int | None, float], None] | None = None) -> SegmenterModel:
-    """A segmenter trained on ``crops``: from scratch, or fine-tuned from ``base_model`` (a copy;
-    the caller's model is not changed, and the new one keeps its working scale and thresholds).
+                    progress: Callable[[int, int | None, float], None] | None = None,
+                    network_base: int = NETWORK_BASE) -> SegmenterModel:
+    """A segmenter trained on ``crops``: from scratch (a U-Net of ``network_base`` channels at its
+    first level), or fine-tuned from ``base_model`` (a copy; the caller's model is not changed, and
+    the new one keeps its network, working scale and thresholds).
     The crops (and ``replay``) must be at the base model's working diameter; a new model works at
     the crops'.
 
@@ -319,7 +321,7 @@ def train_segmenter(crops: TrainingCrops, *, base_model: SegmenterModel | None =
     rng = np.random.default_rng(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        network = (copy.deepcopy(base_model.network) if fine_tuning else CrystalUNet(NETWORK_BASE, NETWORK_DEPTH))
+        network = (copy.deepcopy(base_model.network) if fine_tuning else CrystalUNet(network_base, NETWORK_DEPTH))
     network.train()
     optimizer = torch.optim.AdamW(network.parameters(), learning_rate, weight_decay=1e-4)
     class_weights = torch.tensor(CLASS_WEIGHTS)
