@@ -4,7 +4,8 @@ Classes per pixel: 0 background (pore space, matrix, substrate), 1 crystal inter
 boundary (the 2-px inner rim of every crystal, so touching crystals are kept apart). Base 8,
 depth 4 is 0.49 M parameters (1 MB in float16) and runs a 1024 x 1024 image in about 1 s on one
 CPU thread (bench/learned_segmenter_probe/README.md, where it was chosen over StarDist and
-Cellpose by measured F1 on the real images).
+Cellpose by measured F1 on the real images; base 12 trained the same way was no better on them,
+BENCHMARKS.md, twelfth round).
 """
 
 from __future__ import annotations
