@@ -71,14 +71,15 @@ def test_noise_and_blank_images_have_no_crystal_scale_and_keep_the_micrite_defau
         assert (config, scale.source, notices) == (AnalysisConfig(), "micrite default", [])
 
 
-def test_a_calibrated_image_keeps_the_micrite_default_unless_its_crystals_are_3x_off():
-    scene = render_scene(SceneSpec(shape=(384, 384), pixel_size_um=0.04, crystal_size_um=(1.0, 2.0), seed=3))
+def test_a_calibrated_image_keeps_the_micrite_default_unless_its_crystals_look_1_5x_off():
+    scene = render_scene(SceneSpec(shape=(384, 384), pixel_size_um=0.04, crystal_size_um=(1.8, 2.4), seed=3))
     image = to_unit_range(scene.image)
-    _, scale, notices = settings_for_image(image, 0.04, AnalysisConfig())  # 1-2 um crystals: micrite
+    _, scale, notices = settings_for_image(image, 0.04, AnalysisConfig())  # 1.8-2.4 um crystals: micrite
     assert scale.source == "micrite default" and notices == []
-    config, scale, notices = settings_for_image(image, 0.004, AnalysisConfig())  # same pixels, 10x finer: 0.15 um
-    assert scale.source == "estimated from the image" and "far from the micrite default" in notices[0]
-    assert config.segment.crystal_size_um == pytest.approx(scale.diameter_px * 0.004)
+    for finer_um in (0.02, 0.004):  # the same pixels, 2x finer (0.8 um: kept the 2-um default before) and 10x
+        config, scale, notices = settings_for_image(image, finer_um, AnalysisConfig())
+        assert scale.source == "estimated from the image" and "not the micrite default" in notices[0]
+        assert config.segment.crystal_size_um == pytest.approx(scale.diameter_px * finer_um)
 
 
 def test_the_learned_segmenter_refines_the_estimate_only_where_the_micrite_default_is_in_doubt():
@@ -93,7 +94,7 @@ def test_the_learned_segmenter_refines_the_estimate_only_where_the_micrite_defau
         return refine(image, first_guess_px)
 
     segmenter.refine_crystal_diameter_px = counted
-    scene = render_scene(SceneSpec(shape=(384, 384), pixel_size_um=0.04, crystal_size_um=(1.0, 2.0), seed=3))
+    scene = render_scene(SceneSpec(shape=(384, 384), pixel_size_um=0.04, crystal_size_um=(1.8, 2.4), seed=3))
     image = to_unit_range(scene.image)
     _, scale, _ = settings_for_image(image, 0.04, AnalysisConfig(), segmenter)  # micrite-sized: no refinement
     assert scale.source == "micrite default" and refined == []
@@ -106,9 +107,10 @@ def test_the_learned_segmenter_refines_the_estimate_only_where_the_micrite_defau
 
 
 def test_without_a_texture_scale_the_learned_segmenter_searches_for_the_crystal_size():
-    """A fine mosaic (7.5-px grains, thin boundaries) has no texture scale: uncalibrated, it took the
-    micrite default of 200 px at the assumed 10 nm/px and found nothing. The learned segmenter's
-    self-consistent search finds the grain size; noise stays without a crystal size."""
+    """A fine mosaic (7.5-px grains, thin boundaries) has no texture scale: it took the micrite
+    default (200 px at the assumed or given 10 nm/px) and found nothing. The learned segmenter's
+    self-consistent search finds the grain size, which counts unless the image is calibrated and the
+    grains are micrite-sized; noise stays without a crystal size."""
     from microcrystalnet.segment import make_segmenter
     from microcrystalnet.synth import random_training_scene
 
@@ -120,7 +122,11 @@ def test_without_a_texture_scale_the_learned_segmenter_searches_for_the_crystal_
     _, scale, notices = settings_for_image(image, None, AnalysisConfig(), segmenter)
     assert scale.source == "estimated from the image" and scale.diameter_px == pytest.approx(true_median, rel=0.25)
     assert "--crystal-size-px" in notices[0]
-    _, scale, _ = settings_for_image(image, 0.01, AnalysisConfig(), segmenter)  # calibrated: the micrite default stays
+    # calibrated: 0.075-um grains are no micrite, the search's size counts (before: 2 um, 200 px, nothing found)
+    _, scale, notices = settings_for_image(image, 0.01, AnalysisConfig(), segmenter)
+    assert scale.source == "estimated from the image" and scale.diameter_px == pytest.approx(true_median, rel=0.25)
+    assert "not the micrite default" in notices[0]
+    _, scale, _ = settings_for_image(image, 2.0 / true_median, AnalysisConfig(), segmenter)  # 2-um grains: micrite
     assert scale.source == "micrite default"
     noise = np.random.default_rng(0).normal(0.5, 0.05, (256, 256)).astype(np.float32)
     assert settings_for_image(noise, None, AnalysisConfig(), segmenter)[1].source == "micrite default"

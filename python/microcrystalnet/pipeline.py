@@ -104,7 +104,7 @@ def settings_for_image(analysed: Array, pixel_size_um: float | None, config: Ana
         return config, scale, []
     if pixel_size_um is not None:
         return config, scale, [Notice.of(
-            f"the crystals look about {scale.diameter_px * pixel_size_um:.3g} um across, far from the micrite "
+            f"the crystals look about {scale.diameter_px * pixel_size_um:.3g} um across, not the micrite "
             f"default of {REFERENCE_CRYSTAL_DIAMETER_UM:g} um: the settings follow the estimate; if it is wrong, ",
             GIVE_CRYSTAL_SIZE_UM)]
     return config, scale, [Notice.of(f"typical crystal diameter estimated from the image: {scale.diameter_px:.1f} px; "

@@ -105,9 +105,13 @@ def estimate_crystal_diameter_px(image: Array, *, min_diameter_px: float = 8.0, 
 
 
 #: with a pixel size and no crystal size, the micrite default stays unless the image's estimated
-#: crystal diameter is more than this factor away from it (the texture-scale estimate alone can be
-#: 2-3x off on real images: BENCHMARKS.md)
-MICRITE_DEFAULT_TOLERANCE = 3.0
+#: crystal diameter is more than this factor away from it. Micrite crystals are 1-4 um: with 3
+#: (before), calibrated synthetic micrite scenes of 1.2-1.4 or 4-5 um kept the 2-um default and
+#: scored F1 0.06-0.6; with 1.5 the refined estimate takes over there (held-out scenes without
+#: settings 0.784 -> 0.861 with the search below, BENCHMARKS.md, "Twelfth round"). The refined
+#: estimate is within 1.5x of the outlines' median on synthetic scenes (0.92-1.48x) and on every
+#: real set but powder (1.4-1.7x)
+MICRITE_DEFAULT_TOLERANCE = 1.5
 
 
 def configured_diameter_px(segment: SegmentConfig, pixel_size_um: float) -> float:
@@ -143,10 +147,11 @@ def crystal_scale(image: Array, segment: SegmentConfig, pixel_size_um: float | N
     times larger or smaller; else estimated: :func:`estimate_crystal_diameter_px`, refined by
     ``refine_diameter_px(image, first_guess_px)`` where the segmenter has a refinement (the
     learned segmenter's). The refinement runs only where the first guess does not already confirm
-    the micrite default (it costs two segmentations of a tile). Where the texture gives no scale and
-    the image has no pixel size (the micrite default would be the assumed pixel size's 200 px),
+    the micrite default (it costs two segmentations of a tile). Where the texture gives no scale,
     ``search_diameter_px(image)`` looks for it without a guess (the learned segmenter's
-    self-consistent search; NaN: none either). ``pixel_size_um`` None: the image has none, and
+    self-consistent search; NaN: none either), and what it finds counts unless the image is
+    calibrated and it finds micrite (without it, an uncalibrated image would take the assumed pixel
+    size's 200 px, a calibrated one 2 um). ``pixel_size_um`` None: the image has none, and
     ``crystal_size_um`` is converted with ``assumed_pixel_size_um``.
     ``texture_estimate_px``: :func:`estimate_crystal_diameter_px` of ``image`` where it is known already."""
     if size_is_set(segment):
@@ -159,9 +164,9 @@ def crystal_scale(image: Array, segment: SegmentConfig, pixel_size_um: float | N
             1 / MICRITE_DEFAULT_TOLERANCE <= diameter_px / micrite_px <= MICRITE_DEFAULT_TOLERANCE
 
     estimate = estimate_crystal_diameter_px(image) if texture_estimate_px is None else texture_estimate_px
-    if not np.isfinite(estimate) and pixel_size_um is None and search_diameter_px is not None:
+    if not np.isfinite(estimate) and search_diameter_px is not None:
         searched = search_diameter_px(image)  # crystals too small or boundaries too fine for the texture
-        if np.isfinite(searched):
+        if np.isfinite(searched) and not micrite_sized(searched):
             return CrystalScale(searched, "estimated from the image")
     # nothing to measure (the micrite default at the assumed pixel size), or micrite beyond doubt
     if not np.isfinite(estimate) or micrite_sized(estimate):
