@@ -146,8 +146,10 @@ def crystal_scale(image: Array, segment: SegmentConfig, pixel_size_um: float | N
     micrite default unless the image's crystals look more than :data:`MICRITE_DEFAULT_TOLERANCE`
     times larger or smaller; else estimated: :func:`estimate_crystal_diameter_px`, refined by
     ``refine_diameter_px(image, first_guess_px)`` where the segmenter has a refinement (the
-    learned segmenter's). The refinement runs only where the first guess does not already confirm
-    the micrite default (it costs two segmentations of a tile). Where the texture gives no scale,
+    learned segmenter's; it costs two segmentations of a tile). The refined estimate, where there
+    is one, decides whether the crystals are micrite-sized (the texture's first guess is 0.6-3x
+    off on real images: a guess within the tolerance kept 1.3-um crystals at 2 um; BENCHMARKS.md,
+    "Twelfth round"). Where the texture gives no scale,
     ``search_diameter_px(image)`` looks for it without a guess (the learned segmenter's
     self-consistent search; NaN: none either), and what it finds counts unless the image is
     calibrated and it finds micrite (without it, an uncalibrated image would take the assumed pixel
@@ -168,8 +170,8 @@ def crystal_scale(image: Array, segment: SegmentConfig, pixel_size_um: float | N
         searched = search_diameter_px(image)  # crystals too small or boundaries too fine for the texture
         if np.isfinite(searched) and not micrite_sized(searched):
             return CrystalScale(searched, "estimated from the image")
-    # nothing to measure (the micrite default at the assumed pixel size), or micrite beyond doubt
-    if not np.isfinite(estimate) or micrite_sized(estimate):
+    # nothing to measure (the micrite default at the assumed pixel size), or micrite by the only estimate
+    if not np.isfinite(estimate) or (refine_diameter_px is None and micrite_sized(estimate)):
         return CrystalScale(micrite_px, "micrite default")
     if refine_diameter_px is not None:
         estimate = refine_diameter_px(image, estimate)
