@@ -135,7 +135,8 @@ def test_without_a_texture_scale_the_learned_segmenter_searches_for_the_crystal_
     _, scale, notices = settings_for_image(image, 0.01, AnalysisConfig(), segmenter)
     assert scale.source == "estimated from the image" and scale.diameter_px == pytest.approx(true_median, rel=0.25)
     assert "not the micrite default" in notices[0]
-    _, scale, _ = settings_for_image(image, 2.0 / true_median, AnalysisConfig(), segmenter)  # 2-um grains: micrite
+    _, scale, _ = settings_for_image(image, REFERENCE_CRYSTAL_DIAMETER_UM / true_median, AnalysisConfig(),
+                                   segmenter)  # 2-um grains: micrite
     assert scale.source == "micrite default"
     noise = np.random.default_rng(0).normal(0.5, 0.05, (256, 256)).astype(np.float32)
     assert settings_for_image(noise, None, AnalysisConfig(), segmenter)[1].source == "micrite default"

@@ -107,10 +107,10 @@ def estimate_crystal_diameter_px(image: Array, *, min_diameter_px: float = 8.0, 
 #: with a pixel size and no crystal size, the micrite default stays unless the image's estimated
 #: crystal diameter is more than this factor away from it. Micrite crystals are 1-4 um: with 3
 #: (before), calibrated synthetic micrite scenes of 1.2-1.4 or 4-5 um kept the 2-um default and
-#: scored F1 0.06-0.6; with 1.5 the refined estimate takes over there (held-out scenes without
-#: settings 0.784 -> 0.861 with the search below, BENCHMARKS.md, "Twelfth round"). The refined
-#: estimate is within 1.5x of the outlines' median on synthetic scenes (0.92-1.48x) and on every
-#: real set but powder (1.4-1.7x)
+#: scored F1 0.06-0.6; with 1.5, the refined estimate deciding and the search in
+#: :func:`crystal_scale`, held-out scenes without settings scored 0.784 -> 0.878 and 48 fresh ones
+#: 0.787 -> 0.856 (BENCHMARKS.md, "Twelfth round"). The refined estimate is within 1.5x of the
+#: outlines' median on synthetic scenes (0.92-1.48x) and on every real set but powder (1.4-1.7x)
 MICRITE_DEFAULT_TOLERANCE = 1.5
 
 
@@ -148,7 +148,7 @@ def crystal_scale(image: Array, segment: SegmentConfig, pixel_size_um: float | N
     ``refine_diameter_px(image, first_guess_px)`` where the segmenter has a refinement (the
     learned segmenter's; it costs two segmentations of a tile). The refined estimate, where there
     is one, decides whether the crystals are micrite-sized (the texture's first guess is 0.6-3x
-    off on real images: a guess within the tolerance kept 1.3-um crystals at 2 um; BENCHMARKS.md,
+    off on real images: a guess within the tolerance kept 3.2-um crystals at 2 um; BENCHMARKS.md,
     "Twelfth round"). Where the texture gives no scale,
     ``search_diameter_px(image)`` looks for it without a guess (the learned segmenter's
     self-consistent search; NaN: none either), and what it finds counts unless the image is
@@ -170,13 +170,12 @@ def crystal_scale(image: Array, segment: SegmentConfig, pixel_size_um: float | N
         searched = search_diameter_px(image)  # crystals too small or boundaries too fine for the texture
         if np.isfinite(searched) and not micrite_sized(searched):
             return CrystalScale(searched, "estimated from the image")
-    # nothing to measure (the micrite default at the assumed pixel size), or micrite by the only estimate
-    if not np.isfinite(estimate) or (refine_diameter_px is None and micrite_sized(estimate)):
+    if not np.isfinite(estimate):  # nothing to measure: the micrite default (at the assumed pixel size)
         return CrystalScale(micrite_px, "micrite default")
     if refine_diameter_px is not None:
         estimate = refine_diameter_px(image, estimate)
-        if micrite_sized(estimate):
-            return CrystalScale(micrite_px, "micrite default")
+    if micrite_sized(estimate):
+        return CrystalScale(micrite_px, "micrite default")
     return CrystalScale(estimate, "estimated from the image")
 
 
