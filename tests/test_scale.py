@@ -142,6 +142,25 @@ def test_without_a_texture_scale_the_learned_segmenter_searches_for_the_crystal_
     assert settings_for_image(noise, None, AnalysisConfig(), segmenter)[1].source == "micrite default"
 
 
+def test_a_calibrated_micrite_mosaic_whose_refined_size_is_half_a_grain_keeps_the_default():
+    """A mosaic of 2-um grains (20.8 px) whose texture guess is half a grain (9 px) and refined
+    estimate 10.1 px: taking it segmented the halves (F1 0.11). The search, asked for a second opinion
+    on calibrated images 1.5-3x off the default, finds the grains micrite-sized, so the default stays."""
+    from microcrystalnet.segment import make_segmenter
+    from microcrystalnet.synth import random_training_scene
+
+    segmenter = make_segmenter(AnalysisConfig().segment, download=False)  # the shipped learned segmenter
+    scene = random_training_scene(910021, shape=(512, 512))
+    image = to_unit_range(scene.image)
+    micrite_px = REFERENCE_CRYSTAL_DIAMETER_UM / scene.spec.pixel_size_um
+    true_median = np.median([region.equivalent_diameter_area for region in regionprops(scene.labels)])
+    assert scene.spec.kind == "mosaic" and true_median == pytest.approx(micrite_px, rel=0.05)
+    refined = segmenter.refine_crystal_diameter_px(image, estimate_crystal_diameter_px(image))
+    assert refined < micrite_px / MICRITE_DEFAULT_TOLERANCE  # the refinement alone leaves the default
+    _, scale, notices = settings_for_image(image, scene.spec.pixel_size_um, AnalysisConfig(), segmenter)
+    assert scale.source == "micrite default" and notices == []
+
+
 def test_snr_stays_finite_after_morphology():
     rng = np.random.default_rng(0)
     image = np.clip(np.kron(rng.random((16, 16)), np.ones((16, 16))) + rng.normal(0, 0.05, (256, 256)), 0, 1)
