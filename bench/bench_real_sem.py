@@ -11,6 +11,7 @@ one entry. Each (segmenter, hint) runs in its own process, so its peak RSS is it
     scripts/bench bench/bench_real_sem.py [--segmenters NAME ...] [--datasets tio2 ...] [--json FILE]
                                           [--segmenter-model MODEL] [--held-out-models DIR]
                                           [--config SETTINGS.json] [--synthetic N] [--inverted]
+                                          [--magnification F]
 
 ``--segmenter-model``: the learned segmenter's model file (default: the shipped one).
 ``--config SETTINGS.json``: settings as ``analyze --config`` reads them, under every segmenter
@@ -21,6 +22,9 @@ of the training distribution, never a result on real rocks).
 a stand-in for images whose crystals are darker than their surroundings: measures
 ``segment.crystal_contrast`` (auto judges each image; give ``--config`` with ``bright`` to see
 what the judgement saves).
+``--magnification F``: every real image rescaled by F (anti-aliased where F < 1: what F times the
+magnification would show), its outlines likewise (nearest neighbour), its pixel size and size hint
+with it: does the analysis follow crystals at a scale this set does not have?
 ``--held-out-models DIR``: for an image whose name (stem) has a model DIR/<stem>.pt, the learned
 segmenter uses that model, trained without that image (leave-one-image-out numbers for images a
 model was trained on: bench/train_default_segmenter.py --leave-out writes them).
@@ -88,8 +92,24 @@ def load_entry(entry: dict[str, Any]):
     true = read_reference_labels(REAL_SEM / entry["ground_truth"], entry["ground_truth_kind"],
                                  image.pixels.shape, entry["image_name"])
     rows, columns = min(rows, true.shape[0]), min(image.pixels.shape[1], true.shape[1])
-    image.pixels = image.pixels[:rows, :columns]
-    return image, true[:rows, :columns]
+    image.pixels, true = image.pixels[:rows, :columns], true[:rows, :columns]
+    factor = entry.get("magnification", 1.0)
+    if factor != 1.0:
+        import numpy as np
+        from skimage.transform import rescale, resize
+
+        image.pixels = rescale(image.pixels.astype(np.float32), factor, order=1, anti_aliasing=factor < 1,
+                               preserve_range=True).astype(np.float32)
+        true = resize(true, image.pixels.shape, order=0, preserve_range=True, anti_aliasing=False).astype(np.int32)
+        if image.pixel_size_um:
+            image.pixel_size_um /= factor
+    return image, true
+
+
+def magnified(entries: list[dict[str, Any]], factor: float) -> list[dict[str, Any]]:
+    """Manifest ``entries`` to be read at ``factor`` times their magnification (:func:`load_entry`)."""
+    return [{**entry, "magnification": factor, "median_diameter_px": entry["median_diameter_px"] * factor}
+            for entry in entries]
 
 
 def segment_entry(entry: dict[str, Any], config, segmenter, inverted: bool = False
@@ -185,14 +205,20 @@ def main() -> None:
                         help="settings file (as analyze --config reads it) under every segmenter")
     parser.add_argument("--inverted", action="store_true",
                         help="every image with its gray levels inverted (dark crystals on a bright ground)")
+    parser.add_argument("--magnification", type=float, default=1.0, metavar="F",
+                        help="every real image (and its outlines, pixel size, size hint) rescaled by F")
     arguments = parser.parse_args()
+    if arguments.magnification <= 0:
+        parser.error(f"--magnification must be positive, got {arguments.magnification:g}")
+    if arguments.synthetic and arguments.magnification != 1:
+        parser.error("--magnification rescales the real images; --synthetic scenes come at every size already")
     if arguments.synthetic:
         entries = synthetic_entries(arguments.synthetic)
     elif not (REAL_SEM / "manifest.json").is_file():
         sys.exit(f"skipped: no real SEM images at {REAL_SEM.resolve()} (see the issue: ../shared/real-sem/ "
                  "next to the repository)")
     else:
-        entries = json.loads((REAL_SEM / "manifest.json").read_text())
+        entries = magnified(json.loads((REAL_SEM / "manifest.json").read_text()), arguments.magnification)
     entries = [e for e in entries if not arguments.datasets or e["dataset"] in arguments.datasets]
     results = []
     for name in arguments.segmenters:
@@ -205,7 +231,8 @@ def main() -> None:
                 results.append(pool.apply(run_configuration, (name, hint, entries, arguments.segmenter_model,
                                                               arguments.held_out_models, arguments.config,
                                                               arguments.inverted)))
-    print(f"\n{machine()}, {time.strftime('%Y-%m-%d', time.gmtime())}\n")
+    magnification = f", images at {arguments.magnification:g}x" if arguments.magnification != 1 else ""
+    print(f"\n{machine()}, {time.strftime('%Y-%m-%d', time.gmtime())}{magnification}\n")
     materials = sorted({e["dataset"] for e in entries}, key=[e["dataset"] for e in entries].index)
     print("| segmenter | size | " + " | ".join(f"F1 {m}" for m in materials)
           + " | judged dark | s/image | peak RSS MB |")
