@@ -9,7 +9,7 @@ from microcrystalnet.io import to_unit_range
 from microcrystalnet.pipeline import settings_for_image
 from microcrystalnet.preprocess import preprocess, snr_db
 from microcrystalnet.segment import empty_result_notice, segment_crystals
-from microcrystalnet.segment.scale import (MICRITE_DEFAULT_TOLERANCE, REFERENCE_CRYSTAL_DIAMETER_UM,
+from microcrystalnet.segment.scale import (MICRITE_DEFAULT_TOLERANCE, CrystalScale, REFERENCE_CRYSTAL_DIAMETER_UM,
                                           estimate_crystal_diameter_px)
 from microcrystalnet.synth import SceneSpec, render_scene
 
@@ -62,6 +62,13 @@ def test_every_candidate_dropped_by_the_area_limits_is_reported_with_the_option(
     assert f"{segmentation.statistics['dropped']['too_small']} smaller than --min-area-um2" in notice
     assert "--crystal-size-px" in empty_result_notice({"candidates": 0}, 0)
     assert empty_result_notice({"candidates": 10, "dropped": {"too_small": 2}}, 8) is None
+
+
+def test_the_summary_gives_the_diameter_the_notice_gives():
+    """An uncalibrated real spheroidite image was estimated at 20.1547 px: the notice said 20.2, the
+    summary 20.15 and the run's next line "20.1" from it."""
+    scale = CrystalScale(20.1547, "estimated from the image")
+    assert f"{scale.as_dict()['diameter_px']:.1f}" == f"{scale.diameter_px:.1f}" == "20.2"
 
 
 def test_noise_and_blank_images_have_no_crystal_scale_and_keep_the_micrite_default():

@@ -48,7 +48,9 @@ class CrystalScale:
     source: str  # "crystal_size_px", "crystal_size_um", "micrite default" or "estimated from the image"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"diameter_px": round(self.diameter_px, 2), "source": self.source}
+        """The diameter to 0.1 px, as the notices print it (two roundings, 20.1547 -> 20.15 -> "20.1",
+        had the summary and the run disagree with the notice's "20.2")."""
+        return {"diameter_px": round(self.diameter_px, 1), "source": self.source}
 
 
 #: the texture-scale estimate filters each scale on an image halved until its Gaussian would be
