@@ -11,7 +11,7 @@ one entry. Each (segmenter, hint) runs in its own process, so its peak RSS is it
     scripts/bench bench/bench_real_sem.py [--segmenters NAME ...] [--datasets tio2 ...] [--json FILE]
                                           [--segmenter-model MODEL] [--held-out-models DIR]
                                           [--config SETTINGS.json] [--synthetic N] [--inverted]
-                                          [--magnification F]
+                                          [--magnification F] [--gamma G] [--added-noise SIGMA]
 
 ``--segmenter-model``: the learned segmenter's model file (default: the shipped one).
 ``--config SETTINGS.json``: settings as ``analyze --config`` reads them, under every segmenter
@@ -25,6 +25,9 @@ what the judgement saves).
 ``--magnification F``: every real image rescaled by F (anti-aliased where F < 1: what F times the
 magnification would show), its outlines likewise (nearest neighbour), its pixel size and size hint
 with it: does the analysis follow crystals at a scale this set does not have?
+``--gamma G``, ``--added-noise SIGMA``: every real image's gray levels (its 0.1st-99.9th
+percentiles taken as 0-1) raised to the power G, or with Gaussian noise of standard deviation SIGMA
+added (seeded per image): other detector settings and faster scans than this set's.
 ``--held-out-models DIR``: for an image whose name (stem) has a model DIR/<stem>.pt, the learned
 segmenter uses that model, trained without that image (leave-one-image-out numbers for images a
 model was trained on: bench/train_default_segmenter.py --leave-out writes them).
@@ -55,6 +58,10 @@ SEGMENTERS: dict[str, dict[str, Any] | str] = {
     "sam-prompt": "not run: needs a SAM checkpoint, which the benchmark does not download",
 }
 HINTS = ("without hint", "size hint")
+
+
+#: what ``--magnification``, ``--gamma`` and ``--added-noise`` leave as it is
+UNALTERED = {"magnification": 1.0, "gamma": 1.0, "added_noise": 0.0}
 
 
 #: held-out synthetic scenes (``--synthetic N``): seeds far from the training seeds, side in px
@@ -93,7 +100,7 @@ def load_entry(entry: dict[str, Any]):
                                  image.pixels.shape, entry["image_name"])
     rows, columns = min(rows, true.shape[0]), min(image.pixels.shape[1], true.shape[1])
     image.pixels, true = image.pixels[:rows, :columns], true[:rows, :columns]
-    factor = entry.get("magnification", 1.0)
+    factor = entry.get("magnification", UNALTERED["magnification"])
     if factor != 1.0:
         import numpy as np
         from skimage.transform import rescale, resize
@@ -103,13 +110,25 @@ def load_entry(entry: dict[str, Any]):
         true = resize(true, image.pixels.shape, order=0, preserve_range=True, anti_aliasing=False).astype(np.int32)
         if image.pixel_size_um:
             image.pixel_size_um /= factor
+    gamma, noise = entry.get("gamma", UNALTERED["gamma"]), entry.get("added_noise", UNALTERED["added_noise"])
+    if gamma != UNALTERED["gamma"] or noise:
+        import zlib
+
+        import numpy as np
+
+        low, high = np.percentile(image.pixels, (0.1, 99.9))
+        gray = np.clip((image.pixels.astype(np.float32) - low) / max(float(high - low), 1e-6), 0, 1) ** gamma
+        rng = np.random.default_rng(zlib.crc32(entry["image"].encode()))
+        image.pixels = (gray + rng.normal(0, noise, gray.shape) if noise else gray).astype(np.float32)
     return image, true
 
 
-def magnified(entries: list[dict[str, Any]], factor: float) -> list[dict[str, Any]]:
-    """Manifest ``entries`` to be read at ``factor`` times their magnification (:func:`load_entry`)."""
-    return [{**entry, "magnification": factor, "median_diameter_px": entry["median_diameter_px"] * factor}
-            for entry in entries]
+def altered(entries: list[dict[str, Any]], *, magnification: float = 1.0, gamma: float = 1.0,
+            added_noise: float = 0.0) -> list[dict[str, Any]]:
+    """Manifest ``entries`` to be read at ``magnification`` times their magnification, with their
+    gray levels raised to ``gamma`` and Gaussian noise of ``added_noise`` added (:func:`load_entry`)."""
+    return [{**entry, "magnification": magnification, "gamma": gamma, "added_noise": added_noise,
+             "median_diameter_px": entry["median_diameter_px"] * magnification} for entry in entries]
 
 
 def segment_entry(entry: dict[str, Any], config, segmenter, inverted: bool = False
@@ -207,18 +226,25 @@ def main() -> None:
                         help="every image with its gray levels inverted (dark crystals on a bright ground)")
     parser.add_argument("--magnification", type=float, default=1.0, metavar="F",
                         help="every real image (and its outlines, pixel size, size hint) rescaled by F")
+    parser.add_argument("--gamma", type=float, default=1.0, metavar="G",
+                        help="every real image's gray levels (0-1) raised to the power G")
+    parser.add_argument("--added-noise", type=float, default=0.0, metavar="SIGMA",
+                        help="Gaussian noise of this standard deviation (gray levels 0-1) added to every real image")
     arguments = parser.parse_args()
-    if arguments.magnification <= 0:
-        parser.error(f"--magnification must be positive, got {arguments.magnification:g}")
-    if arguments.synthetic and arguments.magnification != 1:
-        parser.error("--magnification rescales the real images; --synthetic scenes come at every size already")
+    if arguments.magnification <= 0 or arguments.gamma <= 0 or arguments.added_noise < 0:
+        parser.error("--magnification and --gamma must be positive, --added-noise zero or more")
+    alterations = {"magnification": arguments.magnification, "gamma": arguments.gamma,
+                   "added_noise": arguments.added_noise}
+    if arguments.synthetic and alterations != UNALTERED:
+        parser.error("--magnification, --gamma and --added-noise alter the real images; --synthetic scenes "
+                     "come at every size, gray-level curve and noise level already")
     if arguments.synthetic:
         entries = synthetic_entries(arguments.synthetic)
     elif not (REAL_SEM / "manifest.json").is_file():
         sys.exit(f"skipped: no real SEM images at {REAL_SEM.resolve()} (see the issue: ../shared/real-sem/ "
                  "next to the repository)")
     else:
-        entries = magnified(json.loads((REAL_SEM / "manifest.json").read_text()), arguments.magnification)
+        entries = altered(json.loads((REAL_SEM / "manifest.json").read_text()), **alterations)
     entries = [e for e in entries if not arguments.datasets or e["dataset"] in arguments.datasets]
     results = []
     for name in arguments.segmenters:
@@ -231,8 +257,9 @@ def main() -> None:
                 results.append(pool.apply(run_configuration, (name, hint, entries, arguments.segmenter_model,
                                                               arguments.held_out_models, arguments.config,
                                                               arguments.inverted)))
-    magnification = f", images at {arguments.magnification:g}x" if arguments.magnification != 1 else ""
-    print(f"\n{machine()}, {time.strftime('%Y-%m-%d', time.gmtime())}{magnification}\n")
+    altered_how = ", ".join(f"{name.replace('_', ' ')} {value:g}" for name, value in alterations.items()
+                            if value != UNALTERED[name])
+    print(f"\n{machine()}, {time.strftime('%Y-%m-%d', time.gmtime())}{', images altered: ' + altered_how if altered_how else ''}\n")
     materials = sorted({e["dataset"] for e in entries}, key=[e["dataset"] for e in entries].index)
     print("| segmenter | size | " + " | ".join(f"F1 {m}" for m in materials)
           + " | judged dark | s/image | peak RSS MB |")
