@@ -50,7 +50,7 @@ def test_a_real_image_analysed_without_settings_then_compared_with_its_hand_draw
     """What a petrographer does first: `analyze` with no settings on an uncalibrated real image (the
     crystal size is estimated and said once, with the option that sets it), then `compare` its
     labels with the hand-drawn outlines. The floor is the issue's target without settings (0.65;
-    this image scores 0.747 on the shipped model)."""
+    this image scores 0.791 on the shipped model)."""
     outlines = REAL_SEM / "powder" / "via_powder_particle_masks_training.json"
     if not outlines.is_file():
         pytest.skip(f"real SEM images not found at {REAL_SEM.resolve()} (the shared folder beside the repository)")
@@ -59,7 +59,9 @@ def test_a_real_image_analysed_without_settings_then_compared_with_its_hand_draw
     assert analysed.returncode == 0, analysed.stderr[-2000:]
     said = re.findall(r"typical crystal diameter[^\n]*?(\d+\.\d) px", analysed.stderr)
     assert len(said) == 1 and "--crystal-size-px" in analysed.stderr, analysed.stderr
-    assert 40 < float(said[0]) < 120  # the outlines' median: 58.3 px
+    # the outlines' median: 58.3 px; 64.2 estimated (82.9 when the refinement took the median of what it
+    # found, whose missed crystals are the small satellites; BENCHMARKS.md, "Thirteenth round")
+    assert 58.3 / 1.25 < float(said[0]) < 58.3 * 1.25
     compared = run_cli("compare", tmp_path / Path(POWDER_IMAGE).stem / "labels.tif", outlines,
                        "--reference-kind", "via_json", "--image-name", POWDER_IMAGE, "--out", tmp_path / "scores.json")
     assert compared.returncode == 0, compared.stderr[-2000:]

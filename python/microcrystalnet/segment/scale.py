@@ -9,7 +9,7 @@ Where it comes from, in this order: ``segment.crystal_size_px``, ``segment.cryst
 the micrite default when the image has a pixel size and its crystals look micrite-sized (within
 a factor :data:`MICRITE_DEFAULT_TOLERANCE`), else an estimate from the image
 (:func:`estimate_crystal_diameter_px`, refined by the segmenter where it can: the learned one
-segments at the guess and takes the median diameter of what it finds).
+segments at the guess and takes the 40th percentile of the diameters of what it finds).
 """
 
 from __future__ import annotations
@@ -111,8 +111,8 @@ def estimate_crystal_diameter_px(image: Array, *, min_diameter_px: float = 8.0, 
 #: (before), calibrated synthetic micrite scenes of 1.2-1.4 or 4-5 um kept the 2-um default and
 #: scored F1 0.06-0.6; with 1.5, the refined estimate deciding and the search in
 #: :func:`crystal_scale`, held-out scenes without settings scored 0.784 -> 0.878 and 48 fresh ones
-#: 0.787 -> 0.856 (BENCHMARKS.md, "Twelfth round"). The refined estimate is within 1.5x of the
-#: outlines' median on synthetic scenes (0.92-1.48x) and on every real set but powder (1.4-1.7x)
+#: 0.787 -> 0.856 (BENCHMARKS.md, "Twelfth round"). The refined estimate is 0.83-1.28x the
+#: outlines' median on the real sets, 0.76-1.45x (5th-95th percentile) on held-out synthetic ones
 MICRITE_DEFAULT_TOLERANCE = 1.5
 
 #: a calibrated image whose refined estimate is 1.5-3x off the micrite default asks the learned
