@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import roifile
 import tifffile
+from skimage.measure import regionprops
 
 from microcrystalnet.classes import UNCLEAR
 from microcrystalnet.config import AnalysisConfig, ClassifyConfig
@@ -119,4 +120,9 @@ def test_no_silent_empty_result_when_the_area_limits_drop_every_crystal(small_sc
     assert analysis.n_crystals == 0 and candidates > 50
     assert any(f"0 of {candidates} crystal candidates kept" in notice and "--min-area-um2" in notice
                for notice in analysis.notices)
-    assert analysis.segmentation["crystal_scale"] == {"diameter_px": 50.0, "source": "micrite default"}
+    # the scene's crystals (median 36 px, 1.44 um) are estimated (32.8 px) rather than the micrite
+    # default (50 px, 2 um): they look more than 1.5x smaller; the area limit set stays the user's
+    scale = analysis.segmentation["crystal_scale"]
+    true_median = np.median([region.equivalent_diameter_area for region in regionprops(small_scene.labels)])
+    assert scale["source"] == "estimated from the image" and scale["diameter_px"] == pytest.approx(true_median, rel=0.2)
+    assert analysis.config.segment.min_crystal_area_um2 == 30.0

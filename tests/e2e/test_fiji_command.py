@@ -782,12 +782,16 @@ def test_the_dialog_reopens_with_the_last_values_restores_the_defaults_and_macro
     ij.run(image, "Analyze Crystals...", OPTIONS.replace("min_crystal_area=0.25", "min_crystal_area=0.3")
            .replace("save_results_to=[]", f"save_results_to=[{tmp_path / 'macro'}]"))
     assert str(jimport("microcrystalnet.fiji.AnalyzeCrystals").lastError()) == ""
-    settings = json.loads((tmp_path / "macro" / "scene" / "summary.json").read_text())["settings"]
-    assert (settings["segment"]["min_crystal_area_um2"], settings["segment"]["crystal_size_um"],
-            settings["segment"]["crystal_contrast"], settings["segment"]["exclude_border"],
-            settings["segment"]["backend"], settings["preprocess"]["steps"]) \
-        == (0.3, None, default_of(SegmentConfig, "crystal_contrast"), False, default_of(SegmentConfig, "backend"),
+    summary = json.loads((tmp_path / "macro" / "scene" / "summary.json").read_text())
+    settings = summary["settings"]
+    assert (settings["segment"]["min_crystal_area_um2"], settings["segment"]["crystal_contrast"],
+            settings["segment"]["exclude_border"], settings["segment"]["backend"], settings["preprocess"]["steps"]) \
+        == (0.3, default_of(SegmentConfig, "crystal_contrast"), False, default_of(SegmentConfig, "backend"),
             list(default_of(PreprocessConfig, "steps")))
+    # no crystal size given: the analysis finds one itself (the scene's 1.4-um crystals are estimated,
+    # 1.3 um, or take the micrite default), never the dialog's remembered 2.5 um
+    assert summary["segmentation"]["crystal_scale"]["source"] in ("estimated from the image", "micrite default")
+    assert settings["segment"]["crystal_size_um"] != 2.5
     assert Prefs.get("microcrystalnet.analyze.min_crystal_area", 0.0) == 0.5  # a macro does not change the dialog's
     image.close()
 
