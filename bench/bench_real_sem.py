@@ -47,6 +47,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 REAL_SEM = Path(__file__).resolve().parents[1] / ".." / "shared" / "real-sem"
 
 #: segmenter name -> settings changes (AnalysisConfig.updated); None: cannot run here, with why
@@ -102,7 +104,6 @@ def load_entry(entry: dict[str, Any]):
     image.pixels, true = image.pixels[:rows, :columns], true[:rows, :columns]
     factor = entry.get("magnification", UNALTERED["magnification"])
     if factor != 1.0:
-        import numpy as np
         from skimage.transform import rescale, resize
 
         image.pixels = rescale(image.pixels.astype(np.float32), factor, order=1, anti_aliasing=factor < 1,
@@ -113,8 +114,6 @@ def load_entry(entry: dict[str, Any]):
     gamma, noise = entry.get("gamma", UNALTERED["gamma"]), entry.get("added_noise", UNALTERED["added_noise"])
     if gamma != UNALTERED["gamma"] or noise:
         import zlib
-
-        import numpy as np
 
         low, high = np.percentile(image.pixels, (0.1, 99.9))
         gray = np.clip((image.pixels.astype(np.float32) - low) / max(float(high - low), 1e-6), 0, 1) ** gamma
@@ -259,7 +258,8 @@ def main() -> None:
                                                               arguments.inverted)))
     altered_how = ", ".join(f"{name.replace('_', ' ')} {value:g}" for name, value in alterations.items()
                             if value != UNALTERED[name])
-    print(f"\n{machine()}, {time.strftime('%Y-%m-%d', time.gmtime())}{', images altered: ' + altered_how if altered_how else ''}\n")
+    altered_note = f", images altered: {altered_how}" if altered_how else ""
+    print(f"\n{machine()}, {time.strftime('%Y-%m-%d', time.gmtime())}{altered_note}\n")
     materials = sorted({e["dataset"] for e in entries}, key=[e["dataset"] for e in entries].index)
     print("| segmenter | size | " + " | ".join(f"F1 {m}" for m in materials)
           + " | judged dark | s/image | peak RSS MB |")
