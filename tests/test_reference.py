@@ -1,6 +1,7 @@
 """Reading reference outlines of every kind, and pairing them with a prediction."""
 
 import json
+from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
@@ -32,6 +33,29 @@ def test_boundary_white_gives_the_grains_between_the_lines(tmp_path):
     iio.imwrite(path, rgba)
     labels = read_reference_labels(path, "boundary_white")
     assert labels.max() == 4 and (labels == 0).sum() == 17
+
+
+def test_boundary_white_lines_that_stop_one_pixel_short_of_the_edge_still_close_their_grains(tmp_path):
+    gray = np.zeros((9, 9), np.uint8)
+    gray[4, :8] = 255  # both lines end one pixel before the right and bottom edges
+    gray[:8, 4] = 255
+    path = tmp_path / "grains.png"
+    iio.imwrite(path, gray)
+    labels = read_reference_labels(path, "boundary_white")
+    assert labels.max() == 4  # read literally, the last row and column joined all four into one
+    assert labels[8, 0] == labels[7, 0] and labels[0, 8] == labels[0, 7] and labels[8, 8] == labels[7, 7]
+    assert len({labels[0, 0], labels[0, 8], labels[8, 0], labels[8, 8]}) == 4
+
+
+def test_real_perovskite_outlines_read_as_separate_grains_along_every_edge():
+    reference = Path(__file__).resolve().parents[1].parent / "shared" / "real-sem" / "perovskite" / "ground_truth3.png"
+    if not reference.is_file():
+        pytest.skip(f"real SEM outlines not found at {reference} (the shared folder beside the repository)")
+    labels = read_reference_labels(reference, "boundary_white")
+    areas = np.bincount(labels.ravel())[1:]
+    # its lines stop one pixel short of the right and bottom edges: read literally, 58 grains,
+    # one of them the 15 along those edges (17 % of the image)
+    assert labels.max() == 72 and areas.max() < 0.08 * labels.size
 
 
 def test_via_json_polygons_of_the_named_image(tmp_path):
@@ -104,9 +128,6 @@ def test_the_command_offers_every_reference_kind():
 
 
 def test_the_real_reference_set_reads_every_image_with_its_outlined_crystals():
-    import json
-    from pathlib import Path
-
     from microcrystalnet.io.reference import read_reference_set
 
     manifest = Path(__file__).resolve().parents[1].parent / "shared" / "real-sem" / "manifest.json"
@@ -114,6 +135,9 @@ def test_the_real_reference_set_reads_every_image_with_its_outlined_crystals():
         pytest.skip(f"real SEM images not found at {manifest.parent} (the shared folder beside the repository)")
     entries = json.loads(manifest.read_text())
     images = list(read_reference_set(manifest))
-    assert [image.labels.max() for image in images] == [entry["n_instances"] for entry in entries]
+    # the manifest counts perovskite's outlines read literally: the 15 grains along its right and
+    # bottom edges as one (test_real_perovskite_outlines_read_as_separate_grains_along_every_edge)
+    expected = [72 if entry["image"] == "perovskite/example3.png" else entry["n_instances"] for entry in entries]
+    assert [image.labels.max() for image in images] == expected
     assert all(image.pixels.shape == image.labels.shape for image in images)
     assert {image.material for image in images} == {"tio2", "perovskite", "spheroidite", "powder"}
