@@ -47,3 +47,5 @@ def test_score_segmentation_counts_and_size_distribution_by_hand():
     assert score.size_ks_statistic == pytest.approx(2 / 3)
     assert ks_statistic([1, 2], []) == 1.0 and ks_statistic([1, 2], [2, 1]) == 0.0
     assert set(score.as_dict()) >= {"f1", "precision", "recall", "mean_matched_iou", "count_error", "size_ks_statistic"}
+    # truth's second crystal reaches the last row and column; predicted 1 and 3 the first column too
+    assert (score.n_true_touching_edge, score.n_predicted_touching_edge) == (2, 3)

@@ -6,8 +6,9 @@ threshold. For thresholds of 0.5 and above a crystal can match at most one other
 assignment problem needs solving.
 
 :func:`score_segmentation` adds what a petrographer checks against their own outlines: the
-count error and how far the size distributions differ (Kolmogorov-Smirnov statistic on the
-equivalent diameters).
+count error, how far the size distributions differ (Kolmogorov-Smirnov statistic on the
+equivalent diameters), and how many crystals on each side touch the image edge (outlines often
+leave out the crystals cut by it, and then so should the analysis).
 """
 
 from __future__ import annotations
@@ -83,6 +84,13 @@ def equivalent_diameters(labels: Array) -> Array:
     return np.sqrt(4 * areas[areas > 0] / np.pi)
 
 
+def count_touching_edge(labels: Array) -> int:
+    """How many labels touch the image's outermost rows or columns."""
+    labels = np.asarray(labels)
+    edge = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
+    return int(np.count_nonzero(np.unique(edge)))
+
+
 def ks_statistic(sample_a: Array, sample_b: Array) -> float:
     """Two-sample Kolmogorov-Smirnov statistic: the largest gap between the two empirical
     distribution functions (0 same distribution, 1 disjoint); 1.0 when either sample is empty
@@ -98,17 +106,22 @@ def ks_statistic(sample_a: Array, sample_b: Array) -> float:
 @dataclass(frozen=True)
 class SegmentationScore:
     """A prediction scored against reference outlines: matching at IoU 0.5 (:class:`InstanceMatch`),
-    the count error (predicted - reference, and relative to the reference count) and the
-    difference of the size distributions (KS statistic on equivalent diameters)."""
+    the count error (predicted - reference, and relative to the reference count), the
+    difference of the size distributions (KS statistic on equivalent diameters) and the crystals
+    touching the image edge on each side."""
 
     match: InstanceMatch
     count_error: int
     relative_count_error: float
     size_ks_statistic: float
+    n_true_touching_edge: int
+    n_predicted_touching_edge: int
 
     def as_dict(self) -> dict[str, float]:
         return {**self.match.as_dict(), "count_error": self.count_error,
-                "relative_count_error": self.relative_count_error, "size_ks_statistic": self.size_ks_statistic}
+                "relative_count_error": self.relative_count_error, "size_ks_statistic": self.size_ks_statistic,
+                "n_true_touching_edge": self.n_true_touching_edge,
+                "n_predicted_touching_edge": self.n_predicted_touching_edge}
 
 
 def score_segmentation(true_labels: Array, predicted_labels: Array, iou_threshold: float = 0.5) -> SegmentationScore:
@@ -120,4 +133,5 @@ def score_segmentation(true_labels: Array, predicted_labels: Array, iou_threshol
     count_error = match.n_predicted - match.n_true
     relative = count_error / match.n_true if match.n_true else float(match.n_predicted > 0)
     return SegmentationScore(match, count_error, relative,
-                             ks_statistic(equivalent_diameters(true_labels), equivalent_diameters(predicted_labels)))
+                             ks_statistic(equivalent_diameters(true_labels), equivalent_diameters(predicted_labels)),
+                             count_touching_edge(true_labels), count_touching_edge(predicted_labels))

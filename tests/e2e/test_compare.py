@@ -33,6 +33,21 @@ def test_compare_prints_and_writes_the_scores(tmp_path):
     assert result.returncode == 0 and next(csv.DictReader(open(tmp_path / "scores.csv")))["n_predicted"] == "3"
 
 
+def test_compare_suggests_exclude_border_when_only_the_found_crystals_touch_the_edge(tmp_path):
+    reference = np.zeros((20, 20), np.uint16)
+    reference[8:12, 8:12] = 1  # outlines that leave out the crystals cut by the image edge
+    predicted = reference.copy()
+    predicted[0:3, 5:8], predicted[17:20, 5:8], predicted[5:8, 0:3] = 2, 3, 4
+    tifffile.imwrite(tmp_path / "reference.tif", reference)
+    tifffile.imwrite(tmp_path / "labels.tif", predicted)
+    result = run_cli("compare", tmp_path / "labels.tif", tmp_path / "reference.tif")
+    assert result.returncode == 0 and "3 found ones do" in result.stderr and "--exclude-border" in result.stderr
+    predicted[5:8, 0:3] = 0  # two on the edge: could be chance
+    tifffile.imwrite(tmp_path / "labels.tif", predicted)
+    result = run_cli("compare", tmp_path / "labels.tif", tmp_path / "reference.tif")
+    assert result.returncode == 0 and "--exclude-border" not in result.stderr
+
+
 def test_compare_refuses_unusable_input_with_the_fix(tmp_path):
     iio.imwrite(tmp_path / "drawing.png", np.zeros((8, 8, 3), np.uint8))
     result = run_cli("compare", tmp_path / "drawing.png", tmp_path / "drawing.png")

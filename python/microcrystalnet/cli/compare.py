@@ -9,6 +9,9 @@ from .common import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, add_quiet_option, log
 
 #: the kinds of io.reference.REFERENCE_KINDS, repeated so --help needs no numerical library
 _KINDS = ("labels", "roiset", "binary_4conn", "boundary_white", "via_json")
+#: found crystals touching the image edge, where none of the reference does, from which ``compare``
+#: suggests --exclude-border (fewer can be chance on a sparse image)
+MANY_FOUND_ON_EDGE = 3
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -58,6 +61,11 @@ def run_compare(arguments: argparse.Namespace) -> int:
           f"(precision {scores['precision']:.3f}, recall {scores['recall']:.3f}), mean matched IoU "
           f"{scores['mean_matched_iou']:.3f}, count error {scores['count_error']:+d} "
           f"({scores['relative_count_error']:+.1%}), size distribution KS {scores['size_ks_statistic']:.3f}")
+    if scores["n_true_touching_edge"] == 0 and scores["n_predicted_touching_edge"] >= MANY_FOUND_ON_EDGE:
+        log.warning("no reference crystal touches the image edge, but %d found ones do (false positives where "
+                    "unmatched): if your outlines leave out the crystals cut by the edge, analyse with "
+                    "--exclude-border (Fiji: Exclude crystals on border) to measure the same way",
+                    scores["n_predicted_touching_edge"])
     if arguments.out is not None:
         if arguments.out.suffix.lower() == ".json":
             write_json(arguments.out, scores)
