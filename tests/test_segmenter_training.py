@@ -13,7 +13,7 @@ from microcrystalnet.segment.learned.inference import median_diameter_px, segmen
 from microcrystalnet.segment.learned.model_file import (SegmenterModel, WatershedThresholds, load_segmenter_model,
                                                         write_segmenter_model)
 from microcrystalnet.segment.learned.network import CrystalUNet
-from microcrystalnet.segment.learned.training import (PARTIAL_RING_FRACTION, OutlinedImage, TrainingCrops,
+from microcrystalnet.segment.learned.training import (EDGE_BAND_FRACTION, PARTIAL_RING_FRACTION, OutlinedImage, TrainingCrops,
                                                       choose_thresholds, crops_of_outlined_images,
                                                       outlined_training_crops, partial_outline_loss_mask,
                                                       synthetic_training_crops, three_class_targets,
@@ -58,11 +58,40 @@ def test_partial_outlines_carry_loss_near_the_outlined_crystals_only():
     assert not mask[120, 120]
     image = np.random.default_rng(0).random((160, 160)).astype(np.float32)
     partial = outlined_training_crops(image, labels, working_diameter_px=28.0, crop_px=64)
-    complete = outlined_training_crops(image, labels, working_diameter_px=28.0, crop_px=64, complete=True)
+    labels[150:160, 0:10] = 2  # a crystal touching the image edge: outlines that include cut crystals
+    complete = outlined_training_crops(image, labels, crystal_diameter_px=28.0, working_diameter_px=28.0, crop_px=64,
+                                       complete=True)
     assert len(complete) == 16 and complete.loss_mask.all()  # crops 32 px apart: 4 x 4
     assert 0 < len(partial) < len(complete)
     assert partial.loss_mask.sum() < partial.loss_mask.size and partial.sources[0]["complete_outlines"] is False
     assert partial.sources[0]["crystal_diameter_px"] == pytest.approx(28.0, abs=1.0)
+
+
+def test_complete_outlines_that_leave_out_the_crystals_cut_by_the_edge_teach_no_background_there():
+    labels = np.zeros((160, 160), np.int32)
+    rows, cols = np.ogrid[:160, :160]
+    labels[(rows - 80) ** 2 + (cols - 80) ** 2 <= 14 ** 2] = 1  # 28 px across, off the edge
+    crops = outlined_training_crops(np.zeros((160, 160), np.float32), labels, working_diameter_px=28.0, crop_px=64,
+                                    complete=True)
+    assert crops.sources[0]["edge_band_px"] == pytest.approx(EDGE_BAND_FRACTION * 28.0, abs=1.0)
+    corner, centre = crops.loss_mask[0], crops.loss_mask[len(crops) // 2 + 2]  # crops at (0, 0) and (64, 64)
+    assert not corner[:27, :].any() and not corner[:, :27].any() and corner[28:, 28:].all()
+    assert centre.all()
+
+
+def test_thresholds_are_chosen_on_crystals_off_the_edge_where_the_outlines_leave_those_out():
+    rows, cols = np.ogrid[:192, :192]
+    labels = np.zeros((192, 192), np.int32)
+    for number, (row, col) in enumerate([(60, 50), (60, 130), (140, 90)], start=1):
+        labels[(rows - row) ** 2 + (cols - col) ** 2 <= 14 ** 2] = number  # 28 px across, off the edge
+    image = np.where(labels > 0, 0.8, 0.2).astype(np.float32)
+    cut = image.copy()
+    cut[(rows + 4) ** 2 + (cols - 150) ** 2 <= 14 ** 2] = 0.8  # a crystal cut by the top edge, not outlined
+    grid = {"seed": (0.7,), "foreground": (0.7,), "min_seed_fraction": (0.03,), "min_crystal_score": (0.0,)}
+    model = load_segmenter_model(None)
+    alone = choose_thresholds(model, [(image, labels, 28.0)], grid=grid).mean_f1
+    assert alone == 1.0  # the three found; the one cut by the edge is not counted against them:
+    assert choose_thresholds(model, [(cut, labels, 28.0)], grid=grid).mean_f1 == 1.0
 
 
 def test_outlined_crops_are_rescaled_to_the_working_diameter():

@@ -115,3 +115,23 @@ def test_a_crystal_size_in_um_needs_a_pixel_size(outlined_scene):
     assert done.returncode == 0, done.stderr
     (source,) = load_segmenter_model(folder / "model.pt").training["data"]
     assert source["crystal_diameter_px"] == pytest.approx(36.0) and source["pixel_size_um"] == pytest.approx(0.04)
+
+
+def test_complete_outlines_that_leave_out_the_crystals_cut_by_the_edge_are_learned_from_off_the_edge_only(
+        outlined_scene, small_scene):
+    from skimage.segmentation import clear_border
+
+    folder = outlined_scene
+    tifffile.imwrite(folder / "off-edge.tif", clear_border(small_scene.labels).astype("uint16"))
+    done = run_cli("train-segmenter", folder / "scene.tif", "--outlines", folder / "off-edge.tif", "--out",
+                   folder / "model.pt", "--from", "scratch", "--steps", "1", "--complete-outlines",
+                   "--crystal-size-px", "36")
+    assert done.returncode == 0, done.stderr
+    assert "no outlined crystal touches the image edge" in done.stderr and "--exclude-border" in done.stderr
+    (source,) = load_segmenter_model(folder / "model.pt").training["data"]
+    assert source["edge_band_px"] == 36.0
+    # outlines with crystals on the edge: everything off the outlines is background
+    done = run_cli("train-segmenter", folder / "scene.tif", "--outlines", folder / "labels.tif", "--out",
+                   folder / "model.pt", "--from", "scratch", "--steps", "1", "--complete-outlines")
+    assert done.returncode == 0 and "touches the image edge" not in done.stderr, done.stderr
+    assert load_segmenter_model(folder / "model.pt").training["data"][0]["edge_band_px"] == 0.0

@@ -47,8 +47,10 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--pixel-size-nm", type=positive_float, metavar="NM",
                         help="pixel size in nanometres; overrides the calibration in the files")
     parser.add_argument("--complete-outlines", action="store_true",
-                        help="every crystal of each image is outlined: all other pixels are background, and "
-                             "after training the watershed thresholds are chosen for the best F1 on these images")
+                        help="every crystal of each image is outlined: all other pixels are background (but "
+                             "along the image edge when no outlined crystal touches it: crystals cut by the edge "
+                             "are then taken as left out), and after training the watershed thresholds are "
+                             "chosen for the best F1 on these images")
     parser.add_argument("--crystal-contrast", choices=choices_of(SegmentConfig, "crystal_contrast"),
                         default=default_of(SegmentConfig, "crystal_contrast"),
                         help="bright or dark crystals against what surrounds them; images with dark ones are "
@@ -139,6 +141,11 @@ def run_train_segmenter(arguments: argparse.Namespace) -> int:
     for source in crops.sources:
         log.info("%s: %d outlined crystals, typical diameter %.1f px, %d training crops", source["image"],
                  source["outlined_crystals"], source["crystal_diameter_px"], source["crops"])
+        if source.get("edge_band_px"):
+            log.info("%s: no outlined crystal touches the image edge, so the crystals cut by it are taken as left "
+                     "out, not as background: a band of %.0f px along the edge is not learned from, and the "
+                     "thresholds are chosen on crystals off the edge; analyse with --exclude-border to measure "
+                     "the same way", source["image"], source["edge_band_px"])
     minutes = arguments.minutes or (None if arguments.steps else DEFAULT_MINUTES)
     budget = " and ".join(filter(None, [arguments.steps and f"{arguments.steps} steps",
                                         minutes and f"{minutes:g} min"]))

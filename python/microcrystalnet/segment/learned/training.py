@@ -9,6 +9,9 @@ before they are cut into crops.
 Outlines a user draws are often partial: a few crystals of an image, not all. Pixels far from
 any outline are then unknown, not background, and carry no loss; only the outlined crystals and
 a ring around them (:data:`PARTIAL_RING_FRACTION` of the crystal diameter wide) are learned from.
+Complete outlines often leave out the crystals cut by the image edge, as stereology does: when no
+outlined crystal touches the edge, a band along it (:data:`EDGE_BAND_FRACTION` of the crystal
+diameter wide) is unknown too, and the thresholds are chosen on crystals off the edge.
 """
 
 from __future__ import annotations
@@ -23,12 +26,12 @@ from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage.segmentation import find_boundaries
+from skimage.segmentation import clear_border, find_boundaries
 from skimage.transform import rescale
 
 from ...frameworks import import_torch
 from ...io import to_unit_range
-from ...metrics import match_instances
+from ...metrics import count_touching_edge, match_instances
 from ..contrast import CrystalContrast, crystal_contrast, with_bright_crystals
 from .contrast import certainty_as_given_and_inverted
 from .inference import (confident_crystals, crystal_instances, crystal_scores, labels_at_shape, median_diameter_px,
@@ -55,6 +58,10 @@ CLASS_WEIGHTS = (1.0, 1.0, 2.0)
 #: or dark line beside it, the cue that separates crystals, while rarely reaching into the
 #: interior of an unoutlined neighbour (which would be taught as background)
 PARTIAL_RING_FRACTION = 0.25
+#: complete outlines in which no crystal touches the image edge: the band along the edge that
+#: carries no loss, as a fraction of the crystal diameter (the crystals cut by the edge that the
+#: outlines leave out reach into the image up to about their diameter)
+EDGE_BAND_FRACTION = 1.0
 #: a crop is kept when at least this fraction of its pixels carry loss
 MIN_LABELLED_FRACTION = 0.05
 #: synthetic scenes are rendered at this size, px, before rescaling to the working scale
@@ -173,6 +180,20 @@ def partial_outline_loss_mask(labels: Array, *, crystal_diameter_px: float,
     return outlined | (ndi.distance_transform_edt(~outlined) <= ring_px)
 
 
+def leave_out_edge_crystals(labels: Array) -> bool:
+    """Whether complete outlines ``labels`` (int (Y, X)) leave out the crystals cut by the image
+    edge: none of them touches it."""
+    return count_touching_edge(labels) == 0
+
+
+def edge_band_loss_mask(shape: tuple[int, int], *, band_px: float) -> Array:
+    """Pixels farther than ``band_px`` from the image edge (bool (Y, X))."""
+    band = int(math.ceil(band_px))
+    mask = np.zeros(shape, bool)
+    mask[band:shape[0] - band, band:shape[1] - band] = True
+    return mask
+
+
 def typical_diameter_px(labels: Array, crystal_diameter_px: float | None = None) -> float:
     """The typical crystal diameter of an outlined image, px: ``crystal_diameter_px`` when given,
     else the median equivalent diameter of the outlines ``labels``. Raises ValueError when it is
@@ -196,20 +217,27 @@ def outlined_training_crops(image: Array, labels: Array, *, crystal_diameter_px:
     nothing is outlined. ``crystal_diameter_px``: the typical crystal diameter in the image, px
     (default: the median equivalent diameter of the outlined crystals); the image is rescaled so
     it becomes ``working_diameter_px``. ``complete``: every crystal is outlined, so every other
-    pixel is background; otherwise only the outlined crystals and a ring around them carry loss
-    (:func:`partial_outline_loss_mask`). ``pixel_size_um`` (if known) and ``source`` (e.g. file
-    names and licence) go into the training record.
+    pixel is background (but the band along the image edge when the outlines leave out the
+    crystals cut by it: :func:`leave_out_edge_crystals`); otherwise only the outlined crystals and
+    a ring around them carry loss (:func:`partial_outline_loss_mask`). ``pixel_size_um`` (if known)
+    and ``source`` (e.g. file names and licence) go into the training record, with the edge band's
+    width (px at the image's own scale; 0: none).
     """
     if image.shape != labels.shape:
         raise ValueError(f"image {image.shape} and outlines {labels.shape} differ in shape")
     crystal_diameter_px = typical_diameter_px(labels, crystal_diameter_px)
     factor = working_diameter_px / crystal_diameter_px
     small, small_labels = _at_working_scale(image, labels, factor)
-    loss_mask = (np.ones(small.shape, bool) if complete else
-                 partial_outline_loss_mask(small_labels, crystal_diameter_px=working_diameter_px))
+    edge_band = complete and leave_out_edge_crystals(labels)
+    if not complete:
+        loss_mask = partial_outline_loss_mask(small_labels, crystal_diameter_px=working_diameter_px)
+    else:
+        loss_mask = edge_band_loss_mask(small.shape, band_px=EDGE_BAND_FRACTION * working_diameter_px if edge_band
+                                        else 0.0)
     images, crop_labels, masks = _cut_crops(small, small_labels, loss_mask, crop_px)
     record = {**(source or {}), "crystal_diameter_px": round(float(crystal_diameter_px), 2),
               "pixel_size_um": None if pixel_size_um is None else float(pixel_size_um), "complete_outlines": complete,
+              "edge_band_px": round(EDGE_BAND_FRACTION * float(crystal_diameter_px), 1) if edge_band else 0.0,
               "outlined_crystals": int(len(np.unique(labels[labels > 0]))), "crops": len(images)}
     return TrainingCrops(images, crop_labels, masks, working_diameter_px, [record])
 
@@ -503,9 +531,10 @@ def choose_thresholds(model: SegmenterModel, images_labels_diameters: Iterable[t
     """The seed and foreground thresholds, smallest seed and lowest crystal score of ``grid`` with
     the best mean F1 (IoU 0.5) of ``model`` over held-out images: ``(image (Y, X) gray, reference
     labels int (Y, X), typical crystal diameter px)``. A grid without ``min_seed_fraction`` keeps
-    the model's; without ``min_crystal_score``, 0. The network runs once per image; ties go to the
-    first setting of the grid. Which images to use is the caller's choice (never ones the model's
-    licence forbids)."""
+    the model's; without ``min_crystal_score``, 0. Where the reference leaves out the crystals cut
+    by the image edge (:func:`leave_out_edge_crystals`), so are the crystals found (as
+    ``exclude_border`` does). The network runs once per image; ties go to the first setting of the
+    grid. Which images to use is the caller's choice (never ones the model's licence forbids)."""
     seed_fractions = grid.get("min_seed_fraction", (model.thresholds.min_seed_fraction,))
     scores_grid = grid.get("min_crystal_score", (0.0,))
     settings = [(seed, foreground, fraction, score) for seed in grid["seed"] for foreground in grid["foreground"]
@@ -513,15 +542,17 @@ def choose_thresholds(model: SegmenterModel, images_labels_diameters: Iterable[t
     f1_sums = dict.fromkeys(settings, 0.0)
     count = 0
     for image, labels, diameter in images_labels_diameters:
+        off_edge_only = leave_out_edge_crystals(labels)
         probabilities = working_scale_probabilities(image, model, crystal_diameter_px=diameter)
         for seed, foreground, fraction in dict.fromkeys(setting[:3] for setting in settings):
             found = crystal_instances(probabilities, thresholds=WatershedThresholds(seed, foreground, fraction),
                                       crystal_diameter_px=model.working_diameter_px)
             scores = crystal_scores(probabilities, found)
             for score in scores_grid:
-                kept = confident_crystals(found, scores, score) if score > 0 else found
+                kept = labels_at_shape(confident_crystals(found, scores, score) if score > 0 else found,
+                                       labels.shape)
                 f1_sums[(seed, foreground, fraction, score)] += \
-                    match_instances(labels, labels_at_shape(kept, labels.shape)).f1
+                    match_instances(labels, clear_border(kept) if off_edge_only else kept).f1
         count += 1
     if not count:
         raise ValueError("no held-out images to choose thresholds on")
