@@ -19,7 +19,10 @@ spheroidite outlines were found complete). Each fine-tuning runs in a process of
 
     scripts/bench bench/bench_fine_tune_one.py [--segmenter-model MODEL] [--minutes M] [--choices K]
                                                [--training-images NAME ...] [--threads T] [--jobs N]
-                                               [--datasets tio2 ...] [--json FILE]
+                                               [--datasets tio2 ...] [--config SETTINGS.json] [--json FILE]
+
+``--config`` scores with those analysis settings (before and after), e.g. ``{"segment":
+{"exclude_border": true}}`` for outlines that leave out the crystals cut by the image edge.
 
 The shipped model is synthetic-only (its model card), so "before" is on images it never saw.
 tio2 (CC BY-NC-ND) is used here for evaluation and fine-tuning experiments only; the fine-tuned
@@ -49,9 +52,10 @@ def is_partial(dataset: str) -> bool:
     return MIT_DATASETS.get(dataset, {}).get("partial", False)
 
 
-def size_hinted_f1(entries: list[dict[str, Any]], segmenter_model: str | None, threads: int) -> dict[str, float]:
+def size_hinted_f1(entries: list[dict[str, Any]], segmenter_model: str | None, threads: int,
+                   settings: Path | None = None) -> dict[str, float]:
     """F1 at IoU 0.5 of each entry (by image path), the learned segmenter with ``segmenter_model``
-    (None: the shipped one) and the size hint."""
+    (None: the shipped one) and the size hint, on the settings file ``settings`` (None: the defaults)."""
     import torch
 
     from microcrystalnet.config import AnalysisConfig
@@ -59,7 +63,7 @@ def size_hinted_f1(entries: list[dict[str, Any]], segmenter_model: str | None, t
     from microcrystalnet.segment import make_segmenter
 
     torch.set_num_threads(threads)
-    config = AnalysisConfig().updated(segment={"backend": "learned"})
+    config = (AnalysisConfig.from_json(settings) if settings else AnalysisConfig()).updated(segment={"backend": "learned"})
     if segmenter_model:
         config = config.updated(segment={"learned": {"model": segmenter_model}})
     segmenter = make_segmenter(config.segment, download=False)
@@ -72,7 +76,7 @@ def size_hinted_f1(entries: list[dict[str, Any]], segmenter_model: str | None, t
 
 
 def fine_tune_and_score(training: dict[str, Any], others: list[dict[str, Any]], segmenter_model: str | None,
-                        minutes: float, threads: int, seed: int) -> dict[str, Any]:
+                        minutes: float, threads: int, seed: int, settings: Path | None = None) -> dict[str, Any]:
     """Fine-tune on ``training``'s outlines (complete outlines: the watershed thresholds are then
     chosen on that image, as ``train-segmenter --complete-outlines`` does), then score ``others``
     with the thresholds of the fine-tuned model ("after") and, for complete outlines, with the
@@ -100,7 +104,7 @@ def fine_tune_and_score(training: dict[str, Any], others: list[dict[str, Any]], 
         for name, variant in variants.items():
             path = Path(folder) / f"{len(scores)}.pt"
             write_segmenter_model(variant, path)
-            scores[name] = size_hinted_f1(others, str(path), threads)
+            scores[name] = size_hinted_f1(others, str(path), threads, settings)
     print(f"{training['image']}: {model.training['steps']} steps in {model.training['minutes']} min, "
           f"F1 on the others {statistics.mean(scores['after'].values()):.3f}", file=sys.stderr, flush=True)
     return {"dataset": training["dataset"], "training_image": training["image"],
@@ -138,6 +142,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="training seed (default %(default)s)")
     parser.add_argument("--datasets", nargs="+")
     parser.add_argument("--json", type=Path, help="write every number here")
+    parser.add_argument("--config", type=Path, metavar="SETTINGS.json",
+                        help="score with these analysis settings (as analyze --config reads them), e.g. "
+                             "exclude_border for outlines that leave out the crystals cut by the image edge")
     arguments = parser.parse_args()
     if not (REAL_SEM / "manifest.json").is_file():
         sys.exit(f"skipped: no real SEM images at {REAL_SEM.resolve()} (see the issue: ../shared/real-sem/ "
@@ -152,10 +159,11 @@ def main() -> None:
     context = multiprocessing.get_context("spawn")
     with context.Pool(arguments.jobs, maxtasksperchild=1) as pool:
         before_jobs = pool.apply_async(size_hinted_f1, ([e for es in by_material.values() for e in es],
-                                                        arguments.segmenter_model, arguments.threads))
+                                                        arguments.segmenter_model, arguments.threads,
+                                                        arguments.config))
         tuned_jobs = [pool.apply_async(fine_tune_and_score,
                                        (training, [e for e in entries if e is not training], arguments.segmenter_model,
-                                        arguments.minutes, arguments.threads, arguments.seed))
+                                        arguments.minutes, arguments.threads, arguments.seed, arguments.config))
                       for entries in by_material.values()
                       for training in training_choices(entries, arguments.choices, arguments.training_images)]
         before = before_jobs.get()
@@ -168,7 +176,8 @@ def main() -> None:
     trained_on = {source["dataset"] for source in load_segmenter_model(arguments.segmenter_model).training["data"]
                   if "dataset" in source}
     print(f"\n{machine()}, {time.strftime('%Y-%m-%d', time.gmtime())}; {arguments.minutes:g} min per fine-tuning, "
-          f"{arguments.threads} torch thread(s), {arguments.jobs} at once\n")
+          f"{arguments.threads} torch thread(s), {arguments.jobs} at once"
+          f"{f'; scored with the settings of {arguments.config}' if arguments.config else ''}\n")
     print("| material | trained on (one image) | outlines | other images | F1 before | F1 after, base thresholds "
           "| F1 after | thresholds (seed / foreground / smallest seed / crystal score) | steps | minutes |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -196,6 +205,7 @@ def main() -> None:
     if arguments.json:
         arguments.json.write_text(json.dumps({"machine": machine(), "minutes": arguments.minutes,
                                               "threads": arguments.threads, "jobs": arguments.jobs,
+                                              "settings": str(arguments.config) if arguments.config else None,
                                               "before": before, "runs": runs}, indent=1) + "\n")
 
 
