@@ -23,6 +23,11 @@ class Wording:
     fiji: str
 
 
+def both_wordings(wording: Wording) -> str:
+    """``wording`` for a message that either a command-line or a Fiji user reads."""
+    return f"{wording.cli} (Fiji: {wording.fiji})"
+
+
 class Notice(str):
     """A notice in the command line's words, with :attr:`fiji`: the same in Fiji's words."""
 
@@ -70,6 +75,7 @@ SET_DARK_CRYSTALS = Wording("give --crystal-contrast dark", "choose dark in the 
 MIN_AREA = Wording("--min-area-um2", "Min crystal area")
 MAX_AREA = Wording("--max-area-um2", "Max crystal area")
 KEEP_BORDER_CRYSTALS = Wording("leave out --exclude-border", "untick Exclude crystals on border")
+EXCLUDE_BORDER_CRYSTALS = Wording("analyse with --exclude-border", "tick Exclude crystals on border")
 PASS_N2V_MODEL = Wording("pass it with --n2v-model n2v.zip", "choose it in the N2V model field")
 
 #: the Analyze Crystals dialog's fields that the Fiji words name (as the dialog labels them)

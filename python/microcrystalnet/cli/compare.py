@@ -45,6 +45,7 @@ def run_compare(arguments: argparse.Namespace) -> int:
     from ..io.reference import ReferenceInputError, read_label_pair
     from ..io.roiset import RoiInputError
     from ..metrics import score_segmentation
+    from ..notices import EXCLUDE_BORDER_CRYSTALS, both_wordings
 
     try:
         predicted, true = read_label_pair(arguments.prediction, arguments.reference,
@@ -63,9 +64,8 @@ def run_compare(arguments: argparse.Namespace) -> int:
           f"({scores['relative_count_error']:+.1%}), size distribution KS {scores['size_ks_statistic']:.3f}")
     if scores["n_true_touching_edge"] == 0 and scores["n_predicted_touching_edge"] >= MANY_FOUND_ON_EDGE:
         log.warning("no reference crystal touches the image edge, but %d found ones do (false positives where "
-                    "unmatched): if your outlines leave out the crystals cut by the edge, analyse with "
-                    "--exclude-border (Fiji: Exclude crystals on border) to measure the same way",
-                    scores["n_predicted_touching_edge"])
+                    "unmatched): if your outlines leave out the crystals cut by the edge, %s to measure the same "
+                    "way", scores["n_predicted_touching_edge"], both_wordings(EXCLUDE_BORDER_CRYSTALS))
     if arguments.out is not None:
         if arguments.out.suffix.lower() == ".json":
             write_json(arguments.out, scores)

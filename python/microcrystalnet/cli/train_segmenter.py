@@ -84,6 +84,7 @@ def run_train_segmenter(arguments: argparse.Namespace) -> int:
     from ..io import ImageInputError, read_sem_image
     from ..io.reference import ReferenceInputError, read_reference_labels
     from ..io.roiset import RoiInputError
+    from ..notices import EXCLUDE_BORDER_CRYSTALS, both_wordings
     from ..segment.contrast import SET
     from ..segment.learned.model_file import is_segmenter_model_file, load_segmenter_model, write_segmenter_model
     from ..segment.learned.training import (REPLAY_SCENES, WORKING_DIAMETER_PX, OutlinedImage,
@@ -144,8 +145,8 @@ def run_train_segmenter(arguments: argparse.Namespace) -> int:
         if source.get("edge_band_px"):
             log.info("%s: no outlined crystal touches the image edge, so the crystals cut by it are taken as left "
                      "out, not as background: a band of %.0f px along the edge is not learned from, and the "
-                     "thresholds are chosen on crystals off the edge; analyse with --exclude-border to measure "
-                     "the same way", source["image"], source["edge_band_px"])
+                     "thresholds are chosen on crystals off the edge; %s to measure the same way",
+                     source["image"], source["edge_band_px"], both_wordings(EXCLUDE_BORDER_CRYSTALS))
     minutes = arguments.minutes or (None if arguments.steps else DEFAULT_MINUTES)
     budget = " and ".join(filter(None, [arguments.steps and f"{arguments.steps} steps",
                                         minutes and f"{minutes:g} min"]))
