@@ -181,6 +181,8 @@ def run_configuration(name: str, hint: str, entries: list[dict[str, Any]], segme
         images.append({"dataset": entry["dataset"], "image": entry["image"], "f1": round(score.match.f1, 3),
                        "precision": round(score.match.precision, 3), "recall": round(score.match.recall, 3),
                        "n_true": score.match.n_true, "n_predicted": score.match.n_predicted,
+                       "n_true_touching_edge": score.n_true_touching_edge,
+                       "n_predicted_touching_edge": score.n_predicted_touching_edge,
                        "size_ks": round(score.size_ks_statistic, 3), "seconds": round(seconds, 2),
                        "diameter_px": round(scale.diameter_px, 1), "diameter_source": scale.source,
                        "crystal_contrast": contrast.as_dict(),
