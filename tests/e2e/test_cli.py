@@ -89,7 +89,11 @@ def test_analyze_writes_every_output_and_reports_bad_images(tmp_path, scene_tiff
 
 def test_analyze_again_replaces_the_results(tmp_path, scene_tiff, model_dir_env):
     out = tmp_path / "results"
-    assert run_cli("analyze", scene_tiff, "--out", out, "--no-download").returncode == 0
+    done = run_cli("analyze", scene_tiff, "--out", out, "--no-download", "--exclude-border")
+    assert done.returncode == 0, done.stderr
+    on_border = json.loads((out / "scene" / "summary.json").read_text())["segmentation"]["statistics"]["dropped"][
+        "on_border"]
+    assert on_border > 0 and f"; {on_border} touching the border left out) -> " in done.stderr, done.stderr
     done = run_cli("analyze", scene_tiff, "--out", out, "--no-download", "--exclude-border", "--crystal-contrast",
                    "bright", "-q")
     assert done.returncode == 0 and done.stderr.strip() == ""

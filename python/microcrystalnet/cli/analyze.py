@@ -91,6 +91,9 @@ def run_analyze(arguments: argparse.Namespace) -> int:
             or step["step"] == "input"))
         counts = ", ".join(f"{code} {sum(1 for row in analysis.rows if row['Class'] == code)}"
                            for code in RESULT_CODES)
+        on_border = analysis.segmentation["statistics"].get("dropped", {}).get("on_border", 0)
+        if on_border:
+            counts += f"; {on_border} touching the border left out"
         log.info("%s: %d crystals (%s) -> %s", path.name, analysis.n_crystals, counts, folder)
     progress.close()
     if failed:
