@@ -228,16 +228,13 @@ def outlined_training_crops(image: Array, labels: Array, *, crystal_diameter_px:
     crystal_diameter_px = typical_diameter_px(labels, crystal_diameter_px)
     factor = working_diameter_px / crystal_diameter_px
     small, small_labels = _at_working_scale(image, labels, factor)
-    edge_band = complete and leave_out_edge_crystals(labels)
-    if not complete:
-        loss_mask = partial_outline_loss_mask(small_labels, crystal_diameter_px=working_diameter_px)
-    else:
-        loss_mask = edge_band_loss_mask(small.shape, band_px=EDGE_BAND_FRACTION * working_diameter_px if edge_band
-                                        else 0.0)
+    band_fraction = EDGE_BAND_FRACTION if complete and leave_out_edge_crystals(labels) else 0.0
+    loss_mask = (edge_band_loss_mask(small.shape, band_px=band_fraction * working_diameter_px) if complete else
+                 partial_outline_loss_mask(small_labels, crystal_diameter_px=working_diameter_px))
     images, crop_labels, masks = _cut_crops(small, small_labels, loss_mask, crop_px)
     record = {**(source or {}), "crystal_diameter_px": round(float(crystal_diameter_px), 2),
               "pixel_size_um": None if pixel_size_um is None else float(pixel_size_um), "complete_outlines": complete,
-              "edge_band_px": round(EDGE_BAND_FRACTION * float(crystal_diameter_px), 1) if edge_band else 0.0,
+              "edge_band_px": round(band_fraction * float(crystal_diameter_px), 1),
               "outlined_crystals": int(len(np.unique(labels[labels > 0]))), "crops": len(images)}
     return TrainingCrops(images, crop_labels, masks, working_diameter_px, [record])
 
