@@ -86,8 +86,7 @@ def synthetic_entries(count: int) -> list[dict[str, Any]]:
 
 def load_entry(entry: dict[str, Any]):
     """The image (SEMImage, data bar rows left out as the manifest says) and its reference labels."""
-    from microcrystalnet.io import read_sem_image
-    from microcrystalnet.io.reference import read_reference_labels
+    from microcrystalnet.io.reference import read_reference_entry
 
     if "synthetic_seed" in entry:  # calibrated like a real micrite image: its pixel size is known
         from microcrystalnet.io import SEMImage
@@ -96,12 +95,7 @@ def load_entry(entry: dict[str, Any]):
         scene = random_training_scene(entry["synthetic_seed"], shape=(SYNTHETIC_SCENE_PX, SYNTHETIC_SCENE_PX))
         return SEMImage(Path(entry["image"]), scene.image, scene.pixel_size_um, "synthetic"), scene.labels
 
-    image = read_sem_image(REAL_SEM / entry["image"], exclude_data_bar=False)
-    rows = entry["analysed_rows"] or image.pixels.shape[0]
-    true = read_reference_labels(REAL_SEM / entry["ground_truth"], entry["ground_truth_kind"],
-                                 image.pixels.shape, entry["image_name"])
-    rows, columns = min(rows, true.shape[0]), min(image.pixels.shape[1], true.shape[1])
-    image.pixels, true = image.pixels[:rows, :columns], true[:rows, :columns]
+    image, true = read_reference_entry(entry, REAL_SEM)
     factor = entry.get("magnification", UNALTERED["magnification"])
     if factor != 1.0:
         from skimage.transform import rescale, resize

@@ -22,12 +22,15 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 import numpy as np
 from scipy import ndimage as ndi
 
 from ..polygon_fill import filled_polygon
+
+if TYPE_CHECKING:
+    from .image_file import SEMImage
 
 Array = np.ndarray
 
@@ -234,23 +237,33 @@ class ReferenceImage:
     median_diameter_px: float | None
 
 
+def read_reference_entry(entry: dict, root: str | Path) -> tuple[SEMImage, Array]:
+    """One entry of a reference set (see :func:`read_reference_set`; paths relative to ``root``):
+    the image as read, with its own calibration, and its reference labels (int32 (Y, X)), both cut
+    to the rows and columns they share (the rows of a data bar left out)."""
+    from .image_file import read_sem_image
+
+    root = Path(root)
+    image = read_sem_image(root / entry["image"], exclude_data_bar=False)
+    labels = read_reference_labels(root / entry["ground_truth"], entry["ground_truth_kind"],
+                                   image.pixels.shape, entry.get("image_name"))
+    rows = min(entry.get("analysed_rows") or image.pixels.shape[0], labels.shape[0], image.pixels.shape[0])
+    columns = min(image.pixels.shape[1], labels.shape[1])
+    image.pixels = image.pixels[:rows, :columns]
+    return image, labels[:rows, :columns]
+
+
 def read_reference_set(manifest: str | Path) -> Iterator[ReferenceImage]:
     """The images of a reference set: a JSON list of entries with ``image``, ``ground_truth``,
     ``ground_truth_kind``, optional ``image_name``, ``analysed_rows``, ``dataset``,
     ``pixel_size_um`` and ``median_diameter_px``, paths relative to the manifest (the layout of
     the project's real SEM development set)."""
-    from .image_file import read_sem_image
-
     manifest = Path(manifest)
     try:
         entries = json.loads(manifest.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise ReferenceInputError(f"{manifest}: cannot read the reference set ({error})") from error
     for entry in entries:
-        image = read_sem_image(manifest.parent / entry["image"], exclude_data_bar=False)
-        labels = read_reference_labels(manifest.parent / entry["ground_truth"], entry["ground_truth_kind"],
-                                       image.pixels.shape, entry.get("image_name"))
-        rows = min(entry.get("analysed_rows") or image.pixels.shape[0], labels.shape[0], image.pixels.shape[0])
-        columns = min(image.pixels.shape[1], labels.shape[1])
-        yield ReferenceImage(entry.get("dataset", ""), image.path, image.pixels[:rows, :columns],
-                             labels[:rows, :columns], entry.get("pixel_size_um"), entry.get("median_diameter_px"))
+        image, labels = read_reference_entry(entry, manifest.parent)
+        yield ReferenceImage(entry.get("dataset", ""), image.path, image.pixels, labels,
+                             entry.get("pixel_size_um"), entry.get("median_diameter_px"))
