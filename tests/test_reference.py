@@ -24,6 +24,18 @@ def test_binary_4conn_separates_objects_touching_diagonally_or_across_a_gap(tmp_
     assert labels.max() == 3 and labels.dtype == np.int32
 
 
+def test_a_mask_read_as_a_label_image_is_refused_with_its_kind_named(tmp_path):
+    mask = np.zeros((8, 8), np.uint8)
+    mask[0:3, 0:3] = mask[5:8, 5:8] = 255  # Fiji's Convert to Mask: one value, two crystals
+    iio.imwrite(tmp_path / "mask.png", mask)
+    with pytest.raises(ReferenceInputError, match=r"one gray value \(255\) marks 2 separate regions.*binary_4conn"):
+        read_reference_labels(tmp_path / "mask.png")
+    assert read_reference_labels(tmp_path / "mask.png", "binary_4conn").max() == 2
+    mask[5:8, 5:8] = 0  # a label image of one crystal is one
+    iio.imwrite(tmp_path / "one.png", mask)
+    assert read_reference_labels(tmp_path / "one.png").max() == 255
+
+
 def test_boundary_white_gives_the_grains_between_the_lines(tmp_path):
     rgba = np.zeros((9, 9, 4), np.uint8)
     rgba[..., 3] = 255

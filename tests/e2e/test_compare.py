@@ -54,6 +54,12 @@ def test_compare_refuses_unusable_input_with_the_fix(tmp_path):
     assert result.returncode == 1 and "--reference-kind" in result.stderr
     result = run_cli("compare", tmp_path / "drawing.png", tmp_path / "drawing.png", "--out", tmp_path / "x.txt")
     assert result.returncode == 2 and ".json or .csv" in result.stderr
+    mask = np.zeros((8, 8), np.uint8)
+    mask[0:3, 0:3] = mask[5:8, 5:8] = 255
+    iio.imwrite(tmp_path / "mask.png", mask)
+    tifffile.imwrite(tmp_path / "labels.tif", (mask > 0).astype(np.uint16) * np.arange(1, 65).reshape(8, 8))
+    result = run_cli("compare", tmp_path / "labels.tif", tmp_path / "mask.png")  # not one crystal of two pieces
+    assert result.returncode == 1 and "binary_4conn" in result.stderr and "(--reference-kind)" in result.stderr
 
 
 REAL_SEM = Path(__file__).resolve().parents[2] / ".." / "shared" / "real-sem"

@@ -97,6 +97,16 @@ def test_refuses_images_and_outlines_that_do_not_pair_up(outlined_scene):
     assert not (folder / "model.pt").exists()
 
 
+def test_outlines_drawn_as_a_mask_are_refused_with_the_option_that_reads_them(outlined_scene):
+    folder = outlined_scene
+    labels = tifffile.imread(folder / "labels.tif")
+    tifffile.imwrite(folder / "mask.tif", ((labels > 0) * 255).astype("uint8"))
+    done = run_cli("train-segmenter", folder / "scene.tif", "--outlines", folder / "mask.tif",
+                   "--out", folder / "model.pt", "--from", "scratch", "--steps", "1")
+    assert done.returncode == 2 and "binary_4conn" in done.stderr and "(--outlines-kind)" in done.stderr
+    assert not (folder / "model.pt").exists()
+
+
 def test_a_model_that_cannot_be_read_exits_3(outlined_scene):
     folder = outlined_scene
     done = run_cli("train-segmenter", folder / "scene.tif", "--outlines", folder / "labels.tif",

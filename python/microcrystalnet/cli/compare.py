@@ -42,7 +42,7 @@ def run_compare(arguments: argparse.Namespace) -> int:
         log.error("--out must end in .json or .csv, got %s", arguments.out)
         return EXIT_USAGE
     from ..io.outputs import write_json, write_results_csv
-    from ..io.reference import ReferenceInputError, read_label_pair
+    from ..io.reference import NotALabelImageError, ReferenceInputError, read_label_pair
     from ..io.roiset import RoiInputError
     from ..metrics import score_segmentation
     from ..notices import EXCLUDE_BORDER_CRYSTALS, both_wordings
@@ -52,6 +52,10 @@ def run_compare(arguments: argparse.Namespace) -> int:
                                           prediction_kind=arguments.prediction_kind,
                                           reference_kind=arguments.reference_kind, image_name=arguments.image_name,
                                           rows=arguments.rows)
+    except NotALabelImageError as error:
+        side = "--reference-kind" if error.path == arguments.reference else "--prediction-kind"
+        log.error("%s (%s)", error, side)
+        return EXIT_SOME_FAILED
     except (ReferenceInputError, RoiInputError) as error:
         log.error("%s", error)
         return EXIT_SOME_FAILED

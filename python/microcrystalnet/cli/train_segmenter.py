@@ -82,7 +82,7 @@ def run_train_segmenter(arguments: argparse.Namespace) -> int:
         return EXIT_USAGE
 
     from ..io import ImageInputError, read_sem_image
-    from ..io.reference import ReferenceInputError, read_reference_labels
+    from ..io.reference import NotALabelImageError, ReferenceInputError, read_reference_labels
     from ..io.roiset import RoiInputError
     from ..notices import EXCLUDE_BORDER_CRYSTALS, both_wordings
     from ..segment.contrast import SET
@@ -117,6 +117,9 @@ def run_train_segmenter(arguments: argparse.Namespace) -> int:
             outlined_images.append(OutlinedImage(image.analysed_pixels, labels[:rows], diameter_px,
                                                  image.pixel_size_um,
                                                  {"image": str(image_path), "outlines": str(outline_path)}))
+    except NotALabelImageError as error:
+        log.error("train-segmenter: %s (--outlines-kind)", error)
+        return EXIT_USAGE
     except (ImageInputError, ReferenceInputError, RoiInputError) as error:
         log.error("train-segmenter: %s", error)
         return EXIT_USAGE

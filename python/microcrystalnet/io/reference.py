@@ -42,6 +42,15 @@ class ReferenceInputError(ValueError):
     """A reference (ground-truth) file cannot be used; the message names the file and the fix."""
 
 
+class NotALabelImageError(ReferenceInputError):
+    """A file read as a label image is another kind of drawing (a mask, boundary lines, colour):
+    the command should say which of its options names the kind of ``path``."""
+
+    def __init__(self, path: Path, message: str):
+        super().__init__(message)
+        self.path = path
+
+
 def _read_pixels(path: Path) -> Array:
     import imageio.v3 as iio
     import tifffile
@@ -153,14 +162,26 @@ def via_region_pixels(attributes: dict, shape: tuple[int, int]) -> tuple[Array, 
     raise ValueError(f"its shape is a {name}, which outlines no area")
 
 
+#: the drawings a label-image reader can mistake, as its refusals name them
+OTHER_DRAWING_KINDS = ("binary_4conn (white crystals on black, touching ones separated by 1-px gaps) or "
+                       "boundary_white (white lines between grains)")
+
+
 def read_label_image(path: str | Path) -> Array:
     """A label image file (TIFF/PNG): int32 (Y, X), 0 background; RGB files are refused."""
     path = Path(path)
     pixels = _read_pixels(path)
     if pixels.ndim != 2 or pixels.dtype.kind not in "ui":
-        raise ReferenceInputError(f"{path}: a label image must be one 2D integer image, got {pixels.dtype} "
-                                  f"{pixels.shape}; for a mask or boundary drawing name its kind "
-                                  f"(--reference-kind binary_4conn or boundary_white)")
+        raise NotALabelImageError(path, f"{path}: a label image must be one 2D integer image, got {pixels.dtype} "
+                                        f"{pixels.shape}; for a mask or boundary drawing name its kind: "
+                                        f"{OTHER_DRAWING_KINDS}")
+    values = np.unique(pixels)
+    if np.count_nonzero(values) == 1:
+        n_regions = ndi.label(pixels > 0)[1]
+        if n_regions > 1:  # one crystal in many pieces: a mask (e.g. Fiji's Convert to Mask, 0/255)
+            raise NotALabelImageError(path, f"{path}: one gray value ({values[-1]}) marks {n_regions} separate "
+                                            f"regions, so read as a label image (one value per crystal) it would be "
+                                            f"one crystal; a mask names its kind: {OTHER_DRAWING_KINDS}")
     return pixels.astype(np.int32)
 
 
