@@ -125,7 +125,7 @@ def test_a_roiset_reference_is_drawn_on_the_prediction_size_and_rows_cut(tmp_pat
 def test_unusable_references_name_the_file_and_the_fix(tmp_path):
     rgb = tmp_path / "drawing.png"
     iio.imwrite(rgb, np.zeros((8, 8, 3), np.uint8))
-    with pytest.raises(ReferenceInputError, match="--reference-kind"):
+    with pytest.raises(ReferenceInputError, match="name its kind: binary_4conn"):
         read_reference_labels(rgb)
     with pytest.raises(ReferenceInputError, match="no such file"):
         read_reference_labels(tmp_path / "missing.tif")
