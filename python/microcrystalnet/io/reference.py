@@ -175,11 +175,11 @@ def read_label_image(path: str | Path) -> Array:
         raise NotALabelImageError(path, f"{path}: a label image must be one 2D integer image, got {pixels.dtype} "
                                         f"{pixels.shape}; for a mask or boundary drawing name its kind: "
                                         f"{OTHER_DRAWING_KINDS}")
-    values = np.unique(pixels)
-    if np.count_nonzero(values) == 1:
+    foreground = pixels[pixels != 0]
+    if foreground.size and (foreground == foreground[0]).all():  # one value (no sort of the whole image)
         n_regions = ndi.label(pixels > 0)[1]
         if n_regions > 1:  # one crystal in many pieces: a mask (e.g. Fiji's Convert to Mask, 0/255)
-            raise NotALabelImageError(path, f"{path}: one gray value ({values[-1]}) marks {n_regions} separate "
+            raise NotALabelImageError(path, f"{path}: one gray value ({foreground[0]}) marks {n_regions} separate "
                                             f"regions, so read as a label image (one value per crystal) it would be "
                                             f"one crystal; a mask names its kind: {OTHER_DRAWING_KINDS}")
     return pixels.astype(np.int32)
