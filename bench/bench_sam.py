@@ -19,11 +19,11 @@ import time
 from pathlib import Path
 
 from microcrystalnet.config import SamConfig, SegmentConfig
-from microcrystalnet.frameworks import import_segment_anything, import_torch
+from microcrystalnet.frameworks import import_segment_anything, import_torch, torch_device
 from microcrystalnet.io import to_unit_range
 from microcrystalnet.metrics import match_instances
 from microcrystalnet.segment import segment_crystals
-from microcrystalnet.segment.sam import LoadedSam, SamCrystalSegmenter, choose_device, load_sam
+from microcrystalnet.segment.sam import LoadedSam, SamCrystalSegmenter, load_sam
 from microcrystalnet.synth import SceneSpec, render_scene
 
 #: SAM's own defaults for its automatic mask generator
@@ -47,7 +47,8 @@ def main() -> None:
         segment_anything = import_segment_anything()
         torch.manual_seed(0)
         model = segment_anything.sam_model_registry["vit_b"](checkpoint=None).eval()
-        sam, weights = LoadedSam(model, "vit_b", choose_device(None), Path("random"), "random", False), "random"
+        device = torch_device(None, user="SAM")
+        sam, weights = LoadedSam(model.to(device), "vit_b", device, Path("random"), "random", False), "random"
     scene = render_scene(SceneSpec(seed=0))
     image = to_unit_range(scene.image)
     report = {"scene": "synthetic 2048 x 2048, 10 nm/px", "true_crystals": scene.n_crystals, "weights": weights,

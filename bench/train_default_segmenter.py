@@ -38,6 +38,9 @@ so an interrupted run can go on with ``--continue-from`` the last one and the st
 this script again (after a change to how they are chosen).
 ``--save-pretrained P`` writes the synthetic-only model; ``--pretrained P`` starts from it (all of
 ``--minutes`` then goes to fine-tuning), so leave-one-out variants share one pretraining.
+``--device cuda`` trains on a GPU and ``--workers N`` renders the synthetic scenes in N processes
+(the same crops; on a GPU the rendering would otherwise take longer than the training); a GPU
+rounds differently, so its weights are not the CPU's bit for bit (the model card names the device).
 ``--leave-out IMAGE`` (repeatable; a manifest path or file name) keeps images out of training and
 threshold choice: leave-one-image-out variants give honest benchmark numbers for the images
 trained on. Time budgets depend on the machine; the card lists the steps each phase reached and
@@ -123,6 +126,12 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
                              "%(default)s; 12 was measured, BENCHMARKS.md, twelfth round)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default %(default)s)")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "mps"),
+                        help="where the network trains (default %(default)s: the shipped weights were trained "
+                             "there; a GPU rounds differently, so its weights are not the CPU's bit for bit)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes rendering synthetic scenes (default %(default)s; the same crops with any "
+                             "number: on a GPU, rendering would otherwise take longer than training)")
     parser.add_argument("--manifest", type=Path, default=REAL_SEM_MANIFEST, help="real SEM set (default: %(default)s)")
     return parser.parse_args(argv)
 
@@ -255,10 +264,11 @@ def model_card(model, *, digest: str, command: str, reproduce: str, threshold_ch
               f"{model.thresholds.min_seed_fraction} of a crystal's area, min crystal score "
               f"{model.thresholds.min_crystal_score} (mean interior + boundary probability); chosen by mean F1@0.5 "
               f"{threshold_choice.mean_f1:.3f} on {', '.join(threshold_images)}",
-              f"- torch {record['torch_version']}, {torch.get_num_threads()} thread(s)", "",
+              f"- torch {record['torch_version']}, on {record.get('device', 'cpu')}, {torch.get_num_threads()} "
+              "thread(s)", "",
               "Command that wrote it:", "", f"    {command}", "",
-              "The same steps again (a step budget: the same machine and thread count give the same weights; a "
-              "time budget's learning-rate schedule follows the clock, so a run with `--minutes` alone is "
+              "The same steps again (a step budget: the same machine, device and thread count give the same "
+              "weights; a time budget's learning-rate schedule follows the clock, so a run with `--minutes` alone is "
               "equivalent, not bit-identical):", "",
               f"    {reproduce}", "",
               "## Scores", "",
@@ -310,9 +320,9 @@ def continued_model(model, arguments: argparse.Namespace):
     for index, (steps, scenes, learning_rate) in enumerate(continue_stages(arguments), start=1):
         first_seed = first_unseen_scene_seed(model)
         print(f"stage {index}: rendering {scenes} more synthetic scenes (seeds {first_seed}..)", flush=True)
-        synthetic = synthetic_training_crops(n_scenes=scenes, first_seed=first_seed)
+        synthetic = synthetic_training_crops(n_scenes=scenes, first_seed=first_seed, workers=arguments.workers)
         model = train_segmenter(synthetic, base_model=as_written(model), steps=steps, seed=arguments.seed,
-                                learning_rate=learning_rate,
+                                learning_rate=learning_rate, device=arguments.device,
                                 progress=progress_printer(f"synthetic training, continued ({index})"))
         model.name = f"synthetic training, continued ({index})"
         print(f"continued ({index}): {model.training['steps']} steps, loss {model.training['final_loss']}",
@@ -354,7 +364,7 @@ def trained_model(arguments: argparse.Namespace):
     if arguments.continue_from:
         return continued_model(synthetic_only_model(arguments.continue_from, "--continue-from"), arguments), []
     print(f"rendering {arguments.scenes} synthetic scenes", flush=True)
-    synthetic = synthetic_training_crops(n_scenes=arguments.scenes, first_seed=0)
+    synthetic = synthetic_training_crops(n_scenes=arguments.scenes, first_seed=0, workers=arguments.workers)
     print(f"{len(synthetic)} synthetic crops ({time.monotonic() - started:.0f} s)", flush=True)
     if arguments.pretrained:
         pretrained = synthetic_only_model(arguments.pretrained, "--pretrained")
@@ -362,7 +372,8 @@ def trained_model(arguments: argparse.Namespace):
     else:
         pretrained = train_segmenter(synthetic, minutes=None if arguments.pretrain_steps else pretrain_minutes,
                                      steps=arguments.pretrain_steps, seed=arguments.seed,
-                                     progress=progress_printer("pretraining"), network_base=arguments.network_base)
+                                     progress=progress_printer("pretraining"), network_base=arguments.network_base,
+                                     device=arguments.device)
         pretrained.name = "synthetic pretraining"
         if arguments.save_pretrained:
             write_segmenter_model(pretrained, arguments.save_pretrained)
@@ -385,7 +396,8 @@ def trained_model(arguments: argparse.Namespace):
     model = train_segmenter(real, base_model=pretrained,
                             minutes=None if arguments.fine_tune_steps else fine_tune_minutes,
                             steps=arguments.fine_tune_steps, seed=arguments.seed, replay=synthetic,
-                            replay_fraction=arguments.replay_fraction, progress=progress_printer("fine-tuning"))
+                            replay_fraction=arguments.replay_fraction, progress=progress_printer("fine-tuning"),
+                            device=arguments.device)
     print(f"fine-tuning: {model.training['steps']} steps, loss {model.training['final_loss']}", flush=True)
 
     return model, images

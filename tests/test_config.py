@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from microcrystalnet.config import (PREPROCESS_STEPS, AnalysisConfig, ConfigError, PreprocessConfig, SamConfig,
-                                    SegmentConfig, TrainingConfig, choices_of, default_of)
+from microcrystalnet.config import (PREPROCESS_STEPS, AnalysisConfig, ConfigError, LearnedConfig, PreprocessConfig,
+                                    SamConfig, SegmentConfig, TrainingConfig, choices_of, default_of)
 
 
 def test_defaults_round_trip_through_json(tmp_path):
@@ -114,7 +114,7 @@ def test_settings_are_frozen():
 
 def test_choices_and_defaults_come_from_the_models():
     assert choices_of(PreprocessConfig, "steps") == PREPROCESS_STEPS
-    assert choices_of(SamConfig, "device") == ("cuda", "mps", "cpu")
+    assert choices_of(SamConfig, "device") == choices_of(LearnedConfig, "device") == ("cuda", "mps", "cpu")
     assert default_of(SegmentConfig, "backend") == "learned"
     assert "microcrystalnet" in choices_of(TrainingConfig, "architecture")
 

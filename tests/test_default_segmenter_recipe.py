@@ -101,7 +101,7 @@ def test_stages_in_one_run_give_the_weights_of_stages_run_one_at_a_time(recipe, 
 
     def arguments(steps: list[int], *, save_stages: bool = False) -> argparse.Namespace:
         return argparse.Namespace(continue_steps=steps, continue_scenes=[2], continue_learning_rate=[0.001], seed=0,
-                                  out=tmp_path / "m.pt", save_stages=save_stages)
+                                  out=tmp_path / "m.pt", save_stages=save_stages, device="cpu", workers=1)
 
     in_one_run = recipe.continued_model(pretrained, arguments([1, 1], save_stages=True))
     write_segmenter_model(pretrained, tmp_path / "pretrained.pt")

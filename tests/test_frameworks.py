@@ -5,7 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import microcrystalnet
+from microcrystalnet.frameworks import DeviceUnavailableError, import_torch, torch_device
 
 PACKAGE = Path(microcrystalnet.__file__).parent
 FRAMEWORKS = {"tensorflow", "keras", "torch", "torchvision", "segment_anything", "careamics", "lightning"}
@@ -55,3 +58,17 @@ def test_importing_the_package_loads_no_framework():
                            "print(sorted(m for m in ('tensorflow', 'torch', 'keras') if m in sys.modules))"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_the_device_is_the_one_asked_for_or_the_fastest_there_is():
+    torch = import_torch()
+    assert torch_device("cpu", user="SAM") == "cpu"
+    fastest = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    assert torch_device(None, user="SAM") == fastest
+
+
+@pytest.mark.skipif(import_torch().cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_a_gpu_that_is_not_there_is_refused_naming_who_asked():
+    with pytest.raises(DeviceUnavailableError, match="learned segmenter device 'cuda' was asked for, but torch "
+                                                     "sees no CUDA GPU; leave the device unset"):
+        torch_device("cuda", user="learned segmenter")

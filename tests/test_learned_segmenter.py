@@ -228,3 +228,21 @@ def test_the_trained_model_gives_the_same_probabilities_tiled_as_on_the_whole_im
     image = normalized(small_scene.image[:400, :400])
     whole = class_probabilities(model, image, tile_px=2048)
     np.testing.assert_allclose(class_probabilities(model, image, tile_px=256), whole, atol=1e-4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (this machine has none)")
+def test_on_a_gpu_the_learned_segmenter_finds_what_it_finds_on_the_cpu(small_scene):
+    from microcrystalnet.io import to_unit_range
+    from microcrystalnet.metrics import match_instances
+
+    image = to_unit_range(small_scene.image)
+    on_cpu = make_segmenter(SegmentConfig(learned={"device": "cpu"}))
+    on_gpu = make_segmenter(SegmentConfig(learned={"device": "cuda"}))
+    assert next(on_gpu.model.network.parameters()).device.type == "cuda"
+    cpu_probabilities = class_probabilities(on_cpu.model, image)
+    gpu_probabilities = class_probabilities(on_gpu.model, image)
+    assert gpu_probabilities.dtype == np.float32 and np.abs(gpu_probabilities - cpu_probabilities).max() < 1e-3
+    config = SegmentConfig(crystal_size_px=36.0)
+    cpu_labels = segment_crystals(image, small_scene.pixel_size_um, config, on_cpu).labels
+    gpu_labels = segment_crystals(image, small_scene.pixel_size_um, config, on_gpu).labels
+    assert match_instances(cpu_labels, gpu_labels).f1 > 0.98

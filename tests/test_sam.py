@@ -24,8 +24,8 @@ from microcrystalnet.config import SamConfig, SegmentConfig
 from microcrystalnet.frameworks import import_segment_anything, import_torch
 from microcrystalnet.io import to_unit_range
 from microcrystalnet.segment import segment_crystals
-from microcrystalnet.segment.sam import (SAM_CHECKPOINTS, LoadedSam, SamCrystalSegmenter, choose_device, load_sam,
-                                        tile_overlap_px, working_pixel_size)
+from microcrystalnet.segment.sam import (SAM_CHECKPOINTS, LoadedSam, SamCrystalSegmenter, load_sam, tile_overlap_px,
+                                        working_pixel_size)
 from microcrystalnet.segment.sam_tuning import TuningGrid, proposal_settings
 from microcrystalnet.synth import SceneSpec, render_scene
 from microcrystalnet.weights import ModelUnavailableError
@@ -64,14 +64,6 @@ def test_official_checkpoints_are_registered_with_url_and_sha256():
     assert vit_b.url == "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth"
     assert vit_b.sha256.startswith("ec2df627") and vit_b.size_bytes == 375_042_383
     assert all(len(c.sha256) == 64 for c in SAM_CHECKPOINTS.values())
-
-
-def test_device_choice():
-    assert choose_device(None) in ("cuda", "mps", "cpu")
-    assert choose_device("cpu") == "cpu"
-    if not import_torch().cuda.is_available():
-        with pytest.raises(ValueError, match="no CUDA GPU"):
-            choose_device("cuda")
 
 
 def test_working_scale_fits_one_tile_but_keeps_small_crystals_visible():

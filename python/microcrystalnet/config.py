@@ -68,7 +68,7 @@ SAM_MODES: tuple[str, ...] = get_args(SamMode)
 SamPrompter = Literal["watershed", "learned"]
 SamModelType = Literal["vit_b", "vit_l", "vit_h"]
 SAM_MODEL_TYPES: tuple[str, ...] = get_args(SamModelType)
-SamDevice = Literal["cuda", "mps", "cpu"]
+TorchDevice = Literal["cuda", "mps", "cpu"]
 CrystalContrastSetting = Literal["auto", "bright", "dark"]
 SplitBy = Literal["image", "crystal"]
 Architecture = Literal["microcrystalnet", "reference", "vgg16", "resnet50", "inceptionv3", "densenet121",
@@ -197,7 +197,7 @@ class SamConfig(Settings):
     """A SAM-format file fine-tuned elsewhere (e.g. micro-sam's electron-microscopy models; no
     checksum is known for those)."""
 
-    device: SamDevice | None = None
+    device: TorchDevice | None = None
     """cuda, mps or cpu; None picks the fastest available."""
 
     min_crystal_px: float = Field(default=24.0, ge=4)
@@ -261,6 +261,10 @@ class LearnedConfig(Settings):
     """Crystals whose mean interior + boundary probability is below this are dropped (faint
     texture the network half believes in); None: the model's own (chosen when it was trained);
     0 keeps every crystal."""
+
+    device: TorchDevice | None = None
+    """Where the network runs: cuda (an NVIDIA GPU), mps (Apple's GPU) or cpu; None picks the
+    fastest available."""
 
 
 class SegmentConfig(Settings):

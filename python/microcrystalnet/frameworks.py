@@ -58,6 +58,29 @@ def _native_stderr_silenced() -> Iterator[None]:
         os.close(saved)
 
 
+class DeviceUnavailableError(ValueError):
+    """A device was asked for that torch cannot use here."""
+
+
+def torch_device(requested: str | None = None, *, user: str) -> str:
+    """The device ``user`` (e.g. "SAM", what the error names) runs on: ``requested`` (cuda, mps or
+    cpu) where torch can use it, else :class:`DeviceUnavailableError`; None picks the fastest
+    available of cuda, mps and cpu."""
+    torch = import_torch()
+    if requested:
+        unset = "; leave the device unset to use the fastest one there is"
+        if requested == "cuda" and not torch.cuda.is_available():
+            raise DeviceUnavailableError(f"{user} device 'cuda' was asked for, but torch sees no CUDA GPU{unset}")
+        if requested == "mps" and not torch.backends.mps.is_available():
+            raise DeviceUnavailableError(f"{user} device 'mps' was asked for, but it is not available{unset}")
+        return requested
+    if torch.cuda.is_available():
+        return "cuda"
+    if torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
 def import_torchvision() -> ModuleType:
     """torchvision (its detection ops, e.g. non-maximum suppression), imported after torch."""
     import_torch()

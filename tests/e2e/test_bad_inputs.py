@@ -193,6 +193,9 @@ MODEL_CASES = [
              np.random.default_rng(1).bytes(4096))),
     Case("Noise2Void model missing", (*ANALYZE, "--n2v-model", "{sandbox}/absent.zip"), EXIT_MODEL,
          r"model: .*absent\.zip"),
+    Case("a GPU asked for, none there", (*ANALYZE, "--segmenter-device", "cuda"), EXIT_USAGE,
+         r"learned segmenter device 'cuda' was asked for, but torch sees no CUDA GPU; leave the device unset",
+         env=(("CUDA_VISIBLE_DEVICES", ""),)),
 ]
 
 CASES = OPTION_CASES + SETTINGS_CASES + FILE_CASES + FOLDER_CASES + MODEL_CASES

@@ -79,6 +79,21 @@ def test_images_of_dark_crystals_are_learned_from_inverted_and_say_so(outlined_s
     assert source["crystal_contrast"] == {"crystals": "dark", "source": "crystal_contrast"}
 
 
+def test_trains_on_the_device_asked_for_and_refuses_one_that_is_not_there(outlined_scene):
+    folder = outlined_scene
+    arguments = ("train-segmenter", folder / "scene.tif", "--outlines", folder / "labels.tif", "--from", "scratch",
+                 "--steps", "1")
+    done = run_cli(*arguments, "--out", folder / "on-cpu.pt", "--device", "cpu")
+    assert done.returncode == 0, done.stderr
+    assert "training from scratch (1 steps, on cpu)" in done.stderr
+    assert load_segmenter_model(folder / "on-cpu.pt").training["device"] == "cpu"
+    done = run_cli(*arguments, "--out", folder / "on-gpu.pt", "--device", "cuda",
+                   env_extra={"CUDA_VISIBLE_DEVICES": ""})  # no GPU, on any machine
+    assert done.returncode == 2, done.stderr
+    assert "train-segmenter device 'cuda' was asked for, but torch sees no CUDA GPU" in done.stderr
+    assert not (folder / "on-gpu.pt").exists()
+
+
 def test_refuses_to_overwrite_a_file_that_is_not_a_model(outlined_scene):
     folder = outlined_scene
     other = folder / "notes.pt"

@@ -117,6 +117,9 @@ def add_analysis_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--segmenter-model", metavar="MODEL",
                        help="learned segmenter: a model file from 'microcrystalnet train-segmenter' "
                             f"(default {default_of(LearnedConfig, 'model')}: the one shipped with the package)")
+    group.add_argument("--segmenter-device", choices=choices_of(LearnedConfig, "device"),
+                       help="learned segmenter: where its network runs, cuda (an NVIDIA GPU), mps (Apple's GPU) or "
+                            "cpu (default: the fastest available)")
     group.add_argument("--watershed-mode", choices=choices_of(WatershedConfig, "mode"),
                        help="watershed: boundary (split along dark lines at the crystal scale; real images), "
                             "threshold (bright crystals on dark pores; synthetic micrite), auto (boundary when "
@@ -155,6 +158,7 @@ _OPTION_SETTINGS: dict[str, tuple[tuple[str, ...], Callable[[Any], Any]]] = {
     "n2v_model": (("preprocess", "n2v_model"), str),
     "segmenter": (("segment", "backend"), str),
     "segmenter_model": (("segment", "learned", "model"), str),
+    "segmenter_device": (("segment", "learned", "device"), str),
     "sam_mode": (("segment", "sam", "mode"), str),
     "sam_prompts_from": (("segment", "sam", "prompts_from"), str),
     "sam_model_type": (("segment", "sam", "model_type"), str),

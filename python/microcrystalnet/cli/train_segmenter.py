@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..config import SegmentConfig, choices_of, default_of
+from ..config import LearnedConfig, SegmentConfig, choices_of, default_of
 from .common import (EXIT_OK, EXIT_USAGE, Progress, add_quiet_option, log, positive_float, positive_int,
                      training_progress)
 
@@ -65,6 +65,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
                         help=f"model to fine-tune: 'default' (the shipped segmenter), a model file, or "
                              f"'{SCRATCH}' (a new network, trained on your outlines alone) (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
+    parser.add_argument("--device", choices=choices_of(LearnedConfig, "device"),
+                        help="where the network trains: cuda (an NVIDIA GPU), mps (Apple's GPU) or cpu (default: "
+                             "the fastest available)")
     parser.add_argument("--progress", choices=("auto", "machine"), default="auto",
                         help="machine: also 'MCN-PROGRESS <fraction> <text>' lines on stdout for other programs")
     add_quiet_option(parser)
@@ -81,6 +84,7 @@ def run_train_segmenter(arguments: argparse.Namespace) -> int:
         log.error("train-segmenter: --out %s must be a file in an existing folder", out)
         return EXIT_USAGE
 
+    from ..frameworks import torch_device
     from ..io import ImageInputError, read_sem_image
     from ..io.reference import NotALabelImageError, ReferenceInputError, read_reference_labels
     from ..io.roiset import RoiInputError
@@ -94,6 +98,7 @@ def run_train_segmenter(arguments: argparse.Namespace) -> int:
         log.error("train-segmenter: %s exists and is not a segmenter model file; it was left as it is. Choose "
                   "another --out", out)
         return EXIT_USAGE
+    device = torch_device(arguments.device, user="train-segmenter")  # one asked for but not there: exit 2
     base = None if arguments.base == SCRATCH else load_segmenter_model(arguments.base)
     pixel_size_um = arguments.pixel_size_nm / 1000 if arguments.pixel_size_nm else None
     outlined_images = []
@@ -153,7 +158,7 @@ def run_train_segmenter(arguments: argparse.Namespace) -> int:
     minutes = arguments.minutes or (None if arguments.steps else DEFAULT_MINUTES)
     budget = " and ".join(filter(None, [arguments.steps and f"{arguments.steps} steps",
                                         minutes and f"{minutes:g} min"]))
-    log.info("training %s (%s)%s", f"from {base.name}" if base is not None else "from scratch", budget,
+    log.info("training %s (%s, on %s)%s", f"from {base.name}" if base is not None else "from scratch", budget, device,
              f"; {REPLAY_SCENES} synthetic scenes are mixed in to keep what the model knows" if base else "")
     machine = arguments.progress == "machine"
 
@@ -166,7 +171,7 @@ def run_train_segmenter(arguments: argparse.Namespace) -> int:
                               progress=(None if arguments.quiet and not machine
                                         else training_progress(minutes, machine)),
                               choose_thresholds_on=outlined_images if arguments.complete_outlines else (),
-                              announce=announce)
+                              announce=announce, device=device)
     if "thresholds" in model.training:
         thresholds = model.thresholds
         log.info("watershed thresholds: seed %g, foreground %g, smallest seed %g, lowest crystal score %g "

@@ -140,11 +140,13 @@ def make_segmenter(config: SegmentConfig = SegmentConfig(), download: bool = Tru
             prompter = make_segmenter(config.updated(backend="learned"), download, reuse)
         return SamCrystalSegmenter(sam, config.sam, prompter)
     if config.backend == "learned":
+        from ..frameworks import torch_device
         from .learned.model_file import load_segmenter_model
 
-        model = config.learned.model
-        return LearnedSegmenter(load_model("learned segmenter", (model,), lambda: load_segmenter_model(model)),
-                                config.learned)
+        model, device = config.learned.model, config.learned.device
+        chosen = torch_device(device, user="learned segmenter")  # a device torch cannot use: refused before loading
+        return LearnedSegmenter(load_model("learned segmenter", (model, device),
+                                           lambda: load_segmenter_model(model, device=chosen)), config.learned)
     return WatershedSegmenter(config.watershed.mode)
 
 

@@ -29,7 +29,7 @@ from skimage.transform import resize
 
 from ..allocator import freed_memory_kept
 from ..config import SamConfig, SegmentConfig
-from ..frameworks import import_segment_anything, import_torch, import_torchvision
+from ..frameworks import import_segment_anything, import_torch, import_torchvision, torch_device
 from ..weights import ModelUnavailableError, file_sha256, locate_weights
 from .masks import CandidateMask, drop_container_masks, drop_pore_masks, inside_tile_interior, masks_to_labels, \
     tile_windows
@@ -101,22 +101,6 @@ def _load_checkpoint(path: Path, model_type: str) -> Any:
                                  f"file ({type(error).__name__}: {str(error)[:200]}). {get_one}") from None
 
 
-def choose_device(requested: str | None = None) -> str:
-    """``requested`` if given, else the fastest available of cuda, mps, cpu."""
-    torch = import_torch()
-    if requested:
-        if requested == "cuda" and not torch.cuda.is_available():
-            raise ValueError("SAM device 'cuda' was asked for, but torch sees no CUDA GPU")
-        if requested == "mps" and not torch.backends.mps.is_available():
-            raise ValueError("SAM device 'mps' was asked for, but it is not available")
-        return requested
-    if torch.cuda.is_available():
-        return "cuda"
-    if torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
-
-
 def _state_dict_of(checkpoint: Any) -> dict:
     """SAM's weights from a checkpoint: a plain state dict, or one nested under a common key
     (fine-tuning tools save ``{"model_state": ...}`` or ``{"state_dict": ...}``)."""
@@ -171,7 +155,7 @@ def load_sam(model_type: str = "vit_b", checkpoint: str | Path | None = None, de
         model.load_state_dict(_state_dict_of(checkpoint_content))
     except (RuntimeError, ValueError) as error:
         raise SamCheckpointError(f"{path} is not a SAM {model_type} checkpoint ({str(error)[:300]})") from error
-    chosen = choose_device(device)
+    chosen = torch_device(device, user="SAM")
     if chosen == "cpu":
         torch.set_num_threads(os.cpu_count() or 1)
     model.to(chosen).eval()

@@ -89,10 +89,11 @@ def class_probabilities(model: SegmenterModel, image: Array, *, tile_px: int = T
                         margin_px: int = TILE_MARGIN_PX) -> Array:
     """Softmax probabilities (3, Y, X) float32 of a normalised float image at working scale,
     computed in tiles of ``tile_px`` with ``margin_px`` of context on each side (by the model's
-    network :meth:`~.network.CrystalUNet.fused_for_inference`, :func:`inference_network`). The
-    image is padded once to the network's size multiple, so tiles see what the whole image would
-    show them."""
+    network :meth:`~.network.CrystalUNet.fused_for_inference`, :func:`inference_network`, on the
+    device the network is on). The image is padded once to the network's size multiple, so tiles
+    see what the whole image would show them."""
     network = inference_network(model.network)
+    device = next(network.parameters()).device
     multiple = network.size_multiple
     height, width = image.shape
     pad_y, pad_x = -height % multiple, -width % multiple
@@ -105,8 +106,8 @@ def class_probabilities(model: SegmenterModel, image: Array, *, tile_px: int = T
                 y0, x0 = max(top - margin_px, 0), max(left - margin_px, 0)
                 y1, x1 = min(bottom + margin_px, padded.shape[0]), min(right + margin_px, padded.shape[1])
                 tile = np.ascontiguousarray(padded[y0:y1, x0:x1])
-                logits = network(torch.from_numpy(tile)[None, None])
-                probabilities = torch.softmax(logits, 1)[0].numpy()
+                logits = network(torch.from_numpy(tile)[None, None].to(device))
+                probabilities = torch.softmax(logits, 1)[0].cpu().numpy()
                 result[:, top:bottom, left:right] = probabilities[:, top - y0:bottom - y0, left - x0:right - x0]
     return result[:, :height, :width]
 

@@ -75,8 +75,8 @@ class SegmenterModel:
     def to_bytes(self) -> bytes:
         payload = {"format": FORMAT, "format_version": FORMAT_VERSION,
                    "architecture": {"base": self.network.base, "depth": self.network.depth},
-                   "state": {key: value.detach().to(torch.float16) if value.is_floating_point() else value
-                             for key, value in self.network.state_dict().items()},
+                   "state": {key: value.detach().cpu().to(torch.float16) if value.is_floating_point()
+                             else value.cpu() for key, value in self.network.state_dict().items()},
                    "working_diameter_px": float(self.working_diameter_px),
                    "thresholds": self.thresholds.as_dict(), "training": self.training}
         buffer = io.BytesIO()
@@ -147,9 +147,15 @@ def write_segmenter_model(model: SegmenterModel, path: str | Path) -> str:
     return digest
 
 
-def load_segmenter_model(path: str | Path | None = None) -> SegmenterModel:
+def load_segmenter_model(path: str | Path | None = None, *, device: str = "cpu") -> SegmenterModel:
     """The model in ``path``, or the shipped default (None or ``"default"``), checked against its
-    sha256."""
+    sha256, its network on ``device`` (a torch device: :func:`microcrystalnet.frameworks.torch_device`)."""
+    model = _read_segmenter_model(path)
+    model.network.to(device)
+    return model
+
+
+def _read_segmenter_model(path: str | Path | None) -> SegmenterModel:
     import hashlib
 
     if path is None or str(path) == DEFAULT_MODEL_NAME:
