@@ -17,7 +17,7 @@ while it runs, as the program does (:mod:`microcrystalnet.allocator`); ``--alloc
 runs every configuration without that (freed blocks handed back at once), side by side.
 
     scripts/bench bench/bench_learned_speed.py [--segmenter-model MODEL] [--runs 5] [--allocator kept|system|both]
-                                               [--json FILE]
+                                               [--device cpu|cuda|mps] [--json FILE]
 """
 
 from __future__ import annotations
@@ -82,10 +82,11 @@ def timed(function, runs: int) -> list[float]:
 
 def run_configuration(backend: str, crystal_size_px: float | None, threads: int, image: np.ndarray,
                       pixel_size_um: float, segmenter_model: str | None, runs: int,
-                      allocator: str = "kept") -> dict[str, Any]:
+                      allocator: str = "kept", device: str = "cpu") -> dict[str, Any]:
     """One backend at one crystal size and thread count; runs in a fresh process.
     ``crystal_size_px`` None: the learned model's working diameter. ``allocator``: "kept" (freed
-    memory kept while the network runs, as the program does) or "system" (the system's default)."""
+    memory kept while the network runs, as the program does) or "system" (the system's default).
+    ``device``: where the learned segmenter's network runs."""
     import contextlib
 
     import torch
@@ -109,7 +110,7 @@ def run_configuration(backend: str, crystal_size_px: float | None, threads: int,
     rss_before_model_mb = current_rss_mb()
     settings = {"backend": backend} if backend == "learned" else {"backend": "watershed",
                                                                    "watershed": {"mode": "boundary"}}
-    config = AnalysisConfig().updated(segment=settings)
+    config = AnalysisConfig().updated(segment={**settings, "learned": {"device": device}})
     if segmenter_model:
         config = config.updated(segment={"learned": {"model": segmenter_model}})
     segmenter = make_segmenter(config.segment, download=False)
@@ -124,6 +125,7 @@ def run_configuration(backend: str, crystal_size_px: float | None, threads: int,
                                                                      crystal_diameter_px=crystal_size_px), runs)
         judge_seconds = timed(lambda: segmenter.certainty_as_given_and_inverted(image, crystal_size_px), runs)
     return {"backend": backend if backend == "learned" else "watershed-boundary", "allocator": allocator,
+            "device": device if backend == "learned" else None,
             "crystal_size_px": round(float(crystal_size_px), 1), "threads": threads if backend == "learned" else None,
             "crystals": int(found[-1].labels.max()), "seconds": [round(s, 3) for s in seconds],
             "min_s": round(min(seconds), 3), "median_s": round(statistics.median(seconds), 3),
@@ -140,6 +142,9 @@ def main() -> None:
     parser.add_argument("--allocator", choices=("kept", "system", "both"), default="kept",
                         help="freed memory kept while the network runs as the program does, the system's "
                              "default, or both side by side (default %(default)s)")
+    parser.add_argument("--device", choices=("cpu", "cuda", "mps"), default="cpu",
+                        help="where the learned segmenter's network runs (default %(default)s: the issue's target "
+                             "is a 2-core CPU; the program itself takes the fastest device there is)")
     parser.add_argument("--json", type=Path, help="write every number here")
     arguments = parser.parse_args()
     if not (REAL_SEM / "manifest.json").is_file():
@@ -154,13 +159,14 @@ def main() -> None:
         for allocator in allocators:  # side by side: each configuration under each allocator in turn
             with multiprocessing.get_context("spawn").Pool(1) as pool:
                 result = pool.apply(run_configuration, (backend, size, threads, image, pixel_size_um,
-                                                        arguments.segmenter_model, arguments.runs, allocator))
+                                                        arguments.segmenter_model, arguments.runs, allocator,
+                                                        arguments.device))
             print(f"{result['backend']}, {result['crystal_size_px']} px, {result['threads']} thread(s), freed memory "
                   f"{allocator}: median {result['median_s']} s", file=sys.stderr, flush=True)
             results.append(result)
 
     print(f"\n{machine()}, {time.strftime('%Y-%m-%d', time.gmtime())}; {IMAGE} padded to {SIDE_PX} x {SIDE_PX}, "
-          f"{arguments.runs} runs after a warm-up\n")
+          f"{arguments.runs} runs after a warm-up; learned segmenter on {arguments.device}\n")
     print("| segmenter | crystal size px | torch threads | freed memory | crystals | min s | median s | network alone, "
           "median s | + contrast judgement (auto), median s | RSS before model MB | peak RSS MB |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")

@@ -202,7 +202,13 @@ def machine() -> str:
         model = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("Model name"))
     except (OSError, subprocess.CalledProcessError, StopIteration):
         model = platform.processor() or "unknown CPU"
-    return f"{model}, {multiprocessing.cpu_count()} cores"
+    try:  # the learned segmenter runs on a GPU where there is one (segment.learned.device)
+        gpus = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                              text=True, check=True, timeout=30).stdout.split("\n")
+    except (OSError, subprocess.SubprocessError):
+        gpus = []
+    gpu = "".join(f", GPU {name.strip()}" for name in gpus if name.strip())
+    return f"{model}, {multiprocessing.cpu_count()} cores{gpu}"
 
 
 def main() -> None:
