@@ -39,8 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
 #: them at start would load numpy and more, and an error can only come from a loaded module
 _EXIT_STATUS_OF_ERRORS = (
     ("microcrystalnet.io.result_folder", "OutputFolderError", EXIT_USAGE),  # not ours, or a batch holds it
-    ("microcrystalnet.frameworks", "DeviceUnavailableError", EXIT_USAGE),  # a GPU asked for, none there
     ("microcrystalnet.io.result_folder", "OutputWriteError", EXIT_SOME_FAILED),
+    ("microcrystalnet.frameworks", "DeviceUnavailableError", EXIT_USAGE),  # a GPU asked for, none there
     ("microcrystalnet.weights", "ModelUnavailableError", EXIT_MODEL),
     ("microcrystalnet.classify.classifier", "ModelDescriptionError", EXIT_MODEL),
     ("microcrystalnet.preprocess.n2v", "Noise2VoidModelError", EXIT_MODEL),
