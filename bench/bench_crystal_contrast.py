@@ -10,7 +10,8 @@ size); held-out synthetic scenes (seeds 900000..) at their median diameter and a
 "inverted, judged dark" mirrors the rule (both certainties higher as given by more than the
 margins): how many would be judged dark with their gray levels inverted.
 
-    scripts/bench bench/bench_crystal_contrast.py [--synthetic 60] [--tile 512] [--json FILE]
+    scripts/bench bench/bench_crystal_contrast.py [--synthetic 60] [--tile 512] [--segmenter-model MODEL]
+                                                  [--json FILE]
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ def main() -> None:
     parser.add_argument("--synthetic", type=int, default=60, metavar="N", help="held-out synthetic scenes")
     parser.add_argument("--tile", type=int, default=None, metavar="PX",
                         help="side of the judged central tile at working scale (default: the shipped one)")
+    parser.add_argument("--segmenter-model", default="default", metavar="MODEL",
+                        help="the learned segmenter's model file (default: the shipped one); a new default must "
+                             "pass this bench before it ships")
     parser.add_argument("--json", type=Path, help="write every judgement here")
     arguments = parser.parse_args()
     if not (REAL_SEM / "manifest.json").is_file():
@@ -47,7 +51,8 @@ def main() -> None:
     from microcrystalnet.segment.scale import estimate_crystal_diameter_px
 
     torch.set_num_threads(1)
-    model = make_segmenter(SegmentConfig(backend="learned"), download=False).model
+    model = make_segmenter(SegmentConfig(backend="learned", learned={"model": arguments.segmenter_model,
+                                                                     "device": "cpu"}), download=False).model
     tile = arguments.tile or JUDGED_TILE_PX
     rng = np.random.default_rng(0)
     variants = {"as is": lambda x: x, "gamma 0.5": lambda x: x ** 0.5, "gamma 2": lambda x: x ** 2,
