@@ -136,13 +136,15 @@ def run_configuration(backend: str, crystal_size_px: float | None, threads: int,
 
 
 def main() -> None:
+    from microcrystalnet.config import LearnedConfig, choices_of
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--segmenter-model", help="the learned segmenter's model file (default: the shipped one)")
     parser.add_argument("--runs", type=int, default=5, help="timed runs after one warm-up (default %(default)s)")
     parser.add_argument("--allocator", choices=("kept", "system", "both"), default="kept",
                         help="freed memory kept while the network runs as the program does, the system's "
                              "default, or both side by side (default %(default)s)")
-    parser.add_argument("--device", choices=("cpu", "cuda", "mps"), default="cpu",
+    parser.add_argument("--device", choices=choices_of(LearnedConfig, "device"), default="cpu",
                         help="where the learned segmenter's network runs (default %(default)s: the issue's target "
                              "is a 2-core CPU; the program itself takes the fastest device there is)")
     parser.add_argument("--json", type=Path, help="write every number here")

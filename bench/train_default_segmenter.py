@@ -79,6 +79,7 @@ THRESHOLD_SCENE_FIRST_SEED, THRESHOLD_SCENES, THRESHOLD_SCENE_PX = 500_000, 16, 
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    from microcrystalnet.config import LearnedConfig, choices_of
     from microcrystalnet.segment.learned.training import NETWORK_BASE
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False,
@@ -126,7 +127,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
                              "%(default)s; 12 was measured, BENCHMARKS.md, twelfth round)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default %(default)s)")
-    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "mps"),
+    parser.add_argument("--device", default="cpu", choices=choices_of(LearnedConfig, "device"),
                         help="where the network trains (default %(default)s: the shipped weights were trained "
                              "there; a GPU rounds differently, so its weights are not the CPU's bit for bit)")
     parser.add_argument("--workers", type=int, default=1,
