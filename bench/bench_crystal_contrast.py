@@ -1,7 +1,12 @@
-"""How surely the learned segmenter tells bright crystals from dark ones: the two certainties of
+"""How surely the contrast judge tells bright crystals from dark ones: the two certainties of
 its ``crystal_contrast: auto`` judgement on images whose crystals are bright, as given minus with
 the gray levels inverted (positive: "bright" judged right), per image group, and how many the
 rule (:data:`microcrystalnet.segment.contrast.DARK_MARGINS`) misjudges as dark.
+
+The judge is the shipped network whichever model segments
+(:func:`microcrystalnet.segment.learned.contrast.load_contrast_judge`); ``--judge-model`` measures
+another network in its place: what a new judge (or the margins chosen for it) must pass, and how
+far a model judging for itself would go wrong.
 
 Images: the real SEM images of ../shared/real-sem as they are, with gamma 0.5 and 2, Gaussian
 noise (sigma 0.08 of the gray range) and blur (sigma 1.5 px), each at the manifest's median
@@ -10,7 +15,7 @@ size); held-out synthetic scenes (seeds 900000..) at their median diameter and a
 "inverted, judged dark" mirrors the rule (both certainties higher as given by more than the
 margins): how many would be judged dark with their gray levels inverted.
 
-    scripts/bench bench/bench_crystal_contrast.py [--synthetic 60] [--tile 512] [--segmenter-model MODEL]
+    scripts/bench bench/bench_crystal_contrast.py [--synthetic 60] [--tile 512] [--judge-model MODEL]
                                                   [--json FILE]
 """
 
@@ -33,9 +38,9 @@ def main() -> None:
     parser.add_argument("--synthetic", type=int, default=60, metavar="N", help="held-out synthetic scenes")
     parser.add_argument("--tile", type=int, default=None, metavar="PX",
                         help="side of the judged central tile at working scale (default: the shipped one)")
-    parser.add_argument("--segmenter-model", default="default", metavar="MODEL",
-                        help="the learned segmenter's model file (default: the shipped one); a new default must "
-                             "pass this bench before it ships")
+    parser.add_argument("--judge-model", default="default", metavar="MODEL",
+                        help="a segmenter model file to judge with in place of the shipped network (default: "
+                             "the shipped one, the judge of every analysis)")
     parser.add_argument("--json", type=Path, help="write every judgement here")
     arguments = parser.parse_args()
     if not (REAL_SEM / "manifest.json").is_file():
@@ -43,16 +48,14 @@ def main() -> None:
 
     import torch
 
-    from microcrystalnet.config import SegmentConfig
     from microcrystalnet.io import to_unit_range
-    from microcrystalnet.segment import make_segmenter
     from microcrystalnet.segment.contrast import DARK_MARGINS
     from microcrystalnet.segment.learned.contrast import JUDGED_TILE_PX, certainty_as_given_and_inverted
+    from microcrystalnet.segment.learned.model_file import load_segmenter_model
     from microcrystalnet.segment.scale import estimate_crystal_diameter_px
 
     torch.set_num_threads(1)
-    model = make_segmenter(SegmentConfig(backend="learned", learned={"model": arguments.segmenter_model,
-                                                                     "device": "cpu"}), download=False).model
+    model = load_segmenter_model(arguments.judge_model)
     tile = arguments.tile or JUDGED_TILE_PX
     rng = np.random.default_rng(0)
     variants = {"as is": lambda x: x, "gamma 0.5": lambda x: x ** 0.5, "gamma 2": lambda x: x ** 2,

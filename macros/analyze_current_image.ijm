@@ -15,7 +15,7 @@
 //       calibration: 10 nm/px is assumed for these limits, results stay in pixels)
 //   crystal_size: the typical crystal diameter in the image's unit (px without calibration); 0: automatic
 //       (2 um on calibrated images unless the crystals look far from that, else estimated)
-//   crystals: bright or dark against what surrounds them; auto: the Learned segmenter judges each image
+//   crystals: bright or dark against what surrounds them; auto: the shipped Learned segmenter judges each image
 //   exclude_crystals_on_border: drop crystals cut by the image border
 //   exclude_sem_data_bar: leave out the instrument's information bar at the bottom
 //   preprocessing: the paper's chain, steps in order (empty: none); n2v_model: a Noise2Void model

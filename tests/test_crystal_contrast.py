@@ -97,18 +97,61 @@ def test_outlined_images_with_dark_crystals_are_learned_from_inverted(small_scen
 
     model = load_segmenter_model()
     dark = OutlinedImage(inverted(small_scene.image), small_scene.labels, source={"image": "dark.tif"})
-    learned, contrast = with_bright_crystals_outlined(dark, model=model)
+    learned, contrast = with_bright_crystals_outlined(dark, judge_model=model)
     assert contrast.dark and learned.source["crystal_contrast"]["source"] == "judged from the image"
     # inverted back, as the analysis reads an 8-bit image (/ 255)
     np.testing.assert_allclose(learned.image, 1 - dark.image / 255, atol=1e-6)
     bright = OutlinedImage(small_scene.image, small_scene.labels, source={"image": "bright.tif"})
-    learned, contrast = with_bright_crystals_outlined(bright, model=model)
+    learned, contrast = with_bright_crystals_outlined(bright, judge_model=model)
     assert not contrast.dark and learned.image is small_scene.image
     assert with_bright_crystals_outlined(dark, crystal_contrast_setting="dark")[1].source == "crystal_contrast"
-    assert with_bright_crystals_outlined(dark)[1] == CrystalContrast("bright", "the segmenter cannot judge")
+    # without a judge given, the shipped one judges (training from scratch too)
+    judged = with_bright_crystals_outlined(dark)[1]
+    assert judged.dark and judged.source == "judged from the image"
     with pytest.raises(ValueError, match="empty.tif: the outlines hold no crystal"):
         with_bright_crystals_outlined(OutlinedImage(small_scene.image, np.zeros_like(small_scene.labels),
-                                                    source={"image": "empty.tif"}), model=model)
+                                                    source={"image": "empty.tif"}), judge_model=model)
+
+
+def seeing_inverted_gray_levels(model):
+    """The shipped network made to see every image with its gray levels inverted (a segmenter of
+    dark crystals): its first convolution negated, the batch normalisation after it moved by what
+    the convolution gives on an image of ones (exact away from the image edge)."""
+    import copy
+    from dataclasses import replace
+
+    import torch
+
+    network = copy.deepcopy(model.network)
+    convolution, normalisation = network.down[0][0], network.down[0][1]
+    with torch.no_grad():
+        ones = convolution.weight.sum(dim=(1, 2, 3))
+        convolution.weight.neg_()
+        normalisation.running_mean.sub_(ones)
+    return replace(model, network=network, name="inverted", sha256=None)
+
+
+def test_a_model_of_ones_own_does_not_judge_the_contrast_the_shipped_network_does(tmp_path, small_scene):
+    """The dark-crystal margins were chosen on the shipped network's certainties; a model judging
+    for itself misjudged images (a five-minute fine-tune: 8 of 222 bright images taken for dark)."""
+    from microcrystalnet.segment.learned.contrast import certainty_as_given_and_inverted
+    from microcrystalnet.segment.learned.model_file import load_segmenter_model, save_segmenter_model
+
+    image = small_scene.image / 255
+    config = AnalysisConfig()
+    own_model = seeing_inverted_gray_levels(load_segmenter_model())
+    save_segmenter_model(own_model, tmp_path / "own.pt")
+    diameter_px = 2 / small_scene.pixel_size_um  # the micrite default the first guess takes
+    # judging for itself, this model takes the bright crystals for dark ones
+    assert crystal_contrast(image, "auto", crystal_diameter_px=diameter_px, judge=lambda gray, d: (
+        certainty_as_given_and_inverted(gray, own_model, crystal_diameter_px=d))).dark
+
+    shipped = prepared_for_segmentation(image, small_scene.pixel_size_um, config, make_segmenter(config.segment))[3]
+    own = config.updated(segment={"learned": {"model": str(tmp_path / "own.pt"),
+                                              "seed_threshold": 0.9, "min_crystal_score": 0.0}})
+    judged = prepared_for_segmentation(image, small_scene.pixel_size_um, own, make_segmenter(own.segment))[3]
+    assert judged.crystals == "bright" and judged.source == "judged from the image"
+    assert judged == shipped  # the same certainties: the shipped network with its own thresholds judged
 
 
 def test_the_watershed_segments_dark_crystals_when_told_and_cannot_judge_them(small_scene):
@@ -159,3 +202,13 @@ def test_sam_judges_with_the_learned_segmenter_that_prompts_it_and_tune_sam_keep
     report = {"best": {"mode": "automatic", "f1": 0.5}}
     assert tuned_settings(report, SamConfig(), "dark")["segment"]["crystal_contrast"] == "dark"
     assert "crystal_contrast" not in tuned_settings(report, SamConfig())["segment"]
+
+
+def test_the_judge_is_the_network_its_margins_were_chosen_on():
+    from microcrystalnet.segment.learned.contrast import JUDGE_MODEL_SHA256, load_contrast_judge
+    from microcrystalnet.segment.learned.model_file import DEFAULT_MODEL_SHA256
+
+    # a new default segmenter keeps this network's file as the judge, or comes with DARK_MARGINS
+    # chosen anew on its certainties (bench/bench_crystal_contrast.py --judge-model)
+    assert DEFAULT_MODEL_SHA256 == JUDGE_MODEL_SHA256
+    assert load_contrast_judge().sha256 == JUDGE_MODEL_SHA256

@@ -303,10 +303,10 @@ class SegmentConfig(Settings):
     crystal_contrast: CrystalContrastSetting = "auto"
     """bright: crystals brighter than what surrounds them (secondary-electron images of micrite and
     of most particles); dark: darker (e.g. some backscattered-electron images): segmentation and
-    classification see the gray levels inverted (measured intensities stay as given); auto: the
-    learned segmenter judges each image, also where it prompts SAM (it segments the central part as
-    given and inverted, and takes dark only where it is clearly surer of the inverted crystals and
-    pixels; the summary says which; training from scratch, nothing can judge); the watershed and
+    classification see the gray levels inverted (measured intensities stay as given); auto: with the
+    learned segmenter, also where it prompts SAM, the shipped network judges each image, whichever
+    model segments (it segments the central part as given and inverted, and takes dark only where it
+    is clearly surer of the inverted crystals and pixels; the summary says which); the watershed and
     SAM's automatic mode take bright."""
 
     watershed: WatershedConfig = WatershedConfig()

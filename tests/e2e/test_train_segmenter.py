@@ -45,7 +45,9 @@ def test_trains_a_loadable_model_that_names_its_outlines_and_replaces_only_model
     assert source["outlines"].endswith("RoiSet.zip") and source["image"].endswith("scene.tif")
     assert source["outlined_crystals"] == OUTLINED and source["complete_outlines"] is False
     assert model.training["steps"] == 3 and model.training["base_model"] is None
-    assert source["crystal_contrast"] == {"crystals": "bright", "source": "the segmenter cannot judge"}  # no model yet
+    # judged by the shipped network, as the analysis judges, also for a model trained from scratch
+    assert (source["crystal_contrast"]["crystals"], source["crystal_contrast"]["source"]) == (
+        "bright", "judged from the image")
     assert "thresholds" not in model.training  # partial outlines: no F1 to choose thresholds by
 
     # fine-tune it on every outline, writing over the model file: a model may be replaced
@@ -77,6 +79,14 @@ def test_images_of_dark_crystals_are_learned_from_inverted_and_say_so(outlined_s
     assert "dark.tif: dark crystals (set): learned from with the gray levels inverted" in done.stderr
     (source,) = load_segmenter_model(folder / "dark.pt").training["data"]
     assert source["crystal_contrast"] == {"crystals": "dark", "source": "crystal_contrast"}
+    # not set: judged (by the shipped network, though this model starts from scratch)
+    done = run_cli("train-segmenter", folder / "dark.tif", "--outlines", folder / "RoiSet.zip", "--out",
+                   folder / "judged.pt", "--from", "scratch", "--steps", "1")
+    assert done.returncode == 0, done.stderr
+    assert "dark.tif: dark crystals (judged): learned from with the gray levels inverted" in done.stderr
+    (source,) = load_segmenter_model(folder / "judged.pt").training["data"]
+    assert (source["crystal_contrast"]["crystals"], source["crystal_contrast"]["source"]) == (
+        "dark", "judged from the image")
 
 
 def test_trains_on_the_device_asked_for_and_refuses_one_that_is_not_there(outlined_scene):

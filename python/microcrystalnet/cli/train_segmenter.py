@@ -55,8 +55,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
                         default=default_of(SegmentConfig, "crystal_contrast"),
                         help="bright or dark crystals against what surrounds them; images with dark ones are "
                              "learned from with the gray levels inverted, as the analysis shows them to the model; "
-                             "auto: the model being fine-tuned judges each image (from scratch nothing can: "
-                             "bright) (default %(default)s)")
+                             "auto: the shipped network judges each image, as in the analysis, whichever model "
+                             "is trained (default %(default)s)")
     parser.add_argument("--minutes", type=positive_float, metavar="M",
                         help=f"training time (default {DEFAULT_MINUTES:g} when --steps is not given)")
     parser.add_argument("--steps", type=positive_int, metavar="N",
@@ -90,6 +90,7 @@ def run_train_segmenter(arguments: argparse.Namespace) -> int:
     from ..io.roiset import RoiInputError
     from ..notices import EXCLUDE_BORDER_CRYSTALS, both_wordings
     from ..segment.contrast import SET
+    from ..segment.learned.contrast import load_contrast_judge
     from ..segment.learned.model_file import is_segmenter_model_file, load_segmenter_model, write_segmenter_model
     from ..segment.learned.training import (REPLAY_SCENES, WORKING_DIAMETER_PX, OutlinedImage,
                                             crops_of_outlined_images, train_on_outlines, with_bright_crystals_outlined)
@@ -128,9 +129,10 @@ def run_train_segmenter(arguments: argparse.Namespace) -> int:
     except (ImageInputError, ReferenceInputError, RoiInputError) as error:
         log.error("train-segmenter: %s", error)
         return EXIT_USAGE
+    judge_model = load_contrast_judge(device=device) if arguments.crystal_contrast == "auto" else None
     try:
         outlined_images = [with_bright_crystals_outlined(outlined, crystal_contrast_setting=arguments.crystal_contrast,
-                                                         model=base)[0] for outlined in outlined_images]
+                                                         judge_model=judge_model)[0] for outlined in outlined_images]
     except ValueError as error:  # outlines without a crystal
         log.error("train-segmenter: %s", error)
         return EXIT_USAGE

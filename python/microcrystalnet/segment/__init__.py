@@ -76,9 +76,20 @@ class LearnedSegmenter:
 
     sees_raw_image = True
 
-    def __init__(self, model: Any, config: LearnedConfig = LearnedConfig()) -> None:
+    def __init__(self, model: Any, config: LearnedConfig = LearnedConfig(),
+                 contrast_judge: Callable[[], Any] | None = None) -> None:
+        """``contrast_judge``: gives the network that judges ``crystal_contrast: auto``
+        (:func:`.learned.contrast.load_contrast_judge`, loaded when first needed; by default
+        ``model`` itself where it is that network, else the shipped one on ``model``'s device)."""
         from dataclasses import replace
 
+        from .learned.contrast import is_contrast_judge, load_contrast_judge
+
+        if contrast_judge is None:
+            contrast_judge = (lambda: model) if is_contrast_judge(model) else (
+                lambda: load_contrast_judge(device=str(next(model.network.parameters()).device)))
+        self._contrast_judge = contrast_judge
+        self._judge_model: Any = None
         thresholds = model.thresholds
         if config.seed_threshold is not None:
             thresholds = replace(thresholds, seed=config.seed_threshold)
@@ -106,12 +117,16 @@ class LearnedSegmenter:
         return self_consistent_crystal_diameter_px(image, self.model)
 
     def certainty_as_given_and_inverted(self, image: Array, crystal_diameter_px: float) -> tuple[Certainty, Certainty]:
-        """How sure the network is of what it sees in ``image`` (float (Y, X) in [0, 1]) as given and
-        with inverted gray levels: the judge of ``crystal_contrast: auto``
-        (:func:`.learned.contrast.certainty_as_given_and_inverted`)."""
+        """How sure the contrast judge is of what it sees in ``image`` (float (Y, X) in [0, 1]) as
+        given and with inverted gray levels: the judgement of ``crystal_contrast: auto``
+        (:func:`.learned.contrast.certainty_as_given_and_inverted`). The judge is the shipped network
+        with its own thresholds, whichever model segments and whatever thresholds are set: the
+        margins were chosen on its certainties (:mod:`.learned.contrast`)."""
         from .learned.contrast import certainty_as_given_and_inverted
 
-        return certainty_as_given_and_inverted(image, self.model, crystal_diameter_px=crystal_diameter_px)
+        if self._judge_model is None:
+            self._judge_model = self._contrast_judge()
+        return certainty_as_given_and_inverted(image, self._judge_model, crystal_diameter_px=crystal_diameter_px)
 
     def segment(self, image: Array, pixel_size_um: float, config: SegmentConfig) -> tuple[Array, dict[str, Any]]:
         from .learned.inference import segment_with_model
@@ -141,12 +156,15 @@ def make_segmenter(config: SegmentConfig = SegmentConfig(), download: bool = Tru
         return SamCrystalSegmenter(sam, config.sam, prompter)
     if config.backend == "learned":
         from ..frameworks import torch_device
-        from .learned.model_file import load_segmenter_model
+        from .learned.contrast import is_contrast_judge, load_contrast_judge
+        from .learned.model_file import DEFAULT_MODEL_NAME, load_segmenter_model
 
         model, device = config.learned.model, config.learned.device
         chosen = torch_device(device, user="learned segmenter")  # a device torch cannot use: refused before loading
-        return LearnedSegmenter(load_model("learned segmenter", (model, device),
-                                           lambda: load_segmenter_model(model, device=chosen)), config.learned)
+        loaded = load_model("learned segmenter", (model, device), lambda: load_segmenter_model(model, device=chosen))
+        judge = None if is_contrast_judge(loaded) else (lambda: load_model(
+            "learned segmenter", (DEFAULT_MODEL_NAME, device), lambda: load_contrast_judge(device=chosen)))
+        return LearnedSegmenter(loaded, config.learned, judge)
     return WatershedSegmenter(config.watershed.mode)
 
 

@@ -2,9 +2,10 @@
 
 Every segmenter and the classifier expect bright crystals, as secondary-electron images of micrite
 and of most particles show them. ``segment.crystal_contrast`` says which the image has: ``dark``
-inverts its gray levels for segmentation and classification; ``auto`` lets the learned segmenter
-judge (:mod:`.learned.contrast`: it segments the central part of the image as given and inverted
-and takes the inverted one only where it is clearly surer of it), also where it prompts SAM.
+inverts its gray levels for segmentation and classification; ``auto`` lets the shipped learned
+segmenter judge, whichever model segments (:mod:`.learned.contrast`: it segments the central part
+of the image as given and inverted and takes the inverted one only where it is clearly surer of
+it), also where the learned segmenter prompts SAM.
 Segmenters that cannot judge (the watershed, SAM's automatic mode) take ``bright``.
 """
 
@@ -30,8 +31,9 @@ class Certainty(NamedTuple):
     pixel_certainty: float  # mean probability of every pixel's most probable class, 0-1
 
 
-#: ``auto`` takes the crystals to be dark only where the segmenter is surer of the inverted image
-#: than of the image as given by more than these margins, both. Each alone misjudged some held-out
+#: ``auto`` takes the crystals to be dark only where the judge (the shipped network,
+#: :func:`.learned.contrast.load_contrast_judge`) is surer of the inverted image than of the image
+#: as given by more than these margins, both. Each alone misjudged some held-out
 #: images with bright crystals (the crystal score by up to 0.019 on synthetic clusters, the pixels
 #: by up to 0.18 on synthetic mosaics, whose thin boundaries inverted are confidently "not
 #: crystal"); both together none of 222 judgements (18 real images as they are and with gamma 0.5

@@ -6,6 +6,13 @@ The shipped network learned bright crystals (secondary-electron images of micrit
 particles); on an image with its gray levels inverted it still finds crystals, but less surely
 (held-out real images: F1 0.38-0.56 on TiO2, 0.01-0.04 on spheroidite, BENCHMARKS.md). Its
 certainty (:func:`certainty`) tells the two apart.
+
+The judge is always that network (:func:`load_contrast_judge`), whichever model segments: the
+margins of :data:`..contrast.DARK_MARGINS` were chosen on its certainties, and other networks'
+certainties do not keep to them. A model fine-tuned for five minutes on one spheroidite image,
+judging for itself, took 8 of 222 images with bright crystals for dark ones (six TiO2 images at
+gamma 2), three further-trained defaults 1-2 each; the shipped network none
+(``bench/bench_crystal_contrast.py``, BENCHMARKS.md "Dark crystals").
 """
 
 from __future__ import annotations
@@ -17,13 +24,31 @@ import numpy as np
 from ..contrast import Certainty
 from .inference import (MIN_WORKING_CONTRAST, central_tile, class_probabilities, crystal_instances, crystal_scores,
                         working_scale_image)
-from .model_file import SegmenterModel
+from .model_file import DEFAULT_MODEL_NAME, SegmenterModel, load_segmenter_model
 
 Array = np.ndarray
 
 #: side of the central tile judged, px at working scale (about 300 crystal areas: the judgement
 #: costs two network passes of this tile whatever the image's size)
 JUDGED_TILE_PX = 512
+
+#: sha256 of the network whose certainties :data:`..contrast.DARK_MARGINS` were chosen on: the
+#: shipped default segmenter. A new default segmenter leaves the judge as it is (keep this network's
+#: file for it) or comes with margins chosen anew on its certainties (``bench_crystal_contrast.py
+#: --judge-model``)
+JUDGE_MODEL_SHA256 = "950fc9dd6e3a2bea134f17cb0e40eb372e894e9be6f292f3dd038894ecbbe0b4"
+
+
+def load_contrast_judge(*, device: str = "cpu") -> SegmenterModel:
+    """The network that judges whether an image's crystals are dark, for every segmenter model: the
+    shipped default, with its own thresholds, on ``device``. Raises
+    :class:`.model_file.SegmenterModelError` where the installation lacks it."""
+    return load_segmenter_model(DEFAULT_MODEL_NAME, device=device)
+
+
+def is_contrast_judge(model: SegmenterModel) -> bool:
+    """Whether ``model`` is the judge's network (:data:`JUDGE_MODEL_SHA256`)."""
+    return model.sha256 == JUDGE_MODEL_SHA256
 
 
 def certainty(probabilities: Array, model: SegmenterModel) -> Certainty:

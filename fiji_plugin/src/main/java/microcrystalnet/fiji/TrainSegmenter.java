@@ -55,7 +55,7 @@ public class TrainSegmenter implements PlugIn {
 		dialog.addMessage("Outlines: Some crystals: only they and a thin ring around them are learned from;\n"
 			+ "Every crystal: all other pixels are background, and the watershed thresholds are then chosen\n"
 			+ "for the best F1 on them. Crystals: bright or dark against what surrounds them (dark ones are learned\n"
-			+ "from inverted, as Analyze Crystals shows them; auto: the model being fine-tuned judges).\n"
+			+ "from inverted, as Analyze Crystals shows them; auto: the shipped segmenter judges, as there).\n"
 			+ "Start from: default (the shipped segmenter),\n"
 			+ "scratch (a new network), or a model file. With steps and minutes, training stops at the first.\n"
 			+ "The model file is written (an existing segmenter model is replaced, any other file is kept)\n"
