@@ -445,7 +445,8 @@ def with_bright_crystals_outlined(outlined: OutlinedImage, *, crystal_contrast_s
         raise ValueError(f"{outlined.source.get('image', 'an image')}: {error}") from None
 
     def judge(gray: Array, diameter_px: float) -> tuple[Certainty, Certainty]:
-        return certainty_as_given_and_inverted(gray, judge_model or load_contrast_judge(), crystal_diameter_px=diameter_px)
+        return certainty_as_given_and_inverted(gray, judge_model or load_contrast_judge(),
+                                               crystal_diameter_px=diameter_px)
 
     unit = to_unit_range(outlined.image) if crystal_contrast_setting != "bright" else outlined.image
     contrast = crystal_contrast(unit, crystal_contrast_setting, judge=judge, crystal_diameter_px=diameter_px)
