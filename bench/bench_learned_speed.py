@@ -123,7 +123,7 @@ def run_configuration(backend: str, crystal_size_px: float | None, threads: int,
     if backend == "learned":
         network_seconds = timed(lambda: working_scale_probabilities(image, segmenter.model,
                                                                      crystal_diameter_px=crystal_size_px), runs)
-        judge_seconds = timed(lambda: segmenter.certainty_as_given_and_inverted(image, crystal_size_px), runs)
+        judge_seconds = timed(lambda: segmenter.contrast_judge(image, crystal_size_px), runs)
     return {"backend": backend if backend == "learned" else "watershed-boundary", "allocator": allocator,
             "device": device if backend == "learned" else None,
             "crystal_size_px": round(float(crystal_size_px), 1), "threads": threads if backend == "learned" else None,

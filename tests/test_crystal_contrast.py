@@ -1,5 +1,6 @@
-"""Crystals darker than what surrounds them: set, or judged by the learned segmenter (``auto``),
-they are segmented and classified with the gray levels inverted, and the analysis says so."""
+"""Crystals darker than what surrounds them: set, or judged by the shipped learned network
+(``auto``, whichever segmenter segments), they are segmented and classified with the gray levels
+inverted, and the analysis says so."""
 
 from __future__ import annotations
 
@@ -154,7 +155,7 @@ def test_a_model_of_ones_own_does_not_judge_the_contrast_the_shipped_network_doe
     assert judged == shipped  # the same certainties: the shipped network with its own thresholds judged
 
 
-def test_the_watershed_segments_dark_crystals_when_told_and_cannot_judge_them(small_scene):
+def test_the_watershed_segments_dark_crystals_judged_as_the_learned_segmenter_judges_them(small_scene):
     from microcrystalnet.preprocess import preprocess
 
     config = AnalysisConfig().updated(segment={"backend": "watershed"})
@@ -167,27 +168,39 @@ def test_the_watershed_segments_dark_crystals_when_told_and_cannot_judge_them(sm
         return segment_crystals(preprocessed, small_scene.pixel_size_um, scaled.segment, segmenter).labels, contrast
 
     bright, contrast = labels(small_scene.image / 255, config)
-    assert contrast == CrystalContrast("bright", "the segmenter cannot judge")
+    assert (contrast.crystals, contrast.source) == ("bright", "judged from the image")
+    dark, contrast = labels(1 - small_scene.image / 255, config)
+    assert (contrast.crystals, contrast.source) == ("dark", "judged from the image")
+    assert match_instances(bright, dark).f1 > 0.99
+    learned = make_segmenter(AnalysisConfig().segment)
+    assert contrast == prepared_for_segmentation(1 - small_scene.image / 255, small_scene.pixel_size_um,
+                                                 AnalysisConfig(), learned)[3]  # the same judgement
     dark, contrast = labels(1 - small_scene.image / 255, config.updated(segment={"crystal_contrast": "dark"}))
     assert contrast.source == "crystal_contrast" and match_instances(bright, dark).f1 > 0.99
     assert match_instances(small_scene.labels, bright).f1 > 0.8
 
 
-def test_sam_judges_with_the_learned_segmenter_that_prompts_it_and_tune_sam_keeps_a_set_contrast(tmp_path, small_scene):
+def test_sam_judges_as_the_learned_segmenter_judges_and_tune_sam_too(tmp_path, small_scene):
     import tifffile
 
     from microcrystalnet.config import SamConfig
     from microcrystalnet.io.outputs import write_roiset
     from microcrystalnet.outline import outlines_from_labels
-    from microcrystalnet.segment.sam import SamCrystalSegmenter
     from microcrystalnet.segment.sam_tuning import load_tuning_images, tuned_settings
     from test_sam import reduced_sam
 
-    learned = make_segmenter(AnalysisConfig().segment)
-    sam = reduced_sam()
-    assert SamCrystalSegmenter(sam, SamConfig(), learned).certainty_as_given_and_inverted == \
-        learned.certainty_as_given_and_inverted
-    assert SamCrystalSegmenter(sam, SamConfig()).certainty_as_given_and_inverted is None  # automatic mode: bright
+    def with_reduced_sam(kind, settings, load):
+        return reduced_sam() if kind == "SAM" else load()
+
+    dark_scene = 1 - small_scene.image / 255
+    judged = prepared_for_segmentation(dark_scene, small_scene.pixel_size_um, AnalysisConfig(),
+                                       make_segmenter(AnalysisConfig().segment))[3]
+    assert judged.judged_dark
+    for mode in ("automatic", "prompt"):
+        config = AnalysisConfig().updated(segment={"backend": "sam", "sam": {"mode": mode}})
+        sam = make_segmenter(config.segment, reuse=with_reduced_sam)
+        assert (sam.prompter is not None) == (mode == "prompt")
+        assert prepared_for_segmentation(dark_scene, small_scene.pixel_size_um, config, sam)[3] == judged, mode
 
     tifffile.imwrite(tmp_path / "dark.tif", inverted(small_scene.image))
     rows = [{"Crystal": n, "Name": f"{n:04d}", "Class": "RES", "Confidence": 1.0}
@@ -197,8 +210,11 @@ def test_sam_judges_with_the_learned_segmenter_that_prompts_it_and_tune_sam_keep
                                     segment={"crystal_contrast": "dark"})
     (image,) = load_tuning_images([(tmp_path / "dark.tif", tmp_path / "RoiSet.zip")], dark)
     np.testing.assert_allclose(image.image, 1 - inverted(small_scene.image) / 255, atol=1e-6)
-    (image,) = load_tuning_images([(tmp_path / "dark.tif", tmp_path / "RoiSet.zip")], AnalysisConfig())
-    np.testing.assert_allclose(image.image, inverted(small_scene.image) / 255, atol=1e-6)  # auto: SAM cannot judge
+    for setting in ("auto", "bright"):  # auto: judged dark, as the analysis judges
+        (image,) = load_tuning_images([(tmp_path / "dark.tif", tmp_path / "RoiSet.zip")],
+                                      AnalysisConfig().updated(segment={"crystal_contrast": setting}))
+        expected = 1 - inverted(small_scene.image) / 255 if setting == "auto" else inverted(small_scene.image) / 255
+        np.testing.assert_allclose(image.image, expected, atol=1e-6)
     report = {"best": {"mode": "automatic", "f1": 0.5}}
     assert tuned_settings(report, SamConfig(), "dark")["segment"]["crystal_contrast"] == "dark"
     assert "crystal_contrast" not in tuned_settings(report, SamConfig())["segment"]

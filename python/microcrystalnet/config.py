@@ -303,11 +303,10 @@ class SegmentConfig(Settings):
     crystal_contrast: CrystalContrastSetting = "auto"
     """bright: crystals brighter than what surrounds them (secondary-electron images of micrite and
     of most particles); dark: darker (e.g. some backscattered-electron images): segmentation and
-    classification see the gray levels inverted (measured intensities stay as given); auto: with the
-    learned segmenter, also where it prompts SAM, the shipped network judges each image, whichever
-    model segments (it segments the central part as given and inverted, and takes dark only where it
-    is clearly surer of the inverted crystals and pixels; the summary says which); the watershed and
-    SAM's automatic mode take bright."""
+    classification see the gray levels inverted (measured intensities stay as given); auto: the
+    shipped learned network judges each image, whichever segmenter and model segment it (it segments
+    the central part as given and inverted, and takes dark only where it is clearly surer of the
+    inverted crystals and pixels; the summary says which)."""
 
     watershed: WatershedConfig = WatershedConfig()
     """Settings of the watershed segmenter."""

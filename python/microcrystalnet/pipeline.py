@@ -23,7 +23,7 @@ from .patches import extract_patches
 from .preprocess import N2V_MISSING, Noise2VoidDenoiser, Noise2VoidModel, preprocess, reports_as_dicts
 from .results import results_rows, segmenter_label
 from .segment import CrystalSegmenter, empty_result_notice, make_segmenter, segment_crystals
-from .segment.contrast import SET, CrystalContrast, crystal_contrast, with_bright_crystals
+from .segment.contrast import SET, ContrastJudge, CrystalContrast, crystal_contrast, with_bright_crystals
 from .segment.scale import (REFERENCE_CRYSTAL_DIAMETER_UM, CrystalScale, crystal_scale, estimate_crystal_diameter_px,
                             first_guess_diameter_px, scaled_config, size_is_set)
 
@@ -112,17 +112,19 @@ def settings_for_image(analysed: Array, pixel_size_um: float | None, config: Ana
 
 
 def judged_crystal_contrast(analysed: Array, pixel_size_um: float | None, config: AnalysisConfig,
-                            segmenter: CrystalSegmenter) -> tuple[CrystalContrast, float | None]:
+                            judge: ContrastJudge | None) -> tuple[CrystalContrast, float | None]:
     """Whether the crystals of an image (float (Y, X) in [0, 1]) are bright or dark
-    (:mod:`microcrystalnet.segment.contrast`: set, or judged by ``segmenter`` where it can), and
-    the image's texture-scale diameter estimate (None where the size is set). The contrast is
+    (:mod:`microcrystalnet.segment.contrast`: set, or judged by ``judge``, a segmenter's
+    ``contrast_judge``: the shipped network's for every segmenter :func:`.segment.make_segmenter`
+    makes; bright without one), and the image's texture-scale diameter estimate (None where the
+    size is set). The contrast is
     judged at the diameter set, else at that estimate (which an image and its inverse share), never
     at a diameter refined by segmenting: that needs the crystals bright (refined on an image of dark
     crystals, it ran off to 10-40 times the true one and the judgement with it: BENCHMARKS.md,
     "Dark crystals")."""
     texture_px = None if size_is_set(config.segment) else estimate_crystal_diameter_px(analysed)
     return crystal_contrast(analysed, config.segment.crystal_contrast,
-                            judge=getattr(segmenter, "certainty_as_given_and_inverted", None),
+                            judge=judge,
                             crystal_diameter_px=first_guess_diameter_px(
                                 config.segment, pixel_size_um, config.input.assumed_pixel_size_um, texture_px)
                             ), texture_px
@@ -152,7 +154,8 @@ def prepared_for_segmentation(analysed: Array, pixel_size_um: float | None, conf
     (:func:`judged_crystal_contrast`), then the image with bright crystals, its scaled settings,
     its crystal diameter and notices (:func:`scaled_with_bright_crystals`); returned as (image,
     settings, scale, contrast, notices)."""
-    contrast, texture_px = judged_crystal_contrast(analysed, pixel_size_um, config, segmenter)
+    contrast, texture_px = judged_crystal_contrast(analysed, pixel_size_um, config,
+                                                   getattr(segmenter, "contrast_judge", None))
     bright, scaled, scale, notices = scaled_with_bright_crystals(analysed, pixel_size_um, config, segmenter,
                                                                  contrast, texture_px)
     return bright, scaled, scale, contrast, notices
@@ -196,7 +199,7 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
         return result
 
     contrast, texture_px = timed("crystal contrast", 0.0, lambda: judged_crystal_contrast(
-        analysed, image.pixel_size_um, config, segmenter))
+        analysed, image.pixel_size_um, config, getattr(segmenter, "contrast_judge", None)))
     analysed, config, scale, scale_notices = timed("crystal size", 0.02, lambda: scaled_with_bright_crystals(
         analysed, image.pixel_size_um, config, segmenter, contrast, texture_px))
     notices += scale_notices

@@ -102,8 +102,8 @@ def add_analysis_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--exclude-border", action="store_true", help="drop crystals touching the image border")
     group.add_argument("--crystal-contrast", choices=choices_of(SegmentConfig, "crystal_contrast"),
                        help="bright: crystals brighter than what surrounds them (secondary-electron images); dark: "
-                            "darker (segmented and classified with the gray levels inverted); auto: the learned "
-                            "segmenter judges each image (also as SAM's prompter), the watershed takes bright "
+                            "darker (segmented and classified with the gray levels inverted); auto: the shipped "
+                            "learned segmenter judges each image, whichever segmenter and model segment it "
                             f"(default {default_of(SegmentConfig, 'crystal_contrast')})")
     steps = ",".join(choices_of(PreprocessConfig, "steps"))
     group.add_argument("--preprocess", metavar="STEPS",

@@ -19,7 +19,7 @@ from ..config import LearnedConfig, SegmentConfig
 from ..notices import (BOUNDARY_WATERSHED, CRYSTAL_SIZE, CRYSTAL_SIZE_SHORT, KEEP_BORDER_CRYSTALS, MAX_AREA, MIN_AREA,
                        Notice, Wording)
 from .boundary import segment_boundary_watershed
-from .contrast import Certainty
+from .contrast import Certainty, ContrastJudge
 from .postprocess import tidy_labels, tidy_labels_counting_drops
 from .scale import configured_diameter_px
 from .watershed import segment_watershed
@@ -34,8 +34,33 @@ class CrystalSegmenter(Protocol):
     #: it the image it was made for; the classifier always sees the preprocessed image)
     sees_raw_image: bool
 
+    #: the judge of ``crystal_contrast: auto`` (:mod:`.contrast`); None: the crystals are taken to
+    #: be bright
+    contrast_judge: ContrastJudge | None
+
     def describe(self) -> dict[str, Any]:
         """What segments (backend, mode, checkpoint and its sha256 ...), for summaries."""
+
+
+class ShippedNetworkJudge:
+    """The judge of ``crystal_contrast: auto`` for every segmenter: how sure the shipped learned
+    network is of what it sees in an image (float (Y, X) in [0, 1], typical crystal
+    ``crystal_diameter_px`` across) as given and with inverted gray levels
+    (:func:`.learned.contrast.certainty_as_given_and_inverted`; the margins of
+    :data:`.contrast.DARK_MARGINS` were chosen on its certainties). ``load`` gives the network
+    (default :func:`.learned.contrast.load_contrast_judge`, on the CPU); it is called when the
+    first image is judged, so an analysis whose contrast is set loads nothing."""
+
+    def __init__(self, load: Callable[[], Any] | None = None) -> None:
+        self._load = load
+        self._network: Any = None
+
+    def __call__(self, image: Array, crystal_diameter_px: float) -> tuple[Certainty, Certainty]:
+        from .learned.contrast import certainty_as_given_and_inverted, load_contrast_judge
+
+        if self._network is None:
+            self._network = self._load() if self._load is not None else load_contrast_judge()
+        return certainty_as_given_and_inverted(image, self._network, crystal_diameter_px=crystal_diameter_px)
 
     def segment(self, image: Array, pixel_size_um: float, config: SegmentConfig) -> tuple[Array, dict[str, Any]]:
         """Raw labels of ``image`` (float (Y, X) in [0, 1]) and statistics of the run."""
@@ -47,8 +72,10 @@ class WatershedSegmenter:
 
     sees_raw_image = False
 
-    def __init__(self, mode: str = "auto") -> None:
+    def __init__(self, mode: str = "auto", contrast_judge: ContrastJudge | None = None) -> None:
+        """``contrast_judge``: default :class:`ShippedNetworkJudge` on the CPU."""
         self.mode = mode
+        self.contrast_judge = contrast_judge or ShippedNetworkJudge()
 
     def describe(self) -> dict[str, Any]:
         return {"backend": "watershed", "mode": self.mode}
@@ -77,19 +104,18 @@ class LearnedSegmenter:
     sees_raw_image = True
 
     def __init__(self, model: Any, config: LearnedConfig = LearnedConfig(),
-                 contrast_judge: Callable[[], Any] | None = None) -> None:
-        """``contrast_judge``: gives the network that judges ``crystal_contrast: auto``
-        (:func:`.learned.contrast.load_contrast_judge`, loaded when first needed; by default
-        ``model`` itself where it is that network, else the shipped one on ``model``'s device)."""
+                 contrast_judge: ContrastJudge | None = None) -> None:
+        """``contrast_judge``: default :class:`ShippedNetworkJudge` with ``model`` itself where it is
+        the shipped network (with its own thresholds, whatever ``config`` sets), else the shipped
+        one on ``model``'s device: whichever model segments, the shipped network judges."""
         from dataclasses import replace
 
         from .learned.contrast import is_contrast_judge, load_contrast_judge
 
         if contrast_judge is None:
-            contrast_judge = (lambda: model) if is_contrast_judge(model) else (
-                lambda: load_contrast_judge(device=str(next(model.network.parameters()).device)))
-        self._contrast_judge = contrast_judge
-        self._judge_model: Any = None
+            contrast_judge = ShippedNetworkJudge((lambda: model) if is_contrast_judge(model) else (
+                lambda: load_contrast_judge(device=str(next(model.network.parameters()).device))))
+        self.contrast_judge = contrast_judge
         thresholds = model.thresholds
         if config.seed_threshold is not None:
             thresholds = replace(thresholds, seed=config.seed_threshold)
@@ -116,18 +142,6 @@ class LearnedSegmenter:
 
         return self_consistent_crystal_diameter_px(image, self.model)
 
-    def certainty_as_given_and_inverted(self, image: Array, crystal_diameter_px: float) -> tuple[Certainty, Certainty]:
-        """How sure the contrast judge is of what it sees in ``image`` (float (Y, X) in [0, 1]) as
-        given and with inverted gray levels: the judgement of ``crystal_contrast: auto``
-        (:func:`.learned.contrast.certainty_as_given_and_inverted`). The judge is the shipped network
-        with its own thresholds, whichever model segments and whatever thresholds are set: the
-        margins were chosen on its certainties (:mod:`.learned.contrast`)."""
-        from .learned.contrast import certainty_as_given_and_inverted
-
-        if self._judge_model is None:
-            self._judge_model = self._contrast_judge()
-        return certainty_as_given_and_inverted(image, self._judge_model, crystal_diameter_px=crystal_diameter_px)
-
     def segment(self, image: Array, pixel_size_um: float, config: SegmentConfig) -> tuple[Array, dict[str, Any]]:
         from .learned.inference import segment_with_model
 
@@ -144,7 +158,19 @@ def make_segmenter(config: SegmentConfig = SegmentConfig(), download: bool = Tru
     ``reuse(kind, settings, load)``: where the model comes from, e.g. a
     :class:`microcrystalnet.model_cache.ModelCache` that keeps it for the next image; by default
     ``load()`` loads it now."""
+    from ..frameworks import torch_device
+
     load_model = reuse or (lambda kind, settings, load: load())
+    device = config.learned.device
+
+    def load_judge() -> Any:
+        from .learned.contrast import load_contrast_judge
+        from .learned.model_file import DEFAULT_MODEL_NAME
+
+        chosen = torch_device(device, user="learned segmenter")
+        return load_model("learned segmenter", (DEFAULT_MODEL_NAME, device), lambda: load_contrast_judge(device=chosen))
+
+    judge = ShippedNetworkJudge(load_judge)
     if config.backend == "sam":
         from .sam import SamCrystalSegmenter, load_sam
 
@@ -153,19 +179,16 @@ def make_segmenter(config: SegmentConfig = SegmentConfig(), download: bool = Tru
         prompter = None
         if config.sam.mode == "prompt" and config.sam.prompts_from == "learned":
             prompter = make_segmenter(config.updated(backend="learned"), download, reuse)
-        return SamCrystalSegmenter(sam, config.sam, prompter)
+        return SamCrystalSegmenter(sam, config.sam, prompter, prompter.contrast_judge if prompter else judge)
     if config.backend == "learned":
-        from ..frameworks import torch_device
-        from .learned.contrast import is_contrast_judge, load_contrast_judge
-        from .learned.model_file import DEFAULT_MODEL_NAME, load_segmenter_model
+        from .learned.contrast import is_contrast_judge
+        from .learned.model_file import load_segmenter_model
 
-        model, device = config.learned.model, config.learned.device
+        model = config.learned.model
         chosen = torch_device(device, user="learned segmenter")  # a device torch cannot use: refused before loading
         loaded = load_model("learned segmenter", (model, device), lambda: load_segmenter_model(model, device=chosen))
-        judge = None if is_contrast_judge(loaded) else (lambda: load_model(
-            "learned segmenter", (DEFAULT_MODEL_NAME, device), lambda: load_contrast_judge(device=chosen)))
-        return LearnedSegmenter(loaded, config.learned, judge)
-    return WatershedSegmenter(config.watershed.mode)
+        return LearnedSegmenter(loaded, config.learned, None if is_contrast_judge(loaded) else judge)
+    return WatershedSegmenter(config.watershed.mode, judge)
 
 
 @dataclass

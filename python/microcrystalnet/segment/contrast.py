@@ -3,10 +3,10 @@
 Every segmenter and the classifier expect bright crystals, as secondary-electron images of micrite
 and of most particles show them. ``segment.crystal_contrast`` says which the image has: ``dark``
 inverts its gray levels for segmentation and classification; ``auto`` lets the shipped learned
-segmenter judge, whichever model segments (:mod:`.learned.contrast`: it segments the central part
-of the image as given and inverted and takes the inverted one only where it is clearly surer of
-it), also where the learned segmenter prompts SAM.
-Segmenters that cannot judge (the watershed, SAM's automatic mode) take ``bright``.
+network judge, whichever segmenter and model segment (:mod:`.learned.contrast`: it segments the
+central part of the image as given and inverted and takes the inverted one only where it is
+clearly surer of it; :class:`microcrystalnet.segment.ShippedNetworkJudge`). A segmenter object
+without a judge takes ``bright``.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ class Certainty(NamedTuple):
 #: (``bench/bench_crystal_contrast.py``, BENCHMARKS.md "Dark crystals")
 DARK_MARGINS = Certainty(crystal_score=0.005, pixel_certainty=0.015)
 
-#: (image float (Y, X) in [0, 1], typical crystal diameter px) -> the segmenter's certainty about
-#: the image as given and with inverted gray levels
+#: (image float (Y, X) in [0, 1], typical crystal diameter px) -> a network's certainty about the
+#: image as given and with inverted gray levels
 ContrastJudge = Callable[[Array, float], tuple[Certainty, Certainty]]
 
 

@@ -245,15 +245,17 @@ class SamCrystalSegmenter:
 
     sees_raw_image = False
 
-    def __init__(self, sam: LoadedSam, config: SamConfig = SamConfig(), prompter: Any = None) -> None:
+    def __init__(self, sam: LoadedSam, config: SamConfig = SamConfig(), prompter: Any = None,
+                 contrast_judge: Any = None) -> None:
         """``prompter``: the segmenter whose crystals prompt SAM in prompt mode (a
-        :class:`microcrystalnet.segment.CrystalSegmenter`); None: the threshold watershed."""
+        :class:`microcrystalnet.segment.CrystalSegmenter`); None: the threshold watershed.
+        ``contrast_judge``: the judge of ``crystal_contrast: auto`` (:mod:`.contrast`; None: the
+        crystals are taken to be bright): :func:`microcrystalnet.segment.make_segmenter` gives the
+        shipped network's (:class:`microcrystalnet.segment.ShippedNetworkJudge`)."""
         self.sam = sam
         self.config = config
         self.prompter = prompter
-        #: the judge of ``crystal_contrast: auto`` (:mod:`.contrast`): the prompter's, where it has one
-        #: (the learned segmenter's); None: SAM cannot judge, the crystals are taken to be bright
-        self.certainty_as_given_and_inverted = getattr(prompter, "certainty_as_given_and_inverted", None)
+        self.contrast_judge = contrast_judge
         self.decoder_batch = config.decoder_batch or (2 if sam.device == "cpu" else 64)
         segment_anything = import_segment_anything()
         self._predictor = segment_anything.SamPredictor(sam.model)

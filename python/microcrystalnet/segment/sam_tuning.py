@@ -22,10 +22,9 @@ from ..config import AnalysisConfig, SamConfig, SegmentConfig
 from ..io import read_sem_image, to_unit_range
 from ..io.roiset import read_reference_crystals
 from ..metrics import match_instances
-from .contrast import crystal_contrast, with_bright_crystals
+from .contrast import ContrastJudge, with_bright_crystals
 from .postprocess import tidy_labels
 from .sam import SamCrystalSegmenter
-from .scale import configured_diameter_px
 
 Array = np.ndarray
 
@@ -55,18 +54,24 @@ class TuningImage:
 
 
 def load_tuning_images(pairs: Sequence[tuple[str | Path, str | Path]], config: AnalysisConfig,
-                       progress: Callable[[str], None] = lambda message: None) -> list[TuningImage]:
+                       progress: Callable[[str], None] = lambda message: None,
+                       judge: ContrastJudge | None = None) -> list[TuningImage]:
     """Tuning images from (image file, Fiji RoiSet.zip of its reference crystals) pairs, read as
-    analyses read them (pixel size, data bar; gray levels inverted where ``segment.crystal_contrast``
-    is dark: SAM cannot judge ``auto``, which stays bright). Raises ImageInputError or RoiInputError."""
+    analyses read them (pixel size, data bar; gray levels inverted where the crystals are dark:
+    ``segment.crystal_contrast``, and for ``auto`` as ``judge`` finds, as an analysis judges;
+    default the shipped network, :class:`microcrystalnet.segment.ShippedNetworkJudge`). Raises
+    ImageInputError or RoiInputError."""
+    from ..pipeline import judged_crystal_contrast
+    from . import ShippedNetworkJudge
+
+    judge = judge or ShippedNetworkJudge()
     images = []
     for image_path, roi_path in pairs:
         image = read_sem_image(image_path, config.input.pixel_size_um, config.input.exclude_data_bar)
         reference = read_reference_crystals(roi_path, image.analysed_pixels.shape)
         size = image.pixel_size_um or config.input.assumed_pixel_size_um
         unit = to_unit_range(image.analysed_pixels)
-        contrast = crystal_contrast(unit, config.segment.crystal_contrast,
-                                    crystal_diameter_px=configured_diameter_px(config.segment, size))
+        contrast = judged_crystal_contrast(unit, image.pixel_size_um, config, judge)[0]
         images.append(TuningImage(Path(image_path).name, with_bright_crystals(unit, contrast), size, reference.labels))
         progress(f"{Path(image_path).name}: {reference.labels.max()} reference crystals")
     return images
