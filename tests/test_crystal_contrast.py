@@ -12,7 +12,8 @@ from microcrystalnet.io import sem_image_from_array
 from microcrystalnet.metrics import match_instances
 from microcrystalnet.pipeline import analyze_image, prepared_for_segmentation
 from microcrystalnet.segment import make_segmenter, segment_crystals
-from microcrystalnet.segment.contrast import CrystalContrast, crystal_contrast, with_bright_crystals
+from microcrystalnet.segment.contrast import (CrystalContrast, ShippedNetworkJudge, crystal_contrast,
+                                              with_bright_crystals)
 
 from test_learned_segmenter_real import CROPS, real_crop
 
@@ -21,13 +22,13 @@ def inverted(image: np.ndarray) -> np.ndarray:
     return (image.max() - image).astype(image.dtype)
 
 
-def test_the_setting_decides_and_segmenters_that_cannot_judge_take_bright():
+def test_the_setting_decides_and_without_a_judge_the_crystals_are_bright():
     image = np.zeros((64, 64), np.float32)
     assert crystal_contrast(image, "dark", crystal_diameter_px=10,
                             judge=lambda *_: pytest.fail("a set contrast is not judged")).crystals == "dark"
     assert crystal_contrast(image, "auto", crystal_diameter_px=10) == CrystalContrast(
         "bright", "the segmenter cannot judge")
-    # auto turns dark only where the segmenter is clearly surer of the inverted image's crystals and pixels
+    # auto turns dark only where the judge is clearly surer of the inverted image's crystals and pixels
     def judged(as_given, inverted):
         return crystal_contrast(image, "auto", crystal_diameter_px=10, judge=lambda *_: (as_given, inverted))
 
@@ -98,12 +99,12 @@ def test_outlined_images_with_dark_crystals_are_learned_from_inverted(small_scen
 
     model = load_segmenter_model()
     dark = OutlinedImage(inverted(small_scene.image), small_scene.labels, source={"image": "dark.tif"})
-    learned, contrast = with_bright_crystals_outlined(dark, judge_model=model)
+    learned, contrast = with_bright_crystals_outlined(dark, judge=ShippedNetworkJudge(lambda: model))
     assert contrast.dark and learned.source["crystal_contrast"]["source"] == "judged from the image"
     # inverted back, as the analysis reads an 8-bit image (/ 255)
     np.testing.assert_allclose(learned.image, 1 - dark.image / 255, atol=1e-6)
     bright = OutlinedImage(small_scene.image, small_scene.labels, source={"image": "bright.tif"})
-    learned, contrast = with_bright_crystals_outlined(bright, judge_model=model)
+    learned, contrast = with_bright_crystals_outlined(bright, judge=ShippedNetworkJudge(lambda: model))
     assert not contrast.dark and learned.image is small_scene.image
     assert with_bright_crystals_outlined(dark, crystal_contrast_setting="dark")[1].source == "crystal_contrast"
     # without a judge given, the shipped one judges (training from scratch too)
@@ -111,7 +112,7 @@ def test_outlined_images_with_dark_crystals_are_learned_from_inverted(small_scen
     assert judged.dark and judged.source == "judged from the image"
     with pytest.raises(ValueError, match="empty.tif: the outlines hold no crystal"):
         with_bright_crystals_outlined(OutlinedImage(small_scene.image, np.zeros_like(small_scene.labels),
-                                                    source={"image": "empty.tif"}), judge_model=model)
+                                                    source={"image": "empty.tif"}))
 
 
 def seeing_inverted_gray_levels(model):
@@ -153,6 +154,9 @@ def test_a_model_of_ones_own_does_not_judge_the_contrast_the_shipped_network_doe
     judged = prepared_for_segmentation(image, small_scene.pixel_size_um, own, make_segmenter(own.segment))[3]
     assert judged.crystals == "bright" and judged.source == "judged from the image"
     assert judged == shipped  # the same certainties: the shipped network with its own thresholds judged
+    thresholds = config.updated(segment={"learned": {"seed_threshold": 0.9, "min_crystal_score": 0.5}})
+    assert prepared_for_segmentation(image, small_scene.pixel_size_um, thresholds,
+                                     make_segmenter(thresholds.segment))[3] == shipped  # not the thresholds set
 
 
 def test_the_watershed_segments_dark_crystals_judged_as_the_learned_segmenter_judges_them(small_scene):

@@ -55,6 +55,28 @@ def test_the_segmenter_of_other_settings_reuses_its_model_and_keeps_its_own_sett
     assert cache.loads == 1  # the watershed has no model to load
 
 
+def test_the_contrast_judge_is_loaded_from_the_cache_on_the_learned_device_when_first_needed(model_dir_env,
+                                                                                              small_scene):
+    from microcrystalnet.pipeline import prepared_for_segmentation
+
+    loaded: list[str] = []
+    cache = ModelCache(on_load=loaded.append)
+    image = small_scene.image / 255
+
+    def judged(segment):
+        config = AnalysisConfig().updated(segment=segment)
+        return prepared_for_segmentation(image, small_scene.pixel_size_um, config, cache.segmenter(config.segment))[3]
+
+    assert judged({"backend": "watershed", "crystal_contrast": "bright"}).source == "crystal_contrast"
+    assert loaded == []  # a set contrast loads nothing
+    assert judged({"backend": "watershed"}).source == "judged from the image"
+    assert loaded == ["learned segmenter default"]  # the shipped network, on the learned segmenter's device
+    assert judged({"backend": "watershed", "learned": {"device": "cpu"}}).source == "judged from the image"
+    assert loaded == ["learned segmenter default", "learned segmenter default cpu"]
+    cache.segmenter(AnalysisConfig().segment)
+    assert cache.loads == 2  # the learned segmenter's shipped model is the judge's network: kept
+
+
 def test_a_model_file_changed_in_place_is_loaded_again(tmp_path, reference_model_path):
     copy = tmp_path / reference_model_path.name
     shutil.copy2(reference_model_path, copy)

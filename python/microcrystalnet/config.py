@@ -264,7 +264,7 @@ class LearnedConfig(Settings):
 
     device: TorchDevice | None = None
     """Where the network runs: cuda (an NVIDIA GPU), mps (Apple's GPU) or cpu; None picks the
-    fastest available."""
+    fastest available. The crystal-contrast judgement runs there too, for every segmenter."""
 
 
 class SegmentConfig(Settings):

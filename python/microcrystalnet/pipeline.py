@@ -23,9 +23,8 @@ from .patches import extract_patches
 from .preprocess import N2V_MISSING, Noise2VoidDenoiser, Noise2VoidModel, preprocess, reports_as_dicts
 from .results import results_rows, segmenter_label
 from .segment import CrystalSegmenter, empty_result_notice, make_segmenter, segment_crystals
-from .segment.contrast import SET, ContrastJudge, CrystalContrast, crystal_contrast, with_bright_crystals
-from .segment.scale import (REFERENCE_CRYSTAL_DIAMETER_UM, CrystalScale, crystal_scale, estimate_crystal_diameter_px,
-                            first_guess_diameter_px, scaled_config, size_is_set)
+from .segment.contrast import SET, CrystalContrast, judged_crystal_contrast, with_bright_crystals
+from .segment.scale import REFERENCE_CRYSTAL_DIAMETER_UM, CrystalScale, crystal_scale, scaled_config
 
 Array = np.ndarray
 T = TypeVar("T")
@@ -111,25 +110,6 @@ def settings_for_image(analysed: Array, pixel_size_um: float | None, config: Ana
                                      "if it is wrong, ", GIVE_CRYSTAL_SIZE_PX)]
 
 
-def judged_crystal_contrast(analysed: Array, pixel_size_um: float | None, config: AnalysisConfig,
-                            judge: ContrastJudge | None) -> tuple[CrystalContrast, float | None]:
-    """Whether the crystals of an image (float (Y, X) in [0, 1]) are bright or dark
-    (:mod:`microcrystalnet.segment.contrast`: set, or judged by ``judge``, a segmenter's
-    ``contrast_judge``: the shipped network's for every segmenter :func:`.segment.make_segmenter`
-    makes; bright without one), and the image's texture-scale diameter estimate (None where the
-    size is set). The contrast is
-    judged at the diameter set, else at that estimate (which an image and its inverse share), never
-    at a diameter refined by segmenting: that needs the crystals bright (refined on an image of dark
-    crystals, it ran off to 10-40 times the true one and the judgement with it: BENCHMARKS.md,
-    "Dark crystals")."""
-    texture_px = None if size_is_set(config.segment) else estimate_crystal_diameter_px(analysed)
-    return crystal_contrast(analysed, config.segment.crystal_contrast,
-                            judge=judge,
-                            crystal_diameter_px=first_guess_diameter_px(
-                                config.segment, pixel_size_um, config.input.assumed_pixel_size_um, texture_px)
-                            ), texture_px
-
-
 def scaled_with_bright_crystals(analysed: Array, pixel_size_um: float | None, config: AnalysisConfig,
                                 segmenter: CrystalSegmenter, contrast: CrystalContrast, texture_px: float | None
                                 ) -> tuple[Array, AnalysisConfig, CrystalScale, list[str]]:
@@ -151,11 +131,12 @@ def prepared_for_segmentation(analysed: Array, pixel_size_um: float | None, conf
                               segmenter: CrystalSegmenter
                               ) -> tuple[Array, AnalysisConfig, CrystalScale, CrystalContrast, list[str]]:
     """What :func:`analyze_image` does before preprocessing: the crystal contrast
-    (:func:`judged_crystal_contrast`), then the image with bright crystals, its scaled settings,
+    (:func:`.segment.contrast.judged_crystal_contrast`), then the image with bright crystals, its scaled settings,
     its crystal diameter and notices (:func:`scaled_with_bright_crystals`); returned as (image,
     settings, scale, contrast, notices)."""
-    contrast, texture_px = judged_crystal_contrast(analysed, pixel_size_um, config,
-                                                   getattr(segmenter, "contrast_judge", None))
+    contrast, texture_px = judged_crystal_contrast(analysed, pixel_size_um, config.segment,
+                                                   assumed_pixel_size_um=config.input.assumed_pixel_size_um,
+                                                   judge=getattr(segmenter, "contrast_judge", None))
     bright, scaled, scale, notices = scaled_with_bright_crystals(analysed, pixel_size_um, config, segmenter,
                                                                  contrast, texture_px)
     return bright, scaled, scale, contrast, notices
@@ -172,7 +153,7 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
     ``n2v``: a loaded Noise2Void model to reuse; by default ``config.preprocess.n2v_model`` is
     loaded for this call when given. Classification and the watershed and SAM segmenters see the
     preprocessed image, the learned segmenter the image as read (both with the gray levels inverted
-    where the crystals are dark: :func:`judged_crystal_contrast`); Mean is measured on the image as
+    where the crystals are dark: :func:`.segment.contrast.judged_crystal_contrast`); Mean is measured on the image as
     given.
 
     First the memory the analysis will need is estimated (:mod:`microcrystalnet.memory`); an image
@@ -199,7 +180,8 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
         return result
 
     contrast, texture_px = timed("crystal contrast", 0.0, lambda: judged_crystal_contrast(
-        analysed, image.pixel_size_um, config, getattr(segmenter, "contrast_judge", None)))
+        analysed, image.pixel_size_um, config.segment, assumed_pixel_size_um=config.input.assumed_pixel_size_um,
+        judge=getattr(segmenter, "contrast_judge", None)))
     analysed, config, scale, scale_notices = timed("crystal size", 0.02, lambda: scaled_with_bright_crystals(
         analysed, image.pixel_size_um, config, segmenter, contrast, texture_px))
     notices += scale_notices

@@ -119,7 +119,8 @@ def add_analysis_options(parser: argparse.ArgumentParser) -> None:
                             f"(default {default_of(LearnedConfig, 'model')}: the one shipped with the package)")
     group.add_argument("--segmenter-device", choices=choices_of(LearnedConfig, "device"),
                        help="learned segmenter: where its network runs, cuda (an NVIDIA GPU), mps (Apple's GPU) or "
-                            "cpu (default: the fastest available)")
+                            "cpu (default: the fastest available); the crystal-contrast judgement runs there too, "
+                            "for every segmenter")
     group.add_argument("--watershed-mode", choices=choices_of(WatershedConfig, "mode"),
                        help="watershed: boundary (split along dark lines at the crystal scale; real images), "
                             "threshold (bright crystals on dark pores; synthetic micrite), auto (boundary when "

@@ -37,11 +37,13 @@ def run_tune_sam(arguments: argparse.Namespace) -> int:
     from ..io import ImageInputError
     from ..io.outputs import write_json
     from ..io.roiset import RoiInputError
+    from ..segment import shipped_network_judge
     from ..segment.sam import SamCrystalSegmenter, load_sam
     from ..segment.sam_tuning import QUICK_GRID, TuningGrid, load_tuning_images, tune_sam, tuned_settings
 
     try:
-        images = load_tuning_images(list(zip(arguments.pairs[::2], arguments.pairs[1::2])), config, progress=log.info)
+        images = load_tuning_images(list(zip(arguments.pairs[::2], arguments.pairs[1::2])), config, progress=log.info,
+                                    judge=shipped_network_judge(config.segment))  # as the analysis judges
     except (ImageInputError, RoiInputError) as error:
         log.error("%s", error)
         return EXIT_SOME_FAILED

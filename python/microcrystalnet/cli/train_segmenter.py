@@ -89,8 +89,8 @@ def run_train_segmenter(arguments: argparse.Namespace) -> int:
     from ..io.reference import NotALabelImageError, ReferenceInputError, read_reference_labels
     from ..io.roiset import RoiInputError
     from ..notices import EXCLUDE_BORDER_CRYSTALS, both_wordings
-    from ..segment.contrast import SET
-    from ..segment.learned.contrast import load_contrast_judge
+    from ..segment.contrast import SET, ShippedNetworkJudge
+    from ..segment.learned.contrast import is_contrast_judge, load_contrast_judge
     from ..segment.learned.model_file import is_segmenter_model_file, load_segmenter_model, write_segmenter_model
     from ..segment.learned.training import (REPLAY_SCENES, WORKING_DIAMETER_PX, OutlinedImage,
                                             crops_of_outlined_images, train_on_outlines, with_bright_crystals_outlined)
@@ -129,10 +129,12 @@ def run_train_segmenter(arguments: argparse.Namespace) -> int:
     except (ImageInputError, ReferenceInputError, RoiInputError) as error:
         log.error("train-segmenter: %s", error)
         return EXIT_USAGE
-    judge_model = load_contrast_judge(device=device) if arguments.crystal_contrast == "auto" else None
+    # the shipped network judges, as in the analysis (the base model itself where it is that network)
+    judge = ShippedNetworkJudge(lambda: base if base is not None and is_contrast_judge(base)
+                                else load_contrast_judge(device=device))
     try:
         outlined_images = [with_bright_crystals_outlined(outlined, crystal_contrast_setting=arguments.crystal_contrast,
-                                                         judge_model=judge_model)[0] for outlined in outlined_images]
+                                                         judge=judge)[0] for outlined in outlined_images]
     except ValueError as error:  # outlines without a crystal
         log.error("train-segmenter: %s", error)
         return EXIT_USAGE

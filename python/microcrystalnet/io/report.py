@@ -97,7 +97,8 @@ def plot_size_distributions(rows: Sequence[dict[str, Any]], unit: str, path: Pat
                       label=[c.code for c in RESULT_CLASSES])
         axis.set_xlabel(label)
         axis.set_ylabel("crystals")
-    axes[1].legend(fontsize=8)
+    if rows:  # no crystals: no classes to name
+        axes[1].legend(fontsize=8)
     return save_figure(figure, path)
 
 

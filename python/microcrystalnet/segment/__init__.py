@@ -19,7 +19,7 @@ from ..config import LearnedConfig, SegmentConfig
 from ..notices import (BOUNDARY_WATERSHED, CRYSTAL_SIZE, CRYSTAL_SIZE_SHORT, KEEP_BORDER_CRYSTALS, MAX_AREA, MIN_AREA,
                        Notice, Wording)
 from .boundary import segment_boundary_watershed
-from .contrast import Certainty, ContrastJudge
+from .contrast import ContrastJudge, ShippedNetworkJudge
 from .postprocess import tidy_labels, tidy_labels_counting_drops
 from .scale import configured_diameter_px
 from .watershed import segment_watershed
@@ -41,34 +41,14 @@ class CrystalSegmenter(Protocol):
     def describe(self) -> dict[str, Any]:
         """What segments (backend, mode, checkpoint and its sha256 ...), for summaries."""
 
-
-class ShippedNetworkJudge:
-    """The judge of ``crystal_contrast: auto`` for every segmenter: how sure the shipped learned
-    network is of what it sees in an image (float (Y, X) in [0, 1], typical crystal
-    ``crystal_diameter_px`` across) as given and with inverted gray levels
-    (:func:`.learned.contrast.certainty_as_given_and_inverted`; the margins of
-    :data:`.contrast.DARK_MARGINS` were chosen on its certainties). ``load`` gives the network
-    (default :func:`.learned.contrast.load_contrast_judge`, on the CPU); it is called when the
-    first image is judged, so an analysis whose contrast is set loads nothing."""
-
-    def __init__(self, load: Callable[[], Any] | None = None) -> None:
-        self._load = load
-        self._network: Any = None
-
-    def __call__(self, image: Array, crystal_diameter_px: float) -> tuple[Certainty, Certainty]:
-        from .learned.contrast import certainty_as_given_and_inverted, load_contrast_judge
-
-        if self._network is None:
-            self._network = self._load() if self._load is not None else load_contrast_judge()
-        return certainty_as_given_and_inverted(image, self._network, crystal_diameter_px=crystal_diameter_px)
-
     def segment(self, image: Array, pixel_size_um: float, config: SegmentConfig) -> tuple[Array, dict[str, Any]]:
         """Raw labels of ``image`` (float (Y, X) in [0, 1]) and statistics of the run."""
 
 
 class WatershedSegmenter:
-    """The classical segmenter: always available, no model. Mode ``boundary``
-    (:mod:`.boundary`) or ``threshold`` (:mod:`.watershed`)."""
+    """The classical segmenter: always available, no model of its own (the crystal contrast is
+    judged by the shipped learned network, :class:`.contrast.ShippedNetworkJudge`). Mode
+    ``boundary`` (:mod:`.boundary`) or ``threshold`` (:mod:`.watershed`)."""
 
     sees_raw_image = False
 
@@ -151,26 +131,39 @@ class LearnedSegmenter:
         return labels, {"crystal_diameter_px": round(float(diameter_px), 2)}
 
 
+def shipped_network_judge(config: SegmentConfig = SegmentConfig(),
+                          reuse: Callable[[str, tuple[Any, ...], Callable[[], Any]], Any] | None = None
+                          ) -> ShippedNetworkJudge:
+    """The judge of ``crystal_contrast: auto`` (:class:`.contrast.ShippedNetworkJudge`) on the
+    learned segmenter's device (``config.learned.device``), its network from ``reuse`` (as in
+    :func:`make_segmenter`) when the first image is judged."""
+    device = config.learned.device
+
+    def load() -> Any:
+        from ..frameworks import torch_device
+        from .learned.contrast import load_contrast_judge
+        from .learned.model_file import DEFAULT_MODEL_NAME
+
+        chosen = torch_device(device, user="learned segmenter")
+        load_model = reuse or (lambda kind, settings, load: load())
+        return load_model("learned segmenter", (DEFAULT_MODEL_NAME, device), lambda: load_contrast_judge(device=chosen))
+
+    return ShippedNetworkJudge(load)
+
+
 def make_segmenter(config: SegmentConfig = SegmentConfig(), download: bool = True,
                    reuse: Callable[[str, tuple[Any, ...], Callable[[], Any]], Any] | None = None) -> CrystalSegmenter:
     """The segmenter ``config`` asks for, with its model loaded (SAM: checkpoint found or fetched).
 
     ``reuse(kind, settings, load)``: where the model comes from, e.g. a
     :class:`microcrystalnet.model_cache.ModelCache` that keeps it for the next image; by default
-    ``load()`` loads it now."""
+    ``load()`` loads it now. Every segmenter's ``contrast_judge`` is :func:`shipped_network_judge`'s
+    (the learned segmenter's with the shipped model: that model itself), loaded when first needed."""
     from ..frameworks import torch_device
 
     load_model = reuse or (lambda kind, settings, load: load())
     device = config.learned.device
-
-    def load_judge() -> Any:
-        from .learned.contrast import load_contrast_judge
-        from .learned.model_file import DEFAULT_MODEL_NAME
-
-        chosen = torch_device(device, user="learned segmenter")
-        return load_model("learned segmenter", (DEFAULT_MODEL_NAME, device), lambda: load_contrast_judge(device=chosen))
-
-    judge = ShippedNetworkJudge(load_judge)
+    judge = shipped_network_judge(config, reuse)
     if config.backend == "sam":
         from .sam import SamCrystalSegmenter, load_sam
 

@@ -17,6 +17,9 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
+from ..config import SegmentConfig
+from .scale import estimate_crystal_diameter_px, first_guess_diameter_px, size_is_set
+
 Array = np.ndarray
 
 JUDGED = "judged from the image"
@@ -53,7 +56,7 @@ class CrystalContrast:
 
     crystals: Literal["bright", "dark"]
     source: str  # SET (the setting), JUDGED or NO_JUDGE
-    #: judged only: the segmenter's certainty about the image as given and inverted
+    #: judged only: the judge's certainty about the image as given and inverted
     certainty: tuple[Certainty, Certainty] | None = None
 
     @property
@@ -88,6 +91,41 @@ def crystal_contrast(image: Array, setting: str, *, crystal_diameter_px: float,
     as_given, inverted = judge(image, crystal_diameter_px)
     dark = all(surer - certain > margin for certain, surer, margin in zip(as_given, inverted, DARK_MARGINS))
     return CrystalContrast("dark" if dark else "bright", JUDGED, (Certainty(*as_given), Certainty(*inverted)))
+
+
+def judged_crystal_contrast(image: Array, pixel_size_um: float | None, segment: SegmentConfig, *,
+                            assumed_pixel_size_um: float, judge: ContrastJudge | None
+                            ) -> tuple[CrystalContrast, float | None]:
+    """Whether the crystals of ``image`` (float (Y, X) in [0, 1]) are bright or dark
+    (``segment.crystal_contrast``; ``auto``: as ``judge`` finds, bright without one), and the
+    image's texture-scale diameter estimate (None where the size is set). Judged at the diameter
+    set, else at that estimate (which an image and its inverse share), never at a diameter refined
+    by segmenting: that needs the crystals bright (refined on an image of dark crystals, it ran off
+    to 10-40 times the true one and the judgement with it: BENCHMARKS.md, "Dark crystals").
+    ``assumed_pixel_size_um``: for a size set in um on an uncalibrated image."""
+    texture_px = None if size_is_set(segment) else estimate_crystal_diameter_px(image)
+    diameter_px = first_guess_diameter_px(segment, pixel_size_um, assumed_pixel_size_um, texture_px)
+    return crystal_contrast(image, segment.crystal_contrast, judge=judge, crystal_diameter_px=diameter_px), texture_px
+
+
+class ShippedNetworkJudge:
+    """The judge of ``auto`` for every segmenter: how sure the shipped learned network is of what
+    it sees in an image (float (Y, X) in [0, 1], typical crystal ``crystal_diameter_px`` across)
+    as given and with inverted gray levels (:func:`.learned.contrast.certainty_as_given_and_inverted`;
+    :data:`DARK_MARGINS` were chosen on its certainties). ``load`` gives the network (default
+    :func:`.learned.contrast.load_contrast_judge`, on the CPU) when the first image is judged: an
+    analysis whose contrast is set loads nothing."""
+
+    def __init__(self, load: Callable[[], Any] | None = None) -> None:
+        self._load = load
+        self._network: Any = None
+
+    def __call__(self, image: Array, crystal_diameter_px: float) -> tuple[Certainty, Certainty]:
+        from .learned.contrast import certainty_as_given_and_inverted, load_contrast_judge
+
+        if self._network is None:
+            self._network = self._load() if self._load is not None else load_contrast_judge()
+        return certainty_as_given_and_inverted(image, self._network, crystal_diameter_px=crystal_diameter_px)
 
 
 def with_bright_crystals(image: Array, contrast: CrystalContrast) -> Array:

@@ -31,6 +31,7 @@ from ..allocator import freed_memory_kept
 from ..config import SamConfig, SegmentConfig
 from ..frameworks import import_segment_anything, import_torch, import_torchvision, torch_device
 from ..weights import ModelUnavailableError, file_sha256, locate_weights
+from .contrast import ContrastJudge, ShippedNetworkJudge
 from .masks import CandidateMask, drop_container_masks, drop_pore_masks, inside_tile_interior, masks_to_labels, \
     tile_windows
 from .scale import configured_diameter_px
@@ -246,16 +247,15 @@ class SamCrystalSegmenter:
     sees_raw_image = False
 
     def __init__(self, sam: LoadedSam, config: SamConfig = SamConfig(), prompter: Any = None,
-                 contrast_judge: Any = None) -> None:
+                 contrast_judge: ContrastJudge | None = None) -> None:
         """``prompter``: the segmenter whose crystals prompt SAM in prompt mode (a
         :class:`microcrystalnet.segment.CrystalSegmenter`); None: the threshold watershed.
-        ``contrast_judge``: the judge of ``crystal_contrast: auto`` (:mod:`.contrast`; None: the
-        crystals are taken to be bright): :func:`microcrystalnet.segment.make_segmenter` gives the
-        shipped network's (:class:`microcrystalnet.segment.ShippedNetworkJudge`)."""
+        ``contrast_judge``: the judge of ``crystal_contrast: auto`` (:mod:`.contrast`); default the
+        prompter's, else the shipped network's on the CPU (:class:`.contrast.ShippedNetworkJudge`)."""
         self.sam = sam
         self.config = config
         self.prompter = prompter
-        self.contrast_judge = contrast_judge
+        self.contrast_judge = contrast_judge or getattr(prompter, "contrast_judge", None) or ShippedNetworkJudge()
         self.decoder_batch = config.decoder_batch or (2 if sam.device == "cpu" else 64)
         segment_anything = import_segment_anything()
         self._predictor = segment_anything.SamPredictor(sam.model)

@@ -22,7 +22,7 @@ from ..config import AnalysisConfig, SamConfig, SegmentConfig
 from ..io import read_sem_image, to_unit_range
 from ..io.roiset import read_reference_crystals
 from ..metrics import match_instances
-from .contrast import ContrastJudge, with_bright_crystals
+from .contrast import ContrastJudge, ShippedNetworkJudge, judged_crystal_contrast, with_bright_crystals
 from .postprocess import tidy_labels
 from .sam import SamCrystalSegmenter
 
@@ -59,11 +59,8 @@ def load_tuning_images(pairs: Sequence[tuple[str | Path, str | Path]], config: A
     """Tuning images from (image file, Fiji RoiSet.zip of its reference crystals) pairs, read as
     analyses read them (pixel size, data bar; gray levels inverted where the crystals are dark:
     ``segment.crystal_contrast``, and for ``auto`` as ``judge`` finds, as an analysis judges;
-    default the shipped network, :class:`microcrystalnet.segment.ShippedNetworkJudge`). Raises
+    default the shipped network on the CPU, :class:`.contrast.ShippedNetworkJudge`). Raises
     ImageInputError or RoiInputError."""
-    from ..pipeline import judged_crystal_contrast
-    from . import ShippedNetworkJudge
-
     judge = judge or ShippedNetworkJudge()
     images = []
     for image_path, roi_path in pairs:
@@ -71,7 +68,8 @@ def load_tuning_images(pairs: Sequence[tuple[str | Path, str | Path]], config: A
         reference = read_reference_crystals(roi_path, image.analysed_pixels.shape)
         size = image.pixel_size_um or config.input.assumed_pixel_size_um
         unit = to_unit_range(image.analysed_pixels)
-        contrast = judged_crystal_contrast(unit, image.pixel_size_um, config, judge)[0]
+        contrast = judged_crystal_contrast(unit, image.pixel_size_um, config.segment,
+                                           assumed_pixel_size_um=config.input.assumed_pixel_size_um, judge=judge)[0]
         images.append(TuningImage(Path(image_path).name, with_bright_crystals(unit, contrast), size, reference.labels))
         progress(f"{Path(image_path).name}: {reference.labels.max()} reference crystals")
     return images

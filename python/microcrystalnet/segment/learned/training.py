@@ -35,8 +35,7 @@ from skimage.transform import rescale
 from ...frameworks import import_torch
 from ...io import to_unit_range
 from ...metrics import count_touching_edge, match_instances
-from ..contrast import Certainty, CrystalContrast, crystal_contrast, with_bright_crystals
-from .contrast import certainty_as_given_and_inverted, load_contrast_judge
+from ..contrast import ContrastJudge, CrystalContrast, ShippedNetworkJudge, crystal_contrast, with_bright_crystals
 from .inference import (confident_crystals, crystal_instances, crystal_scores, labels_at_shape, median_diameter_px,
                         normalized, working_scale_probabilities)
 from .model_file import SegmenterModel, WatershedThresholds, training_record
@@ -431,23 +430,19 @@ class OutlinedImage:
 
 
 def with_bright_crystals_outlined(outlined: OutlinedImage, *, crystal_contrast_setting: str = "auto",
-                                  judge_model: SegmenterModel | None = None) -> tuple[OutlinedImage, CrystalContrast]:
+                                  judge: ContrastJudge | None = None) -> tuple[OutlinedImage, CrystalContrast]:
     """``outlined`` with its gray levels inverted (as float32 in [0, 1]) where its crystals are
     darker than what surrounds them, so a model always learns bright crystals, as the analysis
     shows them to it (:mod:`microcrystalnet.segment.contrast`); and that contrast, also recorded
     in its ``source``. ``crystal_contrast_setting``: bright, dark, or auto: judged at the outlines'
-    typical diameter by ``judge_model`` (default :func:`.contrast.load_contrast_judge`, the network
-    the analysis judges with, whichever model is trained). Raises ValueError (naming the image's
-    ``source``) when its outlines hold no crystal."""
+    typical diameter by ``judge`` (default the shipped network on the CPU,
+    :class:`..contrast.ShippedNetworkJudge`, as the analysis judges, whichever model is trained).
+    Raises ValueError (naming the image's ``source``) when its outlines hold no crystal."""
     try:
         diameter_px = typical_diameter_px(outlined.labels, outlined.crystal_diameter_px)
     except ValueError as error:
         raise ValueError(f"{outlined.source.get('image', 'an image')}: {error}") from None
-
-    def judge(gray: Array, diameter_px: float) -> tuple[Certainty, Certainty]:
-        return certainty_as_given_and_inverted(gray, judge_model or load_contrast_judge(),
-                                               crystal_diameter_px=diameter_px)
-
+    judge = judge or ShippedNetworkJudge()
     unit = to_unit_range(outlined.image) if crystal_contrast_setting != "bright" else outlined.image
     contrast = crystal_contrast(unit, crystal_contrast_setting, judge=judge, crystal_diameter_px=diameter_px)
     source = {**outlined.source, "crystal_contrast": contrast.as_dict()}
