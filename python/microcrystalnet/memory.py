@@ -24,9 +24,10 @@ with its models loaded (1.52 GB), on synthetic 8-bit scenes with the default set
   prediction (``N2V_MODEL_BYTES``) is not measured either; 1 GB covers PyTorch's working memory
   on 256 px tiles;
 * the crystal-contrast judgement (``crystal_contrast: auto``: the shipped learned network on one
-  512 px tile, for every segmenter) is left to ``FIXED_BYTES``' rounding: it added 50-70 MB to the
-  peak of a whole watershed analysis of a 1024 x 884 px image (BENCHMARKS.md, "One judge for
-  every model"); with the learned segmenter its network is the one counted below.
+  512 px tile, for every segmenter) is left to ``FIXED_BYTES``' rounding: it added 50-75 MB to the
+  peak of a whole watershed analysis, of a 1024 x 884 px image and of a 6000 x 6000 one alike
+  (BENCHMARKS.md, "One judge for every model"); with the learned segmenter its network is the
+  one counted below.
 """
 
 from __future__ import annotations
