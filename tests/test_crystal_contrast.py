@@ -161,6 +161,7 @@ def test_a_model_of_ones_own_does_not_judge_the_contrast_the_shipped_network_doe
 
 def test_the_watershed_segments_dark_crystals_judged_as_the_learned_segmenter_judges_them(small_scene):
     from microcrystalnet.preprocess import preprocess
+    from microcrystalnet.segment.learned.contrast import JUDGE_MODEL_SHA256
 
     config = AnalysisConfig().updated(segment={"backend": "watershed"})
     segmenter = make_segmenter(config.segment)
@@ -173,6 +174,7 @@ def test_the_watershed_segments_dark_crystals_judged_as_the_learned_segmenter_ju
 
     bright, contrast = labels(small_scene.image / 255, config)
     assert (contrast.crystals, contrast.source) == ("bright", "judged from the image")
+    assert contrast.as_dict()["judge_sha256"] == JUDGE_MODEL_SHA256  # the network that judged, named
     dark, contrast = labels(1 - small_scene.image / 255, config)
     assert (contrast.crystals, contrast.source) == ("dark", "judged from the image")
     assert match_instances(bright, dark).f1 > 0.99

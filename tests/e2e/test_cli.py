@@ -77,6 +77,7 @@ def test_analyze_writes_every_output_and_reports_bad_images(tmp_path, scene_tiff
     assert (contrast["crystals"], contrast["source"]) == ("bright", "judged from the image")
     assert contrast["crystal_score_as_given"] > contrast["crystal_score_inverted"]
     assert contrast["pixel_certainty_as_given"] > contrast["pixel_certainty_inverted"]
+    assert contrast["judge_sha256"] == DEFAULT_MODEL_SHA256  # the shipped network judged
     assert {row["Segmenter"] for row in rows} == {f"learned default {DEFAULT_MODEL_SHA256[:12]}"}
 
     labels = tifffile.imread(folder / "labels.tif")

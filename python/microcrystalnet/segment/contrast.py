@@ -58,6 +58,8 @@ class CrystalContrast:
     source: str  # SET (the setting), JUDGED or NO_JUDGE
     #: judged only: the judge's certainty about the image as given and inverted
     certainty: tuple[Certainty, Certainty] | None = None
+    #: judged only: the sha256 of the network that judged, where the judge names one
+    judge_sha256: str | None = None
 
     @property
     def dark(self) -> bool:
@@ -75,6 +77,8 @@ class CrystalContrast:
                       "crystal_score_inverted": round(inverted.crystal_score, 3),
                       "pixel_certainty_as_given": round(as_given.pixel_certainty, 3),
                       "pixel_certainty_inverted": round(inverted.pixel_certainty, 3)}
+        if self.judge_sha256 is not None:
+            judged["judge_sha256"] = self.judge_sha256
         return {"crystals": self.crystals, "source": self.source, **judged}
 
 
@@ -83,14 +87,16 @@ def crystal_contrast(image: Array, setting: str, *, crystal_diameter_px: float,
     """Whether the crystals of ``image`` (float (Y, X) in [0, 1], typical crystal
     ``crystal_diameter_px`` across) are bright or dark: as ``setting`` (``segment.crystal_contrast``)
     says, or, for ``auto``, as ``judge`` finds (dark only by more than :data:`DARK_MARGINS`;
-    bright without a judge)."""
+    bright without a judge). A judge with a ``network_sha256`` (:class:`ShippedNetworkJudge`) is
+    named by it in the result."""
     if setting != "auto":
         return CrystalContrast(setting, SET)
     if judge is None:
         return CrystalContrast("bright", NO_JUDGE)
     as_given, inverted = judge(image, crystal_diameter_px)
     dark = all(surer - certain > margin for certain, surer, margin in zip(as_given, inverted, DARK_MARGINS))
-    return CrystalContrast("dark" if dark else "bright", JUDGED, (Certainty(*as_given), Certainty(*inverted)))
+    return CrystalContrast("dark" if dark else "bright", JUDGED, (Certainty(*as_given), Certainty(*inverted)),
+                           getattr(judge, "network_sha256", None))
 
 
 def judged_crystal_contrast(image: Array, pixel_size_um: float | None, segment: SegmentConfig, *,
@@ -119,6 +125,11 @@ class ShippedNetworkJudge:
     def __init__(self, load: Callable[[], Any] | None = None) -> None:
         self._load = load
         self._network: Any = None
+
+    @property
+    def network_sha256(self) -> str | None:
+        """The judging network's sha256, once it is loaded (None before the first judgement)."""
+        return None if self._network is None else self._network.sha256
 
     def __call__(self, image: Array, crystal_diameter_px: float) -> tuple[Certainty, Certainty]:
         from .learned.contrast import certainty_as_given_and_inverted, load_contrast_judge
