@@ -234,3 +234,17 @@ def test_the_judge_is_the_network_its_margins_were_chosen_on():
     # chosen anew on its certainties (bench/bench_crystal_contrast.py --judge-model)
     assert DEFAULT_MODEL_SHA256 == JUDGE_MODEL_SHA256
     assert load_contrast_judge().sha256 == JUDGE_MODEL_SHA256
+
+
+def test_a_damaged_shipped_network_stops_a_judgement_with_the_way_around_it_and_not_a_set_contrast(monkeypatch,
+                                                                                                   small_scene):
+    from microcrystalnet.segment.learned import model_file
+
+    monkeypatch.setattr(model_file, "DEFAULT_MODEL_SHA256", "0" * 64)  # as a damaged file would read
+    config = AnalysisConfig().updated(segment={"backend": "watershed"})
+    segmenter = make_segmenter(config.segment)
+    with pytest.raises(model_file.SegmenterModelError, match=r"damaged.*--crystal-contrast bright or dark"):
+        prepared_for_segmentation(small_scene.image / 255, small_scene.pixel_size_um, config, segmenter)
+    bright = config.updated(segment={"crystal_contrast": "bright"})
+    assert prepared_for_segmentation(small_scene.image / 255, small_scene.pixel_size_um, bright,
+                                     segmenter)[3].source == "crystal_contrast"

@@ -24,7 +24,7 @@ import numpy as np
 from ..contrast import Certainty
 from .inference import (MIN_WORKING_CONTRAST, central_tile, class_probabilities, crystal_instances, crystal_scores,
                         working_scale_image)
-from .model_file import DEFAULT_MODEL_NAME, SegmenterModel, load_segmenter_model
+from .model_file import DEFAULT_MODEL_NAME, SegmenterModel, SegmenterModelError, load_segmenter_model
 
 Array = np.ndarray
 
@@ -40,10 +40,16 @@ JUDGE_MODEL_SHA256 = "950fc9dd6e3a2bea134f17cb0e40eb372e894e9be6f292f3dd038894ec
 
 
 def load_contrast_judge(*, device: str = "cpu") -> SegmenterModel:
-    """The network that judges whether an image's crystals are dark, for every segmenter model: the
-    shipped default, with its own thresholds, on ``device``. Raises
-    :class:`.model_file.SegmenterModelError` where the installation lacks it."""
-    return load_segmenter_model(DEFAULT_MODEL_NAME, device=device)
+    """The network that judges whether an image's crystals are dark, for every segmenter and model:
+    the shipped default, with its own thresholds, on ``device``. Raises
+    :class:`.model_file.SegmenterModelError` where the installation lacks it or it is damaged,
+    saying how to analyse without it."""
+    try:
+        return load_segmenter_model(DEFAULT_MODEL_NAME, device=device)
+    except SegmenterModelError as error:
+        raise SegmenterModelError(f"{error}. It judges whether the crystals are bright or dark (crystal contrast "
+                                  "auto), whichever segmenter runs; to do without it, set the crystal contrast "
+                                  "(--crystal-contrast bright or dark)") from None
 
 
 def is_contrast_judge(model: SegmenterModel) -> bool:
