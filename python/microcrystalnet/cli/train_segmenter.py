@@ -89,8 +89,8 @@ def run_train_segmenter(arguments: argparse.Namespace) -> int:
     from ..io.reference import NotALabelImageError, ReferenceInputError, read_reference_labels
     from ..io.roiset import RoiInputError
     from ..notices import EXCLUDE_BORDER_CRYSTALS, both_wordings
-    from ..segment.contrast import SET, ShippedNetworkJudge
-    from ..segment.learned.contrast import is_contrast_judge, load_contrast_judge
+    from ..segment.contrast import SET
+    from ..segment.learned.contrast import shipped_judge_reusing
     from ..segment.learned.model_file import is_segmenter_model_file, load_segmenter_model, write_segmenter_model
     from ..segment.learned.training import (REPLAY_SCENES, WORKING_DIAMETER_PX, OutlinedImage,
                                             crops_of_outlined_images, train_on_outlines, with_bright_crystals_outlined)
@@ -129,9 +129,7 @@ def run_train_segmenter(arguments: argparse.Namespace) -> int:
     except (ImageInputError, ReferenceInputError, RoiInputError) as error:
         log.error("train-segmenter: %s", error)
         return EXIT_USAGE
-    # the shipped network judges, as in the analysis (the base model itself where it is that network)
-    judge = ShippedNetworkJudge(lambda: base if base is not None and is_contrast_judge(base)
-                                else load_contrast_judge(device=device))
+    judge = shipped_judge_reusing(base, device=device)  # the shipped network judges, as in the analysis
     try:
         outlined_images = [with_bright_crystals_outlined(outlined, crystal_contrast_setting=arguments.crystal_contrast,
                                                          judge=judge)[0] for outlined in outlined_images]

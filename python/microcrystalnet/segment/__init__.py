@@ -90,12 +90,10 @@ class LearnedSegmenter:
         one on ``model``'s device: whichever model segments, the shipped network judges."""
         from dataclasses import replace
 
-        from .learned.contrast import is_contrast_judge, load_contrast_judge
+        from .learned.contrast import shipped_judge_reusing
 
-        if contrast_judge is None:
-            contrast_judge = ShippedNetworkJudge((lambda: model) if is_contrast_judge(model) else (
-                lambda: load_contrast_judge(device=str(next(model.network.parameters()).device))))
-        self.contrast_judge = contrast_judge
+        self.contrast_judge = contrast_judge or shipped_judge_reusing(
+            model, device=str(next(model.network.parameters()).device))
         thresholds = model.thresholds
         if config.seed_threshold is not None:
             thresholds = replace(thresholds, seed=config.seed_threshold)

@@ -21,7 +21,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..contrast import Certainty
+from ..contrast import Certainty, ShippedNetworkJudge
 from .inference import (MIN_WORKING_CONTRAST, central_tile, class_probabilities, crystal_instances, crystal_scores,
                         working_scale_image)
 from .model_file import DEFAULT_MODEL_NAME, SegmenterModel, SegmenterModelError, load_segmenter_model
@@ -55,6 +55,15 @@ def load_contrast_judge(*, device: str = "cpu") -> SegmenterModel:
 def is_contrast_judge(model: SegmenterModel) -> bool:
     """Whether ``model`` is the judge's network (:data:`JUDGE_MODEL_SHA256`)."""
     return model.sha256 == JUDGE_MODEL_SHA256
+
+
+def shipped_judge_reusing(model: SegmenterModel | None, *, device: str) -> ShippedNetworkJudge:
+    """The shipped network's judge (:class:`..contrast.ShippedNetworkJudge`): ``model`` itself
+    where it is that network (with its own thresholds), else the shipped one, loaded on ``device``
+    when the first image is judged."""
+    if model is not None and is_contrast_judge(model):
+        return ShippedNetworkJudge(lambda: model)
+    return ShippedNetworkJudge(lambda: load_contrast_judge(device=device))
 
 
 def certainty(probabilities: Array, model: SegmenterModel) -> Certainty:
