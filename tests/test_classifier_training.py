@@ -191,6 +191,21 @@ def test_class_folders_round_trip_with_groups_and_unclear_left_out(synthetic_pat
     assert np.allclose(loaded.patches[by_name[first]], small.patches[0], atol=0.5 / 255 + 1e-6)
 
 
+def test_outputs_go_only_into_new_empty_or_own_folders(synthetic_patches, tmp_path):
+    from microcrystalnet.classify.evaluation import write_evaluation
+    from microcrystalnet.io.result_folder import OutputFolderError
+
+    small = synthetic_patches.subset(np.arange(10))
+    users = tmp_path / "users"
+    users.mkdir()
+    (users / "history.csv").write_text("my own table")
+    for write in (lambda: write_class_folders(small, users), lambda: train_classifier(synthetic_patches, users),
+                  lambda: write_evaluation(users, None, small)):
+        with pytest.raises(OutputFolderError, match="did not write"):
+            write()
+    assert [p.name for p in users.iterdir()] == ["history.csv"] and (users / "history.csv").read_text() == "my own table"
+
+
 def test_bad_training_data_gives_clear_messages(tmp_path):
     (tmp_path / "RES").mkdir()
     with pytest.raises(DatasetError, match="RES: class folder holds no patch images"):
@@ -243,7 +258,7 @@ def test_cli_writes_patches_and_evaluates_the_reference_model(tmp_path, model_di
 
     done = run("patches", "--synthetic", "2", "--scene-size", "512", "--out", str(tmp_path / "data"), "-q")
     assert done.returncode == 0, done.stderr
-    assert {p.name for p in (tmp_path / "data").iterdir()} == {"RES", "PES", "AA", "RA-SA"}
+    assert {p.name for p in (tmp_path / "data").iterdir() if not p.name.startswith(".")} == {"RES", "PES", "AA", "RA-SA"}
     done = run("evaluate", str(tmp_path / "data"), "--model", "reference-2023-11-19", "--out",
                str(tmp_path / "report"), "--no-download")
     assert done.returncode == 0, done.stderr

@@ -20,6 +20,18 @@ def test_exact_counts_on_constructed_labels():
     assert iou_matrix(truth, predicted)[1, 1] == pytest.approx(0.75)
 
 
+def test_a_crystal_split_in_equal_halves_matches_one_half_only():
+    """At IoU exactly 0.5 a crystal overlaps both of its halves that much: it counts once."""
+    truth = np.zeros((6, 8), np.int32)
+    truth[1:5, 0:8] = 1
+    predicted = np.zeros_like(truth)
+    predicted[1:5, 0:4] = 1
+    predicted[1:5, 4:8] = 2
+    match = match_instances(truth, predicted, 0.5)
+    assert (match.true_positives, match.false_positives, match.false_negatives) == (1, 1, 0)
+    assert (match.recall, match.precision, match.f1) == (1.0, 0.5, pytest.approx(2 / 3))
+
+
 def test_perfect_and_empty():
     truth = np.zeros((5, 5), np.int32)
     truth[1:3, 1:3] = 1

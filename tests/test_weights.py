@@ -64,11 +64,13 @@ def test_damaged_download_is_refused_and_leaves_nothing(model_server, private_ca
     assert not private_cache.exists() or not any(private_cache.iterdir())
 
 
-def test_damaged_cache_file_is_replaced(model_server, private_cache):
+def test_damaged_cache_file_is_moved_aside_not_deleted_and_a_good_copy_fetched(model_server, private_cache):
     private_cache.mkdir(parents=True)
     (private_cache / CARD.filename).write_bytes(b"truncated")
     card = dataclasses.replace(CARD, url=f"{model_server}/model.h5")
     assert locate_weights(card).stat().st_size > 1_000_000
+    [aside] = private_cache.glob(f"{CARD.filename}.damaged-*")
+    assert aside.read_bytes() == b"truncated"
 
 
 def test_offline_error_names_url_sha256_and_where_to_put_the_file(private_cache):
@@ -98,8 +100,9 @@ def test_corrupted_cache_file_is_named_and_the_message_says_what_happened(privat
         locate_weights(CARD, download=False)
     message = str(raised.value)
     assert str(cached) in message and "corrupted" in message and "sha256" in message and CARD.sha256 in message
-    assert "deleted" in message and "without --no-download" in message and CARD.url in message
-    assert not cached.exists()
+    assert "renamed to" in message and "without --no-download" in message and CARD.url in message
+    [aside] = private_cache.glob(f"{CARD.filename}.damaged-*")  # someone's file, maybe: never deleted
+    assert aside.read_bytes() == b"truncated" and str(aside) in message and not cached.exists()
 
 
 def test_corrupted_cache_file_is_named_when_no_fresh_copy_can_be_downloaded(private_cache):

@@ -15,7 +15,9 @@ After every run the batch tables are rebuilt from all finished result folders in
     OUT/batch_report.html   class fractions per image and size distributions across images (+ PNGs)
 
 The inputs are never written to. ``OUT`` may be the input folder or inside it: the program's own
-result folders and batch files are left out of the inputs (:func:`find_batch_inputs`).
+result folders and batch files are left out of the inputs (:func:`find_batch_inputs`). A file at a
+batch table's name that this program did not write (or that was changed since) is never replaced:
+the batch refuses to start (:mod:`microcrystalnet.io.owned_files`).
 
 Work is spread with Dask (``dask.distributed``): by default a local cluster of worker processes
 sized to this machine; ``scheduler`` names a running Dask scheduler to use a real cluster (the
@@ -45,6 +47,7 @@ from .config import AnalysisConfig
 from .io import SUPPORTED_SUFFIXES, ImageInputError
 from .io.atomic import replaced_atomically
 from .io.batch_lock import LOCK_NAME, batch_lock
+from .io.owned_files import LEDGER_NAME, check_replaceable_files, record_own_files
 from .io.outputs import OUTPUT_NAMES, RESULTS_NAME, SUMMARY_NAME
 from .io.report import BATCH_REPORT_FILE_NAMES, write_batch_report
 from .io.result_folder import (OutputFolderError, OutputWriteError, check_replaceable, is_result_folder,
@@ -60,8 +63,10 @@ log = logging.getLogger(__name__)
 BATCH_RESULTS_NAME = "batch_results.csv"
 BATCH_IMAGES_NAME = "batch_images.csv"
 BATCH_ERRORS_NAME = "batch_errors.csv"
-#: the files a batch writes into OUT beside the result folders
-BATCH_FILE_NAMES = (BATCH_RESULTS_NAME, BATCH_IMAGES_NAME, BATCH_ERRORS_NAME, *BATCH_REPORT_FILE_NAMES, LOCK_NAME)
+#: the tables and report a batch writes into OUT beside the result folders (replaced only while its own)
+BATCH_TABLE_FILE_NAMES = (BATCH_RESULTS_NAME, BATCH_IMAGES_NAME, BATCH_ERRORS_NAME, *BATCH_REPORT_FILE_NAMES)
+#: every file a batch writes into OUT beside the result folders
+BATCH_FILE_NAMES = (*BATCH_TABLE_FILE_NAMES, LOCK_NAME, LEDGER_NAME)
 #: memory one worker process needs (its frameworks, the models, a 2048 x 2048 image at work)
 WORKER_MEMORY_GB = 3.0
 
@@ -296,8 +301,9 @@ def run_batch(images: Sequence[Path], out: str | Path, config: AnalysisConfig = 
     image. ``workers``: local worker processes (default: :func:`default_worker_count` for ``config``;
     0: no Dask).
     ``wait``: wait for another batch writing into ``out`` to end (default: refuse at once).
-    Raises ``OutputFolderError`` (another batch at work in ``out``, or an image's folder that is
-    not a result folder of this program) and ``OutputWriteError`` (``out`` cannot be written).
+    Raises ``OutputFolderError`` (another batch at work in ``out``, an image's folder that is
+    not a result folder of this program, or a file at a batch table's name that it did not write)
+    and ``OutputWriteError`` (``out`` cannot be written).
     """
     out = Path(out)
     images, clashing = without_name_clashes([Path(image) for image in images])
@@ -310,6 +316,7 @@ def run_batch(images: Sequence[Path], out: str | Path, config: AnalysisConfig = 
     with batch_lock(out, wait):
         for notice in recover_leftovers(out):
             log.warning("%s", notice)
+        check_replaceable_files(out / name for name in BATCH_TABLE_FILE_NAMES)
         to_do = _to_do(out, images, force)
         if on_start:
             on_start(len(to_do), len(images) - len(to_do))
@@ -438,6 +445,7 @@ IMAGE_COLUMNS = ["Image", "Crystals", "PixelSize_um", "PixelSizeSource", "Unit",
 def write_batch_tables(out: Path, errors: Sequence[ImageOutcome]) -> None:
     """Rebuild the batch tables and batch_report.html from every finished result folder in
     ``out`` (whichever run wrote it); a damaged one is left out with a notice. Raises
+    ``OutputFolderError`` when a file at a table's name is not one this program wrote, and
     ``OutputWriteError`` when they cannot be written."""
     crystal_rows: list[dict[str, Any]] = []
     image_rows: list[dict[str, Any]] = []
@@ -456,10 +464,13 @@ def write_batch_tables(out: Path, errors: Sequence[ImageOutcome]) -> None:
             continue
         crystal_rows.extend(rows)
     error_rows = [{"Image": Path(o.image).name, "Error": o.error} for o in errors]
+    written = [out / name for name in BATCH_TABLE_FILE_NAMES]
+    check_replaceable_files(written)  # checked when the batch started; a user may have put one there since
     try:
         _write_csv(out / BATCH_RESULTS_NAME, BATCH_RESULT_COLUMNS, crystal_rows)
         _write_csv(out / BATCH_IMAGES_NAME, IMAGE_COLUMNS, image_rows)
         _write_csv(out / BATCH_ERRORS_NAME, ["Image", "Error"], error_rows)
         write_batch_report(out, image_rows, crystal_rows, error_rows)
+        record_own_files(written)
     except OSError as error:  # a full disk, say: the result folders are complete all the same
         raise output_write_error(error, out) from error

@@ -18,12 +18,16 @@ from .classes import CLASS_CODES, RESULT_CODES
 from .classify import CrystalClassifier
 from .config import AnalysisConfig
 from .io import read_sem_image
+from .io.owned_files import check_replaceable_files, own_file, record_own_files
 from .io.outputs import write_analysis, write_json, write_label_tiff
-from .metrics import iou_matrix, match_instances
+from .metrics import iou_matrix, match_instances, matched_pairs
 from .pipeline import CrystalAnalysis, ProgressCallback, analyze_image
 from .synth import SceneSpec, SyntheticScene, render_scene
 
 DEMO_IMAGE_NAME = "synthetic_sem.tif"
+TRUE_LABELS_NAME = "ground_truth_labels.tif"
+TRUE_CLASSES_NAME = "ground_truth_classes.csv"
+DEMO_REPORT_NAME = "demo_report.json"
 
 
 def write_scene(scene: SyntheticScene, folder: Path) -> Path:
@@ -32,18 +36,17 @@ def write_scene(scene: SyntheticScene, folder: Path) -> Path:
     image_path = folder / DEMO_IMAGE_NAME
     size = scene.pixel_size_um
     tifffile.imwrite(image_path, scene.image, imagej=True, resolution=(1 / size, 1 / size), metadata={"unit": "um"})
-    write_label_tiff(folder / "ground_truth_labels.tif", scene.labels, size)
+    write_label_tiff(folder / TRUE_LABELS_NAME, scene.labels, size)
     lines = ["Crystal,Class"] + [f"{n},{code}" for n, code in enumerate(scene.crystal_classes, start=1)]
-    (folder / "ground_truth_classes.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (folder / TRUE_CLASSES_NAME).write_text("\n".join(lines) + "\n", encoding="utf-8")
     return image_path
 
 
 def compare_with_truth(analysis: CrystalAnalysis, scene: SyntheticScene) -> dict[str, Any]:
     """Segmentation F1 at IoU 0.5 and class agreement of the matched crystals."""
     match = match_instances(scene.labels, analysis.labels, 0.5)
-    iou = iou_matrix(scene.labels, analysis.labels)
     confusion = np.zeros((len(CLASS_CODES), len(RESULT_CODES)), int)
-    for true_id, predicted_id in zip(*np.nonzero(iou >= 0.5)):
+    for true_id, predicted_id in zip(*matched_pairs(iou_matrix(scene.labels, analysis.labels), 0.5)):
         true_class = CLASS_CODES.index(scene.crystal_classes[true_id - 1])
         predicted_class = RESULT_CODES.index(str(analysis.rows[predicted_id - 1]["Class"]))
         confusion[true_class, predicted_class] += 1
@@ -65,10 +68,15 @@ def compare_with_truth(analysis: CrystalAnalysis, scene: SyntheticScene) -> dict
 def run_demo(out_dir: Path, size_px: int = 2048, seed: int = 0, config: AnalysisConfig = AnalysisConfig(),
              classifier: CrystalClassifier | None = None, progress: ProgressCallback | None = None) -> dict[str, Any]:
     """Render a scene of ``size_px`` square covering 20.48 um (micrite at the paper's 10 nm/px
-    for 2048 px), analyse it, write all outputs and ``demo_report.json``; return the report."""
+    for 2048 px) into ``out_dir/input/`` (image, true labels and classes), analyse it, write all
+    outputs and ``demo_report.json``; return the report. Files there that the demo did not write
+    are never replaced (``OutputFolderError``, before any work)."""
     out_dir = Path(out_dir)
+    scene_files = [out_dir / "input" / name for name in (DEMO_IMAGE_NAME, TRUE_LABELS_NAME, TRUE_CLASSES_NAME)]
+    check_replaceable_files([*scene_files, out_dir / DEMO_REPORT_NAME])
     scene = render_scene(SceneSpec(shape=(size_px, size_px), pixel_size_um=20.48 / size_px, seed=seed))
     image_path = write_scene(scene, out_dir / "input")
+    record_own_files(scene_files)
     image = read_sem_image(image_path, exclude_data_bar=config.input.exclude_data_bar)
     classifier = classifier or CrystalClassifier.load(config.classify.model)
     analysis = analyze_image(image, classifier, config, progress)
@@ -76,5 +84,6 @@ def run_demo(out_dir: Path, size_px: int = 2048, seed: int = 0, config: Analysis
     report = {"scene": {"size_px": size_px, "pixel_size_um": scene.pixel_size_um, "seed": seed,
                         "n_crystals": scene.n_crystals},
               "results_folder": str(result_folder), **compare_with_truth(analysis, scene)}
-    write_json(out_dir / "demo_report.json", report)
+    with own_file(out_dir / DEMO_REPORT_NAME) as partial:
+        write_json(partial, report)
     return report

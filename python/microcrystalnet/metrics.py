@@ -2,8 +2,9 @@
 
 The usual measure for instance segmentation (e.g. StarDist's ``matching``): a predicted
 crystal is a true positive when its intersection-over-union with a true crystal reaches the
-threshold. For thresholds of 0.5 and above a crystal can match at most one other, so no
-assignment problem needs solving.
+threshold. Above 0.5 a crystal can overlap at most one other that much; at exactly 0.5 it can
+overlap two (a crystal split into equal halves), so pairs are taken one to one, the highest IoU
+first (:func:`matched_pairs`).
 
 :func:`score_segmentation` adds what a petrographer checks against their own outlines: the
 count error, how far the size distributions differ (Kolmogorov-Smirnov statistic on the
@@ -60,22 +61,39 @@ def iou_matrix(true_labels: Array, predicted_labels: Array) -> Array:
     return iou
 
 
-def match_instances(true_labels: Array, predicted_labels: Array, iou_threshold: float = 0.5) -> InstanceMatch:
-    """Match predicted crystals to true ones at ``iou_threshold`` (>= 0.5)."""
+def matched_pairs(iou: Array, iou_threshold: float = 0.5) -> tuple[Array, Array]:
+    """The (true, predicted) label pairs of an :func:`iou_matrix` with IoU >= ``iou_threshold``
+    (>= 0.5), each label in one pair at most: ties at exactly 0.5 go to the highest IoU, then the
+    lowest labels."""
     if iou_threshold < 0.5:
         raise ValueError("iou_threshold below 0.5 needs an assignment step, which is not implemented")
+    true_ids, predicted_ids = np.nonzero(iou >= iou_threshold)
+    order = np.argsort(-iou[true_ids, predicted_ids], kind="stable")
+    used_true: set[int] = set()
+    used_predicted: set[int] = set()
+    kept = []
+    for index in order:
+        true_id, predicted_id = int(true_ids[index]), int(predicted_ids[index])
+        if true_id not in used_true and predicted_id not in used_predicted:
+            used_true.add(true_id)
+            used_predicted.add(predicted_id)
+            kept.append(index)
+    kept_sorted = np.sort(np.asarray(kept, int))
+    return true_ids[kept_sorted], predicted_ids[kept_sorted]
+
+
+def match_instances(true_labels: Array, predicted_labels: Array, iou_threshold: float = 0.5) -> InstanceMatch:
+    """Match predicted crystals to true ones at ``iou_threshold`` (>= 0.5), one to one."""
     iou = iou_matrix(true_labels, predicted_labels)
-    present_true = np.unique(true_labels)
-    present_predicted = np.unique(predicted_labels)
-    n_true = int(np.count_nonzero(present_true))
-    n_predicted = int(np.count_nonzero(present_predicted))
-    matched = iou >= iou_threshold
-    tp = int(matched.sum())
+    true_ids, predicted_ids = matched_pairs(iou, iou_threshold)
+    n_true = int(np.count_nonzero(np.unique(true_labels)))
+    n_predicted = int(np.count_nonzero(np.unique(predicted_labels)))
+    tp = len(true_ids)
     precision = tp / n_predicted if n_predicted else 0.0
     recall = tp / n_true if n_true else 0.0
     f1 = 2 * tp / (n_true + n_predicted) if n_true + n_predicted else 0.0
     return InstanceMatch(iou_threshold, n_true, n_predicted, tp, n_predicted - tp, n_true - tp,
-                         precision, recall, f1, float(iou[matched].mean()) if tp else 0.0)
+                         precision, recall, f1, float(iou[true_ids, predicted_ids].mean()) if tp else 0.0)
 
 
 def equivalent_diameters(labels: Array) -> Array:

@@ -9,10 +9,11 @@ Resolution order for a registered weights file:
 4. download from the model's URL into the cache, checked against its sha256.
 
 Every file found for a registered model is checked against its sha256, so a truncated
-download or a different file is never used silently. A damaged copy in the cache is deleted
-(the cache is ours; the file is never used) and fetched again, and a warning names it; if no good
-copy can be fetched the error says the cached file was found corrupted. Offline, the error names
-the URL, the sha256 and where to put the file.
+download or a different file is never used silently. A file in the cache with another sha256 (a
+damaged copy, or a different file put there by hand) is never used and never deleted: it is
+renamed to ``<name>.damaged-<time>`` beside it, a warning names both, and a good copy is fetched;
+if none can be, the error says so too. Offline, the error names the URL, the sha256 and where to
+put the file.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import hashlib
 import logging
 import os
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -112,6 +114,17 @@ def download_model(card: WeightsFile, destination: Path) -> Path:
         partial.unlink(missing_ok=True)
 
 
+def _moved_aside(path: Path) -> Path | None:
+    """Rename ``path`` to ``<name>.damaged-<time>`` beside it (never deleted: it may be someone's
+    file); None when another process moved it first."""
+    aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+    try:
+        os.rename(path, aside)
+    except FileNotFoundError:
+        return None
+    return aside
+
+
 def locate_weights(card: WeightsFile, explicit_path: str | Path | None = None, download: bool = True) -> Path:
     """Path of a verified weights file for ``card``, following the resolution order above."""
     if explicit_path is not None:
@@ -128,13 +141,17 @@ def locate_weights(card: WeightsFile, explicit_path: str | Path | None = None, d
                 return _checked(candidate, card, MODEL_DIR_VARIABLE)
     cached = cache_dir() / "models" / card.filename
     damage = ""
-    if cached.is_file():
-        actual = file_sha256(cached)
-        if actual == card.sha256:
-            return cached
-        cached.unlink()  # our own cache: a damaged file is never used, and a fresh copy replaces it
-        damage = (f"The cached copy {cached} was found corrupted (sha256 {actual}, expected {card.sha256}: "
-                  "an interrupted copy or a damaged disk) and was deleted. ")
+    try:
+        actual = file_sha256(cached) if cached.is_file() else None
+    except FileNotFoundError:  # another process moved it aside this moment
+        actual = None
+    if actual == card.sha256:
+        return cached
+    if actual is not None:
+        damage = f"The cached copy {cached} was found corrupted or is another file (sha256 {actual}, expected " \
+                 f"{card.sha256}: an interrupted copy, a damaged disk, or a file put there by hand)"
+        aside = _moved_aside(cached)
+        damage += f" and was renamed to {aside}, not used. " if aside else " and was not used. "
         log.warning("%s%s", damage, "Fetching a fresh copy." if download else "")
     if not download:
         where = "no good copy is" if damage else "it is not"

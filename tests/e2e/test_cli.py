@@ -138,6 +138,10 @@ def test_demo_produces_outputs_and_an_honest_report(tmp_path, model_dir_env):
     confusion = report["classification"]["confusion_rows_true_columns_predicted"]
     assert sum(sum(row.values()) for row in confusion.values()) == report["classification"]["matched_crystals"]
     assert np.isfinite(report["classification"]["agreement"])
+    (out / "input" / "ground_truth_classes.csv").write_text("my corrected classes\n")  # now the user's file
+    again = run_cli("demo", "--out", out, "--size", "512", "--no-download")
+    assert again.returncode == 2 and "ground_truth_classes.csv" in again.stderr and "never replaces" in again.stderr
+    assert (out / "input" / "ground_truth_classes.csv").read_text() == "my corrected classes\n"
 
 
 def test_noise2void_train_denoise_and_use_in_analyze(tmp_path, small_scene, small_scene_file, n2v_model_trained_by_cli,
@@ -153,6 +157,14 @@ def test_noise2void_train_denoise_and_use_in_analyze(tmp_path, small_scene, smal
     assert output.shape == small_scene.image.shape and output.dtype == np.float32
     with tifffile.TiffFile(tmp_path / "denoised" / "scene_n2v.tif") as tif:
         assert tif.imagej_metadata["unit"] == "um"
+    (tmp_path / "mine").mkdir()
+    for name in ("scene_n2v.tif", "n2v.zip"):
+        (tmp_path / "mine" / name).write_text("my own file")
+    refused = [run_cli("n2v", "denoise", scene_path, "--model", model, "--out", tmp_path / "mine", "-q"),
+               run_cli("n2v", "train", scene_path, "--out", tmp_path / "mine" / "n2v.zip", "--steps", "1", "-q")]
+    for done, name in zip(refused, ("scene_n2v.tif", "n2v.zip")):
+        assert done.returncode == 2 and name in done.stderr and "never replaces" in done.stderr
+        assert (tmp_path / "mine" / name).read_text() == "my own file"
     analysed = run_cli("analyze", scene_path, "--out", tmp_path / "out", "--n2v-model", model, "--no-download",
                        "--no-overlay")
     assert analysed.returncode == 0, analysed.stderr[-2000:]

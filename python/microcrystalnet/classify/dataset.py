@@ -33,6 +33,7 @@ from skimage.transform import resize
 from ..classes import CLASS_CODES, class_by_code, class_from_label, is_unclear_label
 from ..config import AnalysisConfig
 from ..io import read_sem_image, to_unit_range
+from ..io.owned_files import claim_output_folder
 from ..io.roiset import read_reference_crystals
 from ..patches import extract_patches
 from ..preprocess import preprocess
@@ -146,10 +147,11 @@ def load_class_folders(root: str | Path, size: int = 64) -> PatchDataset:
 
 
 def write_class_folders(dataset: PatchDataset, root: str | Path) -> Path:
-    """Save patches as 8-bit PNGs in the class-folder layout (``ROOT/<code>/<group>__<n>.png``)."""
+    """Save patches as 8-bit PNGs in the class-folder layout (``ROOT/<code>/<group>__<n>.png``);
+    ``root`` must be new, empty, or a folder this program wrote (else ``OutputFolderError``)."""
     from skimage.io import imsave
 
-    root = Path(root)
+    root = claim_output_folder(Path(root))
     for index in range(len(dataset)):
         folder = root / class_by_code(CLASS_CODES[dataset.labels[index]]).file_code
         folder.mkdir(parents=True, exist_ok=True)

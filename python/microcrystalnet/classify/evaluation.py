@@ -27,6 +27,7 @@ import numpy as np  # noqa: E402
 
 from ..classes import CLASS_CODES, class_by_code  # noqa: E402
 from ..io.report import html_figures, html_page, html_table, save_figure  # noqa: E402
+from ..io.owned_files import claim_output_folder  # noqa: E402
 from .classifier import CrystalClassifier  # noqa: E402
 from .dataset import PatchDataset  # noqa: E402
 from .explain import activation_maps, penultimate_features, saliency_maps  # noqa: E402
@@ -175,10 +176,10 @@ def write_evaluation(out: str | Path, classifier: CrystalClassifier, dataset: Pa
     """Evaluate ``classifier`` on ``dataset`` and write the files listed in the module notes.
 
     ``explain``: names of the patches to show in ``explain.png`` (default: one per class, the
-    most confidently correct). Returns the scores (as in ``metrics.json``).
+    most confidently correct). Returns the scores (as in ``metrics.json``). ``out`` must be new,
+    empty, or a folder this program wrote (else ``OutputFolderError``).
     """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = claim_output_folder(Path(out), earlier_run_sign="metrics.json")
     if len(dataset) == 0:
         raise ValueError("no patches to evaluate on")
     if dataset.input_size != classifier.input_size:

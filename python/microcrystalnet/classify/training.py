@@ -28,6 +28,7 @@ import numpy as np
 from ..classes import CLASS_CODES
 from ..config import AnalysisConfig, TrainingConfig
 from ..frameworks import import_keras
+from ..io.owned_files import claim_output_folder
 from .architecture import build_network
 from .classifier import INPUT_SCALING
 from .dataset import PatchDataset
@@ -165,7 +166,8 @@ def fit_split(dataset: PatchDataset, split: Split, config: TrainingConfig, analy
 def train_classifier(dataset: PatchDataset, out: str | Path, config: TrainingConfig = TrainingConfig(),
                      analysis: AnalysisConfig = AnalysisConfig(),
                      progress: EpochProgress | None = None) -> dict[str, Any]:
-    """Train (one split, or ``config.folds``-fold cross-validation) into the run folder ``out``.
+    """Train (one split, or ``config.folds``-fold cross-validation) into the run folder ``out``:
+    new, empty, or a run folder of this program (else ``OutputFolderError``, before training).
 
     Returns the test metrics (one split) or the per-fold metrics with mean and standard deviation.
     """
@@ -178,7 +180,7 @@ def train_classifier(dataset: PatchDataset, out: str | Path, config: TrainingCon
     else:
         splits = cross_validation_splits(dataset.labels, groups, config.folds, config.validation_fraction,
                                          config.seed, config.split_by)
-    out.mkdir(parents=True, exist_ok=True)
+    claim_output_folder(out, earlier_run_sign=f"{MODEL_FILE}.json")
     settings = {"training": config.to_dict(), "analysis": analysis.to_dict(), "data": dataset.describe(),
                 "class_counts": dataset.class_counts(), "dropped": dataset.dropped}
     (out / "config.json").write_text(json.dumps(settings, indent=2) + "\n")

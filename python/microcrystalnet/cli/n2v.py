@@ -19,7 +19,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
                                                 "bioimage.io model zip (runs in careamics, deepImageJ, ...).")
     train.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="noisy training images")
     train.add_argument("--out", required=True, type=Path, metavar="MODEL.zip", help="bioimage.io model zip to write")
-    train.add_argument("--steps", type=positive_int, default=1000, help="training batches (default 1000)")
+    train.add_argument("--steps", type=positive_int, default=1000, help="training batches (default 1000; rounded up to whole passes over the images' patches)")
     train.add_argument("--patch-size", type=positive_int, default=64, help="training patch side, px (default 64)")
     train.add_argument("--batch-size", type=positive_int, default=16, help="patches per batch (default 16)")
     train.add_argument("--keep-data-bar", action="store_true", help="train on the data bar too")
@@ -30,7 +30,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     train.set_defaults(run=run_n2v)
     denoise = n2v_commands.add_parser("denoise", help="denoise images with a Noise2Void model",
                                       description="Denoise images tile by tile; writes <OUT>/<name>_n2v.tif "
-                                                  "(32-bit, values in [0, 1], calibration kept).")
+                                                  "(32-bit, values in [0, 1], calibration kept); never over a "
+                                                  "file it did not write.")
     denoise.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
     denoise.add_argument("--model", required=True, type=Path, help="bioimage.io zip or careamics .ckpt")
     denoise.add_argument("--out", required=True, type=Path, metavar="DIR")
@@ -45,6 +46,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 def run_n2v(arguments: argparse.Namespace) -> int:
     from ..io import ImageInputError, read_sem_image, to_unit_range
     from ..io.outputs import write_calibrated_tiff
+    from ..io.owned_files import check_replaceable_files, record_own_files
     from ..preprocess import Noise2VoidModel, denoise_as_trained, train_noise2void_for_chain
 
     assumed_size = default_of(InputConfig, "assumed_pixel_size_um")  # images without calibration
@@ -69,14 +71,21 @@ def run_n2v(arguments: argparse.Namespace) -> int:
                                    progress=None if arguments.quiet else training_progress())
         log.info("Noise2Void model saved: %s (bioimage.io format)", arguments.out)
         return EXIT_OK
+    targets = [arguments.out / f"{image.path.stem}_n2v.tif" for image in images]
+    clashing = sorted({str(target.name) for target in targets if targets.count(target) > 1})
+    if clashing:
+        log.error("several images would be written to the same file (%s): denoise images of the same name "
+                  "one folder at a time, each with its own --out", ", ".join(clashing))
+        return EXIT_USAGE
+    check_replaceable_files(targets)
     model = Noise2VoidModel.load(arguments.model)
     arguments.out.mkdir(parents=True, exist_ok=True)
     if model.trained_after:
         log.info("applying %s first, as the model was trained after it", ", ".join(model.trained_after))
-    for image in images:
+    for image, target in zip(images, targets):
         denoised = denoise_as_trained(model, to_unit_range(image.analysed_pixels), image.pixel_size_um or assumed_size,
                                       arguments.tile_size)
-        target = arguments.out / f"{image.path.stem}_n2v.tif"
         write_calibrated_tiff(target, denoised, image.pixel_size_um)
+        record_own_files([target])
         log.info("%s -> %s", image.path.name, target)
     return EXIT_OK

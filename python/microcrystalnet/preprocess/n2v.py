@@ -33,6 +33,7 @@ from typing import Protocol
 
 import numpy as np
 
+from ..io.owned_files import check_replaceable_files, own_file, record_own_files
 from ..frameworks import import_careamics, import_lightning_callbacks, import_torch
 
 Array = np.ndarray
@@ -186,9 +187,11 @@ def train_noise2void(images: Sequence[Array], out: str | Path, steps: int = 1000
     (rounded up to whole epochs). ``seed`` fixes patch sampling, masking and initial weights.
     ``work_dir``: where careamics keeps its logs and checkpoints (kept); without it, a temporary
     folder removed with the returned model. ``progress(step, total_steps, loss)`` is called after
-    every training batch."""
+    every training batch. A file at ``out`` or ``<out>.json`` that this program did not write is
+    never replaced: ``OutputFolderError`` before training."""
     if not images:
         raise ValueError("Noise2Void needs at least one training image")
+    check_replaceable_files([Path(out), _record_path(Path(out))])
     careamics, create_advanced_n2v_config = _careamics()
     patch = min([patch_px] + [min(image.shape) // 16 * 16 for image in images])
     if patch < 16:
@@ -224,9 +227,10 @@ def train_noise2void(images: Sequence[Array], out: str | Path, steps: int = 1000
         careamist.train(train_data=training_data)
     example = stack[0][:min(256, stack[0].shape[0]), :min(256, stack[0].shape[1])]
     model.source = model.export(out, example)
-    _record_path(Path(out)).write_text(json.dumps({"trained_after": list(trained_after), "steps": steps,
-                                                   "patch_px": patch, "batch_size": batch_size,
-                                                   "images": len(images)}, indent=2) + "\n")
+    record_own_files([Path(out)])
+    with own_file(_record_path(Path(out))) as partial:
+        partial.write_text(json.dumps({"trained_after": list(trained_after), "steps": steps, "patch_px": patch,
+                                       "batch_size": batch_size, "images": len(images)}, indent=2) + "\n")
     return model
 
 
