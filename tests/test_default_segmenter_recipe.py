@@ -115,3 +115,12 @@ def test_stages_in_one_run_give_the_weights_of_stages_run_one_at_a_time(recipe, 
     assert sorted(path.name for path in tmp_path.glob("m.stage-*.pt")) == ["m.stage-1.pt", "m.stage-2.pt"]
     assert same_weights(load_segmenter_model(tmp_path / "m.stage-1.pt"), first, as_stored=True)
     assert same_weights(load_segmenter_model(tmp_path / "m.stage-2.pt"), in_one_run, as_stored=True)
+
+
+def test_the_model_card_beside_the_shipped_weights_names_their_checksum():
+    from microcrystalnet.segment.learned import model_file
+
+    folder = Path(model_file.__file__).resolve().parents[2] / "models"
+    card = (folder / model_file.MODEL_CARD_FILENAME).read_text(encoding="utf-8")
+    assert (folder / model_file.DEFAULT_MODEL_FILENAME).is_file()
+    assert f"File `{model_file.DEFAULT_MODEL_FILENAME}`, sha256 `{model_file.DEFAULT_MODEL_SHA256}`" in card

@@ -186,6 +186,7 @@ def test_a_model_file_keeps_weights_scale_thresholds_and_training_record(tmp_pat
 
 
 @pytest.mark.parametrize("content, message", [(b"\x00\x01 random bytes" * 50, "cannot be read as a PyTorch file"),
+                                              (b'{"a": "json file"}', "cannot be read as a PyTorch file"),
                                               (None, "not one written by 'microcrystalnet train-segmenter'")])
 def test_a_file_that_is_no_segmenter_model_is_named_and_refused(tmp_path, content, message):
     path = tmp_path / "model.pt"
@@ -193,8 +194,9 @@ def test_a_file_that_is_no_segmenter_model_is_named_and_refused(tmp_path, conten
         torch.save({"state": {}}, path)  # a PyTorch file of something else
     else:
         path.write_bytes(content)
-    with pytest.raises(SegmenterModelError, match=message):
+    with pytest.raises(SegmenterModelError, match=message) as refused:
         load_segmenter_model(path)
+    assert "weights_only" not in str(refused.value)  # torch's advice to unpickle anything: not passed on
     with pytest.raises(SegmenterModelError, match="is a folder"):
         load_segmenter_model(tmp_path)
 

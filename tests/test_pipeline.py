@@ -62,6 +62,9 @@ def test_uncalibrated_image_gives_pixel_units_and_says_so(tmp_path, reference_cl
     in_um = analyze_image(image, reference_classifier, AnalysisConfig().updated(segment={"crystal_size_um": 0.4}))
     assumed = [notice for notice in in_um.notices if "assumed 10 nm/px" in notice]  # here it converts the size
     assert len(assumed) == 1 and "40 px" in assumed[0] and "--pixel-size-nm" in assumed[0], in_um.notices
+    limited = analyze_image(image, reference_classifier, AnalysisConfig().updated(segment={"min_crystal_area_um2": 0.01}))
+    assumed = [notice for notice in limited.notices if "assumed 10 nm/px" in notice]  # an area limit in um² too
+    assert len(assumed) == 1 and "--min-area-um2" in assumed[0] and "Min crystal area" in assumed[0].fiji
     assert analysis.rows and list(analysis.rows[0]) == list(RESULT_COLUMNS)
     assert analysis.rows[0]["Area"] == pytest.approx(float((analysis.labels == 1).sum()))
     summary = strict_json(write_analysis(tmp_path / "out", analysis) / "summary.json")
@@ -120,6 +123,7 @@ def test_no_silent_empty_result_when_the_area_limits_drop_every_crystal(small_sc
     assert analysis.n_crystals == 0 and candidates > 50
     assert any(f"0 of {candidates} crystal candidates kept" in notice and "--min-area-um2" in notice
                for notice in analysis.notices)
+    assert not any("--crystal-contrast" in notice for notice in analysis.notices)  # the cause is known
     # the scene's crystals (median 36 px, 1.44 um) are estimated (32.8 px) rather than the micrite
     # default (50 px, 2 um): they look more than 1.5x smaller; the area limit set stays the user's
     scale = analysis.segmentation["crystal_scale"]

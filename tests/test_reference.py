@@ -153,3 +153,17 @@ def test_the_real_reference_set_reads_every_image_with_its_outlined_crystals():
     assert [image.labels.max() for image in images] == expected
     assert all(image.pixels.shape == image.labels.shape for image in images)
     assert {image.material for image in images} == {"tio2", "perovskite", "spheroidite", "powder"}
+
+
+def test_label_images_of_different_sizes_are_refused_and_a_few_pixels_short_are_not(tmp_path):
+    mask = np.zeros((48, 64), np.uint8)
+    mask[5:15, 5:15] = 255
+    iio.imwrite(tmp_path / "mask.png", mask)
+    labels = np.zeros((48, 66), np.uint16)  # drawn two columns short of its image: the same image
+    labels[5:15, 5:15] = 1
+    tifffile.imwrite(tmp_path / "labels.tif", labels)
+    predicted, true = read_label_pair(tmp_path / "labels.tif", tmp_path / "mask.png", reference_kind="binary_4conn")
+    assert predicted.shape == true.shape == (48, 64)
+    tifffile.imwrite(tmp_path / "other.tif", np.zeros((96, 128), np.uint16))  # another image's results
+    with pytest.raises(ReferenceInputError, match="do not outline the same image"):
+        read_label_pair(tmp_path / "other.tif", tmp_path / "mask.png", reference_kind="binary_4conn")

@@ -177,6 +177,7 @@ def test_official_checkpoint_is_checked_and_offline_error_says_where_to_get_it(t
     with pytest.raises(ModelUnavailableError) as raised:
         load_sam("vit_b", download=False)
     assert "sam_vit_b_01ec64.pth" in str(raised.value) and SAM_CHECKPOINTS["vit_b"].sha256 in str(raised.value)
+    assert str(raised.value).endswith("pass its path with --sam-checkpoint.")  # not --model: the classifier's
     impostor_dir = tmp_path / "models"
     impostor_dir.mkdir()
     os.symlink(random_vit_b_checkpoint, impostor_dir / "sam_vit_b_01ec64.pth")

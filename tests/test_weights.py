@@ -83,6 +83,7 @@ def test_offline_error_names_url_sha256_and_where_to_put_the_file(private_cache)
     message = str(raised.value)
     assert card.url in message and CARD.sha256 in message
     assert str(cache_dir() / "models" / CARD.filename) in message and "MICROCRYSTALNET_MODEL_DIR" in message
+    assert "pass its path with --model." in message
     with pytest.raises(ModelUnavailableError, match="not on this machine"):
         locate_weights(CARD, download=False)
 

@@ -80,13 +80,16 @@ class ImageOutcome:
     error: str | None = None
     crystals: int = 0
     seconds: float = 0.0
+    #: what the analysis said about the image (nothing found and why, a pixel size assumed, ...)
+    notices: tuple[str, ...] = ()
 
 
 class DamagedResultError(Exception):
     """A result folder that is not a finished result (a file missing, cut short or unreadable)."""
 
 
-#: the models of each configuration, inside each worker process (and this one, when serial)
+#: the models of the last configuration, inside each worker process (and this one, when serial): a
+#: batch has one configuration, so a process keeps one set of models however many batches it runs
 _models_in_this_process: dict[str, tuple[AnalysisConfig, AnalysisModels]] = {}
 
 
@@ -101,6 +104,7 @@ def analyse_image_file(image: str, out: str, config_json: str, overlay: bool = T
 
     key = f"{config_json}|{download}"
     if key not in _models_in_this_process:
+        _models_in_this_process.clear()  # another batch's models: freed before these are loaded
         config = AnalysisConfig.from_dict(json.loads(config_json))
         _models_in_this_process[key] = config, AnalysisModels.load(config, download)
     config, models = _models_in_this_process[key]
@@ -111,7 +115,8 @@ def analyse_image_file(image: str, out: str, config_json: str, overlay: bool = T
         return ImageOutcome(image, error=str(error))
     except (ValueError, RuntimeError, MemoryError) as error:  # one odd image must not stop thousands
         return ImageOutcome(image, error=f"{Path(image).name}: analysis failed ({type(error).__name__}: {error})")
-    return ImageOutcome(image, str(folder), crystals=analysis.n_crystals, seconds=time.perf_counter() - started)
+    return ImageOutcome(image, str(folder), crystals=analysis.n_crystals, seconds=time.perf_counter() - started,
+                        notices=tuple(analysis.notices))
 
 
 @dataclass
@@ -425,7 +430,8 @@ def image_summary_row(image: Path, summary: dict[str, Any]) -> dict[str, Any]:
     row: dict[str, Any] = {"Image": image.name, "Crystals": summary["n_crystals"],
                            "PixelSize_um": summary.get("pixel_size_um"),
                            "PixelSizeSource": summary.get("pixel_size_source"), "Unit": summary.get("unit"),
-                           "Seconds": round(sum(summary.get("seconds", {}).values()), 3)}
+                           "Seconds": round(sum(summary.get("seconds", {}).values()), 3),
+                           "Notices": " | ".join(map(str, summary.get("notices", [])))}
     for code in RESULT_CODES:
         statistics = summary["classes"][code]
         row[f"Count_{code}"] = statistics["count"]
@@ -439,7 +445,8 @@ def image_summary_row(image: Path, summary: dict[str, Any]) -> dict[str, Any]:
 #: image without pixel size; areas in its square), as images with and without one may be mixed
 BATCH_RESULT_COLUMNS = ["Image", "Unit", *RESULT_COLUMNS]
 IMAGE_COLUMNS = ["Image", "Crystals", "PixelSize_um", "PixelSizeSource", "Unit", "Seconds",
-                 *[f"{kind}_{code}" for code in RESULT_CODES for kind in ("Count", "Fraction", "MeanArea", "MeanFeret")]]
+                 *[f"{kind}_{code}" for code in RESULT_CODES for kind in ("Count", "Fraction", "MeanArea", "MeanFeret")],
+                 "Notices"]
 
 
 def write_batch_tables(out: Path, errors: Sequence[ImageOutcome]) -> None:

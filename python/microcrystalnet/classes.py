@@ -44,7 +44,7 @@ CLASS_CODES: tuple[str, ...] = tuple(c.code for c in CRYSTAL_CLASSES)
 
 #: A crystal whose most probable class is not probable enough (``ClassifyConfig.unclear_below``);
 #: the paper's labelling sheets mark such crystals "unclear" too. Not a class any model predicts.
-UNCLEAR = CrystalClass("unclear", "unclear", "unclear: no class probable enough", "#F0E442")
+UNCLEAR = CrystalClass("unclear", "unclear", "no class probable enough", "#F0E442")
 #: What a crystal in the results can be: one of the four classes, or unclear.
 RESULT_CLASSES: tuple[CrystalClass, ...] = (*CRYSTAL_CLASSES, UNCLEAR)
 RESULT_CODES: tuple[str, ...] = tuple(c.code for c in RESULT_CLASSES)

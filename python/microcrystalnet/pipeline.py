@@ -12,12 +12,12 @@ from typing import Any, TypeVar
 import numpy as np
 
 from .classify import CrystalClassifier
-from .config import AnalysisConfig
+from .config import AnalysisConfig, SegmentConfig, default_of
 from .io import SEMImage, read_sem_image, to_unit_range
 from .measure import measure_crystals
 from .memory import check_analysis_memory, estimate_analysis_bytes
 from .notices import (GIVE_CRYSTAL_SIZE_IN_PX, GIVE_CRYSTAL_SIZE_PX, GIVE_CRYSTAL_SIZE_UM, GIVE_OTHER_CRYSTAL_SIZE,
-                      SET_BRIGHT_CRYSTALS, SET_DARK_CRYSTALS, SET_PIXEL_SIZE, Notice)
+                      MAX_AREA, MIN_AREA, SET_BRIGHT_CRYSTALS, SET_DARK_CRYSTALS, SET_PIXEL_SIZE, Notice)
 from .outline import outlines_from_labels
 from .patches import extract_patches
 from .preprocess import N2V_MISSING, Noise2VoidDenoiser, Noise2VoidModel, preprocess, reports_as_dicts
@@ -127,6 +127,15 @@ def scaled_with_bright_crystals(analysed: Array, pixel_size_um: float | None, co
     return bright, scaled, scale, notices
 
 
+def contrast_judged_for(analysed: Array, pixel_size_um: float | None, config: AnalysisConfig,
+                        segmenter: CrystalSegmenter) -> tuple[CrystalContrast, float | None]:
+    """The crystal contrast of ``analysed`` (float (Y, X) in [0, 1]) by ``segmenter``'s judge, and
+    the texture-scale estimate made on the way (:func:`.segment.contrast.judged_crystal_contrast`)."""
+    return judged_crystal_contrast(analysed, pixel_size_um, config.segment,
+                                   assumed_pixel_size_um=config.input.assumed_pixel_size_um,
+                                   judge=getattr(segmenter, "contrast_judge", None))
+
+
 def prepared_for_segmentation(analysed: Array, pixel_size_um: float | None, config: AnalysisConfig,
                               segmenter: CrystalSegmenter
                               ) -> tuple[Array, AnalysisConfig, CrystalScale, CrystalContrast, list[str]]:
@@ -134,9 +143,7 @@ def prepared_for_segmentation(analysed: Array, pixel_size_um: float | None, conf
     (:func:`.segment.contrast.judged_crystal_contrast`), then the image with bright crystals, its scaled settings,
     its crystal diameter and notices (:func:`scaled_with_bright_crystals`); returned as (image,
     settings, scale, contrast, notices)."""
-    contrast, texture_px = judged_crystal_contrast(analysed, pixel_size_um, config.segment,
-                                                   assumed_pixel_size_um=config.input.assumed_pixel_size_um,
-                                                   judge=getattr(segmenter, "contrast_judge", None))
+    contrast, texture_px = contrast_judged_for(analysed, pixel_size_um, config, segmenter)
     bright, scaled, scale, notices = scaled_with_bright_crystals(analysed, pixel_size_um, config, segmenter,
                                                                  contrast, texture_px)
     return bright, scaled, scale, contrast, notices
@@ -179,9 +186,11 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
         seconds[stage] = time.perf_counter() - started
         return result
 
-    contrast, texture_px = timed("crystal contrast", 0.0, lambda: judged_crystal_contrast(
-        analysed, image.pixel_size_um, config.segment, assumed_pixel_size_um=config.input.assumed_pixel_size_um,
-        judge=getattr(segmenter, "contrast_judge", None)))
+    given_area_limits = [wording for wording, name in ((MIN_AREA, "min_crystal_area_um2"),
+                                                       (MAX_AREA, "max_crystal_area_um2"))
+                         if getattr(config.segment, name) != default_of(SegmentConfig, name)]
+    contrast, texture_px = timed("crystal contrast", 0.0, lambda: contrast_judged_for(
+        analysed, image.pixel_size_um, config, segmenter))
     analysed, config, scale, scale_notices = timed("crystal size", 0.02, lambda: scaled_with_bright_crystals(
         analysed, image.pixel_size_um, config, segmenter, contrast, texture_px))
     notices += scale_notices
@@ -190,6 +199,11 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
         notices.append(Notice.of(f"segmentation assumed {segmentation_pixel_size * 1000:g} nm/px to apply the "
                                  f"crystal-size limits (typical crystal {scale.diameter_px:.0f} px across); if that is "
                                  "wrong, ", SET_PIXEL_SIZE, " or ", GIVE_CRYSTAL_SIZE_IN_PX))
+    elif image.pixel_size_um is None and given_area_limits:
+        named = [part for index, wording in enumerate(given_area_limits) for part in ((" and ", wording) if index
+                                                                                      else (wording,))]
+        notices.append(Notice.of(f"segmentation assumed {segmentation_pixel_size * 1000:g} nm/px to apply the area "
+                                 "limits given in um² (", *named, "); if that is wrong, ", SET_PIXEL_SIZE))
     if n2v is None and config.preprocess.runs_n2v_model:
         n2v = Noise2VoidModel.load(config.preprocess.n2v_model)
 
@@ -217,7 +231,8 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
                                  "crystals ", GIVE_OTHER_CRYSTAL_SIZE)
     if empty_notice:
         notices.append(empty_notice)
-    if not labels.any() and not contrast.dark and contrast.source != SET:  # the crystals may be dark
+    found_nothing = segmentation.statistics.get("candidates", 0) == 0  # not dropped by a known cause
+    if found_nothing and not contrast.dark and contrast.source != SET:  # the crystals may be dark
         notices.append(Notice.of("if the crystals are darker than what surrounds them, ", SET_DARK_CRYSTALS))
     full_labels = labels
     if labels.shape != image.pixels.shape:  # data bar rows: no crystals

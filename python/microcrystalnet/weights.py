@@ -56,6 +56,10 @@ class WeightsFile(Protocol):
     @property
     def other_filenames(self) -> tuple[str, ...]: ...
 
+    @property
+    def path_option(self) -> str:
+        """The command-line option that takes this file's path (``--model``, ``--sam-checkpoint``)."""
+
 
 def cache_dir() -> Path:
     """The per-user cache folder of this package (not created here)."""
@@ -85,7 +89,7 @@ def _checked(path: Path, card: WeightsFile, where: str) -> Path:
 def _how_to_provide(card: WeightsFile) -> str:
     return (f"Download {card.url} (sha256 {card.sha256}) on a machine with internet access and either "
             f"put it at {cache_dir() / 'models' / card.filename}, or put it in a folder and set "
-            f"{MODEL_DIR_VARIABLE} to that folder, or pass its path with --model.")
+            f"{MODEL_DIR_VARIABLE} to that folder, or pass its path with {card.path_option}.")
 
 
 def download_model(card: WeightsFile, destination: Path) -> Path:

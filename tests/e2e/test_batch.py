@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 import shutil
@@ -71,6 +72,7 @@ def resumed_batch(input_folder, env, tmp_path_factory) -> Path:
     assert second.returncode == 1, log  # 1: some images (the corrupt one) could not be analysed
     to_do = GOOD_IMAGES + 1 - len(finished_before)
     assert f"{to_do} image(s) to analyse, {len(finished_before)} already finished" in log
+    assert len(re.findall(r"sample\d\.tif: \d+ crystals \(", log)) == to_do - 1  # no terminal: a line per image
     for name, mtime in finished_before.items():  # finished images were not analysed again
         assert (out / name / "summary.json").stat().st_mtime_ns == mtime
     return out
@@ -91,6 +93,8 @@ def test_a_killed_batch_resumes_with_every_good_image_done_once_and_the_corrupt_
         assert [r["Name"] for r in crystals if r["Image"] == row["Image"]] == [r["Name"] for r in per_image]
         assert sum(int(row[f"Count_{code}"]) for code in RESULT_CODES) == len(per_image)
         assert row["Unit"] == "um" and float(row["PixelSize_um"]) == pytest.approx(0.02)
+        summary = json.loads((out / Path(row["Image"]).stem / "summary.json").read_text())
+        assert row["Notices"] == " | ".join(summary["notices"])
 
 
 #: the classifier's outputs: a Dask worker runs torch on one thread, the serial batch on every

@@ -29,6 +29,8 @@ class ModelCard:
     other_filenames: tuple[str, ...] = ()
     patch_margin_fraction: float | None = None
     patch_mask_background: bool | None = None
+    #: the command-line option that takes this file's path
+    path_option: str = "--model"
 
 
 _UPSTREAM = ("https://raw.githubusercontent.com/YaqoobAnsari/"

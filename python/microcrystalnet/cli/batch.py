@@ -59,10 +59,10 @@ def run_batch(arguments: argparse.Namespace) -> int:
         log.info("%d image(s) to analyse, %d already finished in %s%s", to_do, already, arguments.out,
                  " (skipped; --force redoes them)" if already else "")
         state["total"] = to_do
-        if to_do and not arguments.quiet and not machine:
+        if to_do and not arguments.quiet and not machine and sys.stderr.isatty():  # else a line per image
             from tqdm import tqdm
 
-            state["bar"] = tqdm(total=to_do, unit="image", file=sys.stderr, disable=None)
+            state["bar"] = tqdm(total=to_do, unit="image", file=sys.stderr)
 
     def finished(outcome) -> None:
         state["done"] += 1
@@ -71,6 +71,8 @@ def run_batch(arguments: argparse.Namespace) -> int:
             log.error("%s", outcome.error)
         elif state["bar"] is None:
             log.info("%s: %d crystals (%.1f s)", name, outcome.crystals, outcome.seconds)
+        for notice in outcome.notices:  # also in batch_images.csv, Notices
+            log.info("%s: %s", name, notice)
         if machine:
             print(f"{Progress.MACHINE_PREFIX} {state['done'] / state['total']:.4f} {name}", flush=True)
         if state["bar"] is not None:

@@ -91,8 +91,8 @@ def add_analysis_options(parser: argparse.ArgumentParser) -> None:
     size = group.add_mutually_exclusive_group()
     size.add_argument("--crystal-size-um", type=positive_float, metavar="UM",
                       help="typical crystal diameter, um: scales area limits, marker separation, smoothing and "
-                           "preprocessing footprints (default: 2 um, micrite, for images with a pixel size; "
-                           "estimated from the image for images without)")
+                           "preprocessing footprints (default: estimated from the image; on an image with a "
+                           "pixel size the micrite default, 2 um, stays unless the estimate is over 1.5x off)")
     size.add_argument("--crystal-size-px", type=positive_float, metavar="PX",
                       help="typical crystal diameter in pixels, for images without a pixel size")
     group.add_argument("--min-area-um2", type=finite_float, metavar="UM2",

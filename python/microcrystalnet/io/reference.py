@@ -229,6 +229,8 @@ def read_label_pair(prediction: str | Path, reference: str | Path, *, prediction
     Either side may be outlines without an image size (RoiSet.zip, VIA polygons): they are drawn
     on the other side's size. Labels are cut to the columns both have (a ground truth may be
     narrower than its image) and, with ``rows``, to rows 0..rows-1 (leaving out a data bar).
+    Sides whose sizes differ by more than a few pixels (:data:`SIZE_TOLERANCE`) are refused
+    (``ReferenceInputError``): they are not of the same image.
     """
     prediction, reference = Path(prediction), Path(reference)
     if not (_has_own_shape(prediction, prediction_kind) or _has_own_shape(reference, reference_kind)):
@@ -240,9 +242,25 @@ def read_label_pair(prediction: str | Path, reference: str | Path, *, prediction
     else:
         true = read_reference_labels(reference, reference_kind, image_name=image_name)
         predicted = read_reference_labels(prediction, prediction_kind, true.shape, image_name)
+    if not _about_the_same_size(predicted.shape, true.shape):
+        raise ReferenceInputError(
+            f"{prediction} is {predicted.shape[1]} x {predicted.shape[0]} px and {reference} "
+            f"{true.shape[1]} x {true.shape[0]} px: they do not outline the same image (sizes may differ by "
+            f"{SIZE_TOLERANCE:.0%} or {SIZE_TOLERANCE_PX} px at most); compare the results of the image the "
+            "reference was drawn on")
     height = min(predicted.shape[0], true.shape[0], rows or predicted.shape[0])
     width = min(predicted.shape[1], true.shape[1])
     return predicted[:height, :width], true[:height, :width]
+
+
+#: how far the two sides of a comparison may differ in width or height (outlines drawn a few pixels
+#: short of an image's edge); beyond both, they are not of the same image
+SIZE_TOLERANCE = 0.02
+SIZE_TOLERANCE_PX = 4
+
+
+def _about_the_same_size(shape_a: tuple[int, ...], shape_b: tuple[int, ...]) -> bool:
+    return all(abs(a - b) <= max(SIZE_TOLERANCE_PX, SIZE_TOLERANCE * max(a, b)) for a, b in zip(shape_a, shape_b))
 
 
 @dataclass

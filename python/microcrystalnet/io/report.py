@@ -177,11 +177,14 @@ def write_batch_report(out: Path, image_rows: Sequence[dict[str, Any]], crystal_
                        errors: Sequence[dict[str, Any]]) -> Path:
     """``batch_report.html`` (and its plots) for the finished images of a batch folder."""
     units = {str(r["Unit"]) for r in image_rows}
-    unit = units.pop() if len(units) == 1 else "mixed units"
+    # lengths in um and in pixels do not go on one axis: calibrated images are plotted, if any
+    unit = "um" if "um" in units else min(units, default="pixel")
+    left_out = sorted(str(r["Image"]) for r in image_rows if str(r["Unit"]) != unit)
     figures = []
     if image_rows:
         figures.append(plot_batch_fractions(image_rows, out / BATCH_FRACTIONS_PLOT_NAME))
-        figures.append(plot_batch_sizes(crystal_rows, unit, out / BATCH_SIZES_PLOT_NAME))
+        figures.append(plot_batch_sizes([r for r in crystal_rows if str(r["Unit"]) == unit], unit,
+                                        out / BATCH_SIZES_PLOT_NAME))
     codes = [c.code for c in RESULT_CLASSES]
     table = html_table(["image", "crystals", *[f"{code} %" for code in codes]],
                        [[f"<a href='{html.escape(Path(str(r['Image'])).stem)}/{IMAGE_REPORT_NAME}'>"
@@ -192,7 +195,10 @@ def write_batch_report(out: Path, image_rows: Sequence[dict[str, Any]], crystal_
     total = sum(int(r["Crystals"]) for r in image_rows)
     body = (f"<p>{len(image_rows)} images, {total} crystals"
             + (f"; {len(errors)} image(s) could not be analysed" if errors else "") + ".</p>"
-            + f"<h2>Pictures</h2>{html_figures(figures)}<h2>Images</h2>{table}"
+            + f"<h2>Pictures</h2>{html_figures(figures)}"
+            + (f"<p class='note'>Sizes: images with a pixel size only; {len(left_out)} image(s) without one "
+               f"(lengths in pixels) left out of that plot: {html.escape(', '.join(left_out))}.</p>" if left_out else "")
+            + f"<h2>Images</h2>{table}"
             + (f"<h2>Not analysed</h2>{failed}" if errors else "")
             + "<p class='note'>Every crystal: batch_results.csv; per image: batch_images.csv.</p>")
     path = out / BATCH_REPORT_NAME

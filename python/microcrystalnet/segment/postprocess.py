@@ -1,6 +1,6 @@
 """Turning any segmenter's output into a clean crystal label image.
 
-Every segmentation backend (watershed, SAM) ends here, so all of them hand on the same
+Every segmentation backend (learned, watershed, SAM) ends here, so all of them hand on the same
 contract: ``int32`` (Y, X), 0 for pore space, crystals numbered 1..N, each crystal one 8-connected region without holes and within the area limits.
 """
 

@@ -57,6 +57,10 @@ class SamCheckpoint:
         return f"sam-{self.model_type}"
 
     @property
+    def path_option(self) -> str:
+        return "--sam-checkpoint"
+
+    @property
     def url(self) -> str:
         return _BASE + self.filename
 

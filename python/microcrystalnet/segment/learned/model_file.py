@@ -87,9 +87,11 @@ class SegmenterModel:
     def from_bytes(cls, data: bytes, *, name: str, sha256: str | None = None) -> SegmenterModel:
         try:
             payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-        except Exception as error:  # any unpickling failure: random bytes raise IndexError, others UnpicklingError
-            raise SegmenterModelError(f"{name} is not a MicroCrystalNet segmenter model (cannot be read as a "
-                                      f"PyTorch file: {type(error).__name__}: {error})") from None
+        except Exception:  # any unpickling failure: random bytes raise IndexError, others UnpicklingError
+            # (torch's own text advises loading with weights_only=False: never, for a file of unknown origin)
+            raise SegmenterModelError(f"{name} is not a MicroCrystalNet segmenter model (it cannot be read as a "
+                                      "PyTorch file); give a model file written by 'microcrystalnet "
+                                      "train-segmenter', or 'default'") from None
         if not isinstance(payload, dict) or payload.get("format") != FORMAT:
             raise SegmenterModelError(f"{name} is not a MicroCrystalNet segmenter model (a PyTorch file, but "
                                       "not one written by 'microcrystalnet train-segmenter')")
