@@ -15,6 +15,13 @@ def test_defaults_round_trip_through_json(tmp_path):
     assert AnalysisConfig().to_dict()["version"] == 1
 
 
+def test_a_results_summary_json_gives_the_settings_of_that_analysis(tmp_path):
+    settings = AnalysisConfig().updated(classify={"unclear_below": 0.7}).to_dict()
+    path = tmp_path / "summary.json"
+    path.write_text(json.dumps({"image": "a.tif", "n_crystals": 3, "settings": settings, "notices": []}))
+    assert AnalysisConfig.from_json(path).classify.unclear_below == 0.7
+
+
 def test_a_settings_file_without_version_is_version_1(tmp_path):
     path = tmp_path / "old.json"
     path.write_text(json.dumps({"segment": {"min_crystal_area_um2": 1.0}}))

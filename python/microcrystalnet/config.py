@@ -387,8 +387,12 @@ class AnalysisConfig(Settings):
 
     @classmethod
     def from_json(cls, path: str | Path) -> AnalysisConfig:
-        """Settings from a JSON file (the ``settings`` object of a summary.json works)."""
-        return cls.from_dict(_read_settings_file(Path(path), ()), source=path)
+        """Settings from a JSON file: a settings file, or a result's summary.json (its
+        ``settings`` object: the settings of that analysis)."""
+        data = _read_settings_file(Path(path), ())
+        if isinstance(data, dict) and isinstance(data.get("settings"), dict) and "n_crystals" in data:
+            data = data["settings"]  # a summary.json
+        return cls.from_dict(data, source=path)
 
 
 class TrainingConfig(Settings):
@@ -490,8 +494,8 @@ def _validated(kind: type[Settings], data: Any, source: str | Path | None = None
     try:
         return kind.model_validate(data)
     except ValidationError as error:
-        where = f"settings file {source}" if source else "settings"
-        raise ConfigError(f"{where}: " + "; ".join(_describe(problem) for problem in error.errors())) from None
+        where = f"settings file {source}: " if source else ""
+        raise ConfigError(where + "; ".join(_describe(problem) for problem in error.errors())) from None
 
 
 def _describe(problem: dict[str, Any]) -> str:

@@ -62,8 +62,10 @@ OPTION_CASES = [
     Case("area limits swapped", (*ANALYZE, "--min-area-um2", "5", "--max-area-um2", "1"), EXIT_USAGE,
          r"invalid settings: .*min_crystal_area_um2 \(5.0\) must be smaller than max_crystal_area_um2 \(1.0\)"),
     Case("negative area", (*ANALYZE, "--min-area-um2", "-1"), EXIT_USAGE,
-         r"segment\.min_crystal_area_um2: Input should be greater than or equal to 0"),
-    Case("unclear above 1", (*ANALYZE, "--unclear-below", "2"), EXIT_USAGE, r"classify\.unclear_below"),
+         r"invalid settings: --min-area-um2 \(segment\.min_crystal_area_um2\): Input should be greater than or "
+         r"equal to 0"),
+    Case("unclear above 1", (*ANALYZE, "--unclear-below", "2"), EXIT_USAGE,
+         r"invalid settings: --unclear-below \(classify\.unclear_below\): "),
     Case("unknown preprocessing step", (*ANALYZE, "--preprocess", "nlm,sharpen"), EXIT_USAGE,
          r"preprocess\.steps\.1: Input should be 'nlm', 'n2v', 'unsharp', 'opening' or 'closing'"),
     Case("crystal size zero", (*ANALYZE, "--crystal-size-um", "0"), EXIT_USAGE, r"--crystal-size-um: must be greater"),

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..config import (AnalysisConfig, ClassifyConfig, LearnedConfig, PreprocessConfig, SamConfig, SegmentConfig,
+from ..config import (AnalysisConfig, ClassifyConfig, ConfigError, LearnedConfig, PreprocessConfig, SamConfig, SegmentConfig,
                       WatershedConfig, choices_of, default_of)
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_MODEL = 0, 1, 2, 3
@@ -71,7 +71,7 @@ def add_analysis_options(parser: argparse.ArgumentParser) -> None:
     add_quiet_option(parser)
     group = parser.add_argument_group("analysis settings (every setting: microcrystalnet.config)")
     group.add_argument("--config", type=Path, metavar="JSON",
-                       help="settings file (the 'settings' object of a summary.json works); "
+                       help="settings file, or a result's summary.json (the settings of that analysis); "
                             "options below override it")
     group.add_argument("--pixel-size-nm", type=positive_float, metavar="NM",
                        help="pixel size in nanometres; overrides the calibration in the file")
@@ -184,7 +184,22 @@ def analysis_config(arguments: argparse.Namespace) -> AnalysisConfig:
         for key in path[:-1]:
             section = section.setdefault(key, {})
         section[path[-1]] = value
-    return config.updated(**changes) if changes else config
+    try:
+        config = config.updated(**changes) if changes else config
+    except ConfigError as error:  # name the options given, not only the settings they set
+        message = str(error)
+        for option, (path, _) in _OPTION_SETTINGS.items():
+            if getattr(arguments, option, None) is not None:
+                field = ".".join(path)
+                message = message.replace(f"{field}:", f"--{option.replace('_', '-')} ({field}):")
+        raise ConfigError(message) from None
+    segment = config.segment
+    uses_learned = segment.backend == "learned" or (segment.backend == "sam" and segment.sam.mode == "prompt"
+                                                    and segment.sam.prompts_from == "learned")
+    if getattr(arguments, "segmenter_model", None) is not None and not uses_learned:
+        log.warning("--segmenter-model is a learned segmenter's model; the %s segmenter does not use it (the "
+                    "crystal contrast is judged by the shipped network whatever it is)", segment.backend)
+    return config
 
 
 class Progress:
