@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 from skimage.measure import regionprops
 
-from microcrystalnet.config import AnalysisConfig
+from microcrystalnet.config import AnalysisConfig, ConfigError
 from microcrystalnet.io import to_unit_range
 from microcrystalnet.pipeline import settings_for_image
 from microcrystalnet.preprocess import preprocess, snr_db
 from microcrystalnet.segment import empty_result_notice, segment_crystals
 from microcrystalnet.segment.scale import (MICRITE_DEFAULT_TOLERANCE, CrystalScale, REFERENCE_CRYSTAL_DIAMETER_UM,
-                                          estimate_crystal_diameter_px)
+                                          estimate_crystal_diameter_px, scaled_config)
 from microcrystalnet.synth import SceneSpec, render_scene
 
 
@@ -174,3 +174,10 @@ def test_snr_stays_finite_after_morphology():
     _, reports = preprocess(image.astype(np.float32), 0.01)
     closing = next(report for report in reports if report.step == "closing")
     assert snr_db(image) < closing.snr_db < 60  # without the quantisation floor: hundreds of dB
+
+
+def test_an_area_limit_set_past_the_other_one_scaled_says_which_was_scaled():
+    config = AnalysisConfig().updated(segment={"min_crystal_area_um2": 0.5})
+    with pytest.raises(ConfigError, match=r"max_crystal_area_um2 scaled from the default for crystals of 0\.05 um; "
+                                          r"set it too"):
+        scaled_config(config, 0.05)  # the default 400 um2 for 2 um becomes 0.25 um2

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..config import AnalysisConfig, PreprocessConfig, SegmentConfig, WatershedConfig, default_of
+from ..config import AnalysisConfig, ConfigError, PreprocessConfig, SegmentConfig, WatershedConfig, default_of
 
 Array = np.ndarray
 
@@ -211,4 +211,9 @@ def scaled_config(config: AnalysisConfig, crystal_diameter_um: float) -> Analysi
             for key in path[:-1]:
                 target = target.setdefault(key, {})
             target[path[-1]] = value * factor ** power
-    return config.updated(**changes)
+    try:
+        return config.updated(**changes)
+    except ConfigError as error:  # an area limit set, the other scaled from its default past it
+        scaled = [path[-1] for path, _ in _AREAS if path[-1] in changes["segment"]]
+        raise ConfigError(f"{error} ({', '.join(scaled)} scaled from the default for crystals of "
+                          f"{crystal_diameter_um:.3g} um; set it too)") from None
