@@ -7,8 +7,8 @@
 //
 // Adapt the settings below; every one is also a field of Plugins > MicroCrystalNet >
 // Analyze Crystals... (record it with Plugins > Macros > Record... to get this line).
-//   model: reference-2023-11-19 (the authors' released classifier) or the path of a model you trained,
-//       e.g. model=[/data/run1/model.keras] (microcrystalnet train ...; its .json description beside it)
+//   classifier: reference-2023-11-19 (the authors' released classifier) or the path of a model you trained,
+//       e.g. classifier=[/data/run1/model.keras] (microcrystalnet train ...; its .json description beside it)
 //   unclear_below: a crystal whose most probable class has a lower probability is labelled 'unclear'
 //       (its own colour, yellow); 0 turns this off
 //   min_crystal_area / max_crystal_area: crystal area limits in um^2 (images without
@@ -33,7 +33,7 @@
 //   save_results_to: a folder for RoiSet.zip, results.csv, ... (empty: do not save)
 
 if (nImages == 0) exit("Open an SEM image first.");
-run("Analyze Crystals...", "model=reference-2023-11-19 unclear_below=0.5 min_crystal_area=0.25 max_crystal_area=400 "
+run("Analyze Crystals...", "classifier=reference-2023-11-19 unclear_below=0.5 min_crystal_area=0.25 max_crystal_area=400 "
     + "crystal_size=0 crystals=auto exclude_sem_data_bar preprocessing=[nlm,n2v,unsharp,opening,closing] n2v_model=[] "
     + "segmenter=Default segmenter_model=default settings_file=[] roi_manager=[Add to existing ROIs] outputs=[ROI Manager] save_results_to=[]");
 error = call("microcrystalnet.fiji.AnalyzeCrystals.lastError");

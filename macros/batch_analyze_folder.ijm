@@ -22,9 +22,9 @@
 // settings= (optional): a MicroCrystalNet settings file (JSON), e.g. crystal area limits in um^2:
 //   {"segment": {"min_crystal_area_um2": 0.5, "max_crystal_area_um2": 20}, "classify": {"unclear_below": 0.6}}
 // or one written by 'microcrystalnet tune-sam'. What it leaves out takes MicroCrystalNet's defaults.
-// The fields below apply on top of it (the Analyze Crystals... fields; model= also takes the path
-// of a model you trained: model=[/data/run1/model.keras]):
-fields = "model=reference-2023-11-19 exclude_sem_data_bar preprocessing=[nlm,n2v,unsharp,opening,closing] "
+// The fields below apply on top of it (the Analyze Crystals... fields; classifier= also takes the path
+// of a model you trained: classifier=[/data/run1/model.keras]):
+fields = "classifier=reference-2023-11-19 exclude_sem_data_bar preprocessing=[nlm,n2v,unsharp,opening,closing] "
     + "n2v_model=[] segmenter=Default";
 
 extensions = newArray(".tif", ".tiff", ".png", ".jpg", ".jpeg");
@@ -96,7 +96,9 @@ for (i = 0; i < images.length; i++) {
             continue;
         }
         print(label + ": analysing");
-        run("Analyze Crystals...", settings + " roi_manager=[Replace existing ROIs] save_results_to=[" + output + "]");
+        // outlines on each image's overlay only: the ROI Manager and what you keep in it are left alone
+        run("Analyze Crystals...", settings + " roi_manager=[Replace existing ROIs] outputs=Overlay save_results_to=["
+            + output + "]");
         error = call("microcrystalnet.fiji.AnalyzeCrystals.lastError");
         close();
         if (error != "") {

@@ -78,6 +78,24 @@ def resumed_batch(input_folder, env, tmp_path_factory) -> Path:
     return out
 
 
+def test_a_batch_asked_to_stop_keeps_what_it_finished_writes_its_tables_and_lets_go_of_the_folder(
+        input_folder, env, tmp_path):
+    """SIGTERM (Fiji's Esc, a job scheduler) ends a batch as Ctrl-C does."""
+    out = tmp_path / "out"
+    run = batch(input_folder, out, "--workers", "0", env=env)
+    deadline = time.monotonic() + 300
+    while not list(out.glob("sample*/summary.json")):
+        assert run.poll() is None, run.communicate()[1]
+        assert time.monotonic() < deadline, "no image finished in 300 s"
+        time.sleep(0.05)
+    run.send_signal(signal.SIGTERM)
+    _, log = run.communicate(timeout=120)
+    assert run.returncode == 130 and "interrupted" in log, log
+    finished = sorted(path.parent.name for path in out.glob("sample*/summary.json"))
+    assert [row["Image"] for row in read_csv(out / "batch_images.csv")] == [f"{name}.tif" for name in finished]
+    assert not (out / ".microcrystalnet-batch.lock").exists()
+
+
 def test_a_killed_batch_resumes_with_every_good_image_done_once_and_the_corrupt_one_reported(resumed_batch):
     out = resumed_batch
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == [f"sample{i}" for i in range(GOOD_IMAGES)]

@@ -54,6 +54,8 @@ def test_compare_refuses_unusable_input_with_the_fix(tmp_path):
     assert result.returncode == 1 and "--reference-kind" in result.stderr
     result = run_cli("compare", tmp_path / "drawing.png", tmp_path / "drawing.png", "--out", tmp_path / "x.txt")
     assert result.returncode == 2 and ".json or .csv" in result.stderr
+    result = run_cli("compare", tmp_path / "drawing.png", tmp_path / "outlines.json", "--reference-kind", "via_json")
+    assert result.returncode == 2 and "--image-name" in result.stderr
     mask = np.zeros((8, 8), np.uint8)
     mask[0:3, 0:3] = mask[5:8, 5:8] = 255
     iio.imwrite(tmp_path / "mask.png", mask)

@@ -8,6 +8,7 @@ and the folder macro runs in a separate `ImageJ -batch` JVM.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -27,7 +28,7 @@ from microcrystalnet.synth import SceneSpec, render_scene
 pytestmark = pytest.mark.imagej
 
 REPO = Path(__file__).resolve().parents[2]
-OPTIONS = ("model=reference-2023-11-19 min_crystal_area=0.25 max_crystal_area=400 exclude_sem_data_bar "
+OPTIONS = ("classifier=reference-2023-11-19 min_crystal_area=0.25 max_crystal_area=400 exclude_sem_data_bar "
            "save_results_to=[]")
 TEXT_COLUMNS = ("Name", "Class", "Segmenter")
 MICROMETRE = "\u00b5m"
@@ -377,6 +378,30 @@ def test_a_settings_file_from_the_dialog_applies_as_on_the_command_line(ij, scen
     image.close()
 
 
+def test_a_macro_without_the_classifier_gets_the_default_not_another_model_field(ij, scene_file):
+    """ImageJ reads key= out of any_key= (an underscore does not start a key to it): model= once came
+    out of segmenter_model= or n2v_model=."""
+    use_backend(ij, "In-process")
+    for options in ("segmenter_model=default min_crystal_area=0.25 exclude_sem_data_bar save_results_to=[]",
+                    "n2v_model=[] preprocessing=[nlm] min_crystal_area=0.25 save_results_to=[]"):
+        image, error = analyze(ij, scene_file, options + " outputs=Overlay roi_manager=[Replace existing ROIs]")
+        assert error == ""
+        assert results_table_rows()
+        image.close()
+
+
+def test_crystal_size_0_asks_for_an_automatic_size_over_the_settings_files(ij, tmp_path):
+    from microcrystalnet.config import AnalysisConfig
+
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps({"segment": {"crystal_size_um": 0.5}}))
+    build = jimport("microcrystalnet.fiji.AnalyzeCrystals").settingsJson
+    automatic, left_out = (str(build("reference-2023-11-19", None, None, None, size, None, None, False, True, "nlm", "",
+                                     "Default", "", str(settings))) for size in (0.0, None))
+    assert AnalysisConfig.from_dict(json.loads(automatic)).segment.crystal_size_um is None
+    assert AnalysisConfig.from_dict(json.loads(left_out)).segment.crystal_size_um == 0.5  # the field not given
+
+
 @pytest.fixture(scope="module")
 def n2v_model_and_cli_result(scene_file, n2v_model_trained_by_cli, tmp_path_factory):
     """A small Noise2Void model trained by the CLI, and the CLI's denoised image of the scene."""
@@ -574,6 +599,11 @@ def test_external_backend_explains_a_missing_python_or_package(ij, scene_file, t
     image, error = analyze(ij, scene_file, OPTIONS)
     assert "does not have MicroCrystalNet installed" in error and "MICROCRYSTALNET_PYTHON" in error
     image.close()
+    prefs = jimport("ij.Prefs")
+    ij.run("Settings...", "python=[] backend=External model=reference-2023-11-19")
+    ij.run("Settings...", "backend=External model=reference-2023-11-19")  # Python left empty: resolved when used
+    assert str(prefs.get("microcrystalnet.python", "unset")) == ""  # not the fallback, stored for good
+    assert str(prefs.get("microcrystalnet.analyze.model", "")) == "reference-2023-11-19"  # what Analyze offers next
 
 
 def cancelling_progress(stages: list):
@@ -1073,7 +1103,8 @@ def test_a_model_trained_here_is_used_by_path_with_its_own_input_size(ij, scene_
     assert summary["model"]["patch"] == {"size": 32, "margin_fraction": 0.1, "mask_background": False}
     use_backend(ij, "In-process")
     roi_manager().reset()
-    image, error = analyze(ij, scene_file, OPTIONS.replace("model=reference-2023-11-19", f"model=[{model}]")
+    # as a line recorded before the field was called Classifier gives it: model=
+    image, error = analyze(ij, scene_file, OPTIONS.replace("classifier=reference-2023-11-19", f"model=[{model}]")
                            + " roi_manager=[Replace existing ROIs]")
     assert error == ""
     assert_same_as_cli(results_table_rows(), expected)

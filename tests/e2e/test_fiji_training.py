@@ -27,7 +27,7 @@ from .test_fiji_command import click, wait_for_dialog, wait_until, write_scene
 pytestmark = pytest.mark.imagej
 
 #: the analysis of the tests: the reference classifier from ../shared, results saved
-OPTIONS = "model=reference-2023-11-19 min_crystal_area=0.25 max_crystal_area=400 exclude_sem_data_bar"
+OPTIONS = "classifier=reference-2023-11-19 min_crystal_area=0.25 max_crystal_area=400 exclude_sem_data_bar"
 OUTLINED = 30
 
 
@@ -216,7 +216,7 @@ def test_train_classifier_from_roi_names_then_analyze_with_it(ij, outlined, smal
 
     saved = tmp_path / "results"
     saved.mkdir()
-    ij.run(image, "Analyze Crystals...", f"{OPTIONS.replace('model=reference-2023-11-19', f'model=[{model}]')} "
+    ij.run(image, "Analyze Crystals...", f"{OPTIONS.replace('classifier=reference-2023-11-19', f'classifier=[{model}]')} "
            f"roi_manager=[Replace existing ROIs] save_results_to=[{saved}]")
     assert last_error() == ""
     summary = json.loads((saved / "scene one" / "summary.json").read_text())

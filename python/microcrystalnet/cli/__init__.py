@@ -5,14 +5,16 @@ answers at once.
 
 Exit status: 0 all images analysed; 1 some images could not be analysed or written (the others
 were); 2 wrong usage or settings, or an output folder refused (not MicroCrystalNet's, or in use by
-another batch); 3 a model cannot be had or used; 130 interrupted.
+another batch); 3 a model cannot be had or used; 130 interrupted (Ctrl-C, or SIGTERM).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from .. import __version__
@@ -58,8 +60,16 @@ def _exit_status_of(error: BaseException) -> int | None:
     return None
 
 
+def _interrupt(signal_number: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
+    # a polite stop (Fiji's Esc, a job scheduler, kill) ends as Ctrl-C does: finished results kept,
+    # a batch's tables written and its lock let go
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
     logging.basicConfig(level=logging.ERROR if arguments.quiet else logging.INFO, format="%(message)s",
                         stream=sys.stderr)
     logging.getLogger("microcrystalnet.pipeline").setLevel(logging.WARNING)

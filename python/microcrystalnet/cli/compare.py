@@ -41,6 +41,9 @@ def run_compare(arguments: argparse.Namespace) -> int:
     if arguments.out is not None and arguments.out.suffix.lower() not in (".json", ".csv"):
         log.error("--out must end in .json or .csv, got %s", arguments.out)
         return EXIT_USAGE
+    if "via_json" in (arguments.reference_kind, arguments.prediction_kind) and not arguments.image_name:
+        log.error("via_json outlines hold several images: name the image with --image-name")
+        return EXIT_USAGE
     from ..io.outputs import write_json, write_results_csv
     from ..io.reference import NotALabelImageError, ReferenceInputError, read_label_pair
     from ..io.roiset import RoiInputError

@@ -17,6 +17,7 @@ import java.awt.event.ActionEvent;
 import java.awt.event.ActionListener;
 import java.io.File;
 import java.util.Locale;
+import java.util.Objects;
 
 /**
  * Plugins &gt; MicroCrystalNet &gt; Analyze Crystals...: segment, classify and measure every
@@ -41,6 +42,9 @@ public class AnalyzeCrystals implements PlugIn {
 	static final int WIDEST_CHARACTER_PX = 12;
 	static final int SCREEN_MARGIN_PX = 160;
 
+	/** The crystal size that asks for an automatic one (the dialog's 0), to {@link #settingsJson}. */
+	static final Double AUTOMATIC_SIZE = 0.0;
+
 	private static volatile String lastError = "";
 
 	/** The error of the last MicroCrystalNet command, or an empty string if it succeeded (for macros). */
@@ -56,10 +60,11 @@ public class AnalyzeCrystals implements PlugIn {
 		// in a macro, what its options leave out takes the defaults, never what a dialog last remembered:
 		// a recorded line replays the same wherever it runs
 		boolean macro = Macro.getOptions() != null;
+		DialogValues.renameLegacyModelKey();
 		DialogValues last = macro ? DialogValues.defaults() : DialogValues.remembered();
 		CrystalSizeUnit sizeUnit = new CrystalSizeUnit(image);
 		GenericDialog dialog = new GenericDialog("MicroCrystalNet: Analyze Crystals");
-		dialog.addFileField("Model", last.model, 24);
+		dialog.addFileField("Classifier", last.model, 24);
 		dialog.addNumericField("Unclear_below", last.unclearBelow, 2, 6, "probability");
 		dialog.addNumericField("Min_crystal_area", last.minArea, 3, 8, "um^2");
 		dialog.addNumericField("Max_crystal_area", last.maxArea, 3, 8, "um^2");
@@ -131,8 +136,12 @@ public class AnalyzeCrystals implements PlugIn {
 			return;
 		}
 		if (!macro) chosen.remember();
-		Double crystalSizeUm = sizeUnit.calibrated && crystalSize > 0 ? chosen.crystalSizeUm : null;
-		Double crystalSizePx = !sizeUnit.calibrated && crystalSize > 0 ? chosen.crystalSizePx : null;
+		// 0 (automatic), given, overrides a size in the settings file as any other field does
+		boolean sizeGiven = given("crystal_size");
+		Double crystalSizeUm = !sizeGiven ? null : crystalSize == 0 ? AUTOMATIC_SIZE
+			: sizeUnit.calibrated ? chosen.crystalSizeUm : null;
+		Double crystalSizePx = !sizeGiven ? null : crystalSize == 0 ? AUTOMATIC_SIZE
+			: !sizeUnit.calibrated ? chosen.crystalSizePx : null;
 		String settings = settingsJson(chosen.model, givenInMacro("unclear_below", chosen.unclearBelow), givenMinArea,
 			givenMaxArea, crystalSizeUm, crystalSizePx, given("crystals") ? chosen.crystalContrast : null,
 			chosen.excludeBorder, chosen.excludeDataBar, chosen.steps,
@@ -216,7 +225,7 @@ public class AnalyzeCrystals implements PlugIn {
 	 * The analysis settings of the dialog's fields as the JSON of microcrystalnet.config.AnalysisConfig;
 	 * a null number is left out (the settings file's or the default value applies), and so is an
 	 * empty segmenter model and a null crystal contrast. A crystal size in micrometres or pixels clears
-	 * the other one.
+	 * the other one; {@link #AUTOMATIC_SIZE} (0) in either clears both (the size is estimated).
 	 */
 	public static String settingsJson(String model, Double unclearBelow, Double minArea, Double maxArea,
 		Double crystalSizeUm, Double crystalSizePx, String crystalContrast, boolean excludeBorder,
@@ -226,7 +235,9 @@ public class AnalyzeCrystals implements PlugIn {
 			segmenter.toLowerCase(Locale.ROOT));
 		String learned = segmenterModel.isEmpty() ? "" : String.format(", \"learned\": {\"model\": \"%s\"}",
 			quoted(segmenterModel));
-		String crystalSize = crystalSizeUm != null
+		boolean automaticSize = Objects.equals(crystalSizeUm, AUTOMATIC_SIZE) || Objects.equals(crystalSizePx, AUTOMATIC_SIZE);
+		String crystalSize = automaticSize ? "\"crystal_size_um\": null, \"crystal_size_px\": null, "
+			: crystalSizeUm != null
 			? member("crystal_size_um", crystalSizeUm, ", ") + "\"crystal_size_px\": null, "
 			: crystalSizePx != null ? member("crystal_size_px", crystalSizePx, ", ") + "\"crystal_size_um\": null, " : "";
 		String contrast = crystalContrast == null ? ""

@@ -23,7 +23,7 @@ import java.util.Locale;
  * unless Redo_finished is ticked. An image that fails does not stop the others; at the end the
  * failures are listed (Log, error message, {@code lastError}) and {@code batch_images.csv} opens
  * as a table. Recordable: {@code run("Batch Analyze Folder...", "input=[/data/sem images]
- * output=[/data/results] settings_file=[] model=reference-2023-11-19 segmenter_model=[] workers=0")};
+ * output=[/data/results] settings_file=[] classifier=reference-2023-11-19 segmenter_model=[] workers=0")};
  * from {@code ImageJ -batch}, a batch with failures exits with status 1.
  */
 public class BatchAnalyzeFolder implements PlugIn {
@@ -37,12 +37,13 @@ public class BatchAnalyzeFolder implements PlugIn {
 	public void run(String arg) {
 		AnalyzeCrystals.clearError();
 		boolean macro = Macro.getOptions() != null;
+		DialogValues.renameLegacyModelKey();
 		DialogValues analysis = macro ? DialogValues.defaults() : DialogValues.remembered();
 		GenericDialog dialog = new GenericDialog("MicroCrystalNet: Batch Analyze Folder");
 		dialog.addDirectoryField("Input", macro ? "" : Prefs.get(PREFS + "input", ""), 40);
 		dialog.addDirectoryField("Output", macro ? "" : Prefs.get(PREFS + "output", ""), 40);
 		dialog.addFileField("Settings_file", macro ? "" : Prefs.get(PREFS + "settings_file", ""), 40);
-		dialog.addStringField("Model", analysis.model, 40);
+		dialog.addStringField("Classifier", analysis.model, 40);
 		dialog.addFileField("Segmenter_model", analysis.segmenterModel, 40);
 		dialog.addNumericField("Workers", macro ? 0 : Prefs.get(PREFS + "workers", 0), 0, 4,
 			"parallel processes (0: one image after another)");
@@ -51,7 +52,7 @@ public class BatchAnalyzeFolder implements PlugIn {
 		dialog.addMessage("Each image's results go to <output>/<image name>/; the batch tables to <output>/\n"
 			+ "(batch_results.csv, batch_images.csv, batch_errors.csv, batch_report.html). Finished images\n"
 			+ "are skipped unless Redo finished is ticked. Settings file: a MicroCrystalNet settings file (JSON)\n"
-			+ "for everything else; Model and Segmenter model (from Analyze Crystals...) apply on top of it.");
+			+ "for everything else; Classifier and Segmenter model (from Analyze Crystals...) apply on top of it.");
 		if (!AnalyzeCrystals.confirmed(dialog)) return;
 		String input = dialog.getNextString().trim();
 		String output = dialog.getNextString().trim();

@@ -2,6 +2,7 @@ package microcrystalnet.fiji;
 
 import ij.IJ;
 import ij.ImagePlus;
+import ij.Macro;
 import ij.Prefs;
 import ij.gui.GenericDialog;
 import ij.plugin.PlugIn;
@@ -25,8 +26,10 @@ public class Denoise implements PlugIn {
 		AnalyzeCrystals.clearError();
 		ImagePlus image = AnalyzeCrystals.currentSingleImage();
 		if (image == null) return;
+		// in a macro, a model its options leave out is none, never what a dialog last remembered
+		boolean macro = Macro.getOptions() != null;
 		GenericDialog dialog = new GenericDialog("MicroCrystalNet: Denoise (Noise2Void)");
-		dialog.addStringField("Model", Prefs.get(MODEL_KEY, ""), 40);
+		dialog.addStringField("Model", macro ? "" : Prefs.get(MODEL_KEY, ""), 40);
 		dialog.addNumericField("Tile_size", 256, 0, 6, "px");
 		dialog.addMessage("Model: a Noise2Void model (bioimage.io zip or careamics .ckpt). Train one on your own\n"
 			+ "noisy images with: microcrystalnet n2v train IMAGES --out n2v.zip");
@@ -42,7 +45,7 @@ public class Denoise implements PlugIn {
 			fail("The tile size must be at least 32 px.");
 			return;
 		}
-		Prefs.set(MODEL_KEY, model);
+		if (!macro) Prefs.set(MODEL_KEY, model);
 		File result = null;
 		try {
 			Backend backend = Settings.backend();

@@ -9,7 +9,7 @@ public final class DialogHelp {
 
 	/** The dialog's fields and the settings they set (null: a field of the plugin's own). */
 	static final String[][] FIELDS = {
-		{"Model", "classify.model"},
+		{"Classifier", "classify.model"},
 		{"Unclear below", "classify.unclear_below"},
 		{"Min crystal area (um^2)", "segment.min_crystal_area_um2"},
 		{"Max crystal area (um^2)", "segment.max_crystal_area_um2"},

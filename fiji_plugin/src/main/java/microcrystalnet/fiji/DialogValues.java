@@ -1,6 +1,10 @@
 package microcrystalnet.fiji;
 
+import ij.Macro;
 import ij.Prefs;
+
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
  * The values of the Analyze Crystals dialog: the backend's defaults ({@link Defaults}), or the
@@ -35,6 +39,28 @@ final class DialogValues {
 	String outputs;
 	boolean fillResults;
 	String saveTo;
+
+	/**
+	 * Macros recorded before the classifier field was called Classifier gave it as {@code model=}.
+	 * Their key becomes {@code classifier=} here; and a macro without it no longer has ImageJ read
+	 * {@code model=} out of {@code segmenter_model=} or {@code n2v_model=} (to ImageJ an underscore
+	 * does not start a key).
+	 */
+	static void renameLegacyModelKey() {
+		String options = Macro.getOptions();
+		if (options != null) {
+			String renamed = withKeyRenamed(options, "model", "classifier");
+			if (!renamed.equals(options)) Macro.setOptions(renamed);
+		}
+	}
+
+	/** Macro {@code options} with the key {@code from} (a whole key) named {@code to}, unless {@code to} is given. */
+	static String withKeyRenamed(String options, String from, String to) {
+		if (Pattern.compile("(^|\\s)" + Pattern.quote(to) + "(=|\\s|$)").matcher(options).find()) return options;
+		Matcher key = Pattern.compile("(^|\\s)" + Pattern.quote(from) + "=").matcher(options);
+		return key.find() ? options.substring(0, key.start()) + key.group(1) + to + "=" + options.substring(key.end())
+			: options;
+	}
 
 	/** The backend's defaults; the model is the one chosen in Settings... (by default the backend's). */
 	static DialogValues defaults() {

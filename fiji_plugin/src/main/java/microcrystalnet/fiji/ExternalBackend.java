@@ -25,6 +25,8 @@ public class ExternalBackend implements Backend {
 	static final String PROGRESS_PREFIX = "MCN-PROGRESS ";
 	static final String RESULT_PREFIX = "MCN-RESULT ";
 	private static final int EXIT_MODEL = 3;
+	/** Seconds a stopped command gets to end on its own (write what it finished) before it is killed. */
+	private static final int STOP_WAIT_S = 15;
 	/** How to point the plugin at the Python that has MicroCrystalNet: every message about a missing Python says it. */
 	static final String WHICH_PYTHON = "Set the Python that has MicroCrystalNet (the path that 'scripts/mcn --python-path' "
 		+ "prints in a MicroCrystalNet checkout) in Plugins > MicroCrystalNet > Settings..., or, for headless and batch "
@@ -141,7 +143,10 @@ public class ExternalBackend implements Backend {
 		reader.start();
 		while (!process.waitFor(100, TimeUnit.MILLISECONDS)) {
 			if (progress.isCancelled()) {
-				process.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+				// asked to stop first (SIGTERM: it ends as on Ctrl-C, a batch keeps its finished images and
+				// lets go of its folder), killed only if it does not
+				process.destroy();
+				if (!process.waitFor(STOP_WAIT_S, TimeUnit.SECONDS)) process.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
 				throw new CancelledException();
 			}
 		}

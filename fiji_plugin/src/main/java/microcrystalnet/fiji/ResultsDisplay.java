@@ -86,6 +86,8 @@ public final class ResultsDisplay {
 		FileCalibration.applyTo(image, about);
 		if (GraphicsEnvironment.isHeadless()) { // no ROI Manager or table windows without a display
 			logLegend(summary, results.size(), title);
+			Settings.log(title + ": headless, so no ROI Manager, overlay, label image or tables are shown (nor ImageJ's "
+				+ "Results table filled); the results are the files Save results to writes");
 			return results.size();
 		}
 		TableUnit unit = tableUnit(TableUnit.of(image.getCalibration(), about.inMicrometres()), replace, fillResults);
@@ -376,8 +378,18 @@ public final class ResultsDisplay {
 				File file = new File(folder, name);
 				if (file.isFile()) Files.copy(file.toPath(), partial.resolve(name));
 			}
-			if (destination.exists()) deleteTree(destination);
-			Files.move(partial, destination.toPath(), StandardCopyOption.ATOMIC_MOVE);
+			// the old results are moved aside, not deleted, until the new ones are in place: a save that
+			// fails keeps one of the two whole
+			Path previous = destination.exists() ? newFolder(parent.toPath(), "." + destination.getName() + ".previous-")
+				: null;
+			if (previous != null) Files.move(destination.toPath(), previous, StandardCopyOption.REPLACE_EXISTING);
+			try {
+				Files.move(partial, destination.toPath(), StandardCopyOption.ATOMIC_MOVE);
+			} catch (IOException failed) {
+				if (previous != null) Files.move(previous, destination.toPath(), StandardCopyOption.ATOMIC_MOVE);
+				throw failed;
+			}
+			if (previous != null) deleteTree(previous.toFile());
 		} finally {
 			if (Files.exists(partial)) deleteTree(partial.toFile());
 		}

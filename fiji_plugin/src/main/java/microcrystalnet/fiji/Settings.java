@@ -37,12 +37,15 @@ public class Settings implements PlugIn {
 	@Override
 	public void run(String arg) {
 		GenericDialog dialog = new GenericDialog("MicroCrystalNet Settings");
-		dialog.addStringField("Python", python(), 40);
+		// the preference only: what it falls back to is shown, not stored (a later environment variable
+		// or install-fiji must still count when the field is left empty)
+		dialog.addStringField("Python", Prefs.get(PYTHON_KEY, "").trim(), 40);
 		dialog.addChoice("Backend", BACKENDS, backendChoice());
 		dialog.addStringField("Model", model(), 24);
 		dialog.addMessage("Python: the interpreter that has the microcrystalnet package (e.g. the one\n"
 			+ "printed by 'scripts/mcn --python-path' in a MicroCrystalNet checkout); empty: the environment\n"
-			+ "variable " + PYTHON_VARIABLE + ", else the one 'scripts/mcn install-fiji' set, else python3.\n"
+			+ "variable " + PYTHON_VARIABLE + ", else the one 'scripts/mcn install-fiji' set, else python3\n"
+			+ "(now: " + python() + ").\n"
 			+ "Backend: Automatic uses the Python session that started this ImageJ when there is one,\n"
 			+ "else External: the Python above as one worker process that keeps its models loaded (started\n"
 			+ "on first use, stopped with ImageJ). One process per image: a new Python for every image.\n"
@@ -51,7 +54,9 @@ public class Settings implements PlugIn {
 		if (dialog.wasCanceled()) return;
 		Prefs.set(PYTHON_KEY, dialog.getNextString().trim());
 		Prefs.set(BACKEND_KEY, dialog.getNextChoice());
-		Prefs.set(MODEL_KEY, dialog.getNextString().trim());
+		String model = dialog.getNextString().trim();
+		Prefs.set(MODEL_KEY, model);
+		Prefs.set(DialogValues.PREFS + "model", model);  // what Analyze Crystals... offers next, too
 		Prefs.savePreferences();
 	}
 

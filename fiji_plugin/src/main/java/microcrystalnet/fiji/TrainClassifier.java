@@ -19,7 +19,7 @@ import java.util.Locale;
 /**
  * Plugins &gt; MicroCrystalNet &gt; Train Classifier from ROIs...: trains a crystal classifier
  * ({@code microcrystalnet train}) on the crystals outlined in the ROI Manager on the current image,
- * each labelled with its class, and makes the new model the Model that Analyze Crystals... offers.
+ * each labelled with its class, and makes the new model the Classifier that Analyze Crystals... offers.
  *
  * <p>A ROI's class comes from its name (a class code or word in it: "0001-RES", "rhombic 3",
  * "scene.tif:0007-RA-SA", as Analyze Crystals names its ROIs), from the name of its ROI group, or
@@ -57,7 +57,7 @@ public class TrainClassifier implements PlugIn {
 			+ "in the ROI's name, its group's name (Edit > Options > Roi Defaults) or the property above.\n"
 			+ "ROIs without a class, or marked unclear, are left out. The crystals are split one by one into\n"
 			+ "training, validation and test crystals: at least 10 labelled crystals are needed.\n"
-			+ "The run folder receives model.keras, which becomes the Model of Analyze Crystals..., and\n"
+			+ "The run folder receives model.keras, which becomes the Classifier of Analyze Crystals..., and\n"
 			+ "evaluation/report.html (scores on the test crystals).");
 		if (!AnalyzeCrystals.confirmed(dialog)) return;
 		String classFrom = dialog.getNextChoice();
@@ -132,7 +132,7 @@ public class TrainClassifier implements PlugIn {
 		Prefs.set(DialogValues.PREFS + "model", model.getPath());
 		Prefs.savePreferences();
 		PythonCommand.report(String.format(Locale.ROOT, "classifier trained on the crystals of %s in %.0f s: %s "
-			+ "(now the Model of Analyze Crystals...; scores on the test crystals: %s)", image.getTitle(),
+			+ "(now the Classifier of Analyze Crystals...; scores on the test crystals: %s)", image.getTitle(),
 			(System.nanoTime() - started) / 1e9, model, new File(run, "evaluation/report.html")));
 	}
 
