@@ -53,16 +53,22 @@ def env(reference_model_path) -> dict[str, str]:
     return {**os.environ, "MICROCRYSTALNET_MODEL_DIR": str(reference_model_path.parent)}
 
 
+def batch_with_an_image_finished(input_folder: Path, out: Path, env: dict[str, str]) -> subprocess.Popen:
+    """A serial batch, still running, once its first image is finished."""
+    run = batch(input_folder, out, "--workers", "0", env=env)
+    deadline = time.monotonic() + 300
+    while not list(out.glob("sample*/summary.json")):
+        assert run.poll() is None, run.communicate()[1]
+        assert time.monotonic() < deadline, "no image finished in 300 s"
+        time.sleep(0.05)
+    return run
+
+
 @pytest.fixture(scope="module")
 def resumed_batch(input_folder, env, tmp_path_factory) -> Path:
     """A serial batch killed (SIGKILL) after its first finished image, then run again."""
     out = tmp_path_factory.mktemp("batch") / "out"
-    first = batch(input_folder, out, "--workers", "0", env=env)
-    deadline = time.monotonic() + 300
-    while not list(out.glob("sample*/summary.json")):
-        assert first.poll() is None, first.communicate()[1]
-        assert time.monotonic() < deadline, "no image finished in 300 s"
-        time.sleep(0.05)
+    first = batch_with_an_image_finished(input_folder, out, env)
     first.send_signal(signal.SIGKILL)
     first.communicate()
     finished_before = {path.parent.name: path.stat().st_mtime_ns for path in out.glob("sample*/summary.json")}
@@ -82,12 +88,7 @@ def test_a_batch_asked_to_stop_keeps_what_it_finished_writes_its_tables_and_lets
         input_folder, env, tmp_path):
     """SIGTERM (Fiji's Esc, a job scheduler) ends a batch as Ctrl-C does."""
     out = tmp_path / "out"
-    run = batch(input_folder, out, "--workers", "0", env=env)
-    deadline = time.monotonic() + 300
-    while not list(out.glob("sample*/summary.json")):
-        assert run.poll() is None, run.communicate()[1]
-        assert time.monotonic() < deadline, "no image finished in 300 s"
-        time.sleep(0.05)
+    run = batch_with_an_image_finished(input_folder, out, env)
     run.send_signal(signal.SIGTERM)
     _, log = run.communicate(timeout=120)
     assert run.returncode == 130 and "interrupted" in log, log
