@@ -20,8 +20,8 @@ def test_sizes_of_calibrated_images_are_plotted_and_the_uncalibrated_named(tmp_p
                 {"Image": "pixels.png", "Unit": "pixel", "Class": code, "Feret": 250.0}]
     plotted = []
     drawn = report.plot_batch_sizes
-    monkeypatch.setattr(report, "plot_batch_sizes", lambda rows, unit, path: plotted.append((rows, unit))
-                        or drawn(rows, unit, path))
+    monkeypatch.setattr(report, "plot_batch_sizes", lambda rows, unit, path, *writer: plotted.append((rows, unit))
+                        or drawn(rows, unit, path, *writer))
     write_batch_report(tmp_path, [image_row("calibrated.tif", "um"), image_row("pixels.png", "pixel")], crystals, [])
     [(rows, unit)] = plotted
     assert unit == "um" and {r["Image"] for r in rows} == {"calibrated.tif"}

@@ -20,6 +20,8 @@ def test_a_results_summary_json_gives_the_settings_of_that_analysis(tmp_path):
     path = tmp_path / "summary.json"
     path.write_text(json.dumps({"image": "a.tif", "n_crystals": 3, "settings": settings, "notices": []}))
     assert AnalysisConfig.from_json(path).classify.unclear_below == 0.7
+    extending = AnalysisConfig.from_dict({"extends": str(path), "segment": {"exclude_border": True}})  # as Fiji's
+    assert extending.classify.unclear_below == 0.7 and extending.segment.exclude_border
 
 
 def test_a_settings_file_without_version_is_version_1(tmp_path):

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import json
 import logging
 import os
@@ -45,9 +46,8 @@ from typing import TYPE_CHECKING, Any
 from .classes import RESULT_CODES
 from .config import AnalysisConfig
 from .io import SUPPORTED_SUFFIXES, ImageInputError
-from .io.atomic import replaced_atomically
 from .io.batch_lock import LOCK_NAME, batch_lock
-from .io.owned_files import LEDGER_NAME, check_replaceable_files, record_own_files
+from .io.owned_files import LEDGER_NAME, check_replaceable_files, own_file
 from .io.outputs import OUTPUT_NAMES, RESULTS_NAME, SUMMARY_NAME
 from .io.report import BATCH_REPORT_FILE_NAMES, write_batch_report
 from .io.result_folder import (OutputFolderError, OutputWriteError, check_replaceable, is_result_folder,
@@ -321,7 +321,8 @@ def run_batch(images: Sequence[Path], out: str | Path, config: AnalysisConfig = 
     with batch_lock(out, wait):
         for notice in recover_leftovers(out):
             log.warning("%s", notice)
-        check_replaceable_files(out / name for name in BATCH_TABLE_FILE_NAMES)
+        check_replaceable_files((out / name for name in BATCH_TABLE_FILE_NAMES),
+                                earlier_version=written_by_an_earlier_batch)
         to_do = _to_do(out, images, force)
         if on_start:
             on_start(len(to_do), len(images) - len(to_do))
@@ -417,9 +418,27 @@ def _run_on_dask(images: Sequence[Path], out: Path, config_json: str, overlay: b
             cluster.close()
 
 
+def written_by_an_earlier_batch(path: Path) -> bool:
+    """Whether ``path``, at a batch table's name in a folder of result folders, is a table an
+    earlier version wrote (before the ledger of :mod:`.io.owned_files`): what it holds is ours."""
+    if not any(is_result_folder(folder) for folder in path.parent.iterdir()):
+        return False
+    try:
+        with open(path, "rb") as stream:
+            start = stream.read(4096)
+    except OSError:
+        return False
+    if path.suffix == ".csv":
+        return start.startswith(b"Image,")
+    if path.suffix == ".png":
+        return start.startswith(b"\x89PNG\r\n\x1a\n")
+    return b"<title>MicroCrystalNet batch</title>" in start
+
+
 def _write_csv(path: Path, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
     """Rows as CSV; a column a row lacks (a result folder of an older version) stays empty."""
-    with replaced_atomically(path) as partial, open(partial, "w", newline="") as stream:
+    with own_file(path, earlier_version=written_by_an_earlier_batch) as partial, \
+            open(partial, "w", newline="") as stream:
         writer = csv.DictWriter(stream, columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
@@ -471,13 +490,13 @@ def write_batch_tables(out: Path, errors: Sequence[ImageOutcome]) -> None:
             continue
         crystal_rows.extend(rows)
     error_rows = [{"Image": Path(o.image).name, "Error": o.error} for o in errors]
-    written = [out / name for name in BATCH_TABLE_FILE_NAMES]
-    check_replaceable_files(written)  # checked when the batch started; a user may have put one there since
+    # checked when the batch started, and again: a user may have put one there since
+    check_replaceable_files([out / name for name in BATCH_TABLE_FILE_NAMES], earlier_version=written_by_an_earlier_batch)
     try:
         _write_csv(out / BATCH_RESULTS_NAME, BATCH_RESULT_COLUMNS, crystal_rows)
         _write_csv(out / BATCH_IMAGES_NAME, IMAGE_COLUMNS, image_rows)
         _write_csv(out / BATCH_ERRORS_NAME, ["Image", "Error"], error_rows)
-        write_batch_report(out, image_rows, crystal_rows, error_rows)
-        record_own_files(written)
+        write_batch_report(out, image_rows, crystal_rows, error_rows,
+                           writer=functools.partial(own_file, earlier_version=written_by_an_earlier_batch))
     except OSError as error:  # a full disk, say: the result folders are complete all the same
         raise output_write_error(error, out) from error

@@ -389,10 +389,7 @@ class AnalysisConfig(Settings):
     def from_json(cls, path: str | Path) -> AnalysisConfig:
         """Settings from a JSON file: a settings file, or a result's summary.json (its
         ``settings`` object: the settings of that analysis)."""
-        data = _read_settings_file(Path(path), ())
-        if isinstance(data, dict) and isinstance(data.get("settings"), dict) and "n_crystals" in data:
-            data = data["settings"]  # a summary.json
-        return cls.from_dict(data, source=path)
+        return cls.from_dict(_read_settings_file(Path(path), ()), source=path)
 
 
 class TrainingConfig(Settings):
@@ -460,11 +457,15 @@ def _merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
 
 
 def _read_settings_file(path: Path, chain: tuple[Path, ...]) -> Any:
+    """A settings file's data; of a result's summary.json, its settings (those of that analysis)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         via = f" (named by 'extends' in {chain[-1]})" if chain else ""
         raise ConfigError(f"cannot read the settings file {path}{via}: {error}") from error
+    if isinstance(data, dict) and isinstance(data.get("settings"), dict) and "n_crystals" in data:
+        return data["settings"]
+    return data
 
 
 def _resolve_extends(data: Any, source: str | Path | None, chain: tuple[Path, ...]) -> Any:

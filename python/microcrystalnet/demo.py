@@ -8,6 +8,8 @@ synthetic crystals, not on real rocks.
 
 from __future__ import annotations
 
+import functools
+import json
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +67,16 @@ def compare_with_truth(analysis: CrystalAnalysis, scene: SyntheticScene) -> dict
     }
 
 
+def _written_by_an_earlier_demo(out_dir: Path, path: Path) -> bool:
+    """Whether ``path`` is a file an earlier version's demo wrote into ``out_dir`` (before the
+    ledger of :mod:`.io.owned_files`): its demo report is there, saying what it is."""
+    try:
+        report = json.loads((out_dir / DEMO_REPORT_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(report, dict) and str(report.get("note", "")).startswith("synthetic scene")
+
+
 def run_demo(out_dir: Path, size_px: int = 2048, seed: int = 0, config: AnalysisConfig = AnalysisConfig(),
              classifier: CrystalClassifier | None = None, progress: ProgressCallback | None = None) -> dict[str, Any]:
     """Render a scene of ``size_px`` square covering 20.48 um (micrite at the paper's 10 nm/px
@@ -73,7 +85,8 @@ def run_demo(out_dir: Path, size_px: int = 2048, seed: int = 0, config: Analysis
     are never replaced (``OutputFolderError``, before any work)."""
     out_dir = Path(out_dir)
     scene_files = [out_dir / "input" / name for name in (DEMO_IMAGE_NAME, TRUE_LABELS_NAME, TRUE_CLASSES_NAME)]
-    check_replaceable_files([*scene_files, out_dir / DEMO_REPORT_NAME])
+    earlier_demo = functools.partial(_written_by_an_earlier_demo, out_dir)
+    check_replaceable_files([*scene_files, out_dir / DEMO_REPORT_NAME], earlier_version=earlier_demo)
     scene = render_scene(SceneSpec(shape=(size_px, size_px), pixel_size_um=20.48 / size_px, seed=seed))
     image_path = write_scene(scene, out_dir / "input")
     record_own_files(scene_files)
@@ -84,6 +97,6 @@ def run_demo(out_dir: Path, size_px: int = 2048, seed: int = 0, config: Analysis
     report = {"scene": {"size_px": size_px, "pixel_size_um": scene.pixel_size_um, "seed": seed,
                         "n_crystals": scene.n_crystals},
               "results_folder": str(result_folder), **compare_with_truth(analysis, scene)}
-    with own_file(out_dir / DEMO_REPORT_NAME) as partial:
+    with own_file(out_dir / DEMO_REPORT_NAME, earlier_version=earlier_demo) as partial:
         write_json(partial, report)
     return report

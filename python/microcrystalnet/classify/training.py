@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 keras = import_keras()
 
 MODEL_FILE = "model.keras"
+#: what a run folder of an earlier version (before the ledger of io.owned_files) holds: the model's description
+RUN_FOLDER_SIGN = f"{MODEL_FILE}.json"
 
 EpochProgress = Callable[[int, int, dict[str, float]], None]
 
@@ -180,7 +182,7 @@ def train_classifier(dataset: PatchDataset, out: str | Path, config: TrainingCon
     else:
         splits = cross_validation_splits(dataset.labels, groups, config.folds, config.validation_fraction,
                                          config.seed, config.split_by)
-    claim_output_folder(out, earlier_run_sign=f"{MODEL_FILE}.json")
+    claim_output_folder(out, earlier_run_sign=RUN_FOLDER_SIGN)
     settings = {"training": config.to_dict(), "analysis": analysis.to_dict(), "data": dataset.describe(),
                 "class_counts": dataset.class_counts(), "dropped": dataset.dropped}
     (out / "config.json").write_text(json.dumps(settings, indent=2) + "\n")

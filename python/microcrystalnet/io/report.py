@@ -11,7 +11,8 @@ the page, so they can go into a report of their own. Pages are plain HTML with n
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +45,15 @@ _STYLE = ("body{font-family:sans-serif;margin:2em;max-width:75em}table{border-co
           ".note{color:#555}")
 
 
-def save_figure(figure: Any, path: Path, dpi: int = 110) -> str:
+#: how a report's file is written: a context manager giving the path to write, which becomes the file
+#: when the block ends (default :func:`.atomic.replaced_atomically`)
+FileWriter = Callable[[Path], AbstractContextManager[Path]]
+
+
+def save_figure(figure: Any, path: Path, dpi: int = 110, writer: FileWriter = replaced_atomically) -> str:
     """Save a matplotlib figure as PNG (written beside, then renamed); returns the file name."""
     figure.tight_layout()
-    with replaced_atomically(path) as partial:
+    with writer(path) as partial:
         figure.savefig(partial, dpi=dpi)
     plt.close(figure)
     return path.name
@@ -138,7 +144,8 @@ def write_image_report(folder: Path, image_name: str, rows: Sequence[dict[str, A
     return path
 
 
-def plot_batch_fractions(image_rows: Sequence[dict[str, Any]], path: Path) -> str:
+def plot_batch_fractions(image_rows: Sequence[dict[str, Any]], path: Path,
+                         writer: FileWriter = replaced_atomically) -> str:
     names = [str(r["Image"]) for r in image_rows]
     figure, axis = plt.subplots(figsize=(8, max(2.5, 0.28 * len(names) + 1)))
     left = np.zeros(len(names))
@@ -150,10 +157,11 @@ def plot_batch_fractions(image_rows: Sequence[dict[str, Any]], path: Path) -> st
     axis.set_xlabel("fraction of crystals")
     axis.invert_yaxis()
     axis.legend(fontsize=8, ncol=len(RESULT_CLASSES), loc="lower center", bbox_to_anchor=(0.5, 1.0))
-    return save_figure(figure, path)
+    return save_figure(figure, path, writer=writer)
 
 
-def plot_batch_sizes(crystal_rows: Sequence[dict[str, Any]], unit: str, path: Path) -> str:
+def plot_batch_sizes(crystal_rows: Sequence[dict[str, Any]], unit: str, path: Path,
+                     writer: FileWriter = replaced_atomically) -> str:
     """Feret diameters: one box per image (up to MAX_IMAGES_PER_PLOT images) and per class overall."""
     images = list(dict.fromkeys(str(r["Image"]) for r in crystal_rows))
     per_image = len(images) <= MAX_IMAGES_PER_PLOT
@@ -170,21 +178,22 @@ def plot_batch_sizes(crystal_rows: Sequence[dict[str, Any]], unit: str, path: Pa
                             for name in images])
         axes[0, 1].set_xticks(range(1, len(images) + 1), images, rotation=60, ha="right", fontsize=7)
         axes[0, 1].set_title("per image")
-    return save_figure(figure, path)
+    return save_figure(figure, path, writer=writer)
 
 
 def write_batch_report(out: Path, image_rows: Sequence[dict[str, Any]], crystal_rows: Sequence[dict[str, Any]],
-                       errors: Sequence[dict[str, Any]]) -> Path:
-    """``batch_report.html`` (and its plots) for the finished images of a batch folder."""
+                       errors: Sequence[dict[str, Any]], writer: FileWriter = replaced_atomically) -> Path:
+    """``batch_report.html`` (and its plots) for the finished images of a batch folder, each file
+    written by ``writer``."""
     units = {str(r["Unit"]) for r in image_rows}
     # lengths in um and in pixels do not go on one axis: calibrated images are plotted, if any
     unit = "um" if "um" in units else min(units, default="pixel")
     left_out = sorted(str(r["Image"]) for r in image_rows if str(r["Unit"]) != unit)
     figures = []
     if image_rows:
-        figures.append(plot_batch_fractions(image_rows, out / BATCH_FRACTIONS_PLOT_NAME))
+        figures.append(plot_batch_fractions(image_rows, out / BATCH_FRACTIONS_PLOT_NAME, writer))
         figures.append(plot_batch_sizes([r for r in crystal_rows if str(r["Unit"]) == unit], unit,
-                                        out / BATCH_SIZES_PLOT_NAME))
+                                        out / BATCH_SIZES_PLOT_NAME, writer))
     codes = [c.code for c in RESULT_CLASSES]
     table = html_table(["image", "crystals", *[f"{code} %" for code in codes]],
                        [[f"<a href='{html.escape(Path(str(r['Image'])).stem)}/{IMAGE_REPORT_NAME}'>"
@@ -202,6 +211,6 @@ def write_batch_report(out: Path, image_rows: Sequence[dict[str, Any]], crystal_
             + (f"<h2>Not analysed</h2>{failed}" if errors else "")
             + "<p class='note'>Every crystal: batch_results.csv; per image: batch_images.csv.</p>")
     path = out / BATCH_REPORT_NAME
-    with replaced_atomically(path) as partial:
+    with writer(path) as partial:
         partial.write_text(html_page("MicroCrystalNet batch", body))
     return path

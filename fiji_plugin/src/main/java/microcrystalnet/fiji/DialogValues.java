@@ -54,12 +54,21 @@ final class DialogValues {
 		}
 	}
 
-	/** Macro {@code options} with the key {@code from} (a whole key) named {@code to}, unless {@code to} is given. */
+	/** A macro option: a key, then {@code =value} or {@code =[value with spaces]} unless a checkbox. */
+	private static final Pattern OPTION = Pattern.compile("(?<=^|\\s)([^\\s=\\[\\]]+)(=(\\[[^\\]]*\\]|\\S*))?");
+
+	/**
+	 * Macro {@code options} with the key {@code from} named {@code to}, unless {@code to} is given.
+	 * Keys are whole (not the end of another key) and never inside a [bracketed value].
+	 */
 	static String withKeyRenamed(String options, String from, String to) {
-		if (Pattern.compile("(^|\\s)" + Pattern.quote(to) + "(=|\\s|$)").matcher(options).find()) return options;
-		Matcher key = Pattern.compile("(^|\\s)" + Pattern.quote(from) + "=").matcher(options);
-		return key.find() ? options.substring(0, key.start()) + key.group(1) + to + "=" + options.substring(key.end())
-			: options;
+		Matcher option = OPTION.matcher(options);
+		int at = -1;
+		while (option.find()) {
+			if (option.group(1).equals(to)) return options;
+			if (at < 0 && option.group(1).equals(from) && option.group(2) != null) at = option.start(1);
+		}
+		return at < 0 ? options : options.substring(0, at) + to + options.substring(at + from.length());
 	}
 
 	/** The backend's defaults; the model is the one chosen in Settings... (by default the backend's). */

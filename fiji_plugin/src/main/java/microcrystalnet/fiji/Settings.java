@@ -41,7 +41,8 @@ public class Settings implements PlugIn {
 		// or install-fiji must still count when the field is left empty)
 		dialog.addStringField("Python", Prefs.get(PYTHON_KEY, "").trim(), 40);
 		dialog.addChoice("Backend", BACKENDS, backendChoice());
-		dialog.addStringField("Model", model(), 24);
+		String openedModel = model();
+		dialog.addStringField("Model", openedModel, 24);
 		dialog.addMessage("Python: the interpreter that has the microcrystalnet package (e.g. the one\n"
 			+ "printed by 'scripts/mcn --python-path' in a MicroCrystalNet checkout); empty: the environment\n"
 			+ "variable " + PYTHON_VARIABLE + ", else the one 'scripts/mcn install-fiji' set, else python3\n"
@@ -56,7 +57,9 @@ public class Settings implements PlugIn {
 		Prefs.set(BACKEND_KEY, dialog.getNextChoice());
 		String model = dialog.getNextString().trim();
 		Prefs.set(MODEL_KEY, model);
-		Prefs.set(DialogValues.PREFS + "model", model);  // what Analyze Crystals... offers next, too
+		// a model chosen here is what Analyze Crystals... offers next, too (left as it is, its own stays:
+		// e.g. a classifier just trained)
+		if (!model.equals(openedModel)) Prefs.set(DialogValues.PREFS + "model", model);
 		Prefs.savePreferences();
 	}
 
