@@ -603,7 +603,13 @@ def test_external_backend_explains_a_missing_python_or_package(ij, scene_file, t
     ij.run("Settings...", "python=[] backend=External model=reference-2023-11-19")
     ij.run("Settings...", "backend=External model=reference-2023-11-19")  # Python left empty: resolved when used
     assert str(prefs.get("microcrystalnet.python", "unset")) == ""  # not the fallback, stored for good
-    assert str(prefs.get("microcrystalnet.analyze.model", "")) == "reference-2023-11-19"  # what Analyze offers next
+    for model in (str(tmp_path / "mine.keras"), "reference-2023-11-19"):  # a model chosen: what Analyze offers next
+        ij.run("Settings...", f"backend=External model=[{model}]")
+        assert str(prefs.get("microcrystalnet.analyze.model", "")) == model
+    prefs.set("microcrystalnet.analyze.model", str(tmp_path / "trained.keras"))  # as Train Classifier leaves it
+    ij.run("Settings...", "backend=External model=reference-2023-11-19")  # the model left as it was
+    assert str(prefs.get("microcrystalnet.analyze.model", "")) == str(tmp_path / "trained.keras")
+    prefs.set("microcrystalnet.analyze.model", "reference-2023-11-19")
 
 
 def cancelling_progress(stages: list):
