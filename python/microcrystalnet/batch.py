@@ -464,8 +464,8 @@ def image_summary_row(image: Path, summary: dict[str, Any]) -> dict[str, Any]:
 #: image without pixel size; areas in its square), as images with and without one may be mixed
 BATCH_RESULT_COLUMNS = ["Image", "Unit", *RESULT_COLUMNS]
 IMAGE_COLUMNS = ["Image", "Crystals", "PixelSize_um", "PixelSizeSource", "Unit", "Seconds",
-                 *[f"{kind}_{code}" for code in RESULT_CODES for kind in ("Count", "Fraction", "MeanArea", "MeanFeret")],
-                 "Notices"]
+                 *[f"{kind}_{code}" for code in RESULT_CODES
+                   for kind in ("Count", "Fraction", "MeanArea", "MeanFeret")], "Notices"]
 
 
 def write_batch_tables(out: Path, errors: Sequence[ImageOutcome]) -> None:
@@ -491,7 +491,8 @@ def write_batch_tables(out: Path, errors: Sequence[ImageOutcome]) -> None:
         crystal_rows.extend(rows)
     error_rows = [{"Image": Path(o.image).name, "Error": o.error} for o in errors]
     # checked when the batch started, and again: a user may have put one there since
-    check_replaceable_files([out / name for name in BATCH_TABLE_FILE_NAMES], earlier_version=written_by_an_earlier_batch)
+    check_replaceable_files([out / name for name in BATCH_TABLE_FILE_NAMES],
+                            earlier_version=written_by_an_earlier_batch)
     try:
         _write_csv(out / BATCH_RESULTS_NAME, BATCH_RESULT_COLUMNS, crystal_rows)
         _write_csv(out / BATCH_IMAGES_NAME, IMAGE_COLUMNS, image_rows)

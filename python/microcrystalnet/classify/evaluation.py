@@ -37,6 +37,8 @@ Array = np.ndarray
 COLOURS = [class_by_code(code).colour_hex for code in CLASS_CODES]
 #: t-SNE of more patches than this uses a random (seeded) sample of them
 TSNE_MAX_PATCHES = 3000
+#: the scores file; a folder holding it is an evaluation of an earlier version (before the ledger of io.owned_files)
+EVALUATION_FOLDER_SIGN = "metrics.json"
 
 
 def plot_confusion(scores: dict[str, Any], path: Path) -> str:
@@ -179,7 +181,7 @@ def write_evaluation(out: str | Path, classifier: CrystalClassifier, dataset: Pa
     most confidently correct). Returns the scores (as in ``metrics.json``). ``out`` must be new,
     empty, or a folder this program wrote (else ``OutputFolderError``).
     """
-    out = claim_output_folder(Path(out), earlier_run_sign="metrics.json")
+    out = claim_output_folder(Path(out), earlier_run_sign=EVALUATION_FOLDER_SIGN)
     if len(dataset) == 0:
         raise ValueError("no patches to evaluate on")
     if dataset.input_size != classifier.input_size:
@@ -205,7 +207,7 @@ def write_evaluation(out: str | Path, classifier: CrystalClassifier, dataset: Pa
     figure = plot_explanations(classifier, dataset, chosen, probabilities, out / "explain.png")
     images += [figure] if figure else []
     _write_predictions(out / "predictions.csv", dataset, probabilities)
-    (out / "metrics.json").write_text(json.dumps({**scores, **description, "plots": images}, indent=2) + "\n")
+    (out / EVALUATION_FOLDER_SIGN).write_text(json.dumps({**scores, **description, "plots": images}, indent=2) + "\n")
     (out / "report.html").write_text(_report_html("MicroCrystalNet classifier evaluation", scores, description,
                                                   images))
     return scores

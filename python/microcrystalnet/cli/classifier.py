@@ -111,14 +111,18 @@ def run_classifier_command(arguments: argparse.Namespace) -> int:
                                             seed=arguments.seed, split_by=arguments.split_by)
     from ..classify.dataset import DatasetError, load_training_data, synthetic_dataset, write_class_folders
     from ..classify.splits import SplitError
-    from ..classify.training import RUN_FOLDER_SIGN
     from ..io import ImageInputError
     from ..io.owned_files import check_output_folder
     from ..io.roiset import RoiInputError
 
     # the output folder before the data: a folder that cannot be written to is said before minutes of reading
-    check_output_folder(arguments.out, earlier_run_sign={"train": RUN_FOLDER_SIGN, "evaluate": "metrics.json"}.get(
-        arguments.command))
+    # (the sign of an earlier run imported for its command only: training's module loads TensorFlow)
+    sign = None
+    if arguments.command == "train":
+        from ..classify.training import RUN_FOLDER_SIGN as sign
+    elif arguments.command == "evaluate":
+        from ..classify.evaluation import EVALUATION_FOLDER_SIGN as sign
+    check_output_folder(arguments.out, earlier_run_sign=sign)
     try:
         if getattr(arguments, "synthetic", None):
             dataset = synthetic_dataset(arguments.synthetic, (arguments.scene_size,) * 2, config=config,

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..config import (AnalysisConfig, ClassifyConfig, ConfigError, LearnedConfig, PreprocessConfig, SamConfig, SegmentConfig,
-                      WatershedConfig, choices_of, default_of)
+from ..config import (AnalysisConfig, ClassifyConfig, ConfigError, LearnedConfig, PreprocessConfig, SamConfig,
+                      SegmentConfig, WatershedConfig, choices_of, default_of)
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_MODEL = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130

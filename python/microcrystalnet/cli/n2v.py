@@ -19,7 +19,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
                                                 "bioimage.io model zip (runs in careamics, deepImageJ, ...).")
     train.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="noisy training images")
     train.add_argument("--out", required=True, type=Path, metavar="MODEL.zip", help="bioimage.io model zip to write")
-    train.add_argument("--steps", type=positive_int, default=1000, help="training batches (default 1000; rounded up to whole passes over the images' patches)")
+    train.add_argument("--steps", type=positive_int, default=1000,
+                       help="training batches (default 1000; rounded up to whole passes over the images' patches)")
     train.add_argument("--patch-size", type=positive_int, default=64, help="training patch side, px (default 64)")
     train.add_argument("--batch-size", type=positive_int, default=16, help="patches per batch (default 16)")
     train.add_argument("--keep-data-bar", action="store_true", help="train on the data bar too")

@@ -206,7 +206,8 @@ def write_batch_report(out: Path, image_rows: Sequence[dict[str, Any]], crystal_
             + (f"; {len(errors)} image(s) could not be analysed" if errors else "") + ".</p>"
             + f"<h2>Pictures</h2>{html_figures(figures)}"
             + (f"<p class='note'>Sizes: images with a pixel size only; {len(left_out)} image(s) without one "
-               f"(lengths in pixels) left out of that plot: {html.escape(', '.join(left_out))}.</p>" if left_out else "")
+               f"(lengths in pixels) left out of that plot: {html.escape(', '.join(left_out))}.</p>"
+               if left_out else "")
             + f"<h2>Images</h2>{table}"
             + (f"<h2>Not analysed</h2>{failed}" if errors else "")
             + "<p class='note'>Every crystal: batch_results.csv; per image: batch_images.csv.</p>")

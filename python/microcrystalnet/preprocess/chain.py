@@ -17,10 +17,9 @@ from typing import Any
 import numpy as np
 
 from ..config import PreprocessConfig
-from ..io.owned_files import check_replaceable_files
 from ..notices import PASS_N2V_MODEL, Notice
 from .filters import close_gray, non_local_means, open_gray, unsharp
-from .n2v import Noise2VoidDenoiser, train_noise2void
+from .n2v import Noise2VoidDenoiser, check_model_files_replaceable, train_noise2void
 from .quality import reference_scores, snr_db
 
 Array = np.ndarray
@@ -118,7 +117,7 @@ def train_noise2void_for_chain(images: Sequence[Array], pixel_sizes_um: Sequence
     as :func:`.n2v.train_noise2void` takes it."""
     if "n2v" not in chain:
         raise ValueError(f"the chain {', '.join(chain) or '(empty)'} has no n2v step to train a model for")
-    check_replaceable_files([Path(out), Path(f"{out}.json")])  # before the chain's steps run on every image
+    check_model_files_replaceable(out)  # before the chain's steps run on every image
     before = PreprocessConfig(steps=tuple(chain[:list(chain).index("n2v")]))
     prepared = [preprocess(image, size, before)[0] for image, size in zip(images, pixel_sizes_um)]
     train_noise2void(prepared, out, steps, patch_px, batch_size, trained_after=before.steps, progress=progress)

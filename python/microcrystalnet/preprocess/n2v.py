@@ -165,6 +165,12 @@ def _record_path(model: Path) -> Path:
     return model.with_name(model.name + ".json")
 
 
+def check_model_files_replaceable(out: str | Path) -> None:
+    """Raise ``OutputFolderError`` unless a model may be written at ``out`` and its training record
+    beside it: nothing there, or files this program wrote (:mod:`..io.owned_files`)."""
+    check_replaceable_files([Path(out), _record_path(Path(out))])
+
+
 def _read_training_record(model: Path) -> dict:
     record = _record_path(model)
     if not record.is_file():
@@ -191,7 +197,7 @@ def train_noise2void(images: Sequence[Array], out: str | Path, steps: int = 1000
     never replaced: ``OutputFolderError`` before training."""
     if not images:
         raise ValueError("Noise2Void needs at least one training image")
-    check_replaceable_files([Path(out), _record_path(Path(out))])
+    check_model_files_replaceable(out)
     careamics, create_advanced_n2v_config = _careamics()
     patch = min([patch_px] + [min(image.shape) // 16 * 16 for image in images])
     if patch < 16:

@@ -235,7 +235,8 @@ public class AnalyzeCrystals implements PlugIn {
 			segmenter.toLowerCase(Locale.ROOT));
 		String learned = segmenterModel.isEmpty() ? "" : String.format(", \"learned\": {\"model\": \"%s\"}",
 			quoted(segmenterModel));
-		boolean automaticSize = Objects.equals(crystalSizeUm, AUTOMATIC_SIZE) || Objects.equals(crystalSizePx, AUTOMATIC_SIZE);
+		boolean automaticSize = Objects.equals(crystalSizeUm, AUTOMATIC_SIZE)
+			|| Objects.equals(crystalSizePx, AUTOMATIC_SIZE);
 		String crystalSize = automaticSize ? "\"crystal_size_um\": null, \"crystal_size_px\": null, "
 			: crystalSizeUm != null
 			? member("crystal_size_um", crystalSizeUm, ", ") + "\"crystal_size_px\": null, "

@@ -146,7 +146,8 @@ public class ExternalBackend implements Backend {
 				// asked to stop first (SIGTERM: it ends as on Ctrl-C, a batch keeps its finished images and
 				// lets go of its folder), killed only if it does not
 				process.destroy();
-				if (!process.waitFor(STOP_WAIT_S, TimeUnit.SECONDS)) process.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+				if (!process.waitFor(STOP_WAIT_S, TimeUnit.SECONDS))
+					process.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
 				throw new CancelledException();
 			}
 		}
