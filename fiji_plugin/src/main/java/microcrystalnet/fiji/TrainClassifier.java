@@ -72,30 +72,11 @@ public class TrainClassifier implements PlugIn {
 			fail("Give the name of the ROI property that holds the class.");
 			return;
 		}
-		String refused = refusedRunFolder(run);
-		if (refused != null) {
-			fail(refused);
-			return;
-		}
 		if (!macro) {
 			Prefs.set(PREFS + "class_from", classFrom);
 			Prefs.set(PREFS + "property", property);
 		}
 		train(image, outlines, classFrom, property, (long) epochs, run);
-	}
-
-	/**
-	 * Why {@code run} cannot receive the training run, or null: it must be new, empty, or a run
-	 * folder of an earlier training (never overwrite files the program did not write).
-	 */
-	static String refusedRunFolder(File run) {
-		if (run.getParentFile() == null || !run.getParentFile().isDirectory())
-			return "The run folder " + run + " must be in an existing folder.";
-		if (run.isFile()) return "The run folder " + run + " is a file; choose a folder.";
-		String[] entries = run.list();
-		if (entries != null && entries.length > 0 && !new File(run, MODEL_FILE + ".json").isFile())
-			return "The run folder " + run + " holds other files; choose a new or empty folder (it was left as it is).";
-		return null;
 	}
 
 	/** The class text of each ROI from its group name or property (null: from its name, Python reads that). */
