@@ -132,8 +132,7 @@ def segment_entry(entry: dict[str, Any], config, segmenter, inverted: bool = Fal
     ``CrystalContrast`` and the seconds taken (loading not counted). ``config``: an
     AnalysisConfig; ``segmenter``: a loaded one (``make_segmenter``)."""
     from microcrystalnet.io import to_unit_range
-    from microcrystalnet.pipeline import prepared_for_segmentation
-    from microcrystalnet.preprocess import preprocess
+    from microcrystalnet.pipeline import segmentation_inputs
     from microcrystalnet.segment import segment_crystals
 
     image, true = load_entry(entry)
@@ -141,11 +140,10 @@ def segment_entry(entry: dict[str, Any], config, segmenter, inverted: bool = Fal
     analysed = to_unit_range(image.pixels)
     if inverted:
         analysed = 1 - analysed
-    analysed, config, scale, contrast, _ = prepared_for_segmentation(analysed, image.pixel_size_um, config, segmenter)
-    pixel_size = image.pixel_size_um or config.input.assumed_pixel_size_um
-    preprocessed, _ = preprocess(analysed, pixel_size, config.preprocess)
-    segmentation = segment_crystals(analysed if segmenter.sees_raw_image else preprocessed, pixel_size,
-                                    config.segment, segmenter)
+    prepared = segmentation_inputs(analysed, image.pixel_size_um, config, segmenter)
+    scale, contrast = prepared.scale, prepared.contrast
+    segmentation = segment_crystals(prepared.image, prepared.pixel_size_um, prepared.config.segment, segmenter,
+                                    prompt_image=prepared.prompt_image)
     return true, segmentation, scale, contrast, time.perf_counter() - started
 
 

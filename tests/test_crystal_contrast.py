@@ -192,7 +192,8 @@ def test_sam_judges_as_the_learned_segmenter_judges_and_tune_sam_too(tmp_path, s
     from microcrystalnet.config import SamConfig
     from microcrystalnet.io.outputs import write_roiset
     from microcrystalnet.outline import outlines_from_labels
-    from microcrystalnet.segment.sam_tuning import load_tuning_images, tuned_settings
+    from microcrystalnet.pipeline import load_tuning_images
+    from microcrystalnet.segment.sam_tuning import tuned_settings
     from test_sam import reduced_sam
 
     def with_reduced_sam(kind, settings, load):
@@ -214,13 +215,16 @@ def test_sam_judges_as_the_learned_segmenter_judges_and_tune_sam_too(tmp_path, s
     write_roiset(tmp_path / "RoiSet.zip", outlines_from_labels(small_scene.labels), rows)
     dark = AnalysisConfig().updated(input={"pixel_size_um": small_scene.pixel_size_um},
                                     segment={"crystal_contrast": "dark"})
-    (image,) = load_tuning_images([(tmp_path / "dark.tif", tmp_path / "RoiSet.zip")], dark)
-    np.testing.assert_allclose(image.image, 1 - inverted(small_scene.image) / 255, atol=1e-6)
+    def tuning_image(config):  # as tune-sam prepares it, with SAM prompted by the learned segmenter
+        segmenter = make_segmenter(config.segment.updated(backend="sam"), reuse=with_reduced_sam)
+        (image,) = load_tuning_images([(tmp_path / "dark.tif", tmp_path / "RoiSet.zip")], config, segmenter)
+        return image
+
+    np.testing.assert_allclose(tuning_image(dark).prompt_image, 1 - inverted(small_scene.image) / 255, atol=1e-6)
     for setting in ("auto", "bright"):  # auto: judged dark, as the analysis judges
-        (image,) = load_tuning_images([(tmp_path / "dark.tif", tmp_path / "RoiSet.zip")],
-                                      AnalysisConfig().updated(segment={"crystal_contrast": setting}))
+        image = tuning_image(AnalysisConfig().updated(segment={"crystal_contrast": setting}))
         expected = 1 - inverted(small_scene.image) / 255 if setting == "auto" else inverted(small_scene.image) / 255
-        np.testing.assert_allclose(image.image, expected, atol=1e-6)
+        np.testing.assert_allclose(image.prompt_image, expected, atol=1e-6)
     report = {"best": {"mode": "automatic", "f1": 0.5}}
     assert tuned_settings(report, SamConfig(), "dark")["segment"]["crystal_contrast"] == "dark"
     assert "crystal_contrast" not in tuned_settings(report, SamConfig())["segment"]

@@ -120,6 +120,61 @@ def test_prompt_mode_batches_one_prompt_per_candidate_plus_a_sparse_second_pass(
     assert result.segmenter["backend"] == "sam" and result.segmenter["mode"] == "prompt"
 
 
+def with_reduced_sam(kind, settings, load):
+    """``make_segmenter``'s ``reuse``: the reduced SAM for SAM, the real model for the rest."""
+    return reduced_sam() if kind == "SAM" else load()
+
+
+def test_sam_segments_the_preprocessed_image_and_its_learned_prompter_the_image_as_read(scene):
+    from microcrystalnet.config import AnalysisConfig
+    from microcrystalnet.pipeline import segmentation_inputs
+    from microcrystalnet.segment import make_segmenter
+
+    config = AnalysisConfig().updated(segment={"backend": "sam", "sam": {"decoder_batch": 16, "second_pass": False}})
+    segmenter = make_segmenter(config.segment, reuse=with_reduced_sam)
+    as_read = to_unit_range(scene.image)
+    prepared = segmentation_inputs(as_read, SCENE.pixel_size_um, config, segmenter)
+    assert prepared.image is prepared.preprocessed and not np.allclose(prepared.preprocessed, as_read, atol=0.02)
+    np.testing.assert_array_equal(prepared.prompt_image, as_read)  # bright crystals, as read
+    segment = prepared.config.segment
+    prompted = segmenter.propose(prepared.image, SCENE.pixel_size_um, segment, prompt_image=prepared.prompt_image)
+    assert prompted.statistics.working_pixel_size_um == pytest.approx(SCENE.pixel_size_um)  # no rescaling here
+    found = segmenter.prompter.segment(prepared.prompt_image, SCENE.pixel_size_um, segment)[0]
+    assert np.array_equal(prompted.foreground, ndi.binary_dilation(found > 0, iterations=2))
+    # prompted from the preprocessed image, the prompts differ (how the analysis prompted SAM before)
+    assert not np.array_equal(segmenter.propose(prepared.image, SCENE.pixel_size_um, segment).foreground,
+                              prompted.foreground)
+    # the learned segmenter alone and the watershed prompter take nothing more
+    learned = make_segmenter(config.segment.updated(backend="learned"))
+    assert segmentation_inputs(as_read, SCENE.pixel_size_um, config, learned).prompt_image is None
+    watershed_prompts = make_segmenter(config.segment.updated(sam={"prompts_from": "watershed"}),
+                                       reuse=with_reduced_sam)
+    assert segmentation_inputs(as_read, SCENE.pixel_size_um, config, watershed_prompts).prompt_image is None
+
+
+def test_tuning_images_get_the_settings_scaled_to_their_crystals_as_the_analysis_does(tmp_path):
+    from microcrystalnet.config import AnalysisConfig
+    from microcrystalnet.io.outputs import write_roiset
+    from microcrystalnet.outline import outlines_from_labels
+    from microcrystalnet.pipeline import load_tuning_images, segmentation_inputs
+    from microcrystalnet.segment import make_segmenter
+
+    small = render_scene(SceneSpec(shape=(160, 160), pixel_size_um=0.2, seed=13))  # crystals of ~10 px
+    tifffile.imwrite(tmp_path / "small.tif", small.image)  # no pixel size
+    rows = [{"Crystal": n, "Name": f"{n:04d}", "Class": "RES", "Confidence": 1.0} for n in range(1, small.n_crystals + 1)]
+    write_roiset(tmp_path / "RoiSet.zip", outlines_from_labels(small.labels), rows)
+    config = AnalysisConfig().updated(segment={"backend": "sam", "crystal_size_px": 10.0})
+    segmenter = make_segmenter(config.segment, reuse=with_reduced_sam)
+    (item,) = load_tuning_images([(tmp_path / "small.tif", tmp_path / "RoiSet.zip")], config, segmenter)
+    prepared = segmentation_inputs(to_unit_range(small.image), None, config, segmenter)
+    # micrite's area limits would drop every crystal of 10 px at the assumed 10 nm/px (0.25 um^2: 56 px across)
+    assert item.segment == prepared.config.segment and item.segment.crystal_size_um == pytest.approx(0.1)
+    assert item.segment.min_crystal_area_um2 == pytest.approx(SegmentConfig().min_crystal_area_um2 / 20 ** 2)
+    assert item.pixel_size_um == prepared.pixel_size_um
+    np.testing.assert_array_equal(item.image, prepared.preprocessed)
+    np.testing.assert_array_equal(item.prompt_image, prepared.prompt_image)
+
+
 def test_automatic_mode_runs_the_point_grid(scene):
     segmenter = SamCrystalSegmenter(reduced_sam(), SamConfig(mode="automatic", points_per_side=4,
                                                              pred_iou_thresh=0.0, stability_score_thresh=0.0))
@@ -245,10 +300,11 @@ def test_tuning_scores_prompt_mode_and_every_automatic_setting(scene, tmp_path):
     segmenter = SamCrystalSegmenter(reduced_sam(), SamConfig(decoder_batch=16))
     encoder_passes = []
     segmenter.sam.model.image_encoder.register_forward_hook(lambda *_: encoder_passes.append(1))
-    images = [TuningImage("scene", to_unit_range(scene.image), SCENE.pixel_size_um, scene.labels)]
+    images = [TuningImage("scene", to_unit_range(scene.image), SCENE.pixel_size_um, scene.labels,
+                          SegmentConfig(backend="sam"))]
     grid = TuningGrid(points_per_side=(4, 6), pred_iou_thresh=(0.0, 0.9), stability_score_thresh=(0.0,),
                       box_nms_thresh=(0.7, 1.0))
-    report = tune_sam(segmenter, images, SegmentConfig(backend="sam"), grid)
+    report = tune_sam(segmenter, images, grid)
     assert len(encoder_passes) == 1  # one tile, encoded once for prompt mode and both grid densities
     assert len(report["results"]) == 1 + 2 * 4 and report["reference_crystals"] == scene.n_crystals
     assert report["results"][0]["sam"] == {"mode": "prompt"}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -25,6 +25,10 @@ from .results import results_rows, segmenter_label
 from .segment import CrystalSegmenter, empty_result_notice, make_segmenter, segment_crystals
 from .segment.contrast import SET, CrystalContrast, judged_crystal_contrast, with_bright_crystals
 from .segment.scale import REFERENCE_CRYSTAL_DIAMETER_UM, CrystalScale, crystal_scale, scaled_config
+
+if TYPE_CHECKING:
+    from .segment.sam import SamCrystalSegmenter
+    from .segment.sam_tuning import TuningImage
 
 Array = np.ndarray
 T = TypeVar("T")
@@ -149,6 +153,79 @@ def prepared_for_segmentation(analysed: Array, pixel_size_um: float | None, conf
     return bright, scaled, scale, contrast, notices
 
 
+@dataclass
+class SegmentationInputs:
+    """An image as the analysis hands it to segmentation (:func:`segmentation_inputs`).
+
+    ``image``: what the segmenter segments, ``prompt_image``: what its prompter segments where
+    that is another image (else None), ``preprocessed``: what classification sees (all float
+    (Y, X) in [0, 1], bright crystals); ``config``: the settings scaled to the image's crystal
+    diameter ``scale``; ``pixel_size_um``: the one segmentation works with (the assumed one where
+    the image has none); ``step_reports``: the preprocessing steps' reports."""
+
+    image: Array
+    prompt_image: Array | None
+    preprocessed: Array
+    config: AnalysisConfig
+    pixel_size_um: float
+    scale: CrystalScale
+    contrast: CrystalContrast
+    notices: list[str]
+    step_reports: list[Any]
+
+
+def _run_now(stage: str, fraction: float, work: Callable[[], T]) -> T:
+    return work()
+
+
+def segmentation_inputs(analysed: Array, pixel_size_um: float | None, config: AnalysisConfig,
+                        segmenter: CrystalSegmenter, n2v: Noise2VoidDenoiser | None = None, *,
+                        staged: Callable[[str, float, Callable[[], T]], T] = _run_now) -> SegmentationInputs:
+    """What :func:`analyze_image` does before segmenting ``analysed`` (float (Y, X) in [0, 1], the
+    analysed part of an image; ``pixel_size_um`` None: uncalibrated): the crystal contrast, the
+    settings scaled to the crystal diameter (:func:`prepared_for_segmentation`), preprocessing
+    with them (``n2v``: the loaded Noise2Void model, where the settings run one), and the image
+    each segmenter sees: the learned segmenter, and the learned prompter of SAM, the image as read
+    (trained on raw images; BENCHMARKS.md), the others the preprocessed one. ``staged(stage,
+    fraction, work)`` runs each stage (for progress and timing)."""
+    contrast, texture_px = staged("crystal contrast", 0.0, lambda: contrast_judged_for(
+        analysed, pixel_size_um, config, segmenter))
+    bright, config, scale, notices = staged("crystal size", 0.02, lambda: scaled_with_bright_crystals(
+        analysed, pixel_size_um, config, segmenter, contrast, texture_px))
+    del analysed  # where the crystals are dark, only the inverted copy lives on: large images
+    segmentation_pixel_size = pixel_size_um or config.input.assumed_pixel_size_um
+    preprocessed, step_reports = staged("preprocess", 0.05, lambda: preprocess(
+        bright, segmentation_pixel_size, config.preprocess, n2v))
+    image = bright if segmenter.sees_raw_image else preprocessed
+    prompt_image = bright if getattr(segmenter, "prompter_sees_raw_image", False) and image is not bright else None
+    return SegmentationInputs(image, prompt_image, preprocessed, config, segmentation_pixel_size, scale, contrast,
+                              notices, step_reports)
+
+
+def load_tuning_images(pairs: Sequence[tuple[str | Path, str | Path]], config: AnalysisConfig,
+                       segmenter: SamCrystalSegmenter, n2v: Noise2VoidDenoiser | None = None,
+                       progress: Callable[[str], None] = lambda message: None) -> list[TuningImage]:
+    """SAM tuning images (:mod:`.segment.sam_tuning`) from (image file, Fiji RoiSet.zip of its
+    reference crystals) pairs, read and prepared as :func:`analyze_image` prepares them for
+    ``segmenter`` (:func:`segmentation_inputs`: pixel size, data bar, crystal contrast, settings
+    scaled to each image's crystal diameter, preprocessing, the image the prompter sees).
+    Raises ImageInputError or RoiInputError."""
+    from .io.roiset import read_reference_crystals
+    from .segment.sam_tuning import TuningImage
+
+    images = []
+    for image_path, roi_path in pairs:
+        image = read_sem_image(image_path, config.input.pixel_size_um, config.input.exclude_data_bar)
+        reference = read_reference_crystals(roi_path, image.analysed_pixels.shape)
+        prepared = segmentation_inputs(to_unit_range(image.analysed_pixels), image.pixel_size_um, config, segmenter,
+                                       n2v)
+        images.append(TuningImage(Path(image_path).name, prepared.image, prepared.pixel_size_um, reference.labels,
+                                  prepared.config.segment, prepared.prompt_image))
+        progress(f"{Path(image_path).name}: {reference.labels.max()} reference crystals, typical crystal "
+                 f"{prepared.scale.diameter_px:.1f} px ({prepared.scale.source})")
+    return images
+
+
 def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: AnalysisConfig = AnalysisConfig(),
                   progress: ProgressCallback | None = None,
                   segmenter: CrystalSegmenter | None = None, n2v: Noise2VoidDenoiser | None = None
@@ -175,7 +252,6 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
     notices = list(image.notices)
     seconds: dict[str, float] = {}
     segmentation_pixel_size = image.pixel_size_um or config.input.assumed_pixel_size_um
-    analysed = to_unit_range(image.analysed_pixels)
     segmenter = segmenter or make_segmenter(config.segment)
 
     def timed(stage: str, fraction: float, work: Callable[[], T]) -> T:
@@ -189,11 +265,12 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
     given_area_limits = [wording for wording, name in ((MIN_AREA, "min_crystal_area_um2"),
                                                        (MAX_AREA, "max_crystal_area_um2"))
                          if getattr(config.segment, name) != default_of(SegmentConfig, name)]
-    contrast, texture_px = timed("crystal contrast", 0.0, lambda: contrast_judged_for(
-        analysed, image.pixel_size_um, config, segmenter))
-    analysed, config, scale, scale_notices = timed("crystal size", 0.02, lambda: scaled_with_bright_crystals(
-        analysed, image.pixel_size_um, config, segmenter, contrast, texture_px))
-    notices += scale_notices
+    if n2v is None and config.preprocess.runs_n2v_model:
+        n2v = Noise2VoidModel.load(config.preprocess.n2v_model)
+    prepared = segmentation_inputs(to_unit_range(image.analysed_pixels), image.pixel_size_um, config, segmenter, n2v,
+                                   staged=timed)
+    config, scale, contrast, preprocessed = prepared.config, prepared.scale, prepared.contrast, prepared.preprocessed
+    notices += prepared.notices
     if image.pixel_size_um is None and scale.source in ("micrite default", "crystal_size_um"):
         # (a size in px, given or estimated, sets every limit in px: the assumed pixel size cancels out)
         notices.append(Notice.of(f"segmentation assumed {segmentation_pixel_size * 1000:g} nm/px to apply the "
@@ -204,18 +281,13 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
                                                                                       else (wording,))]
         notices.append(Notice.of(f"segmentation assumed {segmentation_pixel_size * 1000:g} nm/px to apply the area "
                                  "limits given in um² (", *named, "); if that is wrong, ", SET_PIXEL_SIZE))
-    if n2v is None and config.preprocess.runs_n2v_model:
-        n2v = Noise2VoidModel.load(config.preprocess.n2v_model)
-
-    preprocessed, step_reports = timed("preprocess", 0.05, lambda: preprocess(
-        analysed, segmentation_pixel_size, config.preprocess, n2v))
-    segmenter_input = analysed if segmenter.sees_raw_image else preprocessed
-    del analysed  # the float copy of the image lives only while a stage needs it: large images
-    if any(r.step == "n2v" and not r.applied for r in step_reports):
+    if any(r.step == "n2v" and not r.applied for r in prepared.step_reports):
         notices.append(N2V_MISSING)
-    segmentation = timed("segment", 0.3, lambda: segment_crystals(segmenter_input, segmentation_pixel_size,
-                                                                  config.segment, segmenter))
-    del segmenter_input
+    segmentation = timed("segment", 0.3, lambda: segment_crystals(prepared.image, segmentation_pixel_size,
+                                                                  config.segment, segmenter,
+                                                                  prompt_image=prepared.prompt_image))
+    step_reports = prepared.step_reports
+    del prepared  # the images only segmentation needs: large images
     labels = segmentation.labels
     outlines = timed("outline", 0.6, lambda: outlines_from_labels(labels))
     patch_config = classifier.patch_config(config.patch)

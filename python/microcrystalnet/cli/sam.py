@@ -37,24 +37,27 @@ def run_tune_sam(arguments: argparse.Namespace) -> int:
     from ..io import ImageInputError
     from ..io.outputs import write_json
     from ..io.roiset import RoiInputError
-    from ..segment import shipped_network_judge
-    from ..segment.sam import SamCrystalSegmenter, load_sam
-    from ..segment.sam_tuning import QUICK_GRID, TuningGrid, load_tuning_images, tune_sam, tuned_settings
+    from ..pipeline import load_tuning_images
+    from ..preprocess import Noise2VoidModel
+    from ..segment import make_segmenter
+    from ..segment.sam_tuning import QUICK_GRID, TuningGrid, tune_sam, tuned_settings
 
+    sam_config = config.segment.sam
+    # prompt mode as the analysis prompts it (its prompter), automatic mode on the same SAM
+    segmenter = make_segmenter(config.segment.updated(backend="sam", sam={"mode": "prompt"}),
+                               download=not arguments.no_download)
+    n2v = Noise2VoidModel.load(config.preprocess.n2v_model) if config.preprocess.runs_n2v_model else None
     try:
-        images = load_tuning_images(list(zip(arguments.pairs[::2], arguments.pairs[1::2])), config, progress=log.info,
-                                    judge=shipped_network_judge(config.segment))  # as the analysis judges
+        images = load_tuning_images(list(zip(arguments.pairs[::2], arguments.pairs[1::2])), config, segmenter, n2v,
+                                    progress=log.info)
     except (ImageInputError, RoiInputError) as error:
         log.error("%s", error)
         return EXIT_SOME_FAILED
-    sam_config = config.segment.sam
-    sam = load_sam(sam_config.model_type, sam_config.checkpoint, sam_config.device, download=not arguments.no_download)
     grid = QUICK_GRID if arguments.grid == "quick" else TuningGrid()
     if arguments.points_per_side:
         grid = dataclasses.replace(grid, points_per_side=tuple(arguments.points_per_side))
-    report = tune_sam(SamCrystalSegmenter(sam, sam_config), images, config.segment, grid,
-                      progress=lambda message: log.info("tuning: %s", message))
-    report["checkpoint"] = sam.describe()
+    report = tune_sam(segmenter, images, grid, progress=lambda message: log.info("tuning: %s", message))
+    report["checkpoint"] = segmenter.sam.describe()
     settings = tuned_settings(report, sam_config, config.segment.crystal_contrast)
     write_json(arguments.out, settings)
     write_json(arguments.out.with_name(arguments.out.stem + ".report.json"), report)

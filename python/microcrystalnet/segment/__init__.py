@@ -192,18 +192,20 @@ class Segmentation:
 
 
 def segment_crystals(image: Array, pixel_size_um: float, config: SegmentConfig = SegmentConfig(),
-                     segmenter: CrystalSegmenter | None = None) -> Segmentation:
+                     segmenter: CrystalSegmenter | None = None, *, prompt_image: Array | None = None) -> Segmentation:
     """Segment every crystal.
 
     ``image``: float (Y, X) scaled to [0, 1]; ``pixel_size_um``: micrometres per pixel (the
     area limits and lengths of ``config`` are physical). ``segmenter`` defaults to the one
     ``config`` names (loading SAM each call: pass a segmenter from :func:`make_segmenter` to
-    analyse many images).
+    analyse many images). ``prompt_image``: for SAM whose prompter sees another image than SAM
+    (``prompter_sees_raw_image``), that image (the image as read; ``image`` the preprocessed one).
     """
     if image.ndim != 2:
         raise ValueError(f"segmentation needs a 2D gray image, got shape {image.shape}")
     segmenter = segmenter or make_segmenter(config)
-    raw, statistics = segmenter.segment(image, pixel_size_um, config)
+    raw, statistics = (segmenter.segment(image, pixel_size_um, config) if prompt_image is None
+                       else segmenter.segment(image, pixel_size_um, config, prompt_image=prompt_image))
     pixel_area = pixel_size_um ** 2
     labels, dropped = tidy_labels_counting_drops(raw, config.min_crystal_area_um2 / pixel_area,
                                                  config.max_crystal_area_um2 / pixel_area, config.exclude_border)

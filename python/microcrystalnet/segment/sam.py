@@ -307,15 +307,30 @@ class SamCrystalSegmenter:
         return {"backend": "sam", "mode": self.config.mode, **self.sam.describe(),
                 **({"prompts": prompts} if self.config.mode == "prompt" else {})}
 
-    def segment(self, image: Array, pixel_size_um: float, segment_config: SegmentConfig) -> tuple[Array, dict[str, Any]]:
-        """Labels (int32 (Y, X), not yet tidied) of ``image`` (float (Y, X) in [0, 1]) and run statistics."""
-        proposals = self.propose(image, pixel_size_um, segment_config)
+    @property
+    def prompter_sees_raw_image(self) -> bool:
+        """Whether the prompter segments the image as read (the learned segmenter: it was trained on
+        raw images) while SAM sees the preprocessed one: the analysis then hands both."""
+        return self.prompter is not None and self.prompter.sees_raw_image
+
+    def segment(self, image: Array, pixel_size_um: float, segment_config: SegmentConfig, *,
+                prompt_image: Array | None = None) -> tuple[Array, dict[str, Any]]:
+        """Labels (int32 (Y, X), not yet tidied) of ``image`` (float (Y, X) in [0, 1]) and run
+        statistics; ``prompt_image``: the image the prompter segments instead (see :meth:`propose`)."""
+        proposals = self.propose(image, pixel_size_um, segment_config, prompt_image=prompt_image)
         return self.finish(proposals, self.config), asdict(proposals.statistics)
 
     def propose(self, image: Array, pixel_size_um: float, segment_config: SegmentConfig,
-                config: SamConfig | None = None) -> "SamProposals":
-        """Run SAM (the expensive part) and return every mask it proposes, with its scores."""
+                config: SamConfig | None = None, *, prompt_image: Array | None = None) -> "SamProposals":
+        """Run SAM (the expensive part) and return every mask it proposes, with its scores.
+
+        ``prompt_image`` (float (Y, X) in [0, 1], the shape of ``image``): what the prompter of
+        prompt mode segments, where it is not ``image`` (:attr:`prompter_sees_raw_image`: the
+        image as read, while SAM sees the preprocessed one); None: ``image``."""
         config = config or self.config
+        if prompt_image is not None and prompt_image.shape != image.shape:
+            raise ValueError(f"the prompt image ({prompt_image.shape}) must have the shape of the image "
+                             f"({image.shape})")
         if segment_config.crystal_size_px is not None:  # pixels of this image, not of the working scale
             segment_config = segment_config.updated(crystal_size_um=segment_config.crystal_size_px * pixel_size_um,
                                                     crystal_size_px=None)
@@ -327,7 +342,9 @@ class SamCrystalSegmenter:
         work_image = resize(image, work_shape, order=1, anti_aliasing=scale < 1, preserve_range=True).astype(np.float32)
         min_area_px = segment_config.min_crystal_area_um2 / work_size ** 2
         if config.mode == "prompt" and self.prompter is not None:
-            candidates = self.prompter.segment(work_image, work_size, segment_config)[0]
+            seen = work_image if prompt_image is None else resize(
+                prompt_image, work_shape, order=1, anti_aliasing=scale < 1, preserve_range=True).astype(np.float32)
+            candidates = self.prompter.segment(seen, work_size, segment_config)[0]
             foreground = ndi.binary_dilation(candidates > 0, iterations=2)  # its crystals, with their edges
         else:
             foreground = crystal_foreground(work_image, work_size, segment_config.watershed, min_area_px)

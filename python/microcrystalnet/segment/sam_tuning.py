@@ -18,11 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from ..config import AnalysisConfig, SamConfig, SegmentConfig
-from ..io import read_sem_image, to_unit_range
-from ..io.roiset import read_reference_crystals
+from ..config import SamConfig, SegmentConfig
 from ..metrics import match_instances
-from .contrast import ContrastJudge, ShippedNetworkJudge, judged_crystal_contrast, with_bright_crystals
 from .postprocess import tidy_labels
 from .sam import SamCrystalSegmenter
 
@@ -45,34 +42,17 @@ QUICK_GRID = TuningGrid(points_per_side=(16,), pred_iou_thresh=(0.8, 0.88), stab
 
 @dataclass
 class TuningImage:
-    """One tuning image: ``image`` float (Y, X) in [0, 1], its pixel size, reference labels (Y, X)."""
+    """One tuning image as the analysis hands it to SAM (:func:`microcrystalnet.pipeline.load_tuning_images`):
+    ``image`` float (Y, X) in [0, 1] (preprocessed, bright crystals), its pixel size, reference
+    labels (Y, X), the segmentation settings scaled to its crystal diameter, and what the prompter
+    of prompt mode segments where that is another image (the image as read; None: ``image``)."""
 
     name: str
     image: Array
     pixel_size_um: float
     reference: Array
-
-
-def load_tuning_images(pairs: Sequence[tuple[str | Path, str | Path]], config: AnalysisConfig,
-                       progress: Callable[[str], None] = lambda message: None,
-                       judge: ContrastJudge | None = None) -> list[TuningImage]:
-    """Tuning images from (image file, Fiji RoiSet.zip of its reference crystals) pairs, read as
-    analyses read them (pixel size, data bar; gray levels inverted where the crystals are dark:
-    ``segment.crystal_contrast``, and for ``auto`` as ``judge`` finds, as an analysis judges;
-    default the shipped network on the CPU, :class:`.contrast.ShippedNetworkJudge`). Raises
-    ImageInputError or RoiInputError."""
-    judge = judge or ShippedNetworkJudge()
-    images = []
-    for image_path, roi_path in pairs:
-        image = read_sem_image(image_path, config.input.pixel_size_um, config.input.exclude_data_bar)
-        reference = read_reference_crystals(roi_path, image.analysed_pixels.shape)
-        size = image.pixel_size_um or config.input.assumed_pixel_size_um
-        unit = to_unit_range(image.analysed_pixels)
-        contrast = judged_crystal_contrast(unit, image.pixel_size_um, config.segment,
-                                           assumed_pixel_size_um=config.input.assumed_pixel_size_um, judge=judge)[0]
-        images.append(TuningImage(Path(image_path).name, with_bright_crystals(unit, contrast), size, reference.labels))
-        progress(f"{Path(image_path).name}: {reference.labels.max()} reference crystals")
-    return images
+    segment: SegmentConfig = SegmentConfig()
+    prompt_image: Array | None = None
 
 
 def _tidy(labels: Array, pixel_size_um: float, segment: SegmentConfig) -> Array:
@@ -103,16 +83,16 @@ def proposal_settings(base: SamConfig, grid: TuningGrid, points_per_side: int) -
                         stability_score_thresh=min(grid.stability_score_thresh), box_nms_thresh=1.0)
 
 
-def tune_sam(segmenter: SamCrystalSegmenter, images: Sequence[TuningImage], segment: SegmentConfig = SegmentConfig(),
-             grid: TuningGrid = TuningGrid(),
+def tune_sam(segmenter: SamCrystalSegmenter, images: Sequence[TuningImage], grid: TuningGrid = TuningGrid(),
              progress: Callable[[str], None] = lambda message: None) -> dict[str, Any]:
-    """Score prompt mode and every automatic-mode combination of ``grid``; return the report
-    with the best :class:`SamConfig` (as a dict) under ``"best"``."""
+    """Score prompt mode (prompted by ``segmenter``'s prompter, as the analysis prompts) and every
+    automatic-mode combination of ``grid``; return the report with the best :class:`SamConfig`
+    (as a dict) under ``"best"``. Each image is segmented and tidied with its own settings."""
     with segmenter.embeddings_kept():
-        return _tune(segmenter, images, segment, grid, progress)
+        return _tune(segmenter, images, grid, progress)
 
 
-def _tune(segmenter: SamCrystalSegmenter, images: Sequence[TuningImage], segment: SegmentConfig, grid: TuningGrid,
+def _tune(segmenter: SamCrystalSegmenter, images: Sequence[TuningImage], grid: TuningGrid,
           progress: Callable[[str], None]) -> dict[str, Any]:
     base = segmenter.config
     results = []
@@ -120,19 +100,20 @@ def _tune(segmenter: SamCrystalSegmenter, images: Sequence[TuningImage], segment
     prompt = base.updated(mode="prompt")
     matches = []
     for item in images:
-        proposals = segmenter.propose(item.image, item.pixel_size_um, segment, prompt)
-        labels = _tidy(segmenter.finish(proposals, prompt), item.pixel_size_um, segment)
+        proposals = segmenter.propose(item.image, item.pixel_size_um, item.segment, prompt,
+                                      prompt_image=item.prompt_image)
+        labels = _tidy(segmenter.finish(proposals, prompt), item.pixel_size_um, item.segment)
         matches.append(match_instances(item.reference, labels))
     results.append({"sam": {"mode": "prompt"}, **_f1(matches)})
     for points in grid.points_per_side:
         progress(f"automatic mode, {points} x {points} points")
         permissive = proposal_settings(base, grid, points)
-        proposals = [segmenter.propose(item.image, item.pixel_size_um, segment, permissive) for item in images]
+        proposals = [segmenter.propose(item.image, item.pixel_size_um, item.segment, permissive) for item in images]
         for iou, stability, nms in itertools.product(grid.pred_iou_thresh, grid.stability_score_thresh,
                                                      grid.box_nms_thresh):
             candidate = permissive.updated(pred_iou_thresh=iou, stability_score_thresh=stability, box_nms_thresh=nms)
-            matches = [match_instances(item.reference, _tidy(segmenter.finish(p, candidate), item.pixel_size_um, segment))
-                       for item, p in zip(images, proposals)]
+            matches = [match_instances(item.reference, _tidy(segmenter.finish(p, candidate), item.pixel_size_um,
+                                                             item.segment)) for item, p in zip(images, proposals)]
             results.append({"sam": {"mode": "automatic", "points_per_side": points, "pred_iou_thresh": iou,
                                     "stability_score_thresh": stability, "box_nms_thresh": nms}, **_f1(matches)})
     # ties go to prompt mode (first), which is ~10x cheaper
@@ -146,6 +127,8 @@ def tuned_settings(report: dict[str, Any], base: SamConfig, crystal_contrast_set
     images of the crystal contrast it was tuned on (``crystal_contrast_setting``, kept where set)."""
     chosen = {key: value for key, value in report["best"].items() if key != "f1"}
     sam = {"model_type": base.model_type, **chosen}
+    if chosen["mode"] == "prompt":  # as it was tuned
+        sam["prompts_from"] = base.prompts_from
     if base.checkpoint:
         sam["checkpoint"] = base.checkpoint
     contrast = {} if crystal_contrast_setting == "auto" else {"crystal_contrast": crystal_contrast_setting}
