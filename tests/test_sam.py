@@ -383,6 +383,13 @@ def test_tune_sam_command_writes_settings_that_analyze_uses(tmp_path, random_vit
     assert [result["sam"].get("points_per_side") for result in report["results"]] == [None, 4, 4, 4, 4]
     tuned = json.loads(settings.read_text())
     assert tuned["segment"]["backend"] == "sam" and tuned["segment"]["sam"]["checkpoint"] == str(random_vit_b_checkpoint)
+    theirs = tmp_path / "mine.json"  # a file tune-sam did not write is never replaced
+    theirs.write_text('{"notes": 1}\n')
+    refused = subprocess.run([sys.executable, "-m", "microcrystalnet", "tune-sam", str(image),
+                              str(tmp_path / "RoiSet.zip"), "--out", str(theirs), "--no-download"],
+                             capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and "never replaces" in refused.stderr and theirs.read_text() == '{"notes": 1}\n'
+    assert not (tmp_path / "mine.report.json").exists()
     odd = subprocess.run([sys.executable, "-m", "microcrystalnet", "tune-sam", str(image), "--out", str(settings)],
                          capture_output=True, text=True, timeout=300)
     assert odd.returncode == 2 and "pairs" in odd.stderr

@@ -31,6 +31,21 @@ def test_compare_prints_and_writes_the_scores(tmp_path):
     result = run_cli("compare", tmp_path / "labels.tif", tmp_path / "mask.png", "--reference-kind", "binary_4conn",
                      "--out", tmp_path / "scores.csv")
     assert result.returncode == 0 and next(csv.DictReader(open(tmp_path / "scores.csv")))["n_predicted"] == "3"
+    # its own scores are replaced on the next run; a file of someone else's at --out never is
+    result = run_cli("compare", tmp_path / "labels.tif", tmp_path / "mask.png", "--reference-kind", "binary_4conn",
+                     "--out", tmp_path / "scores.json")
+    assert result.returncode == 0 and json.loads((tmp_path / "scores.json").read_text())["rows"] == 12
+    for name, theirs in (("notes.json", '{"mine": 1}\n'), ("table.csv", "Image,F1\na,0.9\n")):
+        (tmp_path / name).write_text(theirs)
+        result = run_cli("compare", tmp_path / "labels.tif", tmp_path / "mask.png", "--reference-kind",
+                         "binary_4conn", "--out", tmp_path / name)
+        assert result.returncode == 2 and "never replaces" in result.stderr, result.stderr
+        assert (tmp_path / name).read_text() == theirs
+    # scores written by a version before the ledger are recognised as ours
+    (tmp_path / "older.json").write_text('{"prediction": "a", "reference": "b", "f1": 0.5}\n')
+    result = run_cli("compare", tmp_path / "labels.tif", tmp_path / "mask.png", "--reference-kind", "binary_4conn",
+                     "--out", tmp_path / "older.json")
+    assert result.returncode == 0 and json.loads((tmp_path / "older.json").read_text())["n_true"] == 3
 
 
 def test_compare_suggests_exclude_border_when_only_the_found_crystals_touch_the_edge(tmp_path):

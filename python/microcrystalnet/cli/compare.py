@@ -45,11 +45,15 @@ def run_compare(arguments: argparse.Namespace) -> int:
         log.error("via_json outlines hold several images: name the image with --image-name")
         return EXIT_USAGE
     from ..io.outputs import write_json, write_results_csv
+    from ..io.owned_files import check_replaceable_files, own_file
     from ..io.reference import NotALabelImageError, ReferenceInputError, read_label_pair
     from ..io.roiset import RoiInputError
     from ..metrics import score_segmentation
     from ..notices import EXCLUDE_BORDER_CRYSTALS, both_wordings
 
+    earlier_scores = _earlier_scores(arguments.out)
+    if arguments.out is not None:  # never someone else's file: refused before any work
+        check_replaceable_files([arguments.out], earlier_version=earlier_scores)
     try:
         predicted, true = read_label_pair(arguments.prediction, arguments.reference,
                                           prediction_kind=arguments.prediction_kind,
@@ -74,9 +78,19 @@ def run_compare(arguments: argparse.Namespace) -> int:
                     "unmatched): if your outlines leave out the crystals cut by the edge, %s to measure the same "
                     "way", scores["n_predicted_touching_edge"], both_wordings(EXCLUDE_BORDER_CRYSTALS))
     if arguments.out is not None:
-        if arguments.out.suffix.lower() == ".json":
-            write_json(arguments.out, scores)
-        else:
-            write_results_csv(arguments.out, [scores], columns=list(scores))
+        with own_file(arguments.out, earlier_version=earlier_scores) as partial:
+            if arguments.out.suffix.lower() == ".json":
+                write_json(partial, scores)
+            else:
+                write_results_csv(partial, [scores], columns=list(scores))
         log.info("scores written to %s", arguments.out)
     return EXIT_OK
+
+
+def _earlier_scores(out: Path | None):
+    """How a scores file of ``compare --out`` that a version before the ledger wrote is recognised."""
+    from ..io.owned_files import json_object_with, table_with_header
+
+    if out is not None and out.suffix.lower() == ".csv":
+        return table_with_header("prediction,reference,rows,columns,")
+    return json_object_with("prediction", "reference", "f1")

@@ -19,7 +19,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
                     "settings by F1 at IoU 0.5, and write the best as a settings file for 'analyze --config' and "
                     "the Fiji command, plus a report of every setting's score (<OUT>.report.json).")
     tune.add_argument("pairs", nargs="+", metavar="IMAGE ROISET", help="image files, each followed by its RoiSet.zip")
-    tune.add_argument("--out", required=True, type=Path, metavar="JSON", help="settings file to write")
+    tune.add_argument("--out", required=True, type=Path, metavar="JSON",
+                      help="settings file to write (a file there that MicroCrystalNet did not write is never "
+                           "replaced)")
     tune.add_argument("--grid", choices=("full", "quick"), default="full",
                       help="full: 2 grid densities x 4 x 4 x 2 thresholds (default); quick: 4 settings")
     tune.add_argument("--points-per-side", type=positive_int, nargs="+", metavar="N",
@@ -36,12 +38,17 @@ def run_tune_sam(arguments: argparse.Namespace) -> int:
         return EXIT_USAGE
     from ..io import ImageInputError
     from ..io.outputs import write_json
+    from ..io.owned_files import check_replaceable_files, json_object_with, own_file
     from ..io.roiset import RoiInputError
     from ..pipeline import load_tuning_images
     from ..preprocess import Noise2VoidModel
     from ..segment import make_segmenter
     from ..segment.sam_tuning import QUICK_GRID, TuningGrid, tune_sam, tuned_settings
 
+    written = {arguments.out: json_object_with("segment"),  # what a version before the ledger wrote is ours
+               arguments.out.with_name(arguments.out.stem + ".report.json"): json_object_with("results", "best")}
+    for path, earlier_version in written.items():  # never someone else's file: refused before any work
+        check_replaceable_files([path], earlier_version=earlier_version)
     sam_config = config.segment.sam
     # prompt mode as the analysis prompts it (its prompter), automatic mode on the same SAM
     segmenter = make_segmenter(config.segment.updated(backend="sam", sam={"mode": "prompt"}),
@@ -59,8 +66,9 @@ def run_tune_sam(arguments: argparse.Namespace) -> int:
     report = tune_sam(segmenter, images, grid, progress=lambda message: log.info("tuning: %s", message))
     report["checkpoint"] = segmenter.sam.describe()
     settings = tuned_settings(report, sam_config, config.segment.crystal_contrast)
-    write_json(arguments.out, settings)
-    write_json(arguments.out.with_name(arguments.out.stem + ".report.json"), report)
+    for (path, earlier_version), content in zip(written.items(), (settings, report)):
+        with own_file(path, earlier_version=earlier_version) as partial:
+            write_json(partial, content)
     log.info("best: %s (F1 %.3f at IoU 0.5); settings written to %s", json.dumps(settings["segment"]["sam"]),
              report["best"]["f1"], arguments.out)
     return EXIT_OK

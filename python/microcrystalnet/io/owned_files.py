@@ -86,6 +86,33 @@ def is_own_file(path: Path) -> bool:
         return False
 
 
+def json_object_with(*keys: str) -> EarlierVersionTest:
+    """An :data:`EarlierVersionTest`: the file holds a JSON object with all of ``keys`` (how a
+    settings or scores file an earlier version wrote is recognised)."""
+
+    def test(path: Path) -> bool:
+        try:
+            content = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            return False
+        return isinstance(content, dict) and all(key in content for key in keys)
+
+    return test
+
+
+def table_with_header(start: str) -> EarlierVersionTest:
+    """An :data:`EarlierVersionTest`: the file is a CSV table whose header starts with ``start``."""
+
+    def test(path: Path) -> bool:
+        try:
+            with open(path, encoding="utf-8", newline="") as stream:
+                return stream.readline().startswith(start)
+        except (OSError, UnicodeDecodeError):
+            return False
+
+    return test
+
+
 def check_replaceable_files(paths: Iterable[Path], *, earlier_version: EarlierVersionTest | None = None) -> None:
     """Raise ``OutputFolderError`` when any of ``paths`` holds something this program may not
     replace: anything there that is not a file it wrote, unchanged since. A file the ledger does
