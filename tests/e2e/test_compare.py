@@ -105,3 +105,13 @@ def test_a_real_image_analysed_without_settings_then_compared_with_its_hand_draw
     assert compared.returncode == 0, compared.stderr[-2000:]
     scores = json.loads((tmp_path / "scores.json").read_text())
     assert scores["n_true"] == 219 and scores["f1"] >= 0.65, scores
+    # the result's ROIs against the same outlines: neither side has an image size, the image gives it
+    roiset = tmp_path / Path(POWDER_IMAGE).stem / "RoiSet.zip"
+    sizeless = run_cli("compare", roiset, outlines, "--reference-kind", "via_json", "--image-name", POWDER_IMAGE)
+    assert sizeless.returncode == 1 and "compare --image" in sizeless.stderr, sizeless.stderr[-2000:]
+    compared = run_cli("compare", roiset, outlines, "--reference-kind", "via_json", "--image-name", POWDER_IMAGE,
+                       "--image", REAL_SEM / "powder" / "images" / POWDER_IMAGE, "--out", tmp_path / "rois.json")
+    assert compared.returncode == 0, compared.stderr[-2000:]
+    from_rois = json.loads((tmp_path / "rois.json").read_text())
+    assert from_rois["n_true"] == 219 and from_rois["n_predicted"] == scores["n_predicted"]
+    assert abs(from_rois["f1"] - scores["f1"]) <= 0.02, (from_rois["f1"], scores["f1"])  # outlines traced from labels

@@ -30,6 +30,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
                               "roiset for .zip/.roi, else labels")
     compare.add_argument("--prediction-kind", choices=_KINDS, help="how PREDICTION draws crystals (default as above)")
     compare.add_argument("--image-name", metavar="NAME", help="the image's file name inside a via_json file")
+    compare.add_argument("--image", type=Path, metavar="IMAGE",
+                         help="the image the crystals were outlined on: its size, needed where both sides are "
+                              "outlines without one (RoiSet.zip, via_json)")
     compare.add_argument("--rows", type=positive_int, metavar="N",
                          help="score rows 0..N-1 only (leave out the instrument's data bar)")
     compare.add_argument("--out", type=Path, metavar="FILE", help="also write the scores: .json or .csv")
@@ -44,6 +47,7 @@ def run_compare(arguments: argparse.Namespace) -> int:
     if "via_json" in (arguments.reference_kind, arguments.prediction_kind) and not arguments.image_name:
         log.error("via_json outlines hold several images: name the image with --image-name")
         return EXIT_USAGE
+    from ..io import ImageInputError, read_sem_image
     from ..io.outputs import write_json, write_results_csv
     from ..io.owned_files import check_replaceable_files, own_file
     from ..io.reference import NotALabelImageError, ReferenceInputError, read_label_pair
@@ -55,15 +59,16 @@ def run_compare(arguments: argparse.Namespace) -> int:
     if arguments.out is not None:  # never someone else's file: refused before any work
         check_replaceable_files([arguments.out], earlier_version=earlier_scores)
     try:
+        shape = read_sem_image(arguments.image, exclude_data_bar=False).pixels.shape if arguments.image else None
         predicted, true = read_label_pair(arguments.prediction, arguments.reference,
                                           prediction_kind=arguments.prediction_kind,
                                           reference_kind=arguments.reference_kind, image_name=arguments.image_name,
-                                          rows=arguments.rows)
+                                          rows=arguments.rows, shape=shape)
     except NotALabelImageError as error:
         side = "--reference-kind" if error.path == arguments.reference else "--prediction-kind"
         log.error("%s (%s)", error, side)
         return EXIT_SOME_FAILED
-    except (ReferenceInputError, RoiInputError) as error:
+    except (ReferenceInputError, RoiInputError, ImageInputError) as error:
         log.error("%s", error)
         return EXIT_SOME_FAILED
     scores = {"prediction": str(arguments.prediction), "reference": str(arguments.reference),

@@ -223,20 +223,24 @@ def _has_own_shape(path: Path, kind: str | None) -> bool:
 
 def read_label_pair(prediction: str | Path, reference: str | Path, *, prediction_kind: ReferenceKind | None = None,
                     reference_kind: ReferenceKind | None = None, image_name: str | None = None,
-                    rows: int | None = None) -> tuple[Array, Array]:
+                    rows: int | None = None, shape: tuple[int, int] | None = None) -> tuple[Array, Array]:
     """Predicted and reference crystals as int32 (Y, X) labels over their common area.
 
     Either side may be outlines without an image size (RoiSet.zip, VIA polygons): they are drawn
-    on the other side's size. Labels are cut to the columns both have (a ground truth may be
+    on the other side's size, or on ``shape`` (Y, X; the image's) where both are. Labels are cut to the columns both have (a ground truth may be
     narrower than its image) and, with ``rows``, to rows 0..rows-1 (leaving out a data bar).
     Sides whose sizes differ by more than a few pixels (:data:`SIZE_TOLERANCE`) are refused
     (``ReferenceInputError``): they are not of the same image.
     """
     prediction, reference = Path(prediction), Path(reference)
     if not (_has_own_shape(prediction, prediction_kind) or _has_own_shape(reference, reference_kind)):
-        raise ReferenceInputError(f"{prediction} and {reference} both are outlines without an image size; "
-                                  "one of them must be a label image or mask")
-    if _has_own_shape(prediction, prediction_kind):
+        if shape is None:
+            raise ReferenceInputError(f"{prediction} and {reference} both are outlines without an image size; "
+                                      "give the image they outline (compare --image), or compare a label image or "
+                                      "mask instead of one of them (e.g. the labels.tif of a result folder)")
+        predicted = read_reference_labels(prediction, prediction_kind, shape, image_name)
+        true = read_reference_labels(reference, reference_kind, shape, image_name)
+    elif _has_own_shape(prediction, prediction_kind):
         predicted = read_reference_labels(prediction, prediction_kind)
         true = read_reference_labels(reference, reference_kind, predicted.shape, image_name)
     else:
