@@ -924,8 +924,16 @@ dialog.getStringFields().get(0).setText(model)  # field 0: model
 ActionEvent = jimport("java.awt.event.ActionEvent")
 dialog.actionPerformed(ActionEvent(dialog.getButtons()[0], ActionEvent.ACTION_PERFORMED, "OK"))
 error = visible(jimport("java.awt.Dialog"), "MicroCrystalNet")
-bounds, screen = error.getBounds(), jimport("java.awt.Toolkit").getDefaultToolkit().getScreenSize()
-print(f"BOUNDS {bounds.x} {bounds.width} SCREEN {screen.width}", flush=True)
+# the bounds once the dialog has settled (laid out and placed): under load it is seen visible first
+seen = []
+for _ in range(300):
+    bounds = error.getBounds()
+    seen = [*seen[-9:], (bounds.x, bounds.width)]
+    if len(seen) == 10 and len(set(seen)) == 1 and error.isShowing():
+        break
+    time.sleep(0.1)
+screen = jimport("java.awt.Toolkit").getDefaultToolkit().getScreenSize()
+print(f"BOUNDS {seen[-1][0]} {seen[-1][1]} SCREEN {screen.width}", flush=True)
 jimport("java.lang.System").exit(0)
 """
 
