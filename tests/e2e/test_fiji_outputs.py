@@ -345,3 +345,80 @@ def test_a_failed_batch_never_ends_the_python_session_hosting_imagej(plugin_jar,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "still running: 1 of 2 images failed: a.tif" in done.stdout
+
+
+@pytest.fixture(scope="module")
+def saved_result(scenes, reference_model_path, tmp_path_factory):
+    """The scene analysed by the command line: its result folder, as a batch of thousands leaves them."""
+    import json
+    import os
+
+    out = tmp_path_factory.mktemp("cli-results")
+    env = {**os.environ, "MICROCRYSTALNET_MODEL_DIR": str(reference_model_path.parent)}
+    done = subprocess.run([sys.executable, "-m", "microcrystalnet", "analyze", str(scenes[0]), "--out", str(out),
+                           "--no-overlay", "--no-download", "-q"], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    folder = out / scenes[0].stem
+    return folder, json.loads((folder / "summary.json").read_text())["n_crystals"], read_rows(folder / "results.csv")
+
+
+SHOW_SAVED_HEADLESS = """
+import sys
+from microcrystalnet.imagej import jimport, start_imagej1
+IJ = start_imagej1(headless=True, plugin_jar=sys.argv[1], home=sys.argv[2])
+image = IJ.openImage(sys.argv[3])
+jimport("ij.WindowManager").setTempCurrentImage(image)
+shown = IJ.runMacro('return call("microcrystalnet.fiji.ResultsDisplay.showResultFolder", getArgument(), '
+                    '"ROI Manager + Overlay", "true");', sys.argv[4])
+print("SHOWN", shown)
+overlay = image.getOverlay()
+print("CRYSTALS ON THE OVERLAY", sum(str(overlay.get(i).getName()) != sys.argv[5] for i in range(overlay.size())))
+print("RESULTS", IJ.runMacro('return "" + nResults + " " + getResultString("Class", 0) + " " + getResult("Area", 0);', ""))
+"""
+
+
+def test_a_headless_imagej_puts_saved_results_on_the_overlay_and_in_its_results_table(plugin_jar, scenes, saved_result,
+                                                                                      tmp_path):
+    """A script's ImageJ without a display (pyimagej's headless mode) has no ROI Manager or table
+    windows: the crystals still come back where it can hold them, on the image's overlay and in
+    ImageJ's Results table that macros and scripts read, and the Log says what was left out."""
+    folder, n_crystals, rows = saved_result
+    done = subprocess.run([sys.executable, "-c", SHOW_SAVED_HEADLESS, str(plugin_jar), str(tmp_path), str(scenes[0]),
+                           str(folder), LEGEND], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    said = dict(line.split(" ", 1) for line in done.stdout.splitlines() if line.startswith(("SHOWN", "RESULTS")))
+    assert said["SHOWN"] == str(n_crystals) and n_crystals > 0, done.stdout + done.stderr
+    assert f"CRYSTALS ON THE OVERLAY {n_crystals}" in done.stdout
+    count, first_class, first_area = said["RESULTS"].split()
+    assert int(count) == n_crystals and first_class == rows[0]["Class"]
+    assert float(first_area) == pytest.approx(float(rows[0]["Area"]), rel=1e-3)
+    logged = next(line for line in done.stdout.splitlines() if "headless (no display)" in line)  # the Log, on stdout
+    assert "no ROI Manager" in logged and "on the image's overlay" in logged and "ImageJ's Results table" in logged
+
+
+def test_a_macro_shows_saved_results_adding_to_the_roi_manager_and_refuses_the_wrong_image(ij, scenes, saved_result,
+                                                                                          tmp_path):
+    folder, n_crystals, rows = saved_result
+    manager = roi_manager()
+    manager.reset()
+    Roi = jimport("ij.gui.Roi")
+    mine = Roi(1, 1, 4, 4)
+    mine.setName("my outline")
+    manager.addRoi(mine)
+    image = open_in_front(ij, scenes[0])
+    call = 'return call("microcrystalnet.fiji.ResultsDisplay.showResultFolder", getArgument(), "ROI Manager", "false");'
+    assert str(ij.runMacro(call, str(folder))) == str(n_crystals), error_of_last_run()
+    names = roi_names(manager)
+    assert names[0] == "my outline" and len(names) == 1 + n_crystals  # added to, never emptied
+    assert names[1] == f"scene.tif:{rows[0]['Name']}"
+    small = tmp_path / "small.tif"
+    tifffile.imwrite(small, np.zeros((64, 80), np.uint8))
+    other = open_in_front(ij, small)
+    assert str(ij.runMacro(call, str(folder))) == "" and "80 x 64 px" in error_of_last_run()
+    assert str(ij.runMacro(call, str(tmp_path))) == "" and "not a MicroCrystalNet result folder" in error_of_last_run()
+    Dialog = jimport("java.awt.Dialog")
+    assert not [w for w in jimport("java.awt.Window").getWindows() if isinstance(w, Dialog) and w.isVisible()]
+    for shown in (image, other):
+        shown.changes = False
+        shown.close()
+    manager.reset()

@@ -2,6 +2,7 @@ package microcrystalnet.fiji;
 
 import ij.IJ;
 import ij.ImagePlus;
+import ij.WindowManager;
 import ij.gui.Roi;
 import ij.measure.Calibration;
 import ij.measure.ResultsTable;
@@ -58,6 +59,50 @@ public final class ResultsDisplay {
 	private ResultsDisplay() {
 	}
 
+	/**
+	 * For macros and scripts (e.g. pyimagej): shows a result folder that Analyze Crystals, Batch
+	 * Analyze Folder or {@code microcrystalnet analyze/batch} wrote on the current image (the image
+	 * it was analysed from), as Analyze Crystals shows its results, adding to what is there (the ROI
+	 * Manager and tables are never emptied):
+	 * {@code call("microcrystalnet.fiji.ResultsDisplay.showResultFolder", folder, "ROI Manager + Overlay", "true")}.
+	 * {@code outputs}: one of the Outputs choices; {@code fillResults}: "true" to fill ImageJ's Results
+	 * table too. Returns the number of crystals, or "" after an error (its message in the Log, or a
+	 * dialog; {@link AnalyzeCrystals#lastError()}).
+	 */
+	public static String showResultFolder(String folder, String outputs, String fillResults) {
+		AnalyzeCrystals.clearError();
+		ImagePlus image = WindowManager.getCurrentImage();
+		File results = new File(folder);
+		if (image == null) {
+			AnalyzeCrystals.fail("Open the image the results in " + folder + " are of first.");
+			return "";
+		}
+		if (!Arrays.asList(Outputs.CHOICES).contains(outputs)) {
+			AnalyzeCrystals.fail("Outputs must be one of: " + String.join(", ", Outputs.CHOICES) + " (got '" + outputs
+				+ "').");
+			return "";
+		}
+		if (!new File(results, "results.csv").isFile() || !new File(results, "summary.json").isFile()) {
+			AnalyzeCrystals.fail(folder + " is not a MicroCrystalNet result folder (it has no results.csv and "
+				+ "summary.json): give the folder of one image's results, OUT/<image name>.");
+			return "";
+		}
+		try {
+			Summary about = Summary.read(results);
+			if (about.widthPx != null && about.heightPx != null
+				&& (about.widthPx != image.getWidth() || about.heightPx != image.getHeight())) {
+				AnalyzeCrystals.fail(String.format(Locale.ROOT, "The results in %s are of a %.0f x %.0f px image, but %s "
+					+ "is %d x %d px: open the image they are of.", folder, about.widthPx, about.heightPx,
+					image.getTitle(), image.getWidth(), image.getHeight()));
+				return "";
+			}
+			return Integer.toString(show(image, results, false, Outputs.of(outputs), Boolean.parseBoolean(fillResults)));
+		} catch (IOException error) {
+			AnalyzeCrystals.fail(image.getTitle() + ": " + error.getMessage());
+			return "";
+		}
+	}
+
 	/** Shows {@code folder} as the command did before its Outputs choice: ROI Manager and tables. */
 	static int show(ImagePlus image, File folder, boolean replace) throws IOException {
 		return show(image, folder, replace, Outputs.of(Outputs.DEFAULT), false);
@@ -84,15 +129,12 @@ public final class ResultsDisplay {
 		for (String notice : about.notices)
 			Settings.log(title + ": " + notice);
 		FileCalibration.applyTo(image, about);
-		if (GraphicsEnvironment.isHeadless()) { // no ROI Manager or table windows without a display
-			logLegend(summary, results.size(), title);
-			Settings.log(title + ": headless, so no ROI Manager, overlay, label image or tables are shown (nor ImageJ's "
-				+ "Results table filled); the results are the files Save results to writes");
-			return results.size();
-		}
+		// without a display (a headless ImageJ, a script's): no ROI Manager or table windows, but the
+		// overlay and ImageJ's own Results table (which macros and scripts read) work
+		boolean headless = GraphicsEnvironment.isHeadless();
 		TableUnit unit = tableUnit(TableUnit.of(image.getCalibration(), about.inMicrometres()), replace, fillResults);
 		File roiSet = new File(folder, "RoiSet.zip");
-		if (outputs.roiManager) addToRoiManager(image, roiSet, results.size(), replace, !outputs.overlay);
+		if (outputs.roiManager && !headless) addToRoiManager(image, roiSet, results.size(), replace, !outputs.overlay);
 		if (outputs.overlay) {
 			List<Roi> crystals = ImageOutputs.readRoiSet(roiSet);
 			checkCount(crystals.size(), results.size());
@@ -100,26 +142,41 @@ public final class ResultsDisplay {
 				crystal.setName(roiName(title, crystal.getName(), replace));
 			ImageOutputs.drawOnOverlay(image, crystals, summary, replace);
 		}
-		if (outputs.labelImage) ImageOutputs.showLabelImage(image, folder, results.size());
+		if (outputs.labelImage && !headless) ImageOutputs.showLabelImage(image, folder, results.size());
 		String[] labels = new String[results.size()];
 		for (int row = 0; row < results.size(); row++)
 			labels[row] = roiName(title, results.getStringValue("Name", row), replace);
 		List<String> resultColumns = columnOrder(results, RESULTS_FIRST, RESULTS_LAST, "Name");
-		ResultsTable shown = shownTable(RESULTS_TITLE, replace);
-		appendRows(results, shown, resultColumns, unit, labels, title);
-		ResultsTable classes = shownTable(SUMMARY_TITLE, replace);
-		appendRows(summary, classes, columnOrder(summary, new String[0], new String[0], UNIT_COLUMN), unit, null, null);
-		showWithSignificantDigits(shown, RESULTS_TITLE);
-		showWithSignificantDigits(classes, SUMMARY_TITLE);
+		if (!headless) {
+			ResultsTable shown = shownTable(RESULTS_TITLE, replace);
+			appendRows(results, shown, resultColumns, unit, labels, title);
+			ResultsTable classes = shownTable(SUMMARY_TITLE, replace);
+			appendRows(summary, classes, columnOrder(summary, new String[0], new String[0], UNIT_COLUMN), unit, null,
+				null);
+			showWithSignificantDigits(shown, RESULTS_TITLE);
+			showWithSignificantDigits(classes, SUMMARY_TITLE);
+		}
 		if (fillResults) {
 			ResultsTable standard = ResultsTable.getResultsTable();
 			if (replace) standard.reset();
 			appendRows(results, standard, resultColumns, unit.withPlainHeadings(), labels, title);
 			showWithSignificantDigits(standard, STANDARD_RESULTS_TITLE);
 		}
-		preprocessing.show(PREPROCESSING_TITLE);
+		if (!headless) preprocessing.show(PREPROCESSING_TITLE);
 		logLegend(summary, results.size(), title);
+		if (headless) Settings.log(title + ": " + headlessNote(outputs, fillResults));
 		return results.size();
+	}
+
+	/** What a headless ImageJ showed of the results and what it could not, and where to find them. */
+	static String headlessNote(Outputs outputs, boolean fillResults) {
+		List<String> shown = new ArrayList<String>();
+		if (outputs.overlay) shown.add("the crystals are on the image's overlay");
+		if (fillResults) shown.add("their rows are in ImageJ's Results table");
+		return "headless (no display), so no ROI Manager, label image or MicroCrystalNet tables are shown"
+			+ (shown.isEmpty() ? "; choose Outputs: Overlay and Fill ImageJ Results table to have the crystals on the "
+				+ "image and in the Results table" : "; " + String.join(", and ", shown))
+			+ "; every result is in the files Save results to writes";
 	}
 
 	/**

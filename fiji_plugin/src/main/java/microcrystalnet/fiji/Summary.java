@@ -25,6 +25,8 @@ final class Summary {
 	final String pixelSizeSource;
 	/** For the Log: in the Fiji dialog's words. */
 	final List<String> notices;
+	/** The size of the image analysed, px (null in summaries of versions that did not write it). */
+	final Double widthPx, heightPx;
 
 	private Summary(String text) throws IOException {
 		unit = (String) value(text, "unit");
@@ -36,6 +38,9 @@ final class Summary {
 		@SuppressWarnings("unchecked")
 		List<String> read = (List<String>) (fiji != null ? fiji : value(text, "notices"));
 		notices = read == null ? Collections.<String>emptyList() : read;
+		Object width = value(text, "width"), height = value(text, "height"); // the first: of image_size_px
+		widthPx = width instanceof Double ? (Double) width : null;
+		heightPx = height instanceof Double ? (Double) height : null;
 	}
 
 	static Summary read(File folder) throws IOException {
