@@ -1,9 +1,12 @@
+import json
+from pathlib import Path
+
 import numpy as np
 import imageio.v3 as iio
 import pytest
 import tifffile
 
-from microcrystalnet.databar import find_data_bar
+from microcrystalnet.databar import burned_in_marks, find_data_bar
 from microcrystalnet.io import ImageInputError, read_sem_image, to_unit_range
 
 
@@ -158,6 +161,39 @@ def test_sample_with_saturated_patches_is_not_a_data_bar():
     pixels[100:140, 0:60] = 255  # a saturated crystal, not at the bottom
     pixels[-3:, :40] = 0         # a few black pixels at the bottom edge
     assert find_data_bar(pixels) is None
+
+
+def with_burned_in_marks(image):
+    """``image`` with a white scale bar and a black label box holding white text, as instruments and
+    image programs burn them into the sample area."""
+    marked = image.copy()
+    marked[200:206, 150:250] = 255        # scale bar, 100 x 6 px
+    marked[10:40, 10:120] = 0             # label box...
+    marked[18:32, 20:23] = marked[18:21, 20:40] = marked[25:28, 50:70] = 255  # ...and its "text"
+    return marked
+
+
+def test_burned_in_scale_bars_and_label_boxes_are_marks_and_the_sample_is_not():
+    image = sem_like((256, 320))
+    assert not burned_in_marks(image).any()
+    marks = burned_in_marks(with_burned_in_marks(image))
+    assert marks[200:206, 150:250].all() and marks[10:40, 10:120].all()  # the box with its text
+    assert marks.sum() == 6 * 100 + 30 * 110
+    rows, columns = np.mgrid[:256, :320]
+    saturated = image.copy()
+    saturated[(rows - 128) ** 2 + (columns - 60) ** 2 <= 15 ** 2] = 255  # a saturated round crystal
+    saturated[100:112, 200:212] = 255     # a saturated square one, smaller than a scale bar
+    saturated[230:236, 20:60] = 127       # flat, but mid-gray: not drawn
+    assert not burned_in_marks(saturated).any()
+
+
+def test_no_real_sem_image_has_marks_where_its_sample_is():
+    real_sem = Path(__file__).resolve().parents[1].parent / "shared" / "real-sem"
+    if not (real_sem / "manifest.json").is_file():
+        pytest.skip(f"no real SEM images at {real_sem} (the shared folder beside the repository)")
+    for entry in json.loads((real_sem / "manifest.json").read_text()):
+        pixels = read_sem_image(real_sem / entry["image"]).analysed_pixels
+        assert not burned_in_marks(pixels).any(), entry["image"]
 
 
 def expect_input_error(path, *fragments):

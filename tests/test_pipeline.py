@@ -130,3 +130,29 @@ def test_no_silent_empty_result_when_the_area_limits_drop_every_crystal(small_sc
     true_median = np.median([region.equivalent_diameter_area for region in regionprops(small_scene.labels)])
     assert scale["source"] == "estimated from the image" and scale["diameter_px"] == pytest.approx(true_median, rel=0.2)
     assert analysis.config.segment.min_crystal_area_um2 == 30.0
+
+
+def test_a_scale_bar_burned_into_a_real_image_is_no_crystal_unless_the_data_bar_is_kept(reference_classifier):
+    """A real spheroidite image with a white scale bar drawn into its sample area (many SEM images
+    carry one without a data bar): the learned segmenter finds the bar as a bright particle; the
+    analysis leaves it out and says so, and keeps it with the data bar kept."""
+    from pathlib import Path
+
+    real_sem = Path(__file__).resolve().parents[1].parent / "shared" / "real-sem"
+    path = real_sem / "spheroidite" / "images" / "train_800C-24H-Q-4_sizeRC_481_645.png"
+    if not path.is_file():
+        pytest.skip(f"no real SEM images at {real_sem} (the shared folder beside the repository)")
+    pixels = read_sem_image(path).pixels.copy()
+    pixels[441:448, 465:565] = 255  # a scale bar, 100 x 7 px, at the image's brightest value
+    config = AnalysisConfig().updated(segment={"crystal_size_px": 16.0})
+    kept = analyze_image(sem_image_from_array(pixels, "bar.png"), reference_classifier,
+                         config.updated(input={"exclude_data_bar": False}))
+    on_bar = set(np.unique(kept.labels[441:448, 465:565])) - {0}
+    assert on_bar, "the segmenter no longer takes the bar for a crystal: this test checks nothing"
+    analysis = analyze_image(sem_image_from_array(pixels, "bar.png"), reference_classifier, config)
+    assert analysis.segmentation["statistics"]["dropped"]["on_marks"] == 1
+    bar_crystal = max(on_bar, key=lambda n: np.count_nonzero(kept.labels[441:448, 465:565] == n))
+    assert np.count_nonzero(analysis.labels[kept.labels == bar_crystal]) < 0.5 * np.count_nonzero(
+        kept.labels == bar_crystal)
+    assert analysis.n_crystals == kept.n_crystals - 1
+    assert any("scale bar or label box" in notice and "--keep-data-bar" in notice for notice in analysis.notices)

@@ -80,7 +80,9 @@ class InputConfig(Settings):
     instrument metadata, else unknown (results in pixels)."""
 
     exclude_data_bar: bool = True
-    """Find the instrument's data bar at the bottom of the image and leave it out."""
+    """Find the instrument's data bar at the bottom of the image and leave it out, and leave out
+    what segmentation finds on scale bars and label boxes burned into the image
+    (:func:`microcrystalnet.databar.burned_in_marks`)."""
 
     memory_limit_gb: float | None = Field(default=None, gt=0)
     """An image whose analysis is estimated to need more memory than this (GB, 10^9 bytes) is

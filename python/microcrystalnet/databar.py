@@ -53,3 +53,45 @@ def find_data_bar(image: Array) -> int | None:
                 break
     bar_rows = height - first_bar_row
     return first_bar_row if bar_rows >= MIN_BAR_ROWS and first_bar_row < height else None
+
+
+#: a burned-in mark (scale bar, line, label box) is a region of one exactly flat extreme value that
+#: fills at least this fraction of its bounding box (holes such as its text filled)...
+MARK_BOX_FILL = 0.9
+#: ...is at least this long, px (a crystal that happens to be flat, saturated and square is smaller
+#: than a scale bar)...
+MIN_MARK_LENGTH_PX = 20
+#: ...and covers at least this many pixels
+MIN_MARK_AREA_PX = 60
+
+
+def burned_in_marks(image: Array) -> Array:
+    """Where an instrument or program burned marks into the sample area: bool (Y, X), True on
+    scale bars, lines and filled label boxes (with the text in them).
+
+    ``image``: (Y, X) gray, any dtype (the analysed part, above a data bar). A mark is a connected
+    region of pixels exactly at the image's darkest or brightest value (sample pixels carry noise;
+    marks are drawn flat, black or white) that, with its holes filled, fills at least
+    ``MARK_BOX_FILL`` of its bounding box, at least ``MIN_MARK_LENGTH_PX`` long and
+    ``MIN_MARK_AREA_PX`` in area. Text without a box is thin strokes and is left alone (no
+    segmenter takes it for crystals); marks in a lossy-compressed (JPEG) image are no longer flat
+    and are not found.
+    """
+    if image.ndim != 2:
+        raise ValueError(f"burned_in_marks needs a 2D image, got shape {image.shape}")
+    from scipy import ndimage as ndi
+
+    marks = np.zeros(image.shape, bool)
+    for value in {image.min(), image.max()}:
+        components, _ = ndi.label(image == value)
+        for index, box in enumerate(ndi.find_objects(components), start=1):
+            if box is None:
+                continue
+            height, width = box[0].stop - box[0].start, box[1].stop - box[1].start
+            if max(height, width) < MIN_MARK_LENGTH_PX:
+                continue
+            region = ndi.binary_fill_holes(components[box] == index)
+            area = int(region.sum())
+            if area >= MIN_MARK_AREA_PX and area >= MARK_BOX_FILL * height * width:
+                marks[box] = True
+    return marks

@@ -75,6 +75,7 @@ SET_DARK_CRYSTALS = Wording("give --crystal-contrast dark", "choose dark in the 
 MIN_AREA = Wording("--min-area-um2", "Min crystal area")
 MAX_AREA = Wording("--max-area-um2", "Max crystal area")
 KEEP_BORDER_CRYSTALS = Wording("leave out --exclude-border", "untick Exclude crystals on border")
+KEEP_MARKS = Wording("give --keep-data-bar", "untick Exclude SEM data bar")
 EXCLUDE_BORDER_CRYSTALS = Wording("analyse with --exclude-border", "tick Exclude crystals on border")
 PASS_N2V_MODEL = Wording("pass it with --n2v-model n2v.zip", "choose it in the N2V model field")
 

@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from .classify import CrystalClassifier
+from .databar import burned_in_marks
 from .config import AnalysisConfig, SegmentConfig, default_of
 from .io import SEMImage, read_sem_image, to_unit_range
 from .measure import measure_crystals
 from .memory import check_analysis_memory, estimate_analysis_bytes
 from .notices import (GIVE_CRYSTAL_SIZE_IN_PX, GIVE_CRYSTAL_SIZE_PX, GIVE_CRYSTAL_SIZE_UM, GIVE_OTHER_CRYSTAL_SIZE,
-                      MAX_AREA, MIN_AREA, SET_BRIGHT_CRYSTALS, SET_DARK_CRYSTALS, SET_PIXEL_SIZE, Notice)
+                      KEEP_MARKS, MAX_AREA, MIN_AREA, SET_BRIGHT_CRYSTALS, SET_DARK_CRYSTALS, SET_PIXEL_SIZE, Notice)
 from .outline import outlines_from_labels
 from .patches import extract_patches
 from .preprocess import N2V_MISSING, Noise2VoidDenoiser, Noise2VoidModel, preprocess, reports_as_dicts
@@ -283,11 +284,16 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
                                  "limits given in um² (", *named, "); if that is wrong, ", SET_PIXEL_SIZE))
     if any(r.step == "n2v" and not r.applied for r in prepared.step_reports):
         notices.append(N2V_MISSING)
-    segmentation = timed("segment", 0.3, lambda: segment_crystals(prepared.image, segmentation_pixel_size,
-                                                                  config.segment, segmenter,
-                                                                  prompt_image=prepared.prompt_image))
+    marks = burned_in_marks(image.analysed_pixels) if config.input.exclude_data_bar else None
+    segmentation = timed("segment", 0.3, lambda: segment_crystals(
+        prepared.image, segmentation_pixel_size, config.segment, segmenter, prompt_image=prepared.prompt_image,
+        not_sample=marks if marks is not None and marks.any() else None))
     step_reports = prepared.step_reports
     del prepared  # the images only segmentation needs: large images
+    on_marks = segmentation.statistics["dropped"]["on_marks"]
+    if on_marks:
+        notices.append(Notice.of(f"{on_marks} of the regions found lay on a scale bar or label box burned into the "
+                                 "image (not sample) and were left out; if they are crystals, ", KEEP_MARKS))
     labels = segmentation.labels
     outlines = timed("outline", 0.6, lambda: outlines_from_labels(labels))
     patch_config = classifier.patch_config(config.patch)

@@ -79,7 +79,8 @@ def add_analysis_options(parser: argparse.ArgumentParser) -> None:
                        help="refuse an image whose analysis would need more memory than this (default: 80%% of "
                             "the memory available at the start)")
     group.add_argument("--keep-data-bar", action="store_true",
-                       help="do not look for and exclude the instrument's data bar at the bottom")
+                       help="do not look for and exclude the instrument's data bar at the bottom, nor leave out "
+                            "what is found on scale bars and label boxes burned into the image")
     group.add_argument("--model", metavar="NAME_OR_PATH",
                        help=f"classifier: a known model name (default {default_of(ClassifyConfig, 'model')}) "
                             "or a Keras .h5/.keras file with a <file>.json description")

@@ -16,8 +16,8 @@ import numpy as np
 
 from ..allocator import freed_memory_kept
 from ..config import LearnedConfig, SegmentConfig
-from ..notices import (BOUNDARY_WATERSHED, CRYSTAL_SIZE, CRYSTAL_SIZE_SHORT, KEEP_BORDER_CRYSTALS, MAX_AREA, MIN_AREA,
-                       Notice, Wording)
+from ..notices import (BOUNDARY_WATERSHED, CRYSTAL_SIZE, CRYSTAL_SIZE_SHORT, KEEP_BORDER_CRYSTALS, KEEP_MARKS,
+                       MAX_AREA, MIN_AREA, Notice, Wording)
 from .boundary import segment_boundary_watershed
 from .contrast import ContrastJudge, ShippedNetworkJudge
 from .postprocess import tidy_labels, tidy_labels_counting_drops
@@ -192,7 +192,8 @@ class Segmentation:
 
 
 def segment_crystals(image: Array, pixel_size_um: float, config: SegmentConfig = SegmentConfig(),
-                     segmenter: CrystalSegmenter | None = None, *, prompt_image: Array | None = None) -> Segmentation:
+                     segmenter: CrystalSegmenter | None = None, *, prompt_image: Array | None = None,
+                     not_sample: Array | None = None) -> Segmentation:
     """Segment every crystal.
 
     ``image``: float (Y, X) scaled to [0, 1]; ``pixel_size_um``: micrometres per pixel (the
@@ -200,6 +201,8 @@ def segment_crystals(image: Array, pixel_size_um: float, config: SegmentConfig =
     ``config`` names (loading SAM each call: pass a segmenter from :func:`make_segmenter` to
     analyse many images). ``prompt_image``: for SAM whose prompter sees another image than SAM
     (``prompter_sees_raw_image``), that image (the image as read; ``image`` the preprocessed one).
+    ``not_sample``: bool (Y, X), where the image is no sample (burned-in marks): crystals found
+    mostly there are dropped (``dropped["on_marks"]``).
     """
     if image.ndim != 2:
         raise ValueError(f"segmentation needs a 2D gray image, got shape {image.shape}")
@@ -208,7 +211,8 @@ def segment_crystals(image: Array, pixel_size_um: float, config: SegmentConfig =
                        else segmenter.segment(image, pixel_size_um, config, prompt_image=prompt_image))
     pixel_area = pixel_size_um ** 2
     labels, dropped = tidy_labels_counting_drops(raw, config.min_crystal_area_um2 / pixel_area,
-                                                 config.max_crystal_area_um2 / pixel_area, config.exclude_border)
+                                                 config.max_crystal_area_um2 / pixel_area, config.exclude_border,
+                                                 not_sample)
     statistics = {**statistics, "candidates": int(labels.max()) + sum(dropped.values()), "dropped": dropped}
     return Segmentation(labels, segmenter.describe(), statistics)
 
@@ -227,7 +231,8 @@ def empty_result_notice(statistics: dict[str, Any], n_kept: int) -> str | None:
     advice: dict[str, tuple[str | Wording, ...]] = {
         "too_small": ("smaller than ", MIN_AREA, " (lower it, or set ", CRYSTAL_SIZE_SHORT, ")"),
         "too_large": ("larger than ", MAX_AREA, " (raise it, or set ", CRYSTAL_SIZE_SHORT, ")"),
-        "on_border": ("touching the border (", KEEP_BORDER_CRYSTALS, ")")}
+        "on_border": ("touching the border (", KEEP_BORDER_CRYSTALS, ")"),
+        "on_marks": ("on burned-in scale bars or label boxes (", KEEP_MARKS, ")")}
     reasons: list[str | Wording] = []
     for reason, count in dropped.items():
         if count:

@@ -27,15 +27,24 @@ def tidy_labels(labels: Array, min_area_px: float = 0, max_area_px: float = np.i
     return tidy_labels_counting_drops(labels, min_area_px, max_area_px, exclude_border)[0]
 
 
+#: a crystal with at least this fraction of its area on burned-in marks is a mark, not a crystal
+MOSTLY_NOT_SAMPLE = 0.5
+
+
 def tidy_labels_counting_drops(labels: Array, min_area_px: float = 0, max_area_px: float = np.inf,
-                               exclude_border: bool = False) -> tuple[Array, dict[str, int]]:
+                               exclude_border: bool = False, not_sample: Array | None = None
+                               ) -> tuple[Array, dict[str, int]]:
     """:func:`tidy_labels`, and how many labels it dropped for each reason (``too_small``,
-    ``too_large``, ``on_border``), so an empty result can say why."""
+    ``too_large``, ``on_border``, ``on_marks``), so an empty result can say why. ``not_sample``:
+    bool (Y, X), True where the image is no sample (burned-in marks, :func:`..databar.burned_in_marks`):
+    a label lying mostly (:data:`MOSTLY_NOT_SAMPLE`) there is dropped."""
     labels = np.asarray(labels)
     if labels.ndim != 2:
         raise ValueError(f"a label image must be 2D, got shape {labels.shape}")
+    if not_sample is not None and not_sample.shape != labels.shape:
+        raise ValueError(f"the not-sample mask ({not_sample.shape}) must have the labels' shape ({labels.shape})")
     tidy = np.zeros(labels.shape, np.int32)
-    dropped = {"too_small": 0, "too_large": 0, "on_border": 0}
+    dropped = {"too_small": 0, "too_large": 0, "on_border": 0, "on_marks": 0}
     for index, box in enumerate(ndi.find_objects(labels if labels.dtype.kind in "iu" else labels.astype(np.int64)),
                                 start=1):
         if box is None:
@@ -52,6 +61,9 @@ def tidy_labels_counting_drops(labels: Array, min_area_px: float = 0, max_area_p
             continue
         if exclude_border and _touches_border(region, box, labels.shape):
             dropped["on_border"] += 1
+            continue
+        if not_sample is not None and np.count_nonzero(not_sample[box][region]) >= MOSTLY_NOT_SAMPLE * area:
+            dropped["on_marks"] += 1
             continue
         tidy[box][region] = index
     return relabel_sequential(tidy)[0].astype(np.int32, copy=False), dropped
