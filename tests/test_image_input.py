@@ -141,6 +141,13 @@ def test_png_jpeg_and_rgb_with_notice(tmp_path):
     same = np.stack([gray] * 3, axis=-1)
     tifffile.imwrite(tmp_path / "rgb-gray.tif", same, photometric="rgb")
     assert np.array_equal(read_sem_image(tmp_path / "rgb-gray.tif").pixels, gray)
+    alpha = np.full(gray.shape, 255, np.uint8)
+    iio.imwrite(tmp_path / "opaque.png", np.dstack([same, alpha]))
+    assert not any("alpha" in n for n in read_sem_image(tmp_path / "opaque.png").notices)
+    alpha[:10, :7] = 0  # a transparent corner: analysed by its colour, and said
+    iio.imwrite(tmp_path / "rgba.png", np.dstack([same, alpha]))
+    image = read_sem_image(tmp_path / "rgba.png")
+    assert np.array_equal(image.pixels, gray) and any("alpha channel" in n and "70 pixels" in n for n in image.notices)
 
 
 def test_data_bar_found_in_pixels_and_can_be_kept(tmp_path):
@@ -164,27 +171,38 @@ def test_sample_with_saturated_patches_is_not_a_data_bar():
 
 
 def with_burned_in_marks(image):
-    """``image`` with a white scale bar and a black label box holding white text, as instruments and
-    image programs burn them into the sample area."""
+    """``image`` with a white scale bar, a line of white text and a black label box in a corner
+    holding white text, as instruments and image programs burn them into the sample area."""
     marked = image.copy()
     marked[200:206, 150:250] = 255        # scale bar, 100 x 6 px
-    marked[10:40, 10:120] = 0             # label box...
-    marked[18:32, 20:23] = marked[18:21, 20:40] = marked[25:28, 50:70] = 255  # ...and its "text"
+    for left in (150, 162, 174, 190):     # "500 nm": letters 12 px high, strokes 2 px wide
+        marked[180:192, left:left + 8] = 255
+        marked[182:190, left + 2:left + 6] = image[182:190, left + 2:left + 6]
+    marked[0:30, 0:110] = 0               # label box in the top left corner...
+    marked[8:22, 10:13] = marked[8:11, 10:30] = marked[15:18, 40:60] = 255  # ...and its "text"
     return marked
 
 
-def test_burned_in_scale_bars_and_label_boxes_are_marks_and_the_sample_is_not():
+def test_burned_in_scale_bars_text_and_label_boxes_are_marks_and_the_sample_is_not():
     image = sem_like((256, 320))
     assert not burned_in_marks(image).any()
     marks = burned_in_marks(with_burned_in_marks(image))
-    assert marks[200:206, 150:250].all() and marks[10:40, 10:120].all()  # the box with its text
-    assert marks.sum() == 6 * 100 + 30 * 110
+    assert marks[200:206, 150:250].all() and marks[0:30, 0:110].all()  # the box with its text
+    assert marks[180:192, 150:198].all()  # the line of text, its antialiased edge too
+    assert marks.sum() == 6 * 100 + 30 * 110 + (12 + 4) * (48 + 4)
     rows, columns = np.mgrid[:256, :320]
     saturated = image.copy()
     saturated[(rows - 128) ** 2 + (columns - 60) ** 2 <= 15 ** 2] = 255  # a saturated round crystal
     saturated[100:112, 200:212] = 255     # a saturated square one, smaller than a scale bar
     saturated[230:236, 20:60] = 127       # flat, but mid-gray: not drawn
+    for left, height in ((150, 6), (160, 11), (175, 8)):  # bright specks side by side, of unlike sizes
+        saturated[60 - height:60, left:left + 2] = 255
     assert not burned_in_marks(saturated).any()
+    framed = image.copy()
+    framed[:, :2] = framed[:, -2:] = framed[:2] = framed[-2:] = 0  # a black frame around the sample
+    assert not burned_in_marks(framed).any()
+    background = np.where((rows - 128) ** 2 + (columns - 160) ** 2 <= 90 ** 2, image, 0).astype(image.dtype)
+    assert not burned_in_marks(background).any()  # a sample on a background clipped to black
 
 
 def test_no_real_sem_image_has_marks_where_its_sample_is():

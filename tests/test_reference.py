@@ -122,6 +122,26 @@ def test_a_roiset_reference_is_drawn_on_the_prediction_size_and_rows_cut(tmp_pat
     assert (true == 1).sum() == 16 and np.array_equal(true > 0, found > 0)
 
 
+def test_outlines_of_another_image_and_an_image_of_another_size_are_refused(tmp_path):
+    far = roifile.ImagejRoi.frompoints([[200, 200], [210, 200], [210, 210], [200, 210]])  # of a larger image
+    near = roifile.ImagejRoi.frompoints([[2, 2], [6, 2], [6, 6], [2, 6]])
+    for roi in (far, near):
+        roi.roitype = roifile.ROI_TYPE.POLYGON
+    roifile.roiwrite(tmp_path / "RoiSet.zip", [near, far])
+    with pytest.raises(ReferenceInputError, match="1 of its 2 outlines lie wholly outside the 30 x 20 px image"):
+        read_label_pair(tmp_path / "RoiSet.zip", tmp_path / "RoiSet.zip", shape=(20, 30))
+    found, true = read_label_pair(tmp_path / "RoiSet.zip", tmp_path / "RoiSet.zip", shape=(240, 240))
+    assert found.shape == (240, 240) and found.max() == true.max() == 2  # both drawn on the image's size
+    project = {"_via_img_metadata": {"a": {"filename": "a.png", "regions": [
+        {"shape_attributes": {"name": "rect", "x": 300, "y": 5, "width": 4, "height": 4}}]}}}
+    (tmp_path / "via.json").write_text(json.dumps(project))
+    with pytest.raises(ReferenceInputError, match="1 of its 1 outlines lie wholly outside"):
+        read_reference_labels(tmp_path / "via.json", "via_json", shape=(20, 30), image_name="a.png")
+    tifffile.imwrite(tmp_path / "labels.tif", np.zeros((20, 30), np.uint16))
+    with pytest.raises(ReferenceInputError, match="30 x 20 px but the image given is 60 x 40 px"):
+        read_label_pair(tmp_path / "labels.tif", tmp_path / "RoiSet.zip", shape=(40, 60))
+
+
 def test_unusable_references_name_the_file_and_the_fix(tmp_path):
     rgb = tmp_path / "drawing.png"
     iio.imwrite(rgb, np.zeros((8, 8, 3), np.uint8))

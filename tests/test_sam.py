@@ -383,13 +383,18 @@ def test_tune_sam_command_writes_settings_that_analyze_uses(tmp_path, random_vit
     assert [result["sam"].get("points_per_side") for result in report["results"]] == [None, 4, 4, 4, 4]
     tuned = json.loads(settings.read_text())
     assert tuned["segment"]["backend"] == "sam" and tuned["segment"]["sam"]["checkpoint"] == str(random_vit_b_checkpoint)
-    theirs = tmp_path / "mine.json"  # a file tune-sam did not write is never replaced
-    theirs.write_text('{"notes": 1}\n')
-    refused = subprocess.run([sys.executable, "-m", "microcrystalnet", "tune-sam", str(image),
-                              str(tmp_path / "RoiSet.zip"), "--out", str(theirs), "--no-download"],
-                             capture_output=True, text=True, timeout=300)
-    assert refused.returncode == 2 and "never replaces" in refused.stderr and theirs.read_text() == '{"notes": 1}\n'
-    assert not (tmp_path / "mine.report.json").exists()
+    theirs = tmp_path / "mine.json"  # a file tune-sam did not write is never replaced, settings of theirs neither
+    for content in ('{"notes": 1}\n', '{"segment": {"min_crystal_area_um2": 0.1, "backend": "sam"}}\n'):
+        theirs.write_text(content)
+        refused = subprocess.run([sys.executable, "-m", "microcrystalnet", "tune-sam", str(image),
+                                  str(tmp_path / "RoiSet.zip"), "--out", str(theirs), "--no-download"],
+                                 capture_output=True, text=True, timeout=300)
+        assert refused.returncode == 2 and "never replaces" in refused.stderr and theirs.read_text() == content
+        assert not (tmp_path / "mine.report.json").exists()
+    missing = subprocess.run([sys.executable, "-m", "microcrystalnet", "tune-sam", str(image),
+                              str(tmp_path / "RoiSet-typo.zip"), "--out", str(tmp_path / "new.json"), "--no-download"],
+                             capture_output=True, text=True, timeout=300)  # said before SAM is looked for
+    assert missing.returncode == 1 and "no such file" in missing.stderr and "RoiSet-typo.zip" in missing.stderr
     odd = subprocess.run([sys.executable, "-m", "microcrystalnet", "tune-sam", str(image), "--out", str(settings)],
                          capture_output=True, text=True, timeout=300)
     assert odd.returncode == 2 and "pairs" in odd.stderr

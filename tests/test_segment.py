@@ -40,6 +40,23 @@ def test_tidy_area_limits_and_border_exclusion():
     assert np.count_nonzero(np.unique(tidy_labels(labels, exclude_border=True))) == 2
 
 
+def test_tidy_drops_crystals_on_burned_in_marks_and_cuts_the_marks_out_of_the_others():
+    from microcrystalnet.segment.postprocess import tidy_labels_counting_drops
+
+    labels = np.zeros((20, 30), np.int32)
+    labels[2:6, 2:22] = 1     # the scale bar, found as a crystal
+    labels[8:16, 2:10] = 2    # a crystal the bar's text was drawn across: 64 px, 16 of them on it
+    labels[8:16, 20:28] = 3   # a crystal away from it
+    marks = np.zeros(labels.shape, bool)
+    marks[2:6, 2:22] = True
+    marks[8:10, 2:10] = True
+    tidy, dropped = tidy_labels_counting_drops(labels, not_sample=marks)
+    assert dropped["on_marks"] == 1 and tidy.max() == 2
+    assert np.count_nonzero(tidy == 1) == 48 and not (tidy > 0)[marks].any()
+    assert np.count_nonzero(tidy == 2) == 64
+    assert tidy_labels_counting_drops(labels)[1]["on_marks"] == 0  # without marks: kept as found
+
+
 @pytest.mark.parametrize("backend", ["watershed", "learned"])
 @pytest.mark.parametrize("seed", [21, 22])
 def test_segmenters_reach_f1_085_on_synthetic_scenes(seed, backend):

@@ -55,27 +55,44 @@ def find_data_bar(image: Array) -> int | None:
     return first_bar_row if bar_rows >= MIN_BAR_ROWS and first_bar_row < height else None
 
 
-#: a burned-in mark (scale bar, line, label box) is a region of one exactly flat extreme value that
-#: fills at least this fraction of its bounding box (holes such as its text filled)...
-MARK_BOX_FILL = 0.9
+#: a burned-in mark is drawn with one exactly flat extreme value (sample pixels carry noise): a
+#: scale bar, line or label box fills at least this fraction of its bounding box (its text's holes
+#: filled; antialiased edges are not at the extreme value, so the flat core is a clean rectangle)...
+MARK_BOX_FILL = 0.97
+#: ...of which the flat pixels themselves (without its text) are at least this fraction...
+MARK_FLAT_FILL = 0.6
 #: ...is at least this long, px (a crystal that happens to be flat, saturated and square is smaller
 #: than a scale bar)...
 MIN_MARK_LENGTH_PX = 20
-#: ...and covers at least this many pixels
+#: ...covers at least this many pixels...
 MIN_MARK_AREA_PX = 60
+#: ...and at most this fraction of the image, touching at most two of its edges (a label box may
+#: sit in a corner; a frame, or a background clipped to black around the crystals, is no mark)
+MAX_MARK_FRACTION = 0.1
+#: boxes are also looked for in the flat pixels opened by a square of this side, px
+BOX_OPENING_PX = 5
+#: text: strokes of the flat value at most this many px from their own edge, and at most this
+#: fraction of the letter's height (letters, not crystals or pores), 6-80 px high, at least this many side by side in a line, of heights within this
+#: ratio of each other (:func:`_text_lines`)
+MAX_STROKE_HALF_WIDTH_PX = 2.5
+STROKE_HALF_WIDTH_PER_HEIGHT = 0.15
+TEXT_HEIGHT_PX = (6, 80)
+MIN_LETTERS_IN_A_LINE = 3
+LETTER_HEIGHT_RATIO = 1.5
 
 
 def burned_in_marks(image: Array) -> Array:
     """Where an instrument or program burned marks into the sample area: bool (Y, X), True on
-    scale bars, lines and filled label boxes (with the text in them).
+    scale bars, lines, filled label boxes (with the text in them) and lines of text.
 
-    ``image``: (Y, X) gray, any dtype (the analysed part, above a data bar). A mark is a connected
-    region of pixels exactly at the image's darkest or brightest value (sample pixels carry noise;
-    marks are drawn flat, black or white) that, with its holes filled, fills at least
+    ``image``: (Y, X) gray, any dtype (the analysed part, above a data bar). Marks are drawn with
+    the image's darkest or brightest value, exactly (sample pixels carry noise). A mark is a
+    connected region of that value that, with its holes (its text) filled, fills at least
     ``MARK_BOX_FILL`` of its bounding box, at least ``MIN_MARK_LENGTH_PX`` long and
-    ``MIN_MARK_AREA_PX`` in area. Text without a box is thin strokes and is left alone (no
-    segmenter takes it for crystals); marks in a lossy-compressed (JPEG) image are no longer flat
-    and are not found.
+    ``MIN_MARK_AREA_PX`` in area, at most ``MAX_MARK_FRACTION`` of the image and touching at most
+    two image edges; or a line of at least ``MIN_LETTERS_IN_A_LINE`` thin-stroked letters of that
+    value side by side (their bounding box, 2 px wider for the antialiased edges). Marks in a
+    lossy-compressed (JPEG) image are no longer flat and are not found.
     """
     if image.ndim != 2:
         raise ValueError(f"burned_in_marks needs a 2D image, got shape {image.shape}")
@@ -83,15 +100,72 @@ def burned_in_marks(image: Array) -> Array:
 
     marks = np.zeros(image.shape, bool)
     for value in {image.min(), image.max()}:
-        components, _ = ndi.label(image == value)
+        flat = image == value
+        components, _ = ndi.label(flat, structure=np.ones((3, 3)))
+        letters = []
         for index, box in enumerate(ndi.find_objects(components), start=1):
             if box is None:
                 continue
-            height, width = box[0].stop - box[0].start, box[1].stop - box[1].start
-            if max(height, width) < MIN_MARK_LENGTH_PX:
-                continue
-            region = ndi.binary_fill_holes(components[box] == index)
-            area = int(region.sum())
-            if area >= MIN_MARK_AREA_PX and area >= MARK_BOX_FILL * height * width:
+            region = components[box] == index
+            if _is_drawn_box(region, box, image.shape):
                 marks[box] = True
+            elif _is_letter(region):
+                letters.append(box)
+        # a box the sample's own darkest (brightest) pixels touch: thin pores or edges of that value
+        # join it; opened, it stands alone
+        opened, _ = ndi.label(ndi.binary_opening(flat, structure=np.ones((BOX_OPENING_PX,) * 2)))
+        for index, box in enumerate(ndi.find_objects(opened), start=1):
+            if box is not None and _is_drawn_box(opened[box] == index, box, image.shape):
+                marks[box] = True
+        for line in _text_lines(letters):
+            top, bottom = min(b[0].start for b in line) - 2, max(b[0].stop for b in line) + 2
+            left, right = min(b[1].start for b in line) - 2, max(b[1].stop for b in line) + 2
+            marks[max(top, 0):bottom, max(left, 0):right] = True
     return marks
+
+
+def _is_drawn_box(region: Array, box: tuple[slice, slice], shape: tuple[int, ...]) -> bool:
+    """Whether a flat region (bool, its bounding box ``box`` in an image of ``shape``) is a drawn
+    bar, line or box: see :func:`burned_in_marks`."""
+    from scipy import ndimage as ndi
+
+    height, width = region.shape
+    edges_touched = (box[0].start == 0) + (box[0].stop == shape[0]) + (box[1].start == 0) + (box[1].stop == shape[1])
+    if max(height, width) < MIN_MARK_LENGTH_PX or edges_touched > 2 \
+            or height * width > MAX_MARK_FRACTION * shape[0] * shape[1]:
+        return False
+    flat = int(region.sum())
+    filled = int(ndi.binary_fill_holes(region).sum())
+    return filled >= MIN_MARK_AREA_PX and filled >= MARK_BOX_FILL * height * width and flat >= MARK_FLAT_FILL * filled
+
+
+def _is_letter(region: Array) -> bool:
+    """Whether a flat region (bool, its bounding box) is a letter: thin strokes, text height."""
+    from scipy import ndimage as ndi
+
+    height = region.shape[0]
+    if not TEXT_HEIGHT_PX[0] <= height <= TEXT_HEIGHT_PX[1] or region.sum() < 8:
+        return False
+    half_width = float(ndi.distance_transform_edt(np.pad(region, 1)).max())
+    return half_width <= min(MAX_STROKE_HALF_WIDTH_PX, STROKE_HALF_WIDTH_PER_HEIGHT * height)
+
+
+def _text_lines(letters: list[tuple[slice, slice]]) -> list[list[tuple[slice, slice]]]:
+    """Letters (bounding boxes) grouped into lines of ``MIN_LETTERS_IN_A_LINE`` or more: each next
+    to the last (at most a letter height apart), as high as the line's first within
+    ``LETTER_HEIGHT_RATIO``, standing on its base line (bottoms within an eighth of its height, or
+    1 px). Bright specks of a sample side by side differ in size and do not line up so."""
+    lines: list[list[tuple[slice, slice]]] = []
+    for letter in sorted(letters, key=lambda b: b[1].start):
+        height = letter[0].stop - letter[0].start
+        for line in lines:
+            first, last = line[0], line[-1]
+            first_height = first[0].stop - first[0].start
+            if (1 / LETTER_HEIGHT_RATIO <= height / first_height <= LETTER_HEIGHT_RATIO
+                    and abs(letter[0].stop - first[0].stop) <= max(1.0, first_height / 8)
+                    and 0 <= letter[1].start - last[1].stop <= max(height, first_height)):
+                line.append(letter)
+                break
+        else:
+            lines.append([letter])
+    return [line for line in lines if len(line) >= MIN_LETTERS_IN_A_LINE]

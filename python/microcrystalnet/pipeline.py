@@ -203,6 +203,16 @@ def segmentation_inputs(analysed: Array, pixel_size_um: float | None, config: An
                               notices, step_reports)
 
 
+def not_sample_of(pixels: Array, config: AnalysisConfig) -> Array | None:
+    """Where the analysed part of an image (``pixels``, (Y, X)) holds burned-in marks, not sample
+    (:func:`.databar.burned_in_marks`; bool (Y, X)), or None where it holds none or the settings
+    keep them (``input.exclude_data_bar`` off)."""
+    if not config.input.exclude_data_bar:
+        return None
+    marks = burned_in_marks(pixels)
+    return marks if marks.any() else None
+
+
 def load_tuning_images(pairs: Sequence[tuple[str | Path, str | Path]], config: AnalysisConfig,
                        segmenter: SamCrystalSegmenter, n2v: Noise2VoidDenoiser | None = None,
                        progress: Callable[[str], None] = lambda message: None) -> list[TuningImage]:
@@ -221,7 +231,8 @@ def load_tuning_images(pairs: Sequence[tuple[str | Path, str | Path]], config: A
         prepared = segmentation_inputs(to_unit_range(image.analysed_pixels), image.pixel_size_um, config, segmenter,
                                        n2v)
         images.append(TuningImage(Path(image_path).name, prepared.image, prepared.pixel_size_um, reference.labels,
-                                  prepared.config.segment, prepared.prompt_image))
+                                  prepared.config.segment, prepared.prompt_image,
+                                  not_sample_of(image.analysed_pixels, config)))
         progress(f"{Path(image_path).name}: {reference.labels.max()} reference crystals, typical crystal "
                  f"{prepared.scale.diameter_px:.1f} px ({prepared.scale.source})")
     return images
@@ -284,12 +295,12 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
                                  "limits given in um² (", *named, "); if that is wrong, ", SET_PIXEL_SIZE))
     if any(r.step == "n2v" and not r.applied for r in prepared.step_reports):
         notices.append(N2V_MISSING)
-    marks = burned_in_marks(image.analysed_pixels) if config.input.exclude_data_bar else None
+    marks = not_sample_of(image.analysed_pixels, config)
     segmentation = timed("segment", 0.3, lambda: segment_crystals(
         prepared.image, segmentation_pixel_size, config.segment, segmenter, prompt_image=prepared.prompt_image,
-        not_sample=marks if marks is not None and marks.any() else None))
+        not_sample=marks))
     step_reports = prepared.step_reports
-    del prepared  # the images only segmentation needs: large images
+    del prepared, marks  # what only segmentation needs: large images
     on_marks = segmentation.statistics["dropped"]["on_marks"]
     if on_marks:
         notices.append(Notice.of(f"{on_marks} of the regions found lay on a scale bar or label box burned into the "

@@ -45,7 +45,11 @@ def run_tune_sam(arguments: argparse.Namespace) -> int:
     from ..segment import make_segmenter
     from ..segment.sam_tuning import QUICK_GRID, TuningGrid, tune_sam, tuned_settings
 
-    written = {arguments.out: json_object_with("segment"),  # what a version before the ledger wrote is ours
+    missing = [path for path in arguments.pairs if not Path(path).is_file()]
+    if missing:  # before SAM loads (or downloads)
+        log.error("no such file: %s", ", ".join(map(str, missing)))
+        return EXIT_SOME_FAILED
+    written = {arguments.out: _tuned_settings_of_an_earlier_version,  # written before the ledger: ours
                arguments.out.with_name(arguments.out.stem + ".report.json"): json_object_with("results", "best")}
     for path, earlier_version in written.items():  # never someone else's file: refused before any work
         check_replaceable_files([path], earlier_version=earlier_version)
@@ -72,3 +76,15 @@ def run_tune_sam(arguments: argparse.Namespace) -> int:
     log.info("best: %s (F1 %.3f at IoU 0.5); settings written to %s", json.dumps(settings["segment"]["sam"]),
              report["best"]["f1"], arguments.out)
     return EXIT_OK
+
+
+def _tuned_settings_of_an_earlier_version(path: Path) -> bool:
+    """Whether ``path`` holds what ``tune-sam --out`` wrote before the ledger, and nothing a user
+    would write: ``{"segment": {"backend": "sam", "sam": {...}[, "crystal_contrast": ...]}}``."""
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    segment = content.get("segment") if isinstance(content, dict) and set(content) == {"segment"} else None
+    return (isinstance(segment, dict) and segment.get("backend") == "sam" and isinstance(segment.get("sam"), dict)
+            and set(segment) <= {"backend", "sam", "crystal_contrast"})

@@ -117,6 +117,12 @@ LUMINANCE = "luminance 0.299 R + 0.587 G + 0.114 B"
 
 
 def _rgb_to_gray(pixels: Array, notices: list[str]) -> Array:
+    if pixels.shape[-1] == 4:  # RGBA: SEM signal has no transparency; say where the file had some
+        opaque = np.iinfo(pixels.dtype).max if np.issubdtype(pixels.dtype, np.integer) else 1.0
+        see_through = int(np.count_nonzero(pixels[..., 3] != opaque))
+        if see_through:
+            notices.append(f"its alpha channel (transparency) was ignored: {see_through} pixels are not fully "
+                           "opaque and are analysed by their colour alone")
     channels = pixels[..., :3].astype(np.float64)
     if np.array_equal(channels[..., 0], channels[..., 1]) and np.array_equal(channels[..., 0], channels[..., 2]):
         notices.append("RGB image with three equal channels: using one channel as gray")

@@ -115,7 +115,9 @@ def labels_from_via_json(path: str | Path, image_name: str, shape: tuple[int, in
                                   f"{', '.join(names[:10])}{' ...' if len(names) > 10 else ''}")
     labels = np.zeros(shape, np.int32)
     regions = entry.get("regions", [])
-    for number, region in enumerate(regions.values() if isinstance(regions, dict) else regions, start=1):
+    regions = list(regions.values() if isinstance(regions, dict) else regions)
+    outside = 0
+    for number, region in enumerate(regions, start=1):
         attributes = region.get("shape_attributes", {}) if isinstance(region, dict) else {}
         try:
             rows, cols = via_region_pixels(attributes, shape)
@@ -123,8 +125,17 @@ def labels_from_via_json(path: str | Path, image_name: str, shape: tuple[int, in
             raise ReferenceInputError(f"{path}: region {number} of {image_name!r} cannot be read as a crystal "
                                       f"({error}); outline crystals as polygons, rectangles, circles or "
                                       "ellipses") from error
+        outside += rows.size == 0
         labels[rows, cols] = number
+    if outside:
+        raise ReferenceInputError(_outside_the_image(path, outside, len(regions), shape))
     return labels
+
+
+def _outside_the_image(path: Path, outside: int, total: int, shape: tuple[int, int]) -> str:
+    return (f"{path}: {outside} of its {total} outlines lie wholly outside the {shape[1]} x {shape[0]} px image they "
+            "are drawn on: they outline another (or a larger) image; compare them with the labels or image they "
+            "were drawn on")
 
 
 def via_region_pixels(attributes: dict, shape: tuple[int, int]) -> tuple[Array, Array]:
@@ -204,7 +215,11 @@ def read_reference_labels(path: str | Path, kind: ReferenceKind | None = None, s
         if kind == "roiset":
             from .roiset import read_reference_crystals
 
-            return read_reference_crystals(path, shape).labels
+            crystals = read_reference_crystals(path, shape)
+            outside = crystals.skipped.get("outside the image", 0)
+            if outside:
+                raise ReferenceInputError(_outside_the_image(path, outside, len(crystals.names) + outside, shape))
+            return crystals.labels
         if not image_name:
             raise ReferenceInputError(f"{path}: a VGG Image Annotator file holds many images; name one with "
                                       "--image-name")
@@ -227,25 +242,25 @@ def read_label_pair(prediction: str | Path, reference: str | Path, *, prediction
     """Predicted and reference crystals as int32 (Y, X) labels over their common area.
 
     Either side may be outlines without an image size (RoiSet.zip, VIA polygons): they are drawn
-    on the other side's size, or on ``shape`` (Y, X; the image's) where both are. Labels are cut to the columns both have (a ground truth may be
+    on the other side's size, or on ``shape`` (Y, X; the image's, which a side with a size of its
+    own must agree with) where both are. Labels are cut to the columns both have (a ground truth may be
     narrower than its image) and, with ``rows``, to rows 0..rows-1 (leaving out a data bar).
     Sides whose sizes differ by more than a few pixels (:data:`SIZE_TOLERANCE`) are refused
     (``ReferenceInputError``): they are not of the same image.
     """
-    prediction, reference = Path(prediction), Path(reference)
-    if not (_has_own_shape(prediction, prediction_kind) or _has_own_shape(reference, reference_kind)):
-        if shape is None:
-            raise ReferenceInputError(f"{prediction} and {reference} both are outlines without an image size; "
-                                      "give the image they outline (compare --image), or compare a label image or "
-                                      "mask instead of one of them (e.g. the labels.tif of a result folder)")
-        predicted = read_reference_labels(prediction, prediction_kind, shape, image_name)
-        true = read_reference_labels(reference, reference_kind, shape, image_name)
-    elif _has_own_shape(prediction, prediction_kind):
-        predicted = read_reference_labels(prediction, prediction_kind)
-        true = read_reference_labels(reference, reference_kind, predicted.shape, image_name)
-    else:
-        true = read_reference_labels(reference, reference_kind, image_name=image_name)
-        predicted = read_reference_labels(prediction, prediction_kind, true.shape, image_name)
+    sides = ((Path(prediction), prediction_kind), (Path(reference), reference_kind))
+    own = [read_reference_labels(path, kind) if _has_own_shape(path, kind) else None for path, kind in sides]
+    for (path, _), labels in zip(sides, own):
+        if labels is not None and shape is not None and not _about_the_same_size(labels.shape, shape):
+            raise ReferenceInputError(f"{path} is {labels.shape[1]} x {labels.shape[0]} px but the image given is "
+                                      f"{shape[1]} x {shape[0]} px: they are not of the same image")
+    drawn_on = next((labels.shape for labels in own if labels is not None), shape)
+    if drawn_on is None:
+        raise ReferenceInputError(f"{prediction} and {reference} both are outlines without an image size; give the "
+                                  "image they outline (compare --image), or compare a label image or mask instead of "
+                                  "one of them (e.g. the labels.tif of a result folder)")
+    predicted, true = (labels if labels is not None else read_reference_labels(path, kind, drawn_on, image_name)
+                       for (path, kind), labels in zip(sides, own))
     if not _about_the_same_size(predicted.shape, true.shape):
         raise ReferenceInputError(
             f"{prediction} is {predicted.shape[1]} x {predicted.shape[0]} px and {reference} "

@@ -37,7 +37,8 @@ def tidy_labels_counting_drops(labels: Array, min_area_px: float = 0, max_area_p
     """:func:`tidy_labels`, and how many labels it dropped for each reason (``too_small``,
     ``too_large``, ``on_border``, ``on_marks``), so an empty result can say why. ``not_sample``:
     bool (Y, X), True where the image is no sample (burned-in marks, :func:`..databar.burned_in_marks`):
-    a label lying mostly (:data:`MOSTLY_NOT_SAMPLE`) there is dropped."""
+    a label lying mostly (:data:`MOSTLY_NOT_SAMPLE`) there is dropped, from the others that part is
+    cut out."""
     labels = np.asarray(labels)
     if labels.ndim != 2:
         raise ValueError(f"a label image must be 2D, got shape {labels.shape}")
@@ -50,6 +51,13 @@ def tidy_labels_counting_drops(labels: Array, min_area_px: float = 0, max_area_p
         if box is None:
             continue
         region = labels[box] == index
+        if not_sample is not None:
+            on_marks = np.count_nonzero(not_sample[box][region])
+            if on_marks >= MOSTLY_NOT_SAMPLE * np.count_nonzero(region):
+                dropped["on_marks"] += 1
+                continue
+            if on_marks:  # a crystal a mark was drawn across, or that grew into one: the mark cut out
+                region &= ~not_sample[box]
         pieces, n_pieces = ndi.label(region, structure=_EIGHT_CONNECTED)
         if n_pieces > 1:
             sizes = np.bincount(pieces.ravel())[1:]
@@ -61,9 +69,6 @@ def tidy_labels_counting_drops(labels: Array, min_area_px: float = 0, max_area_p
             continue
         if exclude_border and _touches_border(region, box, labels.shape):
             dropped["on_border"] += 1
-            continue
-        if not_sample is not None and np.count_nonzero(not_sample[box][region]) >= MOSTLY_NOT_SAMPLE * area:
-            dropped["on_marks"] += 1
             continue
         tidy[box][region] = index
     return relabel_sequential(tidy)[0].astype(np.int32, copy=False), dropped

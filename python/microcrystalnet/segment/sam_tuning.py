@@ -20,7 +20,7 @@ import numpy as np
 
 from ..config import SamConfig, SegmentConfig
 from ..metrics import match_instances
-from .postprocess import tidy_labels
+from .postprocess import tidy_labels_counting_drops
 from .sam import SamCrystalSegmenter
 
 Array = np.ndarray
@@ -44,8 +44,9 @@ QUICK_GRID = TuningGrid(points_per_side=(16,), pred_iou_thresh=(0.8, 0.88), stab
 class TuningImage:
     """One tuning image as the analysis hands it to SAM (:func:`microcrystalnet.pipeline.load_tuning_images`):
     ``image`` float (Y, X) in [0, 1] (preprocessed, bright crystals), its pixel size, reference
-    labels (Y, X), the segmentation settings scaled to its crystal diameter, and what the prompter
-    of prompt mode segments where that is another image (the image as read; None: ``image``)."""
+    labels (Y, X), the segmentation settings scaled to its crystal diameter, what the prompter of
+    prompt mode segments where that is another image (the image as read; None: ``image``), and
+    where it holds burned-in marks, not sample (bool (Y, X); None: nowhere)."""
 
     name: str
     image: Array
@@ -53,12 +54,14 @@ class TuningImage:
     reference: Array
     segment: SegmentConfig = SegmentConfig()
     prompt_image: Array | None = None
+    not_sample: Array | None = None
 
 
-def _tidy(labels: Array, pixel_size_um: float, segment: SegmentConfig) -> Array:
-    area = pixel_size_um ** 2
-    return tidy_labels(labels, segment.min_crystal_area_um2 / area, segment.max_crystal_area_um2 / area,
-                       segment.exclude_border)
+def _tidy(labels: Array, item: TuningImage) -> Array:
+    """``labels`` of ``item`` tidied as the analysis tidies them (:func:`..segment.segment_crystals`)."""
+    area, segment = item.pixel_size_um ** 2, item.segment
+    return tidy_labels_counting_drops(labels, segment.min_crystal_area_um2 / area, segment.max_crystal_area_um2 / area,
+                                      segment.exclude_border, item.not_sample)[0]
 
 
 def _f1(matches: Sequence[Any]) -> dict[str, float]:
@@ -102,7 +105,7 @@ def _tune(segmenter: SamCrystalSegmenter, images: Sequence[TuningImage], grid: T
     for item in images:
         proposals = segmenter.propose(item.image, item.pixel_size_um, item.segment, prompt,
                                       prompt_image=item.prompt_image)
-        labels = _tidy(segmenter.finish(proposals, prompt), item.pixel_size_um, item.segment)
+        labels = _tidy(segmenter.finish(proposals, prompt), item)
         matches.append(match_instances(item.reference, labels))
     results.append({"sam": {"mode": "prompt"}, **_f1(matches)})
     for points in grid.points_per_side:
@@ -112,8 +115,8 @@ def _tune(segmenter: SamCrystalSegmenter, images: Sequence[TuningImage], grid: T
         for iou, stability, nms in itertools.product(grid.pred_iou_thresh, grid.stability_score_thresh,
                                                      grid.box_nms_thresh):
             candidate = permissive.updated(pred_iou_thresh=iou, stability_score_thresh=stability, box_nms_thresh=nms)
-            matches = [match_instances(item.reference, _tidy(segmenter.finish(p, candidate), item.pixel_size_um,
-                                                             item.segment)) for item, p in zip(images, proposals)]
+            matches = [match_instances(item.reference, _tidy(segmenter.finish(p, candidate), item))
+                       for item, p in zip(images, proposals)]
             results.append({"sam": {"mode": "automatic", "points_per_side": points, "pred_iou_thresh": iou,
                                     "stability_score_thresh": stability, "box_nms_thresh": nms}, **_f1(matches)})
     # ties go to prompt mode (first), which is ~10x cheaper
