@@ -16,6 +16,10 @@ def test_estimate_grows_with_the_pixels_and_with_the_models_the_settings_load():
     assert small == pytest.approx(FIXED_BYTES + PER_PIXEL_BYTES * 1e6, rel=1e-6)
     with_sam = estimate_analysis_bytes((1000, 1000), "sam", "vit_h")
     assert with_sam == pytest.approx(small + SAM_MODEL_BYTES["vit_h"], rel=1e-6)
+    prompted = estimate_analysis_bytes((1000, 1000), "sam", "vit_h", learned_prompts=True)  # the learned prompter
+    assert prompted > with_sam + 0.5e9
+    assert estimate_analysis_bytes((1000, 1000), "learned", learned_prompts=True) == estimate_analysis_bytes(
+        (1000, 1000), "learned")  # prompts are SAM's
     assert estimate_analysis_bytes((1000, 1000), n2v=True) > small
 
 

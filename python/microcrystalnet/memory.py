@@ -50,6 +50,8 @@ SAM_MODEL_BYTES = {"vit_b": 3.9e9, "vit_l": 5.0e9, "vit_h": 6.5e9}
 #: 1024 px tile, bytes (measured in bench/bench_real_sem.py's peak RSS)
 LEARNED_PER_WORKING_PIXEL_BYTES = 40.0
 LEARNED_MODEL_BYTES = 0.5e9
+#: the image as read, float32, kept for SAM's learned prompter while SAM segments the preprocessed one
+PROMPT_IMAGE_BYTES = 4.0
 #: careamics' Noise2Void prediction (PyTorch, tiles of 256 px), bytes
 N2V_MODEL_BYTES = 1.0e9
 #: share of the memory available when an analysis starts that it may plan to use by default
@@ -63,17 +65,21 @@ class ImageTooLargeError(ImageInputError):
 
 
 def estimate_analysis_bytes(shape: tuple[int, ...], segmenter: str = "watershed", sam_model_type: str = "vit_b",
-                            n2v: bool = False, working_scale: float = 1.0) -> int:
+                            n2v: bool = False, working_scale: float = 1.0, learned_prompts: bool = False) -> int:
     """Peak memory (bytes) that analysing an image of ``shape`` (Y, X) pixels adds to a process
     whose models are loaded, outputs included.
 
     ``segmenter``: "watershed", "learned" (which sees the image rescaled by ``working_scale``, per
-    side) or "sam" (with ``sam_model_type``); ``n2v``: whether a Noise2Void model denoises the image.
+    side) or "sam" (with ``sam_model_type``; ``learned_prompts``: prompted by the learned segmenter,
+    on the image as read, which is kept beside the preprocessed one); ``n2v``: whether a Noise2Void
+    model denoises the image.
     """
     pixels = int(shape[0]) * int(shape[1])
     estimate = FIXED_BYTES + PER_PIXEL_BYTES * pixels
     if segmenter == "sam":
         estimate += SAM_MODEL_BYTES[sam_model_type]
+        if learned_prompts:  # SAM's working scale is at most the image's
+            estimate += LEARNED_MODEL_BYTES + (LEARNED_PER_WORKING_PIXEL_BYTES + PROMPT_IMAGE_BYTES) * pixels
     if segmenter == "learned":
         estimate += LEARNED_MODEL_BYTES + LEARNED_PER_WORKING_PIXEL_BYTES * pixels * working_scale ** 2
     if n2v:

@@ -256,10 +256,13 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
     needing more than ``config.input.memory_limit_gb`` (None: 80 % of the memory available now) is
     refused at once with :class:`microcrystalnet.memory.ImageTooLargeError` (an ``ImageInputError``).
     """
-    backend = segmenter.describe()["backend"] if segmenter is not None else config.segment.backend
+    described = segmenter.describe() if segmenter is not None else {
+        "backend": config.segment.backend, **({"prompts": config.segment.sam.prompts_from}
+                                              if config.segment.sam.mode == "prompt" else {})}
     check_analysis_memory(image.path, image.analysed_pixels.shape, estimate_analysis_bytes(
-        image.analysed_pixels.shape, backend, config.segment.sam.model_type,
-        n2v is not None or config.preprocess.runs_n2v_model), config.input.memory_limit_gb)
+        image.analysed_pixels.shape, described["backend"], config.segment.sam.model_type,
+        n2v is not None or config.preprocess.runs_n2v_model,
+        learned_prompts=described.get("prompts") == "learned"), config.input.memory_limit_gb)
     report = progress or (lambda stage, fraction: None)
     notices = list(image.notices)
     seconds: dict[str, float] = {}
