@@ -12,6 +12,7 @@ one entry. Each (segmenter, hint) runs in its own process, so its peak RSS is it
                                           [--segmenter-model MODEL] [--held-out-models DIR]
                                           [--config SETTINGS.json] [--synthetic N] [--inverted]
                                           [--magnification F] [--gamma G] [--added-noise SIGMA]
+                                          [--shading S]
 
 ``--segmenter-model``: the learned segmenter's model file (default: the shipped one).
 ``--config SETTINGS.json``: settings as ``analyze --config`` reads them, under every segmenter
@@ -28,6 +29,9 @@ with it: does the analysis follow crystals at a scale this set does not have?
 ``--gamma G``, ``--added-noise SIGMA``: every real image's gray levels (its 0.1st-99.9th
 percentiles taken as 0-1) raised to the power G, or with Gaussian noise of standard deviation SIGMA
 added (seeded per image): other detector settings and faster scans than this set's.
+``--shading S``: every real image's gray levels (likewise 0-1) plus a ramp rising by S from its
+top left to its bottom right corner: uneven illumination (a detector on one side, charging), which
+the images of this set do not have.
 ``--held-out-models DIR``: for an image whose name (stem) has a model DIR/<stem>.pt, the learned
 segmenter uses that model, trained without that image (leave-one-image-out numbers for images a
 model was trained on: bench/train_default_segmenter.py --leave-out writes them).
@@ -63,7 +67,7 @@ HINTS = ("without hint", "size hint")
 
 
 #: what ``--magnification``, ``--gamma`` and ``--added-noise`` leave as it is
-UNALTERED = {"magnification": 1.0, "gamma": 1.0, "added_noise": 0.0}
+UNALTERED = {"magnification": 1.0, "gamma": 1.0, "added_noise": 0.0, "shading": 0.0}
 
 
 #: held-out synthetic scenes (``--synthetic N``): seeds far from the training seeds, side in px
@@ -106,21 +110,26 @@ def load_entry(entry: dict[str, Any]):
         if image.pixel_size_um:
             image.pixel_size_um /= factor
     gamma, noise = entry.get("gamma", UNALTERED["gamma"]), entry.get("added_noise", UNALTERED["added_noise"])
-    if gamma != UNALTERED["gamma"] or noise:
+    shading = entry.get("shading", UNALTERED["shading"])
+    if gamma != UNALTERED["gamma"] or noise or shading:
         import zlib
 
         low, high = np.percentile(image.pixels, (0.1, 99.9))
         gray = np.clip((image.pixels.astype(np.float32) - low) / max(float(high - low), 1e-6), 0, 1) ** gamma
         rng = np.random.default_rng(zlib.crc32(entry["image"].encode()))
+        if shading:
+            rows, columns = np.indices(gray.shape, dtype=np.float32)
+            gray = gray + shading * (rows / max(gray.shape[0] - 1, 1) + columns / max(gray.shape[1] - 1, 1)) / 2
         image.pixels = (gray + rng.normal(0, noise, gray.shape) if noise else gray).astype(np.float32)
     return image, true
 
 
 def altered(entries: list[dict[str, Any]], *, magnification: float = 1.0, gamma: float = 1.0,
-            added_noise: float = 0.0) -> list[dict[str, Any]]:
+            added_noise: float = 0.0, shading: float = 0.0) -> list[dict[str, Any]]:
     """Manifest ``entries`` to be read at ``magnification`` times their magnification, with their
-    gray levels raised to ``gamma`` and Gaussian noise of ``added_noise`` added (:func:`load_entry`)."""
-    return [{**entry, "magnification": magnification, "gamma": gamma, "added_noise": added_noise,
+    gray levels raised to ``gamma``, Gaussian noise of ``added_noise`` and a ramp of ``shading`` added
+    (:func:`load_entry`)."""
+    return [{**entry, "magnification": magnification, "gamma": gamma, "added_noise": added_noise, "shading": shading,
              "median_diameter_px": entry["median_diameter_px"] * magnification} for entry in entries]
 
 
@@ -229,11 +238,14 @@ def main() -> None:
                         help="every real image's gray levels (0-1) raised to the power G")
     parser.add_argument("--added-noise", type=float, default=0.0, metavar="SIGMA",
                         help="Gaussian noise of this standard deviation (gray levels 0-1) added to every real image")
+    parser.add_argument("--shading", type=float, default=0.0, metavar="S",
+                        help="a ramp rising by S (gray levels 0-1) from top left to bottom right added to every "
+                             "real image: uneven illumination")
     arguments = parser.parse_args()
     if arguments.magnification <= 0 or arguments.gamma <= 0 or arguments.added_noise < 0:
         parser.error("--magnification and --gamma must be positive, --added-noise zero or more")
     alterations = {"magnification": arguments.magnification, "gamma": arguments.gamma,
-                   "added_noise": arguments.added_noise}
+                   "added_noise": arguments.added_noise, "shading": arguments.shading}
     if arguments.synthetic and alterations != UNALTERED:
         parser.error("--magnification, --gamma and --added-noise alter the real images; --synthetic scenes "
                      "come at every size, gray-level curve and noise level already")
