@@ -77,6 +77,8 @@ BOX_OPENING_PX = 5
 MAX_STROKE_HALF_WIDTH_PX = 2.5
 STROKE_HALF_WIDTH_PER_HEIGHT = 0.15
 TEXT_HEIGHT_PX = (6, 80)
+#: ...and at least this many px (smaller flat regions are neither letters nor boxes)
+MIN_LETTER_AREA_PX = 8
 MIN_LETTERS_IN_A_LINE = 3
 LETTER_HEIGHT_RATIO = 1.5
 
@@ -102,9 +104,10 @@ def burned_in_marks(image: Array) -> Array:
     for value in {image.min(), image.max()}:
         flat = image == value
         components, _ = ndi.label(flat, structure=np.ones((3, 3)))
+        areas = np.bincount(components.ravel())
         letters = []
         for index, box in enumerate(ndi.find_objects(components), start=1):
-            if box is None:
+            if box is None or areas[index] < MIN_LETTER_AREA_PX:  # noise at the extremes: many single pixels
                 continue
             region = components[box] == index
             if _is_drawn_box(region, box, image.shape):
@@ -144,7 +147,7 @@ def _is_letter(region: Array) -> bool:
     from scipy import ndimage as ndi
 
     height = region.shape[0]
-    if not TEXT_HEIGHT_PX[0] <= height <= TEXT_HEIGHT_PX[1] or region.sum() < 8:
+    if not TEXT_HEIGHT_PX[0] <= height <= TEXT_HEIGHT_PX[1] or region.sum() < MIN_LETTER_AREA_PX:
         return False
     half_width = float(ndi.distance_transform_edt(np.pad(region, 1)).max())
     return half_width <= min(MAX_STROKE_HALF_WIDTH_PX, STROKE_HALF_WIDTH_PER_HEIGHT * height)
