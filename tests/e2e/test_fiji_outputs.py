@@ -396,8 +396,8 @@ def test_a_headless_imagej_puts_saved_results_on_the_overlay_and_in_its_results_
     assert "no ROI Manager" in logged and "on the image's overlay" in logged and "ImageJ's Results table" in logged
 
 
-def test_a_macro_shows_saved_results_adding_to_the_roi_manager_and_refuses_the_wrong_image(ij, scenes, saved_result,
-                                                                                          tmp_path):
+def test_saved_results_come_back_on_their_image_adding_to_the_roi_manager_and_not_on_another(ij, scenes, saved_result,
+                                                                                           tmp_path, recorder):
     folder, n_crystals, rows = saved_result
     manager = roi_manager()
     manager.reset()
@@ -406,11 +406,26 @@ def test_a_macro_shows_saved_results_adding_to_the_roi_manager_and_refuses_the_w
     mine.setName("my outline")
     manager.addRoi(mine)
     image = open_in_front(ij, scenes[0])
-    call = 'return call("microcrystalnet.fiji.ResultsDisplay.showResultFolder", getArgument(), "ROI Manager", "false");'
-    assert str(ij.runMacro(call, str(folder))) == str(n_crystals), error_of_last_run()
+    ij.doCommand("Show Saved Results...")  # as from the menu: its dialog, recorded
+    dialog = wait_for_dialog("Show Saved Results")
+    dialog.getStringFields().get(0).setText(str(folder))
+    click(dialog, 0)
+    wait_until(lambda: "Show Saved Results" in str(recorder.getText()))
+    wait_until(lambda: manager.getCount() == 1 + n_crystals)
+    assert error_of_last_run() == ""
     names = roi_names(manager)
-    assert names[0] == "my outline" and len(names) == 1 + n_crystals  # added to, never emptied
-    assert names[1] == f"scene.tif:{rows[0]['Name']}"
+    assert names[0] == "my outline" and names[1] == f"scene.tif:{rows[0]['Name']}"  # added to, never emptied
+    lines = [line for line in str(recorder.getText()).splitlines() if line.startswith("run(")]
+    assert lines == [f'run("Show Saved Results...", "result_folder={folder} outputs=[ROI Manager]");'], lines
+    manager.reset()
+    ij.run(image, "Show Saved Results...", f"result_folder=[{folder}] outputs=[ROI Manager + Overlay] "
+           "fill_imagej_results_table")
+    assert error_of_last_run() == "" and manager.getCount() == n_crystals
+    assert image.getOverlay() is not None and table().size() == n_crystals
+    manager.reset()
+    call = 'return call("microcrystalnet.fiji.ResultsDisplay.showResultFolder", getArgument(), "ROI Manager", "false");'
+    assert str(ij.runMacro(call, str(folder))) == str(n_crystals), error_of_last_run()  # a macro's way
+    assert len(roi_names(manager)) == n_crystals
     small = tmp_path / "small.tif"
     tifffile.imwrite(small, np.zeros((64, 80), np.uint8))
     other = open_in_front(ij, small)
