@@ -5,6 +5,7 @@ import numpy as np
 import imageio.v3 as iio
 import pytest
 import tifffile
+from scipy import ndimage as ndi
 
 from microcrystalnet.databar import burned_in_marks, find_data_bar
 from microcrystalnet.io import ImageInputError, read_sem_image, to_unit_range
@@ -198,6 +199,12 @@ def test_burned_in_scale_bars_text_and_label_boxes_are_marks_and_the_sample_is_n
     for left, height in ((150, 6), (160, 11), (175, 8)):  # bright specks side by side, of unlike sizes
         saturated[60 - height:60, left:left + 2] = 255
     assert not burned_in_marks(saturated).any()
+    rows, columns = np.mgrid[:256, :320]  # saturated square crystals, blurred and noisy as imaged
+    cubes = np.full(image.shape, 100.0)
+    for row, column in ((60, 60), (128, 200), (200, 100)):
+        cubes[row - 20:row + 20, column - 20:column + 20] = 320
+    cubes = ndi.gaussian_filter(cubes, 1.5) + np.random.default_rng(1).normal(0, 12, cubes.shape)
+    assert not burned_in_marks(np.clip(np.round(cubes), 0, 255).astype(np.uint8)).any()
     framed = image.copy()
     framed[:, :2] = framed[:, -2:] = framed[:2] = framed[-2:] = 0  # a black frame around the sample
     assert not burned_in_marks(framed).any()
@@ -205,13 +212,16 @@ def test_burned_in_scale_bars_text_and_label_boxes_are_marks_and_the_sample_is_n
     assert not burned_in_marks(background).any()  # a sample on a background clipped to black
 
 
-def test_no_real_sem_image_has_marks_where_its_sample_is():
+def test_no_real_sem_image_has_marks_where_its_sample_is_even_with_clipped_gray_levels():
     real_sem = Path(__file__).resolve().parents[1].parent / "shared" / "real-sem"
     if not (real_sem / "manifest.json").is_file():
         pytest.skip(f"no real SEM images at {real_sem} (the shared folder beside the repository)")
     for entry in json.loads((real_sem / "manifest.json").read_text()):
-        pixels = read_sem_image(real_sem / entry["image"]).analysed_pixels
-        assert not burned_in_marks(pixels).any(), entry["image"]
+        pixels = read_sem_image(real_sem / entry["image"]).analysed_pixels.astype(np.float32)
+        for clipped in (0, 2, 10):  # stretched so that this % of the pixels clip at each end: flat sample
+            low, high = np.percentile(pixels, (clipped, 100 - clipped))
+            stretched = np.round(np.clip((pixels - low) / (high - low), 0, 1) * 255).astype(np.uint8)
+            assert not burned_in_marks(stretched).any(), (entry["image"], clipped)
 
 
 def expect_input_error(path, *fragments):

@@ -55,6 +55,10 @@ def test_tidy_drops_crystals_on_burned_in_marks_and_cuts_the_marks_out_of_the_ot
     assert np.count_nonzero(tidy == 1) == 48 and not (tidy > 0)[marks].any()
     assert np.count_nonzero(tidy == 2) == 64
     assert tidy_labels_counting_drops(labels)[1]["on_marks"] == 0  # without marks: kept as found
+    inside = np.zeros(labels.shape, bool)
+    inside[12:14, 4:8] = True  # text drawn inside crystal 2: it goes on under it, no hole
+    tidy, dropped = tidy_labels_counting_drops(labels, not_sample=marks | inside)
+    assert np.count_nonzero(tidy == 1) == 48 and dropped["on_marks"] == 1
 
 
 @pytest.mark.parametrize("backend", ["watershed", "learned"])

@@ -8,6 +8,9 @@ the pixels alone; the reader prefers what the file's metadata says where it says
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import numpy as np
 
 Array = np.ndarray
@@ -55,91 +58,152 @@ def find_data_bar(image: Array) -> int | None:
     return first_bar_row if bar_rows >= MIN_BAR_ROWS and first_bar_row < height else None
 
 
-#: a burned-in mark is drawn with one exactly flat extreme value (sample pixels carry noise): a
-#: scale bar, line or label box fills at least this fraction of its bounding box (its text's holes
-#: filled; antialiased edges are not at the extreme value, so the flat core is a clean rectangle)...
+#: Burned-in marks are drawn with one exactly flat extreme value (sample pixels carry noise, and
+#: antialiased edges are not at the extreme value, so a mark's flat core is a clean rectangle). A
+#: sample may hold flat extreme regions too (clipped particles, pores, bright rims), so each kind of
+#: mark needs a cue a crystal does not give.
+#:
+#: A flat region is a clean rectangle when, its holes filled, it fills this fraction of its bounding box:
 MARK_BOX_FILL = 0.97
-#: ...of which the flat pixels themselves (without its text) are at least this fraction...
-MARK_FLAT_FILL = 0.6
-#: ...is at least this long, px (a crystal that happens to be flat, saturated and square is smaller
-#: than a scale bar)...
-MIN_MARK_LENGTH_PX = 20
-#: ...covers at least this many pixels...
-MIN_MARK_AREA_PX = 60
-#: ...and at most this fraction of the image, touching at most two of its edges (a label box may
-#: sit in a corner; a frame, or a background clipped to black around the crystals, is no mark)
+#: a scale bar: a clean rectangle at least this long, px, and this many times as long as high, at
+#: most this high (fraction of the image height, or 3 px), at most half the image wide, touching
+#: no image edge...
+MIN_BAR_LENGTH_PX = 30
+MIN_BAR_ASPECT = 5.0
+MAX_BAR_HEIGHT_FRACTION = 0.03
+#: ...outside the image's centre (bars sit near an edge: a rod crystal in the middle is no bar)
+CENTRE_FRACTION = 0.4
+#: a label box: a clean rectangle of at least this many px a side, touching one or two image edges
+#: (a frame touches four), holding at least this many px of the opposite extreme value (its text;
+#: the pinholes of a clipped crystal core are not at the opposite extreme)
+MIN_BOX_SIDE_PX = 10
+MIN_BOX_TEXT_PX = 20
+#: neither covers more than this fraction of the image (a background clipped to black is no mark)
 MAX_MARK_FRACTION = 0.1
-#: boxes are also looked for in the flat pixels opened by a square of this side, px
+#: bars touched by the sample's own flat pixels are also looked for after an opening by a horizontal
+#: line this long, px (what it keeps of a particle is no long thin rectangle), boxes after one by a
+#: square of this side
+BAR_OPENING_PX = 30
 BOX_OPENING_PX = 5
-#: text: strokes of the flat value at most this many px from their own edge, and at most this
-#: fraction of the letter's height (letters, not crystals or pores), 6-80 px high, at least this many side by side in a line, of heights within this
-#: ratio of each other (:func:`_text_lines`)
+#: text: letters of strokes of the flat value at most this many px from their own edge, and at
+#: most this fraction of the letter's height, 6-80 px high, at least this many side by side in a
+#: line, of heights within this ratio of each other (:func:`_text_lines`), a line only where it
+#: stands by a scale bar (within this many letter heights): bright rims of particles in a row
+#: look like letters too
 MAX_STROKE_HALF_WIDTH_PX = 2.5
 STROKE_HALF_WIDTH_PER_HEIGHT = 0.15
 TEXT_HEIGHT_PX = (6, 80)
-#: ...and at least this many px (smaller flat regions are neither letters nor boxes)
+#: ...and at least this many px (smaller flat regions are neither letters nor marks)
 MIN_LETTER_AREA_PX = 8
 MIN_LETTERS_IN_A_LINE = 3
 LETTER_HEIGHT_RATIO = 1.5
+TEXT_TO_BAR_LETTER_HEIGHTS = 3.0
 
 
 def burned_in_marks(image: Array) -> Array:
     """Where an instrument or program burned marks into the sample area: bool (Y, X), True on
-    scale bars, lines, filled label boxes (with the text in them) and lines of text.
+    scale bars, label boxes (with the text in them) and the text beside a scale bar.
 
     ``image``: (Y, X) gray, any dtype (the analysed part, above a data bar). Marks are drawn with
-    the image's darkest or brightest value, exactly (sample pixels carry noise). A mark is a
-    connected region of that value that, with its holes (its text) filled, fills at least
-    ``MARK_BOX_FILL`` of its bounding box, at least ``MIN_MARK_LENGTH_PX`` long and
-    ``MIN_MARK_AREA_PX`` in area, at most ``MAX_MARK_FRACTION`` of the image and touching at most
-    two image edges; or a line of at least ``MIN_LETTERS_IN_A_LINE`` thin-stroked letters of that
-    value side by side (their bounding box, 2 px wider for the antialiased edges). Marks in a
-    lossy-compressed (JPEG) image are no longer flat and are not found.
+    the image's darkest or brightest value, exactly. Found are: scale bars (long thin clean
+    rectangles of that value, away from the image's centre), label boxes (clean rectangles at an
+    image edge holding text of the opposite extreme value) and lines of thin-stroked letters of
+    like height on one base line beside a scale bar (their bounding box, 2 px wider for the
+    antialiased edges); see the constants above. Conservative by design, since a false mark would
+    hide crystals: a bar drawn in mid-gray, text without a bar or box, text under about 16 px
+    (antialiasing leaves too few flat pixels), and marks in a lossy-compressed (JPEG) image are not
+    found.
     """
     if image.ndim != 2:
         raise ValueError(f"burned_in_marks needs a 2D image, got shape {image.shape}")
     from scipy import ndimage as ndi
 
     marks = np.zeros(image.shape, bool)
-    for value in {image.min(), image.max()}:
+    low, high = image.min(), image.max()
+    for value, opposite in ((low, high), (high, low)) if low != high else ():
         flat = image == value
-        components, _ = ndi.label(flat, structure=np.ones((3, 3)))
-        areas = np.bincount(components.ravel())
-        letters = []
-        for index, box in enumerate(ndi.find_objects(components), start=1):
-            if box is None or areas[index] < MIN_LETTER_AREA_PX:  # noise at the extremes: many single pixels
-                continue
-            region = components[box] == index
-            if _is_drawn_box(region, box, image.shape):
+        letters, bars = [], []
+        for box, region in _regions(flat):
+            if _is_scale_bar(region, box, flat):
+                bars.append(box)
+            elif _is_label_box(region, box, image, opposite):
                 marks[box] = True
             elif _is_letter(region):
                 letters.append(box)
-        # a box the sample's own darkest (brightest) pixels touch: thin pores or edges of that value
-        # join it; opened, it stands alone
-        opened, _ = ndi.label(ndi.binary_opening(flat, structure=np.ones((BOX_OPENING_PX,) * 2)))
-        for index, box in enumerate(ndi.find_objects(opened), start=1):
-            if box is not None and _is_drawn_box(opened[box] == index, box, image.shape):
+        # a mark the sample's own flat pixels touch (a particle, pores) stands alone once opened
+        bars += [box for box, region in _regions(ndi.binary_opening(flat, structure=np.ones((1, BAR_OPENING_PX))))
+                 if _is_scale_bar(region, box, flat)]
+        for box, region in _regions(ndi.binary_opening(flat, structure=np.ones((BOX_OPENING_PX,) * 2))):
+            if _is_label_box(region, box, image, opposite):
                 marks[box] = True
+        for bar in bars:
+            marks[bar] = True
         for line in _text_lines(letters):
+            if not any(_beside(line, bar) for bar in bars):
+                continue
             top, bottom = min(b[0].start for b in line) - 2, max(b[0].stop for b in line) + 2
             left, right = min(b[1].start for b in line) - 2, max(b[1].stop for b in line) + 2
             marks[max(top, 0):bottom, max(left, 0):right] = True
     return marks
 
 
-def _is_drawn_box(region: Array, box: tuple[slice, slice], shape: tuple[int, ...]) -> bool:
-    """Whether a flat region (bool, its bounding box ``box`` in an image of ``shape``) is a drawn
-    bar, line or box: see :func:`burned_in_marks`."""
+def _regions(mask: Array) -> Iterator[tuple[tuple[slice, slice], Array]]:
+    """(bounding box, bool region within it) of each 8-connected region of ``mask`` of at least
+    :data:`MIN_LETTER_AREA_PX` (noise at an extreme value makes many single pixels)."""
+    from scipy import ndimage as ndi
+
+    components, _ = ndi.label(mask, structure=np.ones((3, 3)))
+    areas = np.bincount(components.ravel())
+    for index, box in enumerate(ndi.find_objects(components), start=1):
+        if box is not None and areas[index] >= MIN_LETTER_AREA_PX:
+            yield box, components[box] == index
+
+
+def _clean_rectangle(region: Array, shape: tuple[int, ...]) -> bool:
+    """Whether a flat region (bool, its bounding box) with its holes filled fills its bounding box
+    (:data:`MARK_BOX_FILL`), and covers at most :data:`MAX_MARK_FRACTION` of an image of ``shape``."""
     from scipy import ndimage as ndi
 
     height, width = region.shape
-    edges_touched = (box[0].start == 0) + (box[0].stop == shape[0]) + (box[1].start == 0) + (box[1].stop == shape[1])
-    if max(height, width) < MIN_MARK_LENGTH_PX or edges_touched > 2 \
-            or height * width > MAX_MARK_FRACTION * shape[0] * shape[1]:
+    return (height * width <= MAX_MARK_FRACTION * shape[0] * shape[1]
+            and int(ndi.binary_fill_holes(region).sum()) >= MARK_BOX_FILL * height * width)
+
+
+def _is_scale_bar(region: Array, box: tuple[slice, slice], flat: Array) -> bool:
+    """A long, thin, clean horizontal rectangle of the ``flat`` pixels (bool (Y, X), the image at
+    the bar's value) away from the image's centre and edges, with no flat pixels along most of its
+    length above and below it: the whole of a bar, not a slice of a larger flat region."""
+    height, width = region.shape
+    shape = flat.shape
+    if (height < 2 or width < MIN_BAR_LENGTH_PX or width < MIN_BAR_ASPECT * height or width > shape[1] / 2
+            or height > max(3, MAX_BAR_HEIGHT_FRACTION * shape[0])):
         return False
-    flat = int(region.sum())
-    filled = int(ndi.binary_fill_holes(region).sum())
-    return filled >= MIN_MARK_AREA_PX and filled >= MARK_BOX_FILL * height * width and flat >= MARK_FLAT_FILL * filled
+    if box[0].start == 0 or box[1].start == 0 or box[0].stop == shape[0] or box[1].stop == shape[1]:
+        return False
+    centre_y, centre_x = (box[0].start + box[0].stop) / 2 / shape[0], (box[1].start + box[1].stop) / 2 / shape[1]
+    if abs(centre_y - 0.5) < CENTRE_FRACTION / 2 and abs(centre_x - 0.5) < CENTRE_FRACTION / 2:
+        return False
+    above, below = flat[box[0].start - 1, box[1]], flat[box[0].stop, box[1]]
+    return max(above.mean(), below.mean()) < 0.5 and _clean_rectangle(region, shape)
+
+
+def _is_label_box(region: Array, box: tuple[slice, slice], image: Array, opposite: Any) -> bool:
+    """A clean rectangle at one or two image edges holding text of the ``opposite`` extreme value."""
+    height, width = region.shape
+    shape = image.shape
+    edges_touched = (box[0].start == 0) + (box[0].stop == shape[0]) + (box[1].start == 0) + (box[1].stop == shape[1])
+    if min(height, width) < MIN_BOX_SIDE_PX or not 1 <= edges_touched <= 2 or not _clean_rectangle(region, shape):
+        return False
+    return int(np.count_nonzero(image[box] == opposite)) >= MIN_BOX_TEXT_PX
+
+
+def _beside(line: list[tuple[slice, slice]], bar: tuple[slice, slice]) -> bool:
+    """Whether a line of letters stands above or below a scale bar, overlapping it sideways."""
+    height = max(b[0].stop - b[0].start for b in line)
+    top, bottom = min(b[0].start for b in line), max(b[0].stop for b in line)
+    left, right = min(b[1].start for b in line), max(b[1].stop for b in line)
+    gap = max(bar[0].start - bottom, top - bar[0].stop)
+    return gap <= TEXT_TO_BAR_LETTER_HEIGHTS * height and left < bar[1].stop + height and right > bar[1].start - height
 
 
 def _is_letter(region: Array) -> bool:

@@ -51,18 +51,20 @@ def tidy_labels_counting_drops(labels: Array, min_area_px: float = 0, max_area_p
         if box is None:
             continue
         region = labels[box] == index
+        fillable = labels[box] == 0  # holes are filled with pore, never with another crystal
         if not_sample is not None:
             on_marks = np.count_nonzero(not_sample[box][region])
             if on_marks >= MOSTLY_NOT_SAMPLE * np.count_nonzero(region):
                 dropped["on_marks"] += 1
                 continue
-            if on_marks:  # a crystal a mark was drawn across, or that grew into one: the mark cut out
-                region &= ~not_sample[box]
+            if on_marks:  # a crystal a mark was drawn across, or that grew into one: the mark cut out,
+                region &= ~not_sample[box]  # but where it lies inside, the crystal goes on under it
+                fillable |= not_sample[box]
         pieces, n_pieces = ndi.label(region, structure=_EIGHT_CONNECTED)
         if n_pieces > 1:
             sizes = np.bincount(pieces.ravel())[1:]
             region = pieces == (np.argmax(sizes) + 1)
-        region = ndi.binary_fill_holes(region) & ((labels[box] == 0) | region)
+        region = ndi.binary_fill_holes(region) & (fillable | region)
         area = int(region.sum())
         if area < min_area_px or area > max_area_px:
             dropped["too_small" if area < min_area_px else "too_large"] += 1

@@ -2,7 +2,6 @@ package microcrystalnet.fiji;
 
 import ij.IJ;
 import ij.ImagePlus;
-import ij.WindowManager;
 import ij.gui.Roi;
 import ij.measure.Calibration;
 import ij.measure.ResultsTable;
@@ -71,12 +70,14 @@ public final class ResultsDisplay {
 	 */
 	public static String showResultFolder(String folder, String outputs, String fillResults) {
 		AnalyzeCrystals.clearError();
-		ImagePlus image = WindowManager.getCurrentImage();
-		File results = new File(folder);
-		if (image == null) {
-			AnalyzeCrystals.fail("Open the image the results in " + folder + " are of first.");
+		ImagePlus image = AnalyzeCrystals.currentSingleImage();
+		if (image == null) return "";
+		if (folder == null || folder.trim().isEmpty()) {
+			AnalyzeCrystals.fail("Give the result folder of " + image.getTitle() + ": <output>/<image name>, with "
+				+ "results.csv and summary.json.");
 			return "";
 		}
+		File results = new File(folder.trim());
 		if (!Arrays.asList(Outputs.CHOICES).contains(outputs)) {
 			AnalyzeCrystals.fail("Outputs must be one of: " + String.join(", ", Outputs.CHOICES) + " (got '" + outputs
 				+ "').");
