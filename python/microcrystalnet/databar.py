@@ -1,9 +1,11 @@
-"""The information bar that many SEM instruments burn into the bottom of their images.
+"""What SEM instruments and image programs burn into images that is not sample.
 
 FEI/Thermo Fisher, Zeiss, JEOL and Tescan images often end in a band of rows holding the
 magnification, voltage and scale bar: a flat background (black or white) with text and lines.
 It is not sample and must not be segmented. :func:`find_data_bar` finds its first row from
-the pixels alone; the reader prefers what the file's metadata says where it says it.
+the pixels alone; the reader prefers what the file's metadata says where it says it. Other images
+carry a scale bar, its text or a label box in the sample area itself: :func:`burned_in_marks`
+finds them, so that what segmentation finds on them is left out.
 """
 
 from __future__ import annotations
@@ -63,7 +65,8 @@ def find_data_bar(image: Array) -> int | None:
 #: sample may hold flat extreme regions too (clipped particles, pores, bright rims), so each kind of
 #: mark needs a cue a crystal does not give.
 #:
-#: A flat region is a clean rectangle when, its holes filled, it fills this fraction of its bounding box:
+#: A flat region is a clean rectangle when, its holes filled, it fills this fraction of its
+#: bounding box:
 MARK_BOX_FILL = 0.97
 #: a scale bar: a clean rectangle at least this long, px, and this many times as long as high, at
 #: most this high (fraction of the image height, or 3 px), at most half the image wide, touching
@@ -109,10 +112,10 @@ def burned_in_marks(image: Array) -> Array:
     rectangles of that value, away from the image's centre), label boxes (clean rectangles at an
     image edge holding text of the opposite extreme value) and lines of thin-stroked letters of
     like height on one base line beside a scale bar (their bounding box, 2 px wider for the
-    antialiased edges); see the constants above. Conservative by design, since a false mark would
-    hide crystals: a bar drawn in mid-gray, text without a bar or box, text under about 16 px
-    (antialiasing leaves too few flat pixels), and marks in a lossy-compressed (JPEG) image are not
-    found.
+    antialiased edges); see the constants above and BENCHMARKS.md ("Burned-in scale bars").
+    Conservative by design, since a false mark would hide crystals: a bar drawn in mid-gray, text
+    without a bar or box, text under about 16 px (antialiasing leaves too few flat pixels), and
+    marks in a lossy-compressed (JPEG) image are not found.
     """
     if image.ndim != 2:
         raise ValueError(f"burned_in_marks needs a 2D image, got shape {image.shape}")
