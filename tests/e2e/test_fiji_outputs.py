@@ -418,10 +418,11 @@ def test_saved_results_come_back_on_their_image_adding_to_the_roi_manager_and_no
     lines = [line for line in str(recorder.getText()).splitlines() if line.startswith("run(")]
     assert lines == [f'run("Show Saved Results...", "result_folder={folder} outputs=[ROI Manager]");'], lines
     manager.reset()
+    rows_before = table().size()  # rows of earlier analyses stay: added to, never emptied
     ij.run(image, "Show Saved Results...", f"result_folder=[{folder}] outputs=[ROI Manager + Overlay] "
            "fill_imagej_results_table")
     assert error_of_last_run() == "" and manager.getCount() == n_crystals
-    assert image.getOverlay() is not None and table().size() == n_crystals
+    assert image.getOverlay() is not None and table().size() == rows_before + n_crystals
     manager.reset()
     call = 'return call("microcrystalnet.fiji.ResultsDisplay.showResultFolder", getArgument(), "ROI Manager", "false");'
     assert str(ij.runMacro(call, str(folder))) == str(n_crystals), error_of_last_run()  # a macro's way
