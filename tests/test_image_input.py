@@ -164,6 +164,16 @@ def test_data_bar_found_in_pixels_and_can_be_kept(tmp_path):
     assert kept.data_bar_row is None and kept.analysed_pixels.shape == (340, 256)
 
 
+def test_the_data_bar_of_an_image_resampled_to_twice_its_size_is_found():
+    from skimage.transform import rescale
+
+    pixels = add_data_bar(sem_like((712, 256)), 56)  # the geometry of the real TiO2 images
+    pixels[-2:] = 128  # a border line under the bar
+    assert find_data_bar(pixels) == 712
+    doubled = np.clip(rescale(pixels.astype(np.float64), 2, order=3, preserve_range=True), 0, 255).round()
+    assert abs(find_data_bar(doubled.astype(np.uint8)) - 1424) <= 2  # its text and border twice as thick
+
+
 def test_sample_with_saturated_patches_is_not_a_data_bar():
     pixels = sem_like((300, 256))
     pixels[100:140, 0:60] = 255  # a saturated crystal, not at the bottom

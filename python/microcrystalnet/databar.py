@@ -22,12 +22,21 @@ FLAT_ROW_FRACTION = 0.5
 #: bars are at least this many rows high and at most this fraction of the image height
 MIN_BAR_ROWS = 8
 MAX_BAR_FRACTION = 0.3
+#: rows of text or lines a bar may hold in a row, per image row (:func:`bridged_rows`)
+BRIDGED_ROWS_PER_HEIGHT = 0.004
 
 
 def _flat_fraction(row: Array) -> tuple[float, float]:
     values, counts = np.unique(row, return_counts=True)
     top = int(np.argmax(counts))
     return counts[top] / row.size, float(values[top])
+
+
+def bridged_rows(height: int) -> int:
+    """How many consecutive rows that are not flat a data bar of an image ``height`` rows high may
+    hold (text, a border line): 3, scaling with the height beyond 750 rows (an image resampled to
+    twice its size has text and lines twice as thick)."""
+    return max(3, round(BRIDGED_ROWS_PER_HEIGHT * height))
 
 
 def find_data_bar(image: Array) -> int | None:
@@ -37,8 +46,9 @@ def find_data_bar(image: Array) -> int | None:
     pixels share one value that is the image's darkest or brightest (bar backgrounds are
     pure black or white; sample rows carry noise). The bar is the run of such rows at the
     bottom, if it is between ``MIN_BAR_ROWS`` rows and ``MAX_BAR_FRACTION`` of the height.
-    Short text lines inside the bar are bridged: a bar may hold up to 3 consecutive rows in
-    which text covers more than half of the width.
+    Short text lines inside the bar, and a border line under it, are bridged: a bar may hold up
+    to :func:`bridged_rows` consecutive rows (3, more in a resampled or tall image) that are not
+    flat.
     """
     if image.ndim != 2:
         raise ValueError(f"find_data_bar needs a 2D image, got shape {image.shape}")
@@ -54,7 +64,7 @@ def find_data_bar(image: Array) -> int | None:
             gap = 0
         else:
             gap += 1
-            if gap > 3:
+            if gap > bridged_rows(height):
                 break
     bar_rows = height - first_bar_row
     return first_bar_row if bar_rows >= MIN_BAR_ROWS and first_bar_row < height else None
