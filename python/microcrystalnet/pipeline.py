@@ -141,16 +141,23 @@ def contrast_judged_for(analysed: Array, pixel_size_um: float | None, config: An
                                    judge=getattr(segmenter, "contrast_judge", None))
 
 
+def _run_now(stage: str, fraction: float, work: Callable[[], T]) -> T:
+    return work()
+
+
 def prepared_for_segmentation(analysed: Array, pixel_size_um: float | None, config: AnalysisConfig,
-                              segmenter: CrystalSegmenter
+                              segmenter: CrystalSegmenter, *,
+                              staged: Callable[[str, float, Callable[[], Any]], Any] = _run_now
                               ) -> tuple[Array, AnalysisConfig, CrystalScale, CrystalContrast, list[str]]:
     """What :func:`analyze_image` does before preprocessing: the crystal contrast
     (:func:`.segment.contrast.judged_crystal_contrast`), then the image with bright crystals, its scaled settings,
     its crystal diameter and notices (:func:`scaled_with_bright_crystals`); returned as (image,
-    settings, scale, contrast, notices)."""
-    contrast, texture_px = contrast_judged_for(analysed, pixel_size_um, config, segmenter)
-    bright, scaled, scale, notices = scaled_with_bright_crystals(analysed, pixel_size_um, config, segmenter,
-                                                                 contrast, texture_px)
+    settings, scale, contrast, notices). ``staged(stage, fraction, work)`` runs each of the two
+    stages (for progress and timing)."""
+    contrast, texture_px = staged("crystal contrast", 0.0, lambda: contrast_judged_for(
+        analysed, pixel_size_um, config, segmenter))
+    bright, scaled, scale, notices = staged("crystal size", 0.02, lambda: scaled_with_bright_crystals(
+        analysed, pixel_size_um, config, segmenter, contrast, texture_px))
     return bright, scaled, scale, contrast, notices
 
 
@@ -175,10 +182,6 @@ class SegmentationInputs:
     step_reports: list[Any]
 
 
-def _run_now(stage: str, fraction: float, work: Callable[[], T]) -> T:
-    return work()
-
-
 def segmentation_inputs(analysed: Array, pixel_size_um: float | None, config: AnalysisConfig,
                         segmenter: CrystalSegmenter, n2v: Noise2VoidDenoiser | None = None, *,
                         staged: Callable[[str, float, Callable[[], T]], T] = _run_now) -> SegmentationInputs:
@@ -189,10 +192,8 @@ def segmentation_inputs(analysed: Array, pixel_size_um: float | None, config: An
     each segmenter sees: the learned segmenter, and the learned prompter of SAM, the image as read
     (trained on raw images; BENCHMARKS.md), the others the preprocessed one. ``staged(stage,
     fraction, work)`` runs each stage (for progress and timing)."""
-    contrast, texture_px = staged("crystal contrast", 0.0, lambda: contrast_judged_for(
-        analysed, pixel_size_um, config, segmenter))
-    bright, config, scale, notices = staged("crystal size", 0.02, lambda: scaled_with_bright_crystals(
-        analysed, pixel_size_um, config, segmenter, contrast, texture_px))
+    bright, config, scale, contrast, notices = prepared_for_segmentation(analysed, pixel_size_um, config, segmenter,
+                                                                         staged=staged)
     del analysed  # where the crystals are dark, only the inverted copy lives on: large images
     segmentation_pixel_size = pixel_size_um or config.input.assumed_pixel_size_um
     preprocessed, step_reports = staged("preprocess", 0.05, lambda: preprocess(

@@ -20,7 +20,7 @@ from ..notices import (BOUNDARY_WATERSHED, CRYSTAL_SIZE, CRYSTAL_SIZE_SHORT, KEE
                        MAX_AREA, MIN_AREA, Notice, Wording)
 from .boundary import segment_boundary_watershed
 from .contrast import ContrastJudge, ShippedNetworkJudge
-from .postprocess import tidy_labels, tidy_labels_counting_drops
+from .postprocess import tidy_labels, tidy_segmentation
 from .scale import configured_diameter_px
 from .watershed import segment_watershed
 
@@ -209,10 +209,7 @@ def segment_crystals(image: Array, pixel_size_um: float, config: SegmentConfig =
     segmenter = segmenter or make_segmenter(config)
     raw, statistics = (segmenter.segment(image, pixel_size_um, config) if prompt_image is None
                        else segmenter.segment(image, pixel_size_um, config, prompt_image=prompt_image))
-    pixel_area = pixel_size_um ** 2
-    labels, dropped = tidy_labels_counting_drops(raw, config.min_crystal_area_um2 / pixel_area,
-                                                 config.max_crystal_area_um2 / pixel_area, config.exclude_border,
-                                                 not_sample)
+    labels, dropped = tidy_segmentation(raw, pixel_size_um, config, not_sample)
     statistics = {**statistics, "candidates": int(labels.max()) + sum(dropped.values()), "dropped": dropped}
     return Segmentation(labels, segmenter.describe(), statistics)
 

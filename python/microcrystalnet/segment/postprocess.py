@@ -10,6 +10,8 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.segmentation import relabel_sequential
 
+from ..config import SegmentConfig
+
 Array = np.ndarray
 
 _EIGHT_CONNECTED = np.ones((3, 3), bool)
@@ -25,6 +27,15 @@ def tidy_labels(labels: Array, min_area_px: float = 0, max_area_px: float = np.i
     1..N in the order of the input labels.
     """
     return tidy_labels_counting_drops(labels, min_area_px, max_area_px, exclude_border)[0]
+
+
+def tidy_segmentation(labels: Array, pixel_size_um: float, config: SegmentConfig,
+                      not_sample: Array | None = None) -> tuple[Array, dict[str, int]]:
+    """:func:`tidy_labels_counting_drops` with the area limits (um^2) and border rule of
+    ``config`` for an image of ``pixel_size_um`` (um per pixel): how every segmentation ends."""
+    pixel_area = pixel_size_um ** 2
+    return tidy_labels_counting_drops(labels, config.min_crystal_area_um2 / pixel_area,
+                                      config.max_crystal_area_um2 / pixel_area, config.exclude_border, not_sample)
 
 
 #: a crystal with at least this fraction of its area on burned-in marks is a mark, not a crystal

@@ -339,11 +339,13 @@ class SamCrystalSegmenter:
         statistics.working_pixel_size_um = work_size
         scale = pixel_size_um / work_size
         work_shape = (max(1, round(image.shape[0] * scale)), max(1, round(image.shape[1] * scale)))
-        work_image = resize(image, work_shape, order=1, anti_aliasing=scale < 1, preserve_range=True).astype(np.float32)
+        def at_work_scale(pixels: Array) -> Array:
+            return resize(pixels, work_shape, order=1, anti_aliasing=scale < 1, preserve_range=True).astype(np.float32)
+
+        work_image = at_work_scale(image)
         min_area_px = segment_config.min_crystal_area_um2 / work_size ** 2
         if config.mode == "prompt" and self.prompter is not None:
-            seen = work_image if prompt_image is None else resize(
-                prompt_image, work_shape, order=1, anti_aliasing=scale < 1, preserve_range=True).astype(np.float32)
+            seen = work_image if prompt_image is None else at_work_scale(prompt_image)
             candidates = self.prompter.segment(seen, work_size, segment_config)[0]
             foreground = ndi.binary_dilation(candidates > 0, iterations=2)  # its crystals, with their edges
         else:

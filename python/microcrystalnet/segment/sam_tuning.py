@@ -20,7 +20,7 @@ import numpy as np
 
 from ..config import SamConfig, SegmentConfig
 from ..metrics import match_instances
-from .postprocess import tidy_labels_counting_drops
+from .postprocess import tidy_segmentation
 from .sam import SamCrystalSegmenter
 
 Array = np.ndarray
@@ -59,9 +59,7 @@ class TuningImage:
 
 def _tidy(labels: Array, item: TuningImage) -> Array:
     """``labels`` of ``item`` tidied as the analysis tidies them (:func:`..segment.segment_crystals`)."""
-    area, segment = item.pixel_size_um ** 2, item.segment
-    return tidy_labels_counting_drops(labels, segment.min_crystal_area_um2 / area, segment.max_crystal_area_um2 / area,
-                                      segment.exclude_border, item.not_sample)[0]
+    return tidy_segmentation(labels, item.pixel_size_um, item.segment, item.not_sample)[0]
 
 
 def _f1(matches: Sequence[Any]) -> dict[str, float]:
