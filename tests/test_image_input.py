@@ -181,6 +181,30 @@ def test_sample_with_saturated_patches_is_not_a_data_bar():
     assert find_data_bar(pixels) is None
 
 
+def clipped_to_black(shape, black_fraction, seed):
+    """A sample whose background between blob-like crystals is clipped to black (an SEM image
+    taken with too low a brightness): about ``black_fraction`` of its pixels are exactly 0."""
+    rng = np.random.default_rng(seed)
+    relief = ndi.gaussian_filter(rng.normal(size=shape), 6)
+    cut = np.quantile(relief, black_fraction)
+    return np.clip((relief - cut) / (relief.max() - cut) * 254, 0, 254).astype(np.uint8)
+
+
+@pytest.mark.parametrize("black_fraction", [0.4, 0.55])
+def test_a_sample_clipped_to_black_is_no_data_bar_and_the_bar_under_it_is_found_exactly(black_fraction):
+    for seed in range(4):
+        sample = clipped_to_black((300, 256), black_fraction, seed)
+        assert find_data_bar(sample) is None  # rows of black background at the bottom, between others
+        assert find_data_bar(add_data_bar(sample, 40)) == 300  # not in the black background above it
+
+
+def test_synthetic_scenes_with_a_background_clipped_to_black_have_no_data_bar():
+    from microcrystalnet.synth import random_training_scene
+
+    for seed in (900024, 900041):  # 25 and 19 % of their pixels are 0, more in their bottom rows
+        assert find_data_bar(random_training_scene(seed, shape=(256, 256)).image) is None
+
+
 def with_burned_in_marks(image):
     """``image`` with a white scale bar, a line of white text and a black label box in a corner
     holding white text, as instruments and image programs burn them into the sample area."""

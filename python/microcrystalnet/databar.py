@@ -24,6 +24,16 @@ MIN_BAR_ROWS = 8
 MAX_BAR_FRACTION = 0.3
 #: rows of text or lines a bar may hold in a row, per image row (:func:`bridged_rows`)
 BRIDGED_ROWS_PER_HEIGHT = 0.004
+#: A sample whose background is clipped to black (or white) has flat rows too, between others. In a
+#: bar, text and lines are sparse: at least this share of its rows are flat, at least this fraction
+#: of its pixels are at the image's darkest or brightest value (its background and its text), and
+#: this fraction more than in as many rows above it (a clipped background is about as flat above
+#: as below); and a bar spans the image: in at least this fraction of its columns, most of its
+#: pixels are at an extreme (a clipped background has crystals standing in it)
+MIN_FLAT_ROW_SHARE = 0.75
+MIN_BAR_FILL = 0.6
+MIN_BAR_FILL_STEP = 0.2
+MIN_BAR_COLUMNS = 0.8
 
 
 def _flat_fraction(row: Array) -> tuple[float, float]:
@@ -48,26 +58,54 @@ def find_data_bar(image: Array) -> int | None:
     bottom, if it is between ``MIN_BAR_ROWS`` rows and ``MAX_BAR_FRACTION`` of the height.
     Short text lines inside the bar, and a border line under it, are bridged: a bar may hold up
     to :func:`bridged_rows` consecutive rows (3, more in a resampled or tall image) that are not
-    flat.
+    flat. Most of its rows are flat, most of its pixels are at an extreme value, far more than in
+    the rows above it, and it spans the image's width (``MIN_FLAT_ROW_SHARE``, ``MIN_BAR_FILL``,
+    ``MIN_BAR_FILL_STEP``, ``MIN_BAR_COLUMNS``: a sample whose background is clipped to black is
+    no bar). Of the first rows that would make a bar, the one with the sharpest edge above it.
     """
     if image.ndim != 2:
         raise ValueError(f"find_data_bar needs a 2D image, got shape {image.shape}")
     height = image.shape[0]
     extremes = (float(image.min()), float(image.max()))
     limit = int(height * MAX_BAR_FRACTION)
-    first_bar_row = height
+    flat_rows_from_bottom: list[int] = []  # candidate first rows, bottom up
     gap = 0
     for row_index in range(height - 1, height - 1 - limit, -1):
         fraction, value = _flat_fraction(image[row_index])
         if fraction >= FLAT_ROW_FRACTION and value in extremes:
-            first_bar_row = row_index
+            flat_rows_from_bottom.append(row_index)
             gap = 0
         else:
             gap += 1
             if gap > bridged_rows(height):
                 break
-    bar_rows = height - first_bar_row
-    return first_bar_row if bar_rows >= MIN_BAR_ROWS and first_bar_row < height else None
+    if not flat_rows_from_bottom:
+        return None
+    # each row's fraction of pixels at either extreme, summed from the top
+    is_extreme = np.isin(image, extremes)
+    extreme_fill = np.concatenate([[0.0], np.cumsum(np.mean(is_extreme, axis=1))])
+
+    def fill(first: int, stop: int) -> float:
+        first, stop = max(0, first), min(height, stop)
+        return float(extreme_fill[stop] - extreme_fill[first]) / (stop - first)
+
+    # of the first rows that make a bar, the one with the sharpest edge above it: the bar's own top
+    # edge, also where the sample above it is clipped or the bar starts with a line
+    edge_rows = bridged_rows(height) + 1
+    best_row, best_edge = None, -1.0
+    for count, first_bar_row in enumerate(flat_rows_from_bottom, start=1):
+        bar_rows = height - first_bar_row
+        if bar_rows < MIN_BAR_ROWS or count < MIN_FLAT_ROW_SHARE * bar_rows or first_bar_row == 0:
+            continue
+        bar_fill = fill(first_bar_row, height)
+        if bar_fill < MIN_BAR_FILL or bar_fill - fill(first_bar_row - bar_rows, first_bar_row) < MIN_BAR_FILL_STEP:
+            continue
+        if np.mean(np.mean(is_extreme[first_bar_row:], axis=0) >= 0.5) < MIN_BAR_COLUMNS:
+            continue
+        edge = fill(first_bar_row, first_bar_row + edge_rows) - fill(first_bar_row - edge_rows, first_bar_row)
+        if edge > best_edge:
+            best_row, best_edge = first_bar_row, edge
+    return best_row
 
 
 #: Burned-in marks are drawn with one exactly flat extreme value (sample pixels carry noise, and
