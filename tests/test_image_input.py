@@ -198,6 +198,37 @@ def test_a_sample_clipped_to_black_is_no_data_bar_and_the_bar_under_it_is_found_
         assert find_data_bar(add_data_bar(sample, 40)) == 300  # not in the black background above it
 
 
+def instrument_bar(width, height):
+    """A data bar as FEI instruments draw it: two rows of antialiased white text in fields split by
+    lines, and a scale bar with its length, on black."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    bar = Image.new("L", (width, height), 0)
+    draw = ImageDraw.Draw(bar)
+    font = ImageFont.load_default(size=height * 3 // 8)
+    fields = (("HV", "15.00 kV"), ("mag", "5 000 x"), ("WD", "10.1 mm"), ("det", "ETD"), ("HFW", "41.4 um"))
+    field_width = width * 3 // 4 // len(fields)
+    for index, (name, value) in enumerate(fields):
+        left = index * field_width
+        draw.text((left + 4, height // 10), name, fill=255, font=font)
+        draw.text((left + 4, height // 2), value, fill=255, font=font)
+        draw.line([left + field_width, 4, left + field_width, height - 4], fill=255)
+    draw.text((width * 4 // 5, height // 10), "10 um", fill=255, font=font)
+    draw.rectangle([width * 4 // 5, height * 2 // 3, width - 20, height * 2 // 3 + 3], fill=255)
+    return np.asarray(bar)
+
+
+def test_an_instrument_bar_is_found_after_jpeg_and_halving():
+    from skimage.transform import rescale
+
+    image = np.vstack([sem_like((480, 640), seed=1), instrument_bar(640, 40)])
+    assert find_data_bar(image) == 480
+    jpeg = iio.imread(iio.imwrite("<bytes>", image, extension=".jpg", quality=75))
+    assert find_data_bar(jpeg) == 480
+    halved = rescale(image.astype(np.float64), 0.5, order=1, anti_aliasing=True, preserve_range=True)
+    assert abs(find_data_bar(halved.round().astype(np.uint8)) - 240) <= 2  # its text blurred into gray columns
+
+
 def test_synthetic_scenes_with_a_background_clipped_to_black_have_no_data_bar():
     from microcrystalnet.synth import random_training_scene
 
