@@ -51,3 +51,19 @@ def test_analyze_image_refuses_an_image_over_the_limit_before_any_work(reference
         analyze_image(image, reference_classifier, AnalysisConfig().updated(input={"memory_limit_gb": 0.01}),
                       progress=lambda stage, fraction: stages.append(stage))
     assert time.perf_counter() - started < 5 and not stages
+
+
+def test_small_crystals_are_refused_before_segmentation_by_what_the_enlargement_needs(reference_classifier):
+    pixels = np.random.default_rng(0).integers(0, 255, (512, 640), dtype=np.uint8)
+    image = sem_image_from_array(pixels, "fine.tif", 0.01, "test")
+    limit_gb = 1.5  # the image at its own size fits; enlarged 14 times per side, it does not
+    assert estimate_analysis_bytes((512, 640), "learned") < limit_gb * 1e9
+    assert estimate_analysis_bytes((512, 640), "learned", working_scale=14) > limit_gb * 1e9
+    stages = []
+    config = AnalysisConfig().updated(input={"memory_limit_gb": limit_gb}, segment={"crystal_size_px": 2})
+    with pytest.raises(ImageTooLargeError, match=r"about 2\.0 px across, so the learned segmenter works on it "
+                                                  r"enlarged 14\.0 times per side") as raised:
+        analyze_image(image, reference_classifier, config, progress=lambda stage, fraction: stages.append(stage))
+    assert "segment" not in stages and "--segmenter watershed" in str(raised.value)
+    assert "bin it" not in str(raised.value)  # binning makes the crystals smaller still: no way out
+    analyze_image(image, reference_classifier, config.updated(segment={"backend": "watershed"}))  # works at 1x

@@ -61,3 +61,15 @@ def test_score_segmentation_counts_and_size_distribution_by_hand():
     assert set(score.as_dict()) >= {"f1", "precision", "recall", "mean_matched_iou", "count_error", "size_ks_statistic"}
     # truth's second crystal reaches the last row and column; predicted 1 and 3 the first column too
     assert (score.n_true_touching_edge, score.n_predicted_touching_edge) == (2, 3)
+
+
+def test_tens_of_thousands_of_crystals_on_each_side_are_matched_without_a_dense_table():
+    """90,000 crystals of 3 x 3 px on each side: a dense IoU table would need 65 GB."""
+    cells = np.arange(300 * 300).reshape(300, 300) + 1
+    truth = np.kron(cells, np.ones((3, 3), np.int64))
+    renumbered = np.random.default_rng(0).permutation(cells.size) + 1  # the same crystals, other labels
+    predicted = renumbered[truth - 1]
+    predicted[:3] = 0  # the first row of 300 crystals is missed
+    match = match_instances(truth, predicted)
+    assert (match.true_positives, match.false_positives, match.false_negatives) == (89_700, 0, 300)
+    assert match.mean_matched_iou == 1.0

@@ -22,7 +22,7 @@ from .config import AnalysisConfig
 from .io import read_sem_image
 from .io.owned_files import check_replaceable_files, own_file, record_own_files
 from .io.outputs import write_analysis, write_json, write_label_tiff
-from .metrics import iou_matrix, match_instances, matched_pairs
+from .metrics import match_instances, matched_pairs, pair_ious
 from .pipeline import CrystalAnalysis, ProgressCallback, analyze_image
 from .synth import SceneSpec, SyntheticScene, render_scene
 
@@ -48,7 +48,7 @@ def compare_with_truth(analysis: CrystalAnalysis, scene: SyntheticScene) -> dict
     """Segmentation F1 at IoU 0.5 and class agreement of the matched crystals."""
     match = match_instances(scene.labels, analysis.labels, 0.5)
     confusion = np.zeros((len(CLASS_CODES), len(RESULT_CODES)), int)
-    for true_id, predicted_id in zip(*matched_pairs(iou_matrix(scene.labels, analysis.labels), 0.5)):
+    for true_id, predicted_id in zip(*matched_pairs(pair_ious(scene.labels, analysis.labels), 0.5)):
         true_class = CLASS_CODES.index(scene.crystal_classes[true_id - 1])
         predicted_class = RESULT_CODES.index(str(analysis.rows[predicted_id - 1]["Class"]))
         confusion[true_class, predicted_class] += 1

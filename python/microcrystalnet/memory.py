@@ -70,16 +70,18 @@ def estimate_analysis_bytes(shape: tuple[int, ...], segmenter: str = "watershed"
     whose models are loaded, outputs included.
 
     ``segmenter``: "watershed", "learned" (which sees the image rescaled by ``working_scale``, per
-    side) or "sam" (with ``sam_model_type``; ``learned_prompts``: prompted by the learned segmenter,
-    on the image as read, which is kept beside the preprocessed one); ``n2v``: whether a Noise2Void
-    model denoises the image.
+    side: above 1 where the crystals are smaller than its working diameter) or "sam" (with
+    ``sam_model_type``; ``learned_prompts``: prompted by the learned segmenter, at
+    ``working_scale``, on the image as read, which is kept beside the preprocessed one); ``n2v``:
+    whether a Noise2Void model denoises the image.
     """
     pixels = int(shape[0]) * int(shape[1])
     estimate = FIXED_BYTES + PER_PIXEL_BYTES * pixels
     if segmenter == "sam":
         estimate += SAM_MODEL_BYTES[sam_model_type]
-        if learned_prompts:  # SAM's working scale is at most the image's
-            estimate += LEARNED_MODEL_BYTES + (LEARNED_PER_WORKING_PIXEL_BYTES + PROMPT_IMAGE_BYTES) * pixels
+        if learned_prompts:  # SAM's own working scale is at most the image's; its prompter's is not
+            estimate += (LEARNED_MODEL_BYTES + LEARNED_PER_WORKING_PIXEL_BYTES * pixels * working_scale ** 2
+                         + PROMPT_IMAGE_BYTES * pixels)
     if segmenter == "learned":
         estimate += LEARNED_MODEL_BYTES + LEARNED_PER_WORKING_PIXEL_BYTES * pixels * working_scale ** 2
     if n2v:
@@ -93,11 +95,12 @@ def available_memory_bytes() -> int:
 
 
 def check_analysis_memory(path: str | Path, shape: tuple[int, ...], estimate_bytes: int,
-                          memory_limit_gb: float | None = None) -> None:
+                          memory_limit_gb: float | None = None, why: str = "") -> None:
     """Raise :class:`ImageTooLargeError` when ``estimate_bytes`` exceeds the limit.
 
     ``memory_limit_gb``: the limit in gigabytes (10^9 bytes); None: ``DEFAULT_AVAILABLE_FRACTION``
-    of the memory available now. ``path`` and ``shape`` (Y, X) name the image in the message.
+    of the memory available now. ``path`` and ``shape`` (Y, X) name the image in the message;
+    ``why``: what makes it need that much, when it is not the image's size alone (a sentence).
     """
     if memory_limit_gb is None:
         available = available_memory_bytes()
@@ -111,8 +114,10 @@ def check_analysis_memory(path: str | Path, shape: tuple[int, ...], estimate_byt
     if estimate_bytes <= limit:
         return
     needed_gb = math.ceil(estimate_bytes / GB * 1.1)
+    otherwise = (" Otherwise analyse the image in parts (crop it) or at a coarser pixel size (bin it, e.g. "
+                 "Image > Scale in Fiji)." if not why else " Otherwise analyse the image in parts (crop it).")
     raise ImageTooLargeError(
         f"{path}: analysing this {shape[1]} x {shape[0]} px image needs about {estimate_bytes / GB:.1f} GB of "
-        f"memory (estimate), more than the limit of {limit / GB:.1f} GB ({source}). {first_fix} the limit "
-        f"(--memory-limit-gb {needed_gb}; input.memory_limit_gb in a settings file). Otherwise analyse the image "
-        "in parts (crop it) or at a coarser pixel size (bin it, e.g. Image > Scale in Fiji).")
+        f"memory (estimate), more than the limit of {limit / GB:.1f} GB ({source}).{' ' + why if why else ''} "
+        f"{first_fix} the limit (--memory-limit-gb {needed_gb}; input.memory_limit_gb in a settings file)."
+        f"{otherwise}")

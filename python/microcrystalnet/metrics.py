@@ -41,59 +41,74 @@ class InstanceMatch:
         return asdict(self)
 
 
-def iou_matrix(true_labels: Array, predicted_labels: Array) -> Array:
-    """IoU between every true (rows, 1..) and predicted (columns, 1..) label; row/column 0 unused."""
+#: (true labels, predicted labels, IoU) of the pairs that overlap, three arrays of one length
+PairIoUs = tuple[Array, Array, Array]
+
+
+def pair_ious(true_labels: Array, predicted_labels: Array) -> PairIoUs:
+    """The IoU of every pair of a true and a predicted label (1..) that overlap: their labels and
+    IoU, three arrays. Memory grows with the pixels and the overlapping pairs, not with the number
+    of true times predicted labels (tens of thousands of crystals on each side are common)."""
     if true_labels.shape != predicted_labels.shape:
         raise ValueError(f"label images differ in shape: {true_labels.shape} vs {predicted_labels.shape}")
     true_flat = true_labels.ravel().astype(np.int64)
     predicted_flat = predicted_labels.ravel().astype(np.int64)
-    n_true = int(true_flat.max(initial=0)) + 1
     n_predicted = int(predicted_flat.max(initial=0)) + 1
-    intersections = np.bincount(true_flat * n_predicted + predicted_flat,
-                                minlength=n_true * n_predicted).reshape(n_true, n_predicted).astype(float)
-    true_areas = intersections.sum(axis=1, keepdims=True)
-    predicted_areas = intersections.sum(axis=0, keepdims=True)
-    union = true_areas + predicted_areas - intersections
-    with np.errstate(invalid="ignore", divide="ignore"):
-        iou = np.where(union > 0, intersections / union, 0.0)
-    iou[0, :] = 0
-    iou[:, 0] = 0
+    both = (true_flat > 0) & (predicted_flat > 0)
+    pairs, intersections = np.unique(true_flat[both] * n_predicted + predicted_flat[both], return_counts=True)
+    true_ids, predicted_ids = pairs // n_predicted, pairs % n_predicted
+    true_areas, predicted_areas = np.bincount(true_flat), np.bincount(predicted_flat)
+    union = true_areas[true_ids] + predicted_areas[predicted_ids] - intersections
+    return true_ids, predicted_ids, intersections / union
+
+
+def iou_matrix(true_labels: Array, predicted_labels: Array) -> Array:
+    """IoU between every true (rows, 1..) and predicted (columns, 1..) label; row/column 0 unused.
+    Dense: for a few hundred labels (:func:`pair_ious` for many)."""
+    true_ids, predicted_ids, ious = pair_ious(true_labels, predicted_labels)
+    iou = np.zeros((int(true_labels.max(initial=0)) + 1, int(predicted_labels.max(initial=0)) + 1))
+    iou[true_ids, predicted_ids] = ious
     return iou
 
 
-def matched_pairs(iou: Array, iou_threshold: float = 0.5) -> tuple[Array, Array]:
-    """The (true, predicted) label pairs of an :func:`iou_matrix` with IoU >= ``iou_threshold``
+def matched_pairs(pairs: PairIoUs, iou_threshold: float = 0.5) -> tuple[Array, Array]:
+    """The (true, predicted) label pairs of :func:`pair_ious` with IoU >= ``iou_threshold``
     (>= 0.5), each label in one pair at most: ties at exactly 0.5 go to the highest IoU, then the
     lowest labels."""
+    kept = _matched_indices(pairs, iou_threshold)
+    return pairs[0][kept], pairs[1][kept]
+
+
+def _matched_indices(pairs: PairIoUs, iou_threshold: float) -> Array:
     if iou_threshold < 0.5:
         raise ValueError("iou_threshold below 0.5 needs an assignment step, which is not implemented")
-    true_ids, predicted_ids = np.nonzero(iou >= iou_threshold)
-    order = np.argsort(-iou[true_ids, predicted_ids], kind="stable")
+    true_ids, predicted_ids, ious = pairs
+    candidates = np.nonzero(ious >= iou_threshold)[0]
+    candidates = candidates[np.lexsort((predicted_ids[candidates], true_ids[candidates], -ious[candidates]))]
     used_true: set[int] = set()
     used_predicted: set[int] = set()
     kept = []
-    for index in order:
+    for index in candidates:
         true_id, predicted_id = int(true_ids[index]), int(predicted_ids[index])
         if true_id not in used_true and predicted_id not in used_predicted:
             used_true.add(true_id)
             used_predicted.add(predicted_id)
             kept.append(index)
-    kept_sorted = np.sort(np.asarray(kept, int))
-    return true_ids[kept_sorted], predicted_ids[kept_sorted]
+    return np.sort(np.asarray(kept, int))
 
 
 def match_instances(true_labels: Array, predicted_labels: Array, iou_threshold: float = 0.5) -> InstanceMatch:
     """Match predicted crystals to true ones at ``iou_threshold`` (>= 0.5), one to one."""
-    iou = iou_matrix(true_labels, predicted_labels)
-    true_ids, predicted_ids = matched_pairs(iou, iou_threshold)
+    pairs = pair_ious(true_labels, predicted_labels)
+    matched_ious = pairs[2][_matched_indices(pairs, iou_threshold)]
     n_true = int(np.count_nonzero(np.unique(true_labels)))
     n_predicted = int(np.count_nonzero(np.unique(predicted_labels)))
-    tp = len(true_ids)
+    tp = len(matched_ious)
     precision = tp / n_predicted if n_predicted else 0.0
     recall = tp / n_true if n_true else 0.0
     f1 = 2 * tp / (n_true + n_predicted) if n_true + n_predicted else 0.0
     return InstanceMatch(iou_threshold, n_true, n_predicted, tp, n_predicted - tp, n_true - tp,
-                         precision, recall, f1, float(iou[true_ids, predicted_ids].mean()) if tp else 0.0)
+                         precision, recall, f1, float(matched_ious.mean()) if tp else 0.0)
 
 
 def equivalent_diameters(labels: Array) -> Array:

@@ -23,7 +23,7 @@ from .outline import outlines_from_labels
 from .patches import extract_patches
 from .preprocess import N2V_MISSING, Noise2VoidDenoiser, Noise2VoidModel, preprocess, reports_as_dicts
 from .results import results_rows, segmenter_label
-from .segment import CrystalSegmenter, empty_result_notice, make_segmenter, segment_crystals
+from .segment import CrystalSegmenter, empty_result_notice, make_segmenter, segment_crystals, working_scale
 from .segment.contrast import SET, CrystalContrast, judged_crystal_contrast, with_bright_crystals
 from .segment.scale import REFERENCE_CRYSTAL_DIAMETER_UM, CrystalScale, crystal_scale, scaled_config
 
@@ -260,10 +260,14 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
     described = segmenter.describe() if segmenter is not None else {
         "backend": config.segment.backend, **({"prompts": config.segment.sam.prompts_from}
                                               if config.segment.sam.mode == "prompt" else {})}
-    check_analysis_memory(image.path, image.analysed_pixels.shape, estimate_analysis_bytes(
-        image.analysed_pixels.shape, described["backend"], config.segment.sam.model_type,
-        n2v is not None or config.preprocess.runs_n2v_model,
-        learned_prompts=described.get("prompts") == "learned"), config.input.memory_limit_gb)
+
+    def check_memory(scale_factor: float = 1.0, why: str = "") -> None:
+        check_analysis_memory(image.path, image.analysed_pixels.shape, estimate_analysis_bytes(
+            image.analysed_pixels.shape, described["backend"], config.segment.sam.model_type,
+            n2v is not None or config.preprocess.runs_n2v_model, working_scale=scale_factor,
+            learned_prompts=described.get("prompts") == "learned"), config.input.memory_limit_gb, why)
+
+    check_memory()
     report = progress or (lambda stage, fraction: None)
     notices = list(image.notices)
     seconds: dict[str, float] = {}
@@ -299,6 +303,11 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
                                  "limits given in um² (", *named, "); if that is wrong, ", SET_PIXEL_SIZE))
     if any(r.step == "n2v" and not r.applied for r in prepared.step_reports):
         notices.append(N2V_MISSING)
+    enlarged = working_scale(segmenter, scale.diameter_px)
+    if enlarged > 1:  # small crystals: the learned segmenter works on the image enlarged
+        check_memory(enlarged, f"Its crystals are about {scale.diameter_px:.1f} px across, so the learned segmenter "
+                               f"works on it enlarged {enlarged:.1f} times per side (the watershed, --segmenter "
+                               "watershed, does not).")
     marks = not_sample_of(image.analysed_pixels, config)
     segmentation = timed("segment", 0.3, lambda: segment_crystals(
         prepared.image, segmentation_pixel_size, config.segment, segmenter, prompt_image=prepared.prompt_image,

@@ -149,6 +149,17 @@ def shipped_network_judge(config: SegmentConfig = SegmentConfig(),
     return ShippedNetworkJudge(load)
 
 
+def working_scale(segmenter: CrystalSegmenter, crystal_diameter_px: float) -> float:
+    """How many times the image's size, per side, ``segmenter`` works at on an image whose typical
+    crystal is ``crystal_diameter_px`` across: the learned segmenter (also as SAM's prompter)
+    rescales it so the crystal spans its working diameter, above 1 for small crystals; the
+    watershed and SAM itself work at the image's size or below it."""
+    learned = segmenter if isinstance(segmenter, LearnedSegmenter) else getattr(segmenter, "prompter", None)
+    if isinstance(learned, LearnedSegmenter):
+        return learned.model.working_diameter_px / crystal_diameter_px
+    return 1.0
+
+
 def make_segmenter(config: SegmentConfig = SegmentConfig(), download: bool = True,
                    reuse: Callable[[str, tuple[Any, ...], Callable[[], Any]], Any] | None = None) -> CrystalSegmenter:
     """The segmenter ``config`` asks for, with its model loaded (SAM: checkpoint found or fetched).
