@@ -43,6 +43,19 @@ def test_tiles_give_the_same_probabilities_as_the_whole_image():
     np.testing.assert_allclose(tiled, whole, atol=1e-5)
 
 
+def test_many_tiles_say_how_far_the_network_is_in_the_log(caplog):
+    image = np.random.default_rng(1).random((640, 640)).astype(np.float32)
+    with caplog.at_level("INFO", logger="microcrystalnet.segment.learned.inference"):
+        class_probabilities(random_model(), image, tile_px=96, margin_px=16)  # 10 x 10 tiles
+    said = [record.getMessage() for record in caplog.records]
+    assert said == ["crystal network: 30 of 100 tiles done", "crystal network: 50 of 100 tiles done",
+                    "crystal network: 80 of 100 tiles done"]
+    caplog.clear()
+    with caplog.at_level("INFO", logger="microcrystalnet.segment.learned.inference"):
+        class_probabilities(random_model(), image[:320, :320], tile_px=96, margin_px=16)  # 25 tiles: quick
+    assert not caplog.records
+
+
 def test_an_image_is_cut_into_the_fewest_equal_tiles():
     """A 1024-px image fits one tile (fixed 832-px steps made four, of 1.4 times its pixels)."""
     assert tile_spans(1024, tile_px=1024, margin_px=96) == [(0, 1024)]

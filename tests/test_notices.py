@@ -11,7 +11,7 @@ import numpy as np
 from microcrystalnet.io import sem_image_from_array
 from microcrystalnet.notices import Notice, fiji_wording
 from microcrystalnet.preprocess import N2V_MISSING
-from microcrystalnet.segment import empty_result_notice
+from microcrystalnet.segment import empty_result_notice, sparse_result_notice
 
 OPTION = re.compile(r"--[a-z]")
 #: a command to run in a terminal, quoted ('microcrystalnet n2v train IMAGES --out n2v.zip'): there is none in Fiji
@@ -24,12 +24,13 @@ def notices_naming_settings() -> list[str]:
                                         Path("x.tif"), None, None, False)
     return [empty_result_notice({"candidates": 0}, 0),
             empty_result_notice({"candidates": 9, "dropped": {"too_small": 3, "too_large": 2, "on_border": 2}}, 2),
-            N2V_MISSING, *[n for n in uncalibrated.notices if "pixel size unknown" in n]]
+            N2V_MISSING, *[n for n in uncalibrated.notices if "pixel size unknown" in n],
+            sparse_result_notice(np.pad(np.ones((3, 3), np.int32), 100), 3.0)]
 
 
 def test_each_notice_names_options_on_the_command_line_and_fields_in_fiji():
     notices = notices_naming_settings()
-    assert len(notices) == 4
+    assert len(notices) == 5
     for notice in notices:
         assert isinstance(notice, Notice) and OPTION.search(notice), notice
         assert not OPTION.search(COMMAND.sub("", fiji_wording(notice))), fiji_wording(notice)

@@ -88,6 +88,18 @@ def test_an_image_of_pore_space_only_gives_no_crystals_and_complete_outputs(tmp_
     assert (folder / "RoiSet.zip").is_file() and (folder / "overlay.png").is_file()
 
 
+def test_a_few_crystals_covering_almost_none_of_the_image_are_said(reference_classifier):
+    rng = np.random.default_rng(0)
+    pixels = rng.normal(60, 4, (1024, 1024))
+    yy, xx = np.mgrid[:1024, :1024]
+    pixels[(yy - 500) ** 2 + (xx - 420) ** 2 <= 8 ** 2] = 200  # one particle of 16 px in 1 M px: 0.02 %
+    image = sem_image_from_array(pixels.clip(0, 255).astype(np.uint8), "one.tif", None, "test")
+    analysis = analyze_image(image, reference_classifier, AnalysisConfig().updated(segment={"crystal_size_px": 16}))
+    said = [notice for notice in analysis.notices if "covering" in notice]
+    assert analysis.n_crystals == 1 and len(said) == 1, analysis.notices
+    assert said[0].startswith("only 1 crystal found, covering 0.02% of the image") and "16.0 px used" in said[0]
+
+
 def test_crystals_below_the_threshold_are_unclear_in_every_output(tmp_path, small_scene, reference_classifier):
 
     measured = [{column: 1.0 for column in MEASUREMENT_COLUMNS}] * 3

@@ -23,7 +23,8 @@ from .outline import outlines_from_labels
 from .patches import extract_patches
 from .preprocess import N2V_MISSING, Noise2VoidDenoiser, Noise2VoidModel, preprocess, reports_as_dicts
 from .results import results_rows, segmenter_label
-from .segment import CrystalSegmenter, empty_result_notice, make_segmenter, segment_crystals, working_scale
+from .segment import (CrystalSegmenter, empty_result_notice, make_segmenter, segment_crystals, sparse_result_notice,
+                      working_scale)
 from .segment.contrast import SET, CrystalContrast, judged_crystal_contrast, with_bright_crystals
 from .segment.scale import REFERENCE_CRYSTAL_DIAMETER_UM, CrystalScale, crystal_scale, scaled_config
 
@@ -333,6 +334,10 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
                                  "crystals ", GIVE_OTHER_CRYSTAL_SIZE)
     if empty_notice:
         notices.append(empty_notice)
+    else:
+        sparse_notice = sparse_result_notice(labels, scale.diameter_px)
+        if sparse_notice:
+            notices.append(sparse_notice)
     found_nothing = segmentation.statistics.get("candidates", 0) == 0  # not dropped by a known cause
     if found_nothing and not contrast.dark and contrast.source != SET:  # the crystals may be dark
         notices.append(Notice.of("if the crystals are darker than what surrounds them, ", SET_DARK_CRYSTALS))

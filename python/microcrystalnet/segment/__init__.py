@@ -248,5 +248,23 @@ def empty_result_notice(statistics: dict[str, Any], n_kept: int) -> str | None:
     return Notice.of(f"{n_kept} of {candidates} crystal candidates kept; dropped: ", *reasons)
 
 
+#: crystals covering less than this fraction of the image are worth a word (a sparse image of
+#: particles on a substrate: 1-2 %; 5 crystals found in a 2048-px mosaic of 88,000: 0.002 %)
+SPARSE_COVERAGE = 0.001
+
+
+def sparse_result_notice(labels: Array, crystal_diameter_px: float) -> str | None:
+    """What to tell the user when a few crystals were found that cover almost none of the image
+    (``labels``, int (Y, X)), segmented at a typical diameter of ``crystal_diameter_px``, or None."""
+    found = int(np.count_nonzero(np.bincount(labels.ravel())[1:]))
+    coverage = float(np.count_nonzero(labels)) / labels.size
+    if found == 0 or coverage >= SPARSE_COVERAGE:
+        return None
+    return Notice.of(f"only {found} crystal{'s' if found > 1 else ''} found, covering {coverage:.2%} of the image; "
+                     f"if there are more, check the typical crystal diameter ({crystal_diameter_px:.1f} px used: "
+                     "crystals far larger or smaller are not found; ", CRYSTAL_SIZE, ") or try ",
+                     BOUNDARY_WATERSHED)
+
+
 __all__ = ["CrystalSegmenter", "LearnedSegmenter", "Segmentation", "WatershedSegmenter", "empty_result_notice",
-           "make_segmenter", "segment_crystals", "tidy_labels"]
+           "make_segmenter", "segment_crystals", "sparse_result_notice", "tidy_labels"]

@@ -84,6 +84,10 @@ def inference_network(network: CrystalUNet) -> CrystalUNet:
     return made[1]
 
 
+#: from this many tiles on, :func:`class_probabilities` says in the log how far it is
+MANY_TILES = 64
+
+
 @torch.no_grad()
 def class_probabilities(model: SegmenterModel, image: Array, *, tile_px: int = TILE_PX,
                         margin_px: int = TILE_MARGIN_PX) -> Array:
@@ -100,9 +104,15 @@ def class_probabilities(model: SegmenterModel, image: Array, *, tile_px: int = T
     mode = "reflect" if min(height, width) > max(pad_y, pad_x) else "edge"
     padded = np.pad(image, ((0, pad_y), (0, pad_x)), mode=mode)
     result = np.empty((3, *padded.shape), np.float32)
+    rows = tile_spans(padded.shape[0], tile_px=tile_px, margin_px=margin_px, multiple=multiple)
+    columns = tile_spans(padded.shape[1], tile_px=tile_px, margin_px=margin_px, multiple=multiple)
+    said = 0  # quarters of the tiles said in the log, where there are many (minutes of work on a CPU)
     with freed_memory_kept():  # each layer's activations reuse the last tile's memory (1.1-1.4x faster)
-        for top, bottom in tile_spans(padded.shape[0], tile_px=tile_px, margin_px=margin_px, multiple=multiple):
-            for left, right in tile_spans(padded.shape[1], tile_px=tile_px, margin_px=margin_px, multiple=multiple):
+        for row_index, (top, bottom) in enumerate(rows):
+            if len(rows) * len(columns) >= MANY_TILES and row_index * 4 >= (said + 1) * len(rows):
+                said = row_index * 4 // len(rows)
+                log.info("crystal network: %d of %d tiles done", row_index * len(columns), len(rows) * len(columns))
+            for left, right in columns:
                 y0, x0 = max(top - margin_px, 0), max(left - margin_px, 0)
                 y1, x1 = min(bottom + margin_px, padded.shape[0]), min(right + margin_px, padded.shape[1])
                 tile = np.ascontiguousarray(padded[y0:y1, x0:x1])
@@ -206,6 +216,8 @@ def segment_with_model(image: Array, model: SegmenterModel, *, crystal_diameter_
     """Crystal labels (int32, shape of ``image``) of a gray image (float (Y, X)) whose typical
     crystal is ``crystal_diameter_px`` pixels across."""
     probabilities = working_scale_probabilities(image, model, crystal_diameter_px=crystal_diameter_px)
+    if probabilities[0].size >= MANY_TILES * TILE_PX ** 2 // 2:
+        log.info("crystal network done; separating crystals on %d x %d px", *probabilities.shape[:0:-1])
     labels = crystal_instances(probabilities, thresholds=model.thresholds,
                                crystal_diameter_px=model.working_diameter_px)
     return labels_at_shape(labels, image.shape)
