@@ -22,8 +22,16 @@ FLAT_ROW_FRACTION = 0.5
 #: bars are at least this many rows high and at most this fraction of the image height
 MIN_BAR_ROWS = 8
 MAX_BAR_FRACTION = 0.3
-#: rows of text or lines a bar may hold in a row, per image row (:func:`bridged_rows`)
-BRIDGED_ROWS_PER_HEIGHT = 0.004
+#: rows of text or lines a bar may hold in a row (:func:`bridged_rows`): at least this many, and
+#: this many per image row. JPEG and resampling leave a bar's text rows under half flat: bridging 3
+#: rows (0.004 per row) cut 393 of 2,880 drawn bars short, leaving their top as sample; 10 (0.013)
+#: found 282 bars more and no false one (the checks below keep a sample from passing as a bar)
+MIN_BRIDGED_ROWS = 10
+BRIDGED_ROWS_PER_HEIGHT = 0.013
+#: a bar's top edge is judged on this many rows (and per image row) on either side of it: about a
+#: line's thickness, so a line at the bar's top is not taken for its edge
+MIN_EDGE_ROWS = 4
+EDGE_ROWS_PER_HEIGHT = 0.0045
 #: A sample whose background is clipped to black (or white) has flat rows too, between others. In a
 #: bar, text and lines are sparse: at least this share of its rows are flat, at least this fraction
 #: of its pixels are at the image's darkest or brightest value (its background and its text), and
@@ -49,9 +57,9 @@ def _flat_fraction(row: Array) -> tuple[float, float]:
 
 def bridged_rows(height: int) -> int:
     """How many consecutive rows that are not flat a data bar of an image ``height`` rows high may
-    hold (text, a border line): 3, scaling with the height beyond 750 rows (an image resampled to
+    hold (text, a border line): 10, scaling with the height beyond 770 rows (an image resampled to
     twice its size has text and lines twice as thick)."""
-    return max(3, round(BRIDGED_ROWS_PER_HEIGHT * height))
+    return max(MIN_BRIDGED_ROWS, round(BRIDGED_ROWS_PER_HEIGHT * height))
 
 
 def find_data_bar(image: Array) -> int | None:
@@ -62,7 +70,7 @@ def find_data_bar(image: Array) -> int | None:
     pure black or white; sample rows carry noise). The bar is the run of such rows at the
     bottom, if it is between ``MIN_BAR_ROWS`` rows and ``MAX_BAR_FRACTION`` of the height.
     Short text lines inside the bar, and a border line under it, are bridged: a bar may hold up
-    to :func:`bridged_rows` consecutive rows (3, more in a resampled or tall image) that are not
+    to :func:`bridged_rows` consecutive rows (10, more in a tall image) that are not
     flat. Most of its rows are flat, most of its pixels are at an extreme value, far more than in
     the rows above it, and it spans the image's width (``MIN_FLAT_ROW_SHARE``, ``MIN_BAR_FILL``,
     ``MIN_BAR_FILL_STEP``, ``MIN_BAR_COLUMNS``: a sample whose background is clipped to black is
@@ -96,7 +104,7 @@ def find_data_bar(image: Array) -> int | None:
 
     # of the first rows that make a bar, the one with the sharpest edge above it: the bar's own top
     # edge, also where the sample above it is clipped or the bar starts with a line
-    edge_rows = bridged_rows(height) + 1
+    edge_rows = max(MIN_EDGE_ROWS, round(EDGE_ROWS_PER_HEIGHT * height))
     best_row, best_edge = None, -1.0
     for count, first_bar_row in enumerate(flat_rows_from_bottom, start=1):
         bar_rows = height - first_bar_row

@@ -47,8 +47,10 @@ FIXED_BYTES = 0.3e9
 SAM_MODEL_BYTES = {"vit_b": 3.9e9, "vit_l": 5.0e9, "vit_h": 6.5e9}
 #: the learned segmenter: its working-scale image, class probabilities (3 x float32) and the
 #: watershed, per pixel of the image at working scale, and the network's activations on one
-#: 1024 px tile, bytes (measured in bench/bench_real_sem.py's peak RSS)
-LEARNED_PER_WORKING_PIXEL_BYTES = 40.0
+#: 1024 px tile, bytes. Fitted to the peak RSS of `analyze` on four 2048-px synthetic images of
+#: 5-10 px crystals, enlarged to 32-137 M px at working scale (3.2-8.4 GB; 2026-12-01): 50 B per
+#: working pixel over 1.5 GB, within 0.1 GB of each (40, from the real images' 1-2 M px, was short)
+LEARNED_PER_WORKING_PIXEL_BYTES = 50.0
 LEARNED_MODEL_BYTES = 0.5e9
 #: the image as read, float32, kept for SAM's learned prompter while SAM segments the preprocessed one
 PROMPT_IMAGE_BYTES = 4.0
