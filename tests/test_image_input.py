@@ -229,6 +229,20 @@ def test_an_instrument_bar_is_found_after_jpeg_and_halving():
     assert abs(find_data_bar(halved.round().astype(np.uint8)) - 240) <= 2  # its text blurred into gray columns
 
 
+def test_a_bar_with_a_band_of_dense_gray_text_is_found_whole():
+    """JPEG and resampling leave a bar's text rows under half flat: 8 of them are bridged."""
+    image = add_data_bar(sem_like((300, 256)), 40)
+    image[310:318, 8:250:5] = image[310:318, 9:250:5] = image[310:318, 10:250:5] = 200  # 60 % gray text
+    assert find_data_bar(image) == 300
+
+
+def test_a_band_taller_than_a_bar_may_be_is_not_cut_inside():
+    image = sem_like((1000, 1000))
+    image[690:] = 0  # 31 % of the height
+    image[710:720, 50:400] = 255
+    assert find_data_bar(image) is None  # no row inside it has an edge above it
+
+
 def test_synthetic_scenes_with_a_background_clipped_to_black_have_no_data_bar():
     from microcrystalnet.synth import random_training_scene
 

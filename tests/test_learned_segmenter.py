@@ -54,6 +54,11 @@ def test_many_tiles_say_how_far_the_network_is_in_the_log(caplog):
     with caplog.at_level("INFO", logger="microcrystalnet.segment.learned.inference"):
         class_probabilities(random_model(), image[:320, :320], tile_px=96, margin_px=16)  # 25 tiles: quick
     assert not caplog.records
+    with caplog.at_level("INFO", logger="microcrystalnet.segment.learned.inference"):
+        rotation_averaged_probabilities(random_model(), image, tile_px=96, margin_px=16)  # the analysis' two passes
+    said = [record.getMessage() for record in caplog.records]
+    assert said[0] == "crystal network, pass 1 of 2: 30 of 100 tiles done"
+    assert said[-1] == "crystal network, pass 2 of 2: 80 of 100 tiles done" and len(said) == 6
 
 
 def test_an_image_is_cut_into_the_fewest_equal_tiles():

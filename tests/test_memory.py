@@ -67,3 +67,15 @@ def test_small_crystals_are_refused_before_segmentation_by_what_the_enlargement_
     assert "segment" not in stages and "--segmenter watershed" in str(raised.value)
     assert "bin it" not in str(raised.value)  # binning makes the crystals smaller still: no way out
     analyze_image(image, reference_classifier, config.updated(segment={"backend": "watershed"}))  # works at 1x
+
+
+def test_the_limit_is_the_memory_free_when_the_analysis_starts(reference_classifier, monkeypatch):
+    """The second check (small crystals) keeps the limit of the first: by then the analysis holds
+    memory of its own, which a fresh reading would count twice."""
+    readings = iter([10e9, 1e9])
+    monkeypatch.setattr("microcrystalnet.memory.available_memory_bytes", lambda: next(readings))
+    pixels = np.random.default_rng(0).integers(0, 255, (512, 640), dtype=np.uint8)
+    image = sem_image_from_array(pixels, "fine.tif", 0.01, "test")
+    assert 0.8e9 < estimate_analysis_bytes((512, 640), "learned", working_scale=2) < 8e9
+    analyze_image(image, reference_classifier, AnalysisConfig().updated(segment={"crystal_size_px": 14}))
+    assert next(readings) == 1e9  # read once

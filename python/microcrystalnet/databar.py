@@ -32,6 +32,8 @@ BRIDGED_ROWS_PER_HEIGHT = 0.013
 #: line's thickness, so a line at the bar's top is not taken for its edge
 MIN_EDGE_ROWS = 4
 EDGE_ROWS_PER_HEIGHT = 0.0045
+#: ... and has at least this much more of its pixels at the extremes below it than above it
+MIN_BAR_EDGE = 0.1
 #: A sample whose background is clipped to black (or white) has flat rows too, between others. In a
 #: bar, text and lines are sparse: at least this share of its rows are flat, at least this fraction
 #: of its pixels are at the image's darkest or brightest value (its background and its text), and
@@ -57,8 +59,8 @@ def _flat_fraction(row: Array) -> tuple[float, float]:
 
 def bridged_rows(height: int) -> int:
     """How many consecutive rows that are not flat a data bar of an image ``height`` rows high may
-    hold (text, a border line): 10, scaling with the height beyond 770 rows (an image resampled to
-    twice its size has text and lines twice as thick)."""
+    hold (text, a border line): 10, scaling with the height beyond about 800 rows (an image
+    resampled to twice its size has text and lines twice as thick)."""
     return max(MIN_BRIDGED_ROWS, round(BRIDGED_ROWS_PER_HEIGHT * height))
 
 
@@ -103,23 +105,28 @@ def find_data_bar(image: Array) -> int | None:
         return float(extreme_fill[stop] - extreme_fill[first]) / (stop - first)
 
     # of the first rows that make a bar, the one with the sharpest edge above it: the bar's own top
-    # edge, also where the sample above it is clipped or the bar starts with a line
+    # edge, also where the sample above it is clipped or the bar starts with a line; none without
+    # an edge (inside a bar taller than MAX_BAR_FRACTION every row looks like the one below it)
     edge_rows = max(MIN_EDGE_ROWS, round(EDGE_ROWS_PER_HEIGHT * height))
-    best_row, best_edge = None, -1.0
+    extreme_in_column = np.zeros(image.shape[1], np.int64)  # of the rows from the candidate down
+    counted_from = height
+    best_row, best_edge = None, MIN_BAR_EDGE
     for count, first_bar_row in enumerate(flat_rows_from_bottom, start=1):
+        extreme_in_column += is_extreme[first_bar_row:counted_from].sum(axis=0)
+        counted_from = first_bar_row
         bar_rows = height - first_bar_row
-        if bar_rows < MIN_BAR_ROWS or count < MIN_FLAT_ROW_SHARE * bar_rows or first_bar_row == 0:
+        if bar_rows < MIN_BAR_ROWS or count < MIN_FLAT_ROW_SHARE * bar_rows:
             continue
         bar_fill = fill(first_bar_row, height)
         step = bar_fill - fill(first_bar_row - bar_rows, first_bar_row)
         if bar_fill < MIN_BAR_FILL or step < MIN_BAR_FILL_STEP:
             continue
-        columns = float(np.mean(np.mean(is_extreme[first_bar_row:], axis=0) >= 0.5))
+        columns = float(np.mean(extreme_in_column >= 0.5 * bar_rows))
         if columns < (MIN_BAR_COLUMNS_AT_CLEAR_STEP if step >= CLEAR_BAR_FILL_STEP else MIN_BAR_COLUMNS):
             continue
         edge = fill(first_bar_row, first_bar_row + edge_rows) - fill(first_bar_row - edge_rows, first_bar_row)
-        if edge > best_edge:
-            best_row, best_edge = first_bar_row, edge
+        if edge >= best_edge:
+            best_row, best_edge = first_bar_row, edge + 1e-12  # the lowest of equal edges
     return best_row
 
 

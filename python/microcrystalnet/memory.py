@@ -33,6 +33,7 @@ with its models loaded (1.52 GB), on synthetic 8-bit scenes with the default set
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil  # installed with dask.distributed, which the batch runs use
@@ -48,8 +49,9 @@ SAM_MODEL_BYTES = {"vit_b": 3.9e9, "vit_l": 5.0e9, "vit_h": 6.5e9}
 #: the learned segmenter: its working-scale image, class probabilities (3 x float32) and the
 #: watershed, per pixel of the image at working scale, and the network's activations on one
 #: 1024 px tile, bytes. Fitted to the peak RSS of `analyze` on four 2048-px synthetic images of
-#: 5-10 px crystals, enlarged to 32-137 M px at working scale (3.2-8.4 GB; 2026-12-01): 50 B per
-#: working pixel over 1.5 GB, within 0.1 GB of each (40, from the real images' 1-2 M px, was short)
+#: 5-10 px crystals, enlarged to 32-137 M px at working scale (3.2-8.4 GB; 2026-12-01): the peaks
+#: grow by 50 B per working pixel; less the 0.9 GB of a run of large crystals on an image of that
+#: size, each is 0.25-0.38 GB under this estimate (40 B, from the real images' 1-2 M px, was short)
 LEARNED_PER_WORKING_PIXEL_BYTES = 50.0
 LEARNED_MODEL_BYTES = 0.5e9
 #: the image as read, float32, kept for SAM's learned prompter while SAM segments the preprocessed one
@@ -96,23 +98,38 @@ def available_memory_bytes() -> int:
     return int(psutil.virtual_memory().available)
 
 
+@dataclass(frozen=True)
+class MemoryLimit:
+    """How much memory an analysis may plan to use, bytes, and where that figure came from."""
+
+    bytes: float
+    source: str  # for the message: "the limit given", "80% of the ... GB available now"
+    first_fix: str  # the message's first advice, followed by "the limit (--memory-limit-gb ...)"
+
+    @classmethod
+    def of(cls, memory_limit_gb: float | None = None) -> MemoryLimit:
+        """``memory_limit_gb`` (10^9 bytes), or None: ``DEFAULT_AVAILABLE_FRACTION`` of the memory
+        available now (read once: an analysis that checks again later, holding memory of its own by
+        then, keeps the limit it started with)."""
+        if memory_limit_gb is not None:
+            return cls(memory_limit_gb * GB, "the limit given", "If the machine has the memory, raise")
+        available = available_memory_bytes()
+        return cls(DEFAULT_AVAILABLE_FRACTION * available,
+                   f"{DEFAULT_AVAILABLE_FRACTION:.0%} of the {available / GB:.1f} GB of memory available now",
+                   "Close other programs to free memory, or, if the memory will be there, raise")
+
+
 def check_analysis_memory(path: str | Path, shape: tuple[int, ...], estimate_bytes: int,
-                          memory_limit_gb: float | None = None, why: str = "") -> None:
+                          memory_limit_gb: float | MemoryLimit | None = None, why: str = "") -> None:
     """Raise :class:`ImageTooLargeError` when ``estimate_bytes`` exceeds the limit.
 
-    ``memory_limit_gb``: the limit in gigabytes (10^9 bytes); None: ``DEFAULT_AVAILABLE_FRACTION``
-    of the memory available now. ``path`` and ``shape`` (Y, X) name the image in the message;
-    ``why``: what makes it need that much, when it is not the image's size alone (a sentence).
+    ``memory_limit_gb``: the limit in gigabytes (10^9 bytes), a :class:`MemoryLimit`, or None:
+    ``DEFAULT_AVAILABLE_FRACTION`` of the memory available now. ``path`` and ``shape`` (Y, X) name
+    the image in the message; ``why``: what makes it need that much, when it is not the image's
+    size alone (a sentence).
     """
-    if memory_limit_gb is None:
-        available = available_memory_bytes()
-        limit = DEFAULT_AVAILABLE_FRACTION * available
-        source = f"{DEFAULT_AVAILABLE_FRACTION:.0%} of the {available / GB:.1f} GB of memory available now"
-        first_fix = "Close other programs to free memory, or, if the memory will be there, raise"
-    else:
-        limit = memory_limit_gb * GB
-        source = "the limit given"
-        first_fix = "If the machine has the memory, raise"
+    allowed = memory_limit_gb if isinstance(memory_limit_gb, MemoryLimit) else MemoryLimit.of(memory_limit_gb)
+    limit, source, first_fix = allowed.bytes, allowed.source, allowed.first_fix
     if estimate_bytes <= limit:
         return
     needed_gb = math.ceil(estimate_bytes / GB * 1.1)

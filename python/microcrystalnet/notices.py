@@ -67,9 +67,12 @@ GIVE_CRYSTAL_SIZE_IN_PX = Wording("give the typical diameter with --crystal-size
 GIVE_OTHER_CRYSTAL_SIZE = Wording("give --crystal-size-um", "give their diameter in the Crystal size field")
 CRYSTAL_SIZE = Wording("--crystal-size-um, or --crystal-size-px without a pixel size", "the Crystal size field")
 CRYSTAL_SIZE_SHORT = Wording("--crystal-size-um/--crystal-size-px", "Crystal size")
-BOUNDARY_WATERSHED = Wording("--watershed-mode boundary",
-                             'the boundary watershed: a Settings file with {"segment": {"watershed": '
-                             '{"mode": "boundary"}}}')
+def other_segmenter(backend: str) -> Wording:
+    """Advice to try the other of the two segmenters that need no download than ``backend``."""
+    other = "learned" if backend == "watershed" else "watershed"
+    return Wording(f"--segmenter {other}", f"{other} in the Segmenter field")
+
+
 SET_BRIGHT_CRYSTALS = Wording("give --crystal-contrast bright", "choose bright in the Crystals field")
 SET_DARK_CRYSTALS = Wording("give --crystal-contrast dark", "choose dark in the Crystals field")
 MIN_AREA = Wording("--min-area-um2", "Min crystal area")

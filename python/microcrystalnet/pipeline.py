@@ -16,7 +16,7 @@ from .databar import burned_in_marks
 from .config import AnalysisConfig, SegmentConfig, default_of
 from .io import SEMImage, read_sem_image, to_unit_range
 from .measure import measure_crystals
-from .memory import check_analysis_memory, estimate_analysis_bytes
+from .memory import MemoryLimit, check_analysis_memory, estimate_analysis_bytes
 from .notices import (GIVE_CRYSTAL_SIZE_IN_PX, GIVE_CRYSTAL_SIZE_PX, GIVE_CRYSTAL_SIZE_UM, GIVE_OTHER_CRYSTAL_SIZE,
                       KEEP_MARKS, MAX_AREA, MIN_AREA, SET_BRIGHT_CRYSTALS, SET_DARK_CRYSTALS, SET_PIXEL_SIZE, Notice)
 from .outline import outlines_from_labels
@@ -262,11 +262,13 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
         "backend": config.segment.backend, **({"prompts": config.segment.sam.prompts_from}
                                               if config.segment.sam.mode == "prompt" else {})}
 
+    memory_limit = MemoryLimit.of(config.input.memory_limit_gb)  # the memory free now, not after loading
+
     def check_memory(scale_factor: float = 1.0, why: str = "") -> None:
         check_analysis_memory(image.path, image.analysed_pixels.shape, estimate_analysis_bytes(
             image.analysed_pixels.shape, described["backend"], config.segment.sam.model_type,
             n2v is not None or config.preprocess.runs_n2v_model, working_scale=scale_factor,
-            learned_prompts=described.get("prompts") == "learned"), config.input.memory_limit_gb, why)
+            learned_prompts=described.get("prompts") == "learned"), memory_limit, why)
 
     check_memory()
     report = progress or (lambda stage, fraction: None)
@@ -307,8 +309,9 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
     enlarged = working_scale(segmenter, scale.diameter_px)
     if enlarged > 1:  # small crystals: the learned segmenter works on the image enlarged
         check_memory(enlarged, f"Its crystals are about {scale.diameter_px:.1f} px across, so the learned segmenter "
-                               f"works on it enlarged {enlarged:.1f} times per side (the watershed, --segmenter "
-                               "watershed, does not).")
+                               f"works on it enlarged {enlarged:.1f} times per side (the watershed does not: "
+                               + ("--sam-prompts-from watershed" if described["backend"] == "sam" else
+                                  "--segmenter watershed") + ").")
     marks = not_sample_of(image.analysed_pixels, config)
     segmentation = timed("segment", 0.3, lambda: segment_crystals(
         prepared.image, segmentation_pixel_size, config.segment, segmenter, prompt_image=prepared.prompt_image,
@@ -327,7 +330,8 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
     measurements = timed("measure", 0.85, lambda: measure_crystals(labels, outlines, image.analysed_pixels,
                                                                    image.pixel_size_um))
     report("done", 1.0)
-    empty_notice = empty_result_notice(segmentation.statistics, int(labels.max()))
+    backend = described["backend"]
+    empty_notice = empty_result_notice(segmentation.statistics, int(labels.max()), backend)
     if empty_notice and scale.source == "micrite default":
         empty_notice = Notice.of(empty_notice, f"; the settings assumed micrite crystals of "
                                  f"{REFERENCE_CRYSTAL_DIAMETER_UM:g} um ({scale.diameter_px:.0f} px here): for other "
@@ -335,7 +339,7 @@ def analyze_image(image: SEMImage, classifier: CrystalClassifier, config: Analys
     if empty_notice:
         notices.append(empty_notice)
     else:
-        sparse_notice = sparse_result_notice(labels, scale.diameter_px)
+        sparse_notice = sparse_result_notice(labels, scale.diameter_px, backend)
         if sparse_notice:
             notices.append(sparse_notice)
     found_nothing = segmentation.statistics.get("candidates", 0) == 0  # not dropped by a known cause

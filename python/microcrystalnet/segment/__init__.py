@@ -16,8 +16,8 @@ import numpy as np
 
 from ..allocator import freed_memory_kept
 from ..config import LearnedConfig, SegmentConfig
-from ..notices import (BOUNDARY_WATERSHED, CRYSTAL_SIZE, CRYSTAL_SIZE_SHORT, KEEP_BORDER_CRYSTALS, KEEP_MARKS,
-                       MAX_AREA, MIN_AREA, Notice, Wording)
+from ..notices import (CRYSTAL_SIZE, CRYSTAL_SIZE_SHORT, KEEP_BORDER_CRYSTALS, KEEP_MARKS,
+                       MAX_AREA, MIN_AREA, Notice, Wording, other_segmenter)
 from .boundary import segment_boundary_watershed
 from .contrast import ContrastJudge, ShippedNetworkJudge
 from .postprocess import tidy_labels, tidy_segmentation
@@ -225,14 +225,15 @@ def segment_crystals(image: Array, pixel_size_um: float, config: SegmentConfig =
     return Segmentation(labels, segmenter.describe(), statistics)
 
 
-def empty_result_notice(statistics: dict[str, Any], n_kept: int) -> str | None:
+def empty_result_notice(statistics: dict[str, Any], n_kept: int, backend: str = "learned") -> str | None:
     """What to tell the user when segmentation kept nothing or dropped most candidates, or None.
 
-    ``statistics``: a :class:`Segmentation`'s (``candidates``, ``dropped`` by reason)."""
+    ``statistics``: a :class:`Segmentation`'s (``candidates``, ``dropped`` by reason); ``backend``:
+    the segmenter that ran (the advice names the other)."""
     candidates = int(statistics.get("candidates", 0))
     if candidates == 0:
         return Notice.of("no crystals found: the segmenter found no candidate at all. If there are crystals, give "
-                         "their typical diameter (", CRYSTAL_SIZE, ") or try ", BOUNDARY_WATERSHED)
+                         "their typical diameter (", CRYSTAL_SIZE, ") or try ", other_segmenter(backend))
     dropped = statistics.get("dropped", {})
     if n_kept > candidates / 2:
         return None
@@ -253,9 +254,10 @@ def empty_result_notice(statistics: dict[str, Any], n_kept: int) -> str | None:
 SPARSE_COVERAGE = 0.001
 
 
-def sparse_result_notice(labels: Array, crystal_diameter_px: float) -> str | None:
+def sparse_result_notice(labels: Array, crystal_diameter_px: float, backend: str = "learned") -> str | None:
     """What to tell the user when a few crystals were found that cover almost none of the image
-    (``labels``, int (Y, X)), segmented at a typical diameter of ``crystal_diameter_px``, or None."""
+    (``labels``, int (Y, X)), segmented by ``backend`` at a typical diameter of
+    ``crystal_diameter_px``, or None."""
     found = int(np.count_nonzero(np.bincount(labels.ravel())[1:]))
     coverage = float(np.count_nonzero(labels)) / labels.size
     if found == 0 or coverage >= SPARSE_COVERAGE:
@@ -263,7 +265,7 @@ def sparse_result_notice(labels: Array, crystal_diameter_px: float) -> str | Non
     return Notice.of(f"only {found} crystal{'s' if found > 1 else ''} found, covering {coverage:.2%} of the image; "
                      f"if there are more, check the typical crystal diameter ({crystal_diameter_px:.1f} px used: "
                      "crystals far larger or smaller are not found; ", CRYSTAL_SIZE, ") or try ",
-                     BOUNDARY_WATERSHED)
+                     other_segmenter(backend))
 
 
 __all__ = ["CrystalSegmenter", "LearnedSegmenter", "Segmentation", "WatershedSegmenter", "empty_result_notice",

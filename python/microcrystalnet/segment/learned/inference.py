@@ -90,12 +90,13 @@ MANY_TILES = 64
 
 @torch.no_grad()
 def class_probabilities(model: SegmenterModel, image: Array, *, tile_px: int = TILE_PX,
-                        margin_px: int = TILE_MARGIN_PX) -> Array:
+                        margin_px: int = TILE_MARGIN_PX, pass_name: str = "") -> Array:
     """Softmax probabilities (3, Y, X) float32 of a normalised float image at working scale,
     computed in tiles of ``tile_px`` with ``margin_px`` of context on each side (by the model's
     network :meth:`~.network.CrystalUNet.fused_for_inference`, :func:`inference_network`, on the
     device the network is on). The image is padded once to the network's size multiple, so tiles
-    see what the whole image would show them."""
+    see what the whole image would show them. ``pass_name``: which pass this is, in the log
+    (from :data:`MANY_TILES` tiles on, it says how far the network is)."""
     network = inference_network(model.network)
     device = next(network.parameters()).device
     multiple = network.size_multiple
@@ -111,7 +112,8 @@ def class_probabilities(model: SegmenterModel, image: Array, *, tile_px: int = T
         for row_index, (top, bottom) in enumerate(rows):
             if len(rows) * len(columns) >= MANY_TILES and row_index * 4 >= (said + 1) * len(rows):
                 said = row_index * 4 // len(rows)
-                log.info("crystal network: %d of %d tiles done", row_index * len(columns), len(rows) * len(columns))
+                log.info("crystal network%s: %d of %d tiles done", f", {pass_name}" if pass_name else "",
+                         row_index * len(columns), len(rows) * len(columns))
             for left, right in columns:
                 y0, x0 = max(top - margin_px, 0), max(left - margin_px, 0)
                 y1, x1 = min(bottom + margin_px, padded.shape[0]), min(right + margin_px, padded.shape[1])
@@ -122,13 +124,15 @@ def class_probabilities(model: SegmenterModel, image: Array, *, tile_px: int = T
     return result[:, :height, :width]
 
 
-def rotation_averaged_probabilities(model: SegmenterModel, image: Array) -> Array:
+def rotation_averaged_probabilities(model: SegmenterModel, image: Array, *, tile_px: int = TILE_PX,
+                                    margin_px: int = TILE_MARGIN_PX) -> Array:
     """:func:`class_probabilities` of ``image`` averaged with those of the image turned by 180
     degrees (test-time augmentation: the network's orientation-dependent mistakes partly cancel;
     on held-out real images +0.01-0.02 F1 for twice the network's time, BENCHMARKS.md)."""
     with freed_memory_kept():  # for both passes: the second reuses the first one's memory
-        upright = class_probabilities(model, image)
-        turned = class_probabilities(model, np.ascontiguousarray(image[::-1, ::-1]))[:, ::-1, ::-1]
+        upright = class_probabilities(model, image, tile_px=tile_px, margin_px=margin_px, pass_name="pass 1 of 2")
+        turned = class_probabilities(model, np.ascontiguousarray(image[::-1, ::-1]), tile_px=tile_px,
+                                     margin_px=margin_px, pass_name="pass 2 of 2")[:, ::-1, ::-1]
     return (upright + turned) / 2
 
 
