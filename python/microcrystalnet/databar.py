@@ -84,7 +84,7 @@ def find_data_bar(image: Array) -> int | None:
     extremes = (float(image.min()), float(image.max()))
     limit = int(height * MAX_BAR_FRACTION)
     flat_rows_from_bottom: list[int] = []  # candidate first rows, bottom up
-    gap = 0
+    gap, most_gap = 0, bridged_rows(height)
     for row_index in range(height - 1, height - 1 - limit, -1):
         fraction, value = _flat_fraction(image[row_index])
         if fraction >= FLAT_ROW_FRACTION and value in extremes:
@@ -92,7 +92,7 @@ def find_data_bar(image: Array) -> int | None:
             gap = 0
         else:
             gap += 1
-            if gap > bridged_rows(height):
+            if gap > most_gap:
                 break
     if not flat_rows_from_bottom:
         return None
@@ -110,7 +110,7 @@ def find_data_bar(image: Array) -> int | None:
     edge_rows = max(MIN_EDGE_ROWS, round(EDGE_ROWS_PER_HEIGHT * height))
     extreme_in_column = np.zeros(image.shape[1], np.int64)  # of the rows from the candidate down
     counted_from = height
-    best_row, best_edge = None, MIN_BAR_EDGE
+    edges: list[tuple[float, int]] = []  # (edge, first row) of each that makes a bar, bottom up
     for count, first_bar_row in enumerate(flat_rows_from_bottom, start=1):
         extreme_in_column += is_extreme[first_bar_row:counted_from].sum(axis=0)
         counted_from = first_bar_row
@@ -124,10 +124,10 @@ def find_data_bar(image: Array) -> int | None:
         columns = float(np.mean(extreme_in_column >= 0.5 * bar_rows))
         if columns < (MIN_BAR_COLUMNS_AT_CLEAR_STEP if step >= CLEAR_BAR_FILL_STEP else MIN_BAR_COLUMNS):
             continue
-        edge = fill(first_bar_row, first_bar_row + edge_rows) - fill(first_bar_row - edge_rows, first_bar_row)
-        if edge >= best_edge:
-            best_row, best_edge = first_bar_row, edge + 1e-12  # the lowest of equal edges
-    return best_row
+        edges.append((fill(first_bar_row, first_bar_row + edge_rows) - fill(first_bar_row - edge_rows, first_bar_row),
+                      first_bar_row))
+    sharpest = max(edges, key=lambda edge_and_row: edge_and_row[0], default=None)  # of equal edges, the lowest
+    return sharpest[1] if sharpest is not None and sharpest[0] >= MIN_BAR_EDGE else None
 
 
 #: Burned-in marks are drawn with one exactly flat extreme value (sample pixels carry noise, and

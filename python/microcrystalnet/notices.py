@@ -67,12 +67,6 @@ GIVE_CRYSTAL_SIZE_IN_PX = Wording("give the typical diameter with --crystal-size
 GIVE_OTHER_CRYSTAL_SIZE = Wording("give --crystal-size-um", "give their diameter in the Crystal size field")
 CRYSTAL_SIZE = Wording("--crystal-size-um, or --crystal-size-px without a pixel size", "the Crystal size field")
 CRYSTAL_SIZE_SHORT = Wording("--crystal-size-um/--crystal-size-px", "Crystal size")
-def other_segmenter(backend: str) -> Wording:
-    """Advice to try the other of the two segmenters that need no download than ``backend``."""
-    other = "learned" if backend == "watershed" else "watershed"
-    return Wording(f"--segmenter {other}", f"{other} in the Segmenter field")
-
-
 SET_BRIGHT_CRYSTALS = Wording("give --crystal-contrast bright", "choose bright in the Crystals field")
 SET_DARK_CRYSTALS = Wording("give --crystal-contrast dark", "choose dark in the Crystals field")
 MIN_AREA = Wording("--min-area-um2", "Min crystal area")
@@ -82,6 +76,13 @@ KEEP_MARKS = Wording("give --keep-data-bar", "untick Exclude SEM data bar")
 EXCLUDE_BORDER_CRYSTALS = Wording("analyse with --exclude-border", "tick Exclude crystals on border")
 PASS_N2V_MODEL = Wording("pass it with --n2v-model n2v.zip", "choose it in the N2V model field")
 
+
+def other_segmenter(backend: str) -> Wording:
+    """Advice to try the other of the two segmenters that need no download than ``backend``."""
+    other = "learned" if backend == "watershed" else "watershed"
+    return Wording(f"--segmenter {other}", f"{other} in the Segmenter field")
+
+
 #: the Analyze Crystals dialog's fields that the Fiji words name (as the dialog labels them)
 FIJI_FIELDS = ("Crystal size", "Crystals", "Min crystal area", "Max crystal area", "Exclude crystals on border", "N2V model",
-               "Settings file")
+               "Settings file", "Segmenter")

@@ -339,6 +339,7 @@ class SamCrystalSegmenter:
         statistics.working_pixel_size_um = work_size
         scale = pixel_size_um / work_size
         work_shape = (max(1, round(image.shape[0] * scale)), max(1, round(image.shape[1] * scale)))
+
         def at_work_scale(pixels: Array) -> Array:
             return resize(pixels, work_shape, order=1, anti_aliasing=scale < 1, preserve_range=True).astype(np.float32)
 
